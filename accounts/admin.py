@@ -1,0 +1,118 @@
+"""The support back office for accounts: find anyone or any organization in one search."""
+
+from django.contrib import admin, messages
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.db.models import Count
+from django.utils.html import format_html_join
+
+from accounts import services
+from accounts.models import Invitation, Membership, Organization, OrganizationStatus, User
+from accounts.permissions import PERMISSIONS, has_permission
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    fk_name = "organization"
+    extra = 0
+    fields = ("user", "role", "created_at")
+    readonly_fields = ("user", "role", "created_at")
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Organization)
+class OrganizationAdmin(admin.ModelAdmin):
+    list_display = ("name", "slug", "plan_code", "status", "member_count", "created_at")
+    list_filter = ("status", "plan_code", "created_at")
+    search_fields = ("name", "slug", "memberships__user__email", "=id")
+    readonly_fields = ("id", "slug", "status", "created_at", "updated_at", "terminated_at")
+    fields = ("id", "name", "slug", "plan_code", "status", "created_at", "updated_at", "terminated_at")
+    inlines = [MembershipInline]
+    actions = ["terminate"]
+    date_hierarchy = "created_at"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(_members=Count("memberships", distinct=True))
+
+    def get_search_results(self, request, queryset, search_term):
+        queryset, _dupes = super().get_search_results(request, queryset, search_term)
+        return queryset.distinct(), False
+
+    @admin.display(description="members", ordering="_members")
+    def member_count(self, obj):
+        return obj._members
+
+    @admin.action(description="Terminate selected organizations (data kept until purge)")
+    def terminate(self, request, queryset):
+        count = 0
+        for organization in queryset.filter(status=OrganizationStatus.ACTIVE):
+            services.organization_terminate(organization=organization, actor=None)
+            count += 1
+        self.message_user(request, f"{count} organization(s) terminated.", messages.SUCCESS)
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # organizations are terminated, then purged by the retention job
+
+
+@admin.register(User)
+class UserAdmin(DjangoUserAdmin):
+    ordering = ("email",)
+    list_display = ("email", "name", "is_active", "is_staff", "date_joined", "last_login")
+    list_filter = ("is_active", "is_staff", "is_superuser")
+    search_fields = ("email", "name", "memberships__organization__name", "memberships__organization__slug")
+    readonly_fields = ("id", "last_login", "date_joined")
+    fieldsets = (
+        (None, {"fields": ("id", "email", "password")}),
+        ("Profile", {"fields": ("name",)}),
+        ("Access", {"fields": ("is_active", "is_staff", "is_superuser", "groups", "user_permissions")}),
+        ("Dates", {"fields": ("last_login", "date_joined")}),
+    )
+    add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "password1", "password2")}),)
+
+    def get_search_results(self, request, queryset, search_term):
+        queryset, _dupes = super().get_search_results(request, queryset, search_term)
+        return queryset.distinct(), False
+
+
+@admin.register(Membership)
+class MembershipAdmin(admin.ModelAdmin):
+    list_display = ("user", "organization", "role", "created_at")
+    list_filter = ("role",)
+    search_fields = ("user__email", "user__name", "organization__name", "organization__slug")
+    list_select_related = ("user", "organization")
+    readonly_fields = ("id", "organization", "user", "role", "created_at", "updated_at", "rights")
+    fields = readonly_fields
+
+    @admin.display(description="may (from the permission table)")
+    def rights(self, obj):
+        allowed = [label for action, (_roles, label) in PERMISSIONS.items() if has_permission(obj.role, action)]
+        return format_html_join("", "<div>{}</div>", ((label,) for label in allowed))
+
+    def has_add_permission(self, request):
+        return False  # members join through invitations; roles change in the portal
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Invitation)
+class InvitationAdmin(admin.ModelAdmin):
+    list_display = ("email", "organization", "role", "status", "created_at", "expires_at")
+    list_filter = ("role", "created_at")
+    search_fields = ("email", "organization__name", "organization__slug")
+    list_select_related = ("organization",)
+    # [!!] token_hash never shown; the token itself is never stored.
+    fields = ("id", "organization", "email", "role", "invited_by", "created_at", "expires_at", "accepted_at", "accepted_by", "revoked_at")
+    readonly_fields = fields
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

@@ -1,0 +1,70 @@
+"""The API's tenancy base view.
+
+[!!] The organization comes from the credential, never from the URL or the
+body: every API credential is bound to exactly one organization, and the
+authentication class exposes it as ``request.auth.organization`` (API keys,
+OAuth tokens and JWTs all follow this). ``initial()`` resolves it once,
+together with the caller's role, before permissions and the handler run.
+"""
+
+from __future__ import annotations
+
+from django.core.exceptions import ImproperlyConfigured
+from rest_framework.exceptions import NotAuthenticated
+from rest_framework.views import APIView
+
+from accounts.models import OrganizationStatus
+from accounts.permissions import OrganizationPermission
+from accounts.selectors import membership_for_user
+from accounts.tenancy import get_for_org_or_404
+
+_SEALED = ("initial", "get_queryset", "get_object", "get_permissions")
+
+
+class OrganizationAPIView(APIView):
+    """Base of every tenant API view.
+
+    Subclasses implement ``get_org_queryset()`` (already scoped by the caller
+    through ``self.get_scoped_queryset()``) and change permissions only via
+    ``permission_classes`` deriving from OrganizationPermission.
+    """
+
+    permission_classes = [OrganizationPermission]
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        for name in _SEALED:
+            if name in cls.__dict__:
+                raise ImproperlyConfigured(f"{cls.__name__} must not override {name}(); implement get_org_queryset().")
+
+    def initial(self, request, *args, **kwargs):
+        self.format_kwarg = self.get_format_suffix(**kwargs)
+        neg = self.perform_content_negotiation(request)
+        request.accepted_renderer, request.accepted_media_type = neg
+        version, scheme = self.determine_version(request, *args, **kwargs)
+        request.version, request.versioning_scheme = version, scheme
+        self.perform_authentication(request)
+        credential = request.auth
+        organization = getattr(credential, "organization", None)
+        if organization is None or organization.status != OrganizationStatus.ACTIVE:
+            raise NotAuthenticated("Authenticate with a credential bound to an active organization.")
+        request.organization = self.organization = organization
+        role = getattr(credential, "role", None)
+        if role is None:
+            membership = membership_for_user(organization=organization, user=request.user)
+            role = membership.role if membership else None
+        request.membership_role = role
+        self.check_permissions(request)
+        self.check_throttles(request)
+
+    def get_permissions(self):
+        return [permission() for permission in self.permission_classes]
+
+    def get_org_queryset(self):
+        raise NotImplementedError(f"{type(self).__name__} must implement get_org_queryset()")
+
+    def get_queryset(self):
+        return self.get_org_queryset().for_org(self.organization)
+
+    def get_object(self, **lookup):
+        return get_for_org_or_404(self.get_org_queryset(), organization=self.organization, **lookup)

@@ -1,0 +1,26 @@
+from accounts.permissions import PERMISSIONS, has_permission
+from accounts.selectors import organization_list_for_user
+
+
+class _Can:
+    """``{% if can.members_invite %}``: the permission table, for templates."""
+
+    def __init__(self, role):
+        self.role = role
+
+    def __getattr__(self, name):
+        action = name.replace("_", ".", 1)
+        return action in PERMISSIONS and has_permission(self.role, action)
+
+
+def portal(request):
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return {}
+    membership = getattr(request, "membership", None)
+    return {
+        "current_organization": getattr(request, "organization", None),
+        "current_membership": membership,
+        "user_organizations": organization_list_for_user(user=user),
+        "can": _Can(membership.role if membership else None),
+    }

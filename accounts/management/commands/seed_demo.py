@@ -1,0 +1,47 @@
+"""Demo data for development: Acme Dental with an owner, an admin and a member."""
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+
+from accounts import services
+from accounts.models import Membership, Organization, User
+from accounts.permissions import Role
+
+DEMO_PASSWORD = "jagcall-demo-2026"
+DEMO_USERS = [
+    ("owner@acme-dental.test", "Olivia Owner", Role.OWNER),
+    ("admin@acme-dental.test", "Adam Admin", Role.ADMIN),
+    ("member@acme-dental.test", "Mia Member", Role.MEMBER),
+]
+
+
+class Command(BaseCommand):
+    help = "Load the demo organization Acme Dental (idempotent). Refuses to run with DEBUG off."
+
+    def handle(self, *args, **options):
+        if not (settings.DEBUG or settings.TESTING):
+            raise CommandError("Demo data is for development only (DEBUG is off).")
+        with transaction.atomic():
+            users = {}
+            for email, name, _role in DEMO_USERS:
+                user = User.objects.filter(email=email).first() or services.user_create(
+                    email=email, password=DEMO_PASSWORD, name=name
+                )
+                users[email] = user
+            owner = users[DEMO_USERS[0][0]]
+            organization = Organization.objects.filter(slug="acme-dental").first() or services.organization_create(
+                name="Acme Dental", slug="acme-dental", owner=owner
+            )
+            for email, _name, role in DEMO_USERS[1:]:
+                Membership.objects.get_or_create(organization=organization, user=users[email], defaults={"role": role})
+            staff = User.objects.filter(email="support@jagcall.test").first() or services.user_create(
+                email="support@jagcall.test", password=DEMO_PASSWORD, name="Sam Support", is_staff=True
+            )
+            if not staff.is_superuser:
+                staff.is_superuser = True
+                staff.save(update_fields=["is_superuser"])
+        self.stdout.write(self.style.SUCCESS("Demo data ready: organization Acme Dental (/o/acme-dental/)"))
+        for email, _name, role in DEMO_USERS:
+            self.stdout.write(f"  {role:<6} {email:<28} password: {DEMO_PASSWORD}")
+        self.stdout.write(f"  staff  {'support@jagcall.test':<28} password: {DEMO_PASSWORD}  (back office: /{settings.ADMIN_URL})")

@@ -1,0 +1,331 @@
+"""Writes for users, organizations, memberships and invitations.
+
+Every rule about the team lives here once: the portal, the API, the admin,
+the management commands and tasks all call these functions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
+from django.core.mail import send_mail
+from django.core.validators import validate_email
+from django.db import IntegrityError, transaction
+from django.template.loader import render_to_string
+from django.utils import timezone
+from django.utils.text import slugify
+
+from accounts.events import publish_org_event
+from accounts.models import Invitation, Membership, Organization, OrganizationStatus, User, normalize_email
+from accounts.permissions import Role, can_manage_member, has_permission
+from accounts.selectors import membership_for_user
+from jagcall.errors import ApplicationError, PermissionDenied
+
+RESERVED_SLUGS = {"new", "admin", "api", "static", "media", "o", "orgs", "login", "logout", "invitations"}
+
+
+# --- helpers -------------------------------------------------------------------
+
+
+def _require(organization: Organization, actor: User, action: str) -> Membership:
+    membership = membership_for_user(organization=organization, user=actor)
+    if membership is None:
+        raise PermissionDenied("You are not a member of this organization.")
+    if not has_permission(membership.role, action):
+        raise PermissionDenied()
+    return membership
+
+
+def _clean_email(email: str) -> str:
+    email = normalize_email(email)
+    try:
+        validate_email(email)
+    except ValidationError:
+        raise ApplicationError("Enter a valid email address, like name@example.com.", field="email") from None
+    return email
+
+
+def _clean_role(role: str) -> str:
+    if role not in Role.values:
+        raise ApplicationError(f"Choose a role: {', '.join(Role.values)}.", field="role")
+    return role
+
+
+def _lock_owners(organization: Organization) -> list[Membership]:
+    # [!!] Lock every owner row so two concurrent demotions cannot both pass the
+    # "at least one owner" check.
+    return list(Membership.objects.for_org(organization).select_for_update().filter(role=Role.OWNER))
+
+
+def _ensure_owner_remains(organization: Organization, leaving: Membership) -> None:
+    owners = _lock_owners(organization)
+    if leaving.role == Role.OWNER and len([m for m in owners if m.pk != leaving.pk]) == 0:
+        raise ApplicationError(
+            "An organization must keep at least one owner. Make someone else an owner first.",
+            code="last_owner",
+        )
+
+
+# --- users ---------------------------------------------------------------------
+
+
+@transaction.atomic
+def user_create(*, email: str, password: str | None, name: str = "", is_staff: bool = False) -> User:
+    email = _clean_email(email)
+    if User.objects.filter(email__iexact=email).exists():
+        raise ApplicationError("An account with this email already exists. Sign in instead.", field="email", code="duplicate")
+    user = User(email=email, name=name.strip(), is_staff=is_staff)
+    if password is not None:
+        try:
+            validate_password(password, user=user)
+        except ValidationError as exc:
+            raise ApplicationError(" ".join(exc.messages), field="password", code="weak_password") from None
+    user.set_password(password)
+    user.save()
+    return user
+
+
+# --- organizations -------------------------------------------------------------
+
+
+def _slug_from_name(name: str) -> str:
+    base = slugify(name)[:50] or "org"
+    if base in RESERVED_SLUGS:
+        base = f"{base}-org"
+    slug, n = base, 2
+    while Organization.objects.filter(slug=slug).exists():
+        slug, n = f"{base}-{n}", n + 1
+    return slug
+
+
+@transaction.atomic
+def organization_create(*, name: str, owner: User, slug: str | None = None, plan_code: str = "starter") -> Organization:
+    name = (name or "").strip()
+    if not name:
+        raise ApplicationError("Give the organization a name.", field="name")
+    if len(name) > 120:
+        raise ApplicationError("Keep the name under 120 characters.", field="name")
+    if slug:
+        slug = slug.strip().lower()
+        if slugify(slug) != slug or len(slug) > 60:
+            raise ApplicationError(
+                "The short name may use lowercase letters, digits and hyphens only (up to 60).", field="slug"
+            )
+        if slug in RESERVED_SLUGS:
+            raise ApplicationError(f"“{slug}” is reserved; choose another short name.", field="slug", code="duplicate")
+        if Organization.objects.filter(slug=slug).exists():
+            raise ApplicationError(
+                f"The short name “{slug}” is already taken; choose another.", field="slug", code="duplicate"
+            )
+    else:
+        slug = _slug_from_name(name)
+    try:
+        with transaction.atomic():
+            organization = Organization.objects.create(name=name, slug=slug, plan_code=plan_code)
+    except IntegrityError:
+        raise ApplicationError(
+            f"The short name “{slug}” is already taken; choose another.", field="slug", code="duplicate"
+        ) from None
+    Membership.objects.create(organization=organization, user=owner, role=Role.OWNER)
+    return organization
+
+
+@transaction.atomic
+def organization_update(*, organization: Organization, actor: User, name: str) -> Organization:
+    _require(organization, actor, "organization.update")
+    name = (name or "").strip()
+    if not name:
+        raise ApplicationError("Give the organization a name.", field="name")
+    if len(name) > 120:
+        raise ApplicationError("Keep the name under 120 characters.", field="name")
+    organization.name = name
+    organization.save(update_fields=["name", "updated_at"])
+    publish_org_event(organization.id, "organization.updated", {"name": name})
+    return organization
+
+
+@transaction.atomic
+def organization_terminate(*, organization: Organization, actor: User | None) -> Organization:
+    """Close an organization (owners; staff act with actor=None). Its data is kept until purge."""
+    if actor is not None:
+        _require(organization, actor, "organization.delete")
+    organization.status = OrganizationStatus.TERMINATED
+    organization.terminated_at = timezone.now()
+    organization.save(update_fields=["status", "terminated_at", "updated_at"])
+    return organization
+
+
+# --- memberships ---------------------------------------------------------------
+
+
+@transaction.atomic
+def membership_role_change(*, organization: Organization, actor: User, membership: Membership, role: str) -> Membership:
+    role = _clean_role(role)
+    actor_membership = _require(organization, actor, "members.change_role")
+    membership = Membership.objects.for_org(organization).select_for_update().get(pk=membership.pk)
+    if not can_manage_member(actor_role=actor_membership.role, target_role=membership.role, new_role=role):
+        raise PermissionDenied("Only an owner can change an owner's role or make someone an owner.")
+    if membership.role == role:
+        return membership
+    if membership.role == Role.OWNER:
+        _ensure_owner_remains(organization, membership)
+    membership.role = role
+    membership.save(update_fields=["role", "updated_at"])
+    publish_org_event(organization.id, "member.role_changed", {"email": membership.user.email, "role": role})
+    return membership
+
+
+@transaction.atomic
+def membership_remove(*, organization: Organization, actor: User, membership: Membership) -> None:
+    actor_membership = _require(organization, actor, "members.remove")
+    membership = Membership.objects.for_org(organization).select_for_update().get(pk=membership.pk)
+    if membership.user_id == actor.pk:
+        raise ApplicationError("To remove yourself, use “Leave organization”.", code="use_leave")
+    if not can_manage_member(actor_role=actor_membership.role, target_role=membership.role):
+        raise PermissionDenied("Only an owner can remove an owner.")
+    _ensure_owner_remains(organization, membership)
+    email = membership.user.email
+    membership.delete()
+    publish_org_event(organization.id, "member.removed", {"email": email})
+
+
+@transaction.atomic
+def membership_leave(*, organization: Organization, user: User) -> None:
+    membership = membership_for_user(organization=organization, user=user)
+    if membership is None:
+        raise PermissionDenied("You are not a member of this organization.")
+    membership = Membership.objects.for_org(organization).select_for_update().get(pk=membership.pk)
+    _ensure_owner_remains(organization, membership)
+    membership.delete()
+    publish_org_event(organization.id, "member.removed", {"email": user.email})
+
+
+# --- invitations -----------------------------------------------------------
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@transaction.atomic
+def invitation_create(*, organization: Organization, actor: User, email: str, role: str = Role.MEMBER) -> tuple[Invitation, str]:
+    """Invite ``email``; returns the invitation and its token (sent by email, never stored)."""
+    actor_membership = _require(organization, actor, "members.invite")
+    email = _clean_email(email)
+    role = _clean_role(role)
+    if role == Role.OWNER and actor_membership.role != Role.OWNER:
+        raise PermissionDenied("Only an owner can invite another owner.")
+    if Membership.objects.for_org(organization).filter(user__email__iexact=email).exists():
+        raise ApplicationError(f"{email} is already a member of {organization.name}.", field="email", code="duplicate")
+    # A new invitation replaces an open one to the same address (resending).
+    Invitation.objects.for_org(organization).filter(
+        email__iexact=email, accepted_at__isnull=True, revoked_at__isnull=True
+    ).update(revoked_at=timezone.now())
+    token = secrets.token_urlsafe(32)
+    invitation = Invitation.objects.create(
+        organization=organization,
+        email=email,
+        role=role,
+        token_hash=_token_hash(token),
+        invited_by=actor,
+        expires_at=timezone.now() + timedelta(hours=settings.INVITATION_TTL_HOURS),
+    )
+    url = f"{settings.SITE_URL}/invitations/{token}/"
+    context = {"invitation": invitation, "organization": organization, "inviter": actor, "url": url}
+    transaction.on_commit(
+        lambda: send_mail(
+            subject=f"{actor.get_full_name()} invited you to {organization.name} on JagCall",
+            message=render_to_string("accounts/email/invitation.txt", context),
+            from_email=None,
+            recipient_list=[email],
+        )
+    )
+    publish_org_event(organization.id, "invitation.created", {"email": email, "role": role})
+    return invitation, token
+
+
+@transaction.atomic
+def invitation_revoke(*, organization: Organization, actor: User, invitation: Invitation) -> Invitation:
+    _require(organization, actor, "members.invite")
+    if invitation.status != "pending":
+        raise ApplicationError(f"This invitation is already {invitation.status}.", code="not_pending")
+    invitation.revoked_at = timezone.now()
+    invitation.save(update_fields=["revoked_at"])
+    return invitation
+
+
+def invitation_find(*, token: str) -> Invitation:
+    """The invitation behind a token, whatever its state; ApplicationError if unknown."""
+    invitation = (
+        Invitation.objects.unscoped().select_related("organization", "invited_by").filter(token_hash=_token_hash(token or "")).first()
+    )
+    if invitation is None:
+        raise ApplicationError("This invitation link is not valid. Ask for a new invitation.", code="not_found", status=404)
+    return invitation
+
+
+def _check_usable(invitation: Invitation) -> None:
+    messages = {
+        "accepted": "This invitation has already been used. Sign in to reach the organization.",
+        "revoked": "This invitation was withdrawn. Ask the person who invited you for a new one.",
+        "expired": "This invitation has expired. Ask the person who invited you to send a new one.",
+    }
+    if invitation.status in messages:
+        raise ApplicationError(messages[invitation.status], code=f"invitation_{invitation.status}", status=410)
+    if not invitation.organization.is_active:
+        raise ApplicationError("This organization is closed.", code="organization_terminated", status=410)
+
+
+@transaction.atomic
+def invitation_accept(
+    *, token: str, user: User | None = None, name: str = "", password: str | None = None
+) -> Membership:
+    """Accept an invitation: as the signed-in ``user``, or by creating the account.
+
+    [!!] Single use: the invitation row is locked and marked accepted in the
+    same transaction that creates the membership.
+    """
+    invitation = invitation_find(token=token)
+    invitation = Invitation.objects.unscoped().select_for_update().select_related("organization").get(pk=invitation.pk)
+    _check_usable(invitation)
+    if user is not None:
+        if normalize_email(user.email) != normalize_email(invitation.email):
+            raise ApplicationError(
+                f"This invitation is for {invitation.email}, but you are signed in as {user.email}. "
+                "Sign out and open the link again.",
+                code="wrong_account",
+                status=403,
+            )
+    else:
+        if User.objects.filter(email__iexact=invitation.email).exists():
+            raise ApplicationError(
+                f"An account for {invitation.email} already exists. Sign in to accept.", code="sign_in_required", status=409
+            )
+        user = user_create(email=invitation.email, password=password, name=name)
+    membership, created = Membership.objects.get_or_create(
+        organization=invitation.organization, user=user, defaults={"role": invitation.role}
+    )
+    invitation.accepted_at = timezone.now()
+    invitation.accepted_by = user
+    invitation.save(update_fields=["accepted_at", "accepted_by"])
+    if created:
+        publish_org_event(invitation.organization_id, "member.joined", {"email": user.email, "role": membership.role})
+    return membership
+
+
+@transaction.atomic
+def invitation_purge_expired(*, older_than_days: int = 30) -> int:
+    """Delete invitations that expired or were revoked long ago; accepted ones stay as history."""
+    cutoff = timezone.now() - timedelta(days=older_than_days)
+    deleted, _ = (
+        Invitation.objects.unscoped()
+        .filter(accepted_at__isnull=True)
+        .filter(expires_at__lt=cutoff)
+        .delete()
+    )
+    return deleted

@@ -1,0 +1,26 @@
+from django.urls import path
+
+from accounts import views
+
+app_name = "accounts"
+
+urlpatterns = [
+    path("", views.HomeView.as_view(), name="home"),
+    path("login/", views.LoginView.as_view(), name="login"),
+    path("logout/", views.LogoutView.as_view(), name="logout"),
+    path("orgs/", views.OrganizationListView.as_view(), name="organization-list"),
+    path("orgs/new/", views.OrganizationCreateView.as_view(), name="organization-create"),
+    path("invitations/<str:token>/", views.InvitationAcceptView.as_view(), name="invitation-accept"),
+    path("o/<slug:org_slug>/", views.DashboardView.as_view(), name="dashboard"),
+    path("o/<slug:org_slug>/settings/", views.OrganizationSettingsView.as_view(), name="organization-settings"),
+    path("o/<slug:org_slug>/leave/", views.OrganizationLeaveView.as_view(), name="organization-leave"),
+    path("o/<slug:org_slug>/team/", views.TeamView.as_view(), name="team"),
+    path("o/<slug:org_slug>/team/invitations/", views.InvitationCreateView.as_view(), name="invitation-create"),
+    path(
+        "o/<slug:org_slug>/team/invitations/<uuid:invitation_id>/revoke/",
+        views.InvitationRevokeView.as_view(),
+        name="invitation-revoke",
+    ),
+    path("o/<slug:org_slug>/team/<uuid:membership_id>/role/", views.MembershipRoleChangeView.as_view(), name="membership-role"),
+    path("o/<slug:org_slug>/team/<uuid:membership_id>/remove/", views.MembershipRemoveView.as_view(), name="membership-remove"),
+]

@@ -1,0 +1,333 @@
+"""JagCall settings: one module, every value from the environment.
+
+Development needs nothing set: with DEBUG on, the project starts its own
+PostgreSQL + pgvector and Redis under .data/ (jagcall/embedded.py) and keeps
+a generated SECRET_KEY there. With DEBUG off (the default) it refuses to
+start without SECRET_KEY, ALLOWED_HOSTS, DATABASE_URL and REDIS_URL.
+Every variable is listed in README.md.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import dj_database_url
+from celery.schedules import crontab
+from django.core.exceptions import ImproperlyConfigured
+
+from jagcall.env import env, is_set
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+# [!!] DEBUG is off unless asked for; production never runs with it.
+DEBUG = env("DEBUG", default=False, cast=bool)
+TESTING = env("JAGCALL_TESTING", default=False, cast=bool)
+EMBEDDED_SERVICES_ALLOWED = DEBUG or TESTING
+DATA_DIR = Path(env("JAGCALL_DATA_DIR", default=str(BASE_DIR / ".data"))).resolve()
+
+
+def _require_in_production(name: str) -> None:
+    if not EMBEDDED_SERVICES_ALLOWED and not is_set(name):
+        raise ImproperlyConfigured(
+            f"{name} is required when DEBUG is off. Set it in the environment "
+            f"(see README.md, Configuration), or set DEBUG=true for local development."
+        )
+
+
+# --- secrets and hosts ---------------------------------------------------
+_require_in_production("SECRET_KEY")
+if is_set("SECRET_KEY"):
+    SECRET_KEY = env("SECRET_KEY")
+else:
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    _key_file = DATA_DIR / "secret_key"
+    if not _key_file.exists():
+        _key_file.write_text(secrets.token_urlsafe(64))
+        _key_file.chmod(0o600)
+    SECRET_KEY = _key_file.read_text().strip()
+SECRET_KEY_FALLBACKS = env("SECRET_KEY_FALLBACKS", default=[], cast=list)
+
+_require_in_production("ALLOWED_HOSTS")
+ALLOWED_HOSTS = env("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"], cast=list)
+CSRF_TRUSTED_ORIGINS = env("CSRF_TRUSTED_ORIGINS", default=[], cast=list)
+SITE_URL = env("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
+
+# --- backing services ----------------------------------------------------
+_require_in_production("DATABASE_URL")
+_require_in_production("REDIS_URL")
+EMBEDDED_POSTGRES_STARTED = EMBEDDED_REDIS_STARTED = False
+if is_set("DATABASE_URL"):
+    DATABASE_URL = env("DATABASE_URL")
+else:
+    from jagcall.embedded import EmbeddedPostgres
+
+    _pg = EmbeddedPostgres(DATA_DIR / "pg")
+    EMBEDDED_POSTGRES_STARTED = _pg.ensure_running()
+    DATABASE_URL = _pg.url()
+if is_set("REDIS_URL"):
+    REDIS_URL = env("REDIS_URL")
+else:
+    from jagcall.embedded import EmbeddedRedis
+
+    _redis = EmbeddedRedis(DATA_DIR / "redis")
+    EMBEDDED_REDIS_STARTED = _redis.ensure_running()
+    REDIS_URL = _redis.url()
+
+if not DATABASE_URL.startswith(("postgres://", "postgresql://")):
+    raise ImproperlyConfigured("DATABASE_URL must point at PostgreSQL (postgres://...); no other database is supported.")
+
+DATABASES = {
+    "default": {
+        **dj_database_url.parse(DATABASE_URL, conn_max_age=env("DB_CONN_MAX_AGE", default=60, cast=int)),
+        "ATOMIC_REQUESTS": False,  # services own their transactions (STYLE.md #3)
+        "CONN_HEALTH_CHECKS": True,
+    }
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+
+def redis_url_for_db(url: str, db: int) -> str:
+    """The same Redis server, another logical database."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{db}", parts.query, parts.fragment))
+
+
+REDIS_DB_OFFSET = env("REDIS_DB_OFFSET", default=0, cast=int)
+REDIS_CACHE_URL = redis_url_for_db(REDIS_URL, REDIS_DB_OFFSET + 0)
+REDIS_BROKER_URL = redis_url_for_db(REDIS_URL, REDIS_DB_OFFSET + 1)
+REDIS_CHANNELS_URL = redis_url_for_db(REDIS_URL, REDIS_DB_OFFSET + 2)
+
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_CACHE_URL,
+        "KEY_PREFIX": "jc",
+        "TIMEOUT": 300,
+    },
+}
+
+# Sessions live in Redis (C25): the cache backend, on the same server.
+SESSION_ENGINE = "django.contrib.sessions.backends.cache"
+SESSION_CACHE_ALIAS = "default"
+SESSION_COOKIE_AGE = env("SESSION_COOKIE_AGE", default=60 * 60 * 12, cast=int)
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+
+# --- applications ---------------------------------------------------------
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "django.contrib.postgres",
+    "channels",
+    "rest_framework",
+    "django_filters",
+    "django_htmx",
+    "accounts",
+]
+
+MIDDLEWARE = [
+    "jagcall.logging.RequestIdMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "jagcall.urls"
+ASGI_APPLICATION = "jagcall.asgi.application"
+WSGI_APPLICATION = "jagcall.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "accounts.context_processors.portal",
+            ],
+        },
+    },
+]
+
+# --- identity ---------------------------------------------------------------
+AUTH_USER_MODEL = "accounts.User"
+LOGIN_URL = "accounts:login"
+LOGIN_REDIRECT_URL = "accounts:home"
+LOGOUT_REDIRECT_URL = "accounts:login"
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
+    "django.contrib.auth.hashers.ScryptPasswordHasher",
+]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+PASSWORD_RESET_TIMEOUT = 60 * 60
+INVITATION_TTL_HOURS = env("INVITATION_TTL_HOURS", default=72, cast=int)
+
+# --- internationalisation -------------------------------------------------
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+# --- static and uploaded files --------------------------------------------
+STATIC_URL = "/static/"
+STATIC_ROOT = Path(env("STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))
+STATICFILES_DIRS = [BASE_DIR / "static"]
+MEDIA_ROOT = Path(env("MEDIA_ROOT", default=str(DATA_DIR / "media")))
+MEDIA_URL = "/media/"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": (
+            "django.contrib.staticfiles.storage.StaticFilesStorage"
+            if DEBUG or TESTING
+            else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        )
+    },
+}
+# 20 MB uploads (C19); nginx enforces the same ceiling.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 20 * 1024 * 1024
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+
+# --- email -------------------------------------------------------------------
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="JagCall <no-reply@jagcall.localhost>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+if is_set("EMAIL_HOST"):
+    EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    EMAIL_HOST = env("EMAIL_HOST")
+    EMAIL_PORT = env("EMAIL_PORT", default=587, cast=int)
+    EMAIL_HOST_USER = env("EMAIL_HOST_USER", default="")
+    EMAIL_HOST_PASSWORD = env("EMAIL_HOST_PASSWORD", default="")
+    EMAIL_USE_TLS = env("EMAIL_USE_TLS", default=True, cast=bool)
+    EMAIL_TIMEOUT = 10
+elif EMBEDDED_SERVICES_ALLOWED:
+    EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+else:
+    raise ImproperlyConfigured("EMAIL_HOST is required when DEBUG is off (invitations are sent by email).")
+
+# --- admin -------------------------------------------------------------------
+ADMIN_URL = env("ADMIN_URL", default="admin/")
+if not ADMIN_URL.endswith("/") or ADMIN_URL.startswith("/"):
+    raise ImproperlyConfigured("ADMIN_URL must be a relative path ending in '/', e.g. 'support-7f3a/'.")
+
+# --- security headers and cookies ---------------------------------------
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+if DEBUG:
+    SESSION_COOKIE_NAME = "jagcall_session"
+    CSRF_COOKIE_NAME = "jagcall_csrftoken"
+else:
+    # [!!] __Host- cookies: Secure, no Domain, Path=/ (ASVS 3.3.1).
+    SESSION_COOKIE_NAME = "__Host-sessionid"
+    CSRF_COOKIE_NAME = "__Host-csrftoken"
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_SSL_REDIRECT = env("SECURE_SSL_REDIRECT", default=True, cast=bool)
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+    SECURE_HSTS_SECONDS = env("SECURE_HSTS_SECONDS", default=63072000, cast=int)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True, cast=bool)
+    SECURE_HSTS_PRELOAD = env("SECURE_HSTS_PRELOAD", default=True, cast=bool)
+if env("TRUST_X_FORWARDED_PROTO", default=False, cast=bool):
+    # Only behind the shipped nginx, which overwrites the header.
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# --- REST framework ---------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "UNAUTHENTICATED_USER": None,
+}
+
+# --- Celery --------------------------------------------------------------------
+CELERY_BROKER_URL = REDIS_BROKER_URL
+CELERY_RESULT_BACKEND = REDIS_BROKER_URL
+CELERY_RESULT_EXPIRES = 60 * 60 * 24
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TIMEZONE = "UTC"
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SOFT_TIME_LIMIT = env("CELERY_TASK_SOFT_TIME_LIMIT", default=240, cast=int)
+CELERY_TASK_TIME_LIMIT = env("CELERY_TASK_TIME_LIMIT", default=300, cast=int)
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT * 2}
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_QUEUES_NAMES = ("default", "transcription", "embeddings", "webhooks")
+CELERY_TASK_ROUTES = {
+    "telephony.tasks.*transcri*": {"queue": "transcription"},
+    "knowledge.tasks.*": {"queue": "embeddings"},
+    "integrations.tasks.webhook_*": {"queue": "webhooks"},
+}
+CELERY_BEAT_SCHEDULE = {
+    # https://crontab.guru/#17_3_*_*_* : every day at 03:17 UTC
+    "invitations-purge-expired": {
+        "task": "accounts.tasks.invitation_purge_expired_task",
+        "schedule": crontab(minute=17, hour=3),
+    },
+}
+
+# --- Channels ------------------------------------------------------------------
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {"hosts": [REDIS_CHANNELS_URL], "prefix": "jc-asgi"},
+    }
+}
+
+# --- logging ---------------------------------------------------------------------
+LOG_FORMAT = env("LOG_FORMAT", default="text" if DEBUG else "json")
+LOG_LEVEL = env("LOG_LEVEL", default="INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"request_id": {"()": "jagcall.logging.RequestIdFilter"}},
+    "formatters": {
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
+        "text": {"format": "%(asctime)s %(levelname)-7s %(name)s [%(request_id)s] %(message)s"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["request_id"],
+        }
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "embedded_postgres": {"level": "WARNING"},
+    },
+}

@@ -1,0 +1,22 @@
+"""Test settings: the real settings on embedded services of their own.
+
+The suite runs against its own embedded PostgreSQL + Redis under
+.data/test (never the development data), unless DATABASE_URL / REDIS_URL
+are set. Each pytest-xdist worker gets its own Redis databases, so queues,
+channel layers and caches never leak between workers.
+"""
+
+import os
+
+os.environ["JAGCALL_TESTING"] = "1"
+os.environ.setdefault("JAGCALL_DATA_DIR", os.path.join(os.path.dirname(os.path.dirname(__file__)), ".data", "test"))
+_worker = os.environ.get("PYTEST_XDIST_WORKER", "gw-1")
+_index = int(_worker[2:]) + 1 if _worker[2:].lstrip("-").isdigit() else 0
+os.environ["REDIS_DB_OFFSET"] = str(3 + 3 * max(_index, 0))  # 0-2 stay for development use
+
+from jagcall.settings import *  # noqa: E402,F403
+
+# Fast hashing in tests only; production order is asserted in test_settings.py.
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher", *PASSWORD_HASHERS]  # noqa: F405
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.StaticFilesStorage"  # noqa: F405
