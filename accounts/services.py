@@ -237,14 +237,9 @@ def invitation_create(*, organization: Organization, actor: User, email: str, ro
     )
     url = f"{settings.SITE_URL}/invitations/{token}/"
     context = {"invitation": invitation, "organization": organization, "inviter": actor, "url": url}
-    transaction.on_commit(
-        lambda: send_mail(
-            subject=f"{actor.get_full_name()} invited you to {organization.name} on JagCall",
-            message=render_to_string("accounts/email/invitation.txt", context),
-            from_email=None,
-            recipient_list=[email],
-        )
-    )
+    subject = f"{actor.get_full_name()} invited you to {organization.name} on JagCall"
+    body = render_to_string("accounts/email/invitation.txt", context)
+    transaction.on_commit(lambda: send_mail(subject=subject, message=body, from_email=None, recipient_list=[email]))
     publish_org_event(organization.id, "invitation.created", {"email": email, "role": role})
     return invitation, token
 

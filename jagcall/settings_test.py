@@ -20,3 +20,7 @@ from jagcall.settings import *  # noqa: E402,F403
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher", *PASSWORD_HASHERS]  # noqa: F405
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.StaticFilesStorage"  # noqa: F405
+# The test client speaks plain HTTP; the redirect itself is covered by check --deploy.
+SECURE_SSL_REDIRECT = False
+WHITENOISE_AUTOREFRESH = True
+WHITENOISE_USE_FINDERS = True

@@ -1,0 +1,123 @@
+"""C3: role-based access. Every portal page, per role, against a written-down matrix.
+
+The matrix is stated here by hand (not derived from the views), so a view
+that asks the wrong permission, or a table change that widens a role,
+fails. Every organization-scoped route must appear in it.
+"""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from accounts.models import Membership
+from accounts.permissions import PERMISSIONS, Role, can_manage_member, has_permission
+from accounts.tests.factories import InvitationFactory, MembershipFactory, UserFactory
+from accounts.tests.urlwalk import classify
+
+pytestmark = pytest.mark.django_db
+
+OK = "ok"  # 200 for pages, a redirect after a POST that did its work
+DENIED = 403
+
+# route name -> method -> role -> expected
+MATRIX = {
+    "accounts:dashboard": {"get": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: OK}},
+    "accounts:team": {"get": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: OK}},
+    "accounts:organization-settings": {
+        "get": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: DENIED},
+        "post": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: DENIED},
+    },
+    "accounts:organization-leave": {"post": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: OK}},
+    "accounts:invitation-create": {"post": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: DENIED}},
+    "accounts:invitation-revoke": {"post": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: DENIED}},
+    "accounts:membership-role": {"post": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: DENIED}},
+    "accounts:membership-remove": {"post": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: DENIED}},
+}
+
+POST_DATA = {
+    "accounts:organization-settings": {"name": "Renamed Dental"},
+    "accounts:invitation-create": {"email": "newcomer@example.test", "role": "member"},
+    "accounts:membership-role": {"role": "admin"},
+}
+
+CASES = [
+    (name, method, role, expected)
+    for name, methods in MATRIX.items()
+    for method, roles in methods.items()
+    for role, expected in roles.items()
+]
+
+
+def test_matrix_covers_every_organization_route():
+    scoped, _public, _problems = classify()
+    missing = {route.name for route in scoped} - set(MATRIX)
+    assert not missing, f"add these routes to MATRIX in {__file__}: {sorted(missing)}"
+
+
+@pytest.mark.parametrize("name,method,role,expected", CASES, ids=[f"{c[0]}-{c[1]}-{c[2]}" for c in CASES])
+def test_role_matrix(client, organization, name, method, role, expected):
+    MembershipFactory(organization=organization, role=Role.OWNER)  # so the actor is never the last owner
+    actor = MembershipFactory(organization=organization, user=UserFactory(), role=role).user
+    target = MembershipFactory(organization=organization, role=Role.MEMBER)
+    invitation = InvitationFactory(organization=organization)
+    kwargs = {"org_slug": organization.slug}
+    if name in ("accounts:membership-role", "accounts:membership-remove"):
+        kwargs["membership_id"] = target.id
+    if name == "accounts:invitation-revoke":
+        kwargs["invitation_id"] = invitation.id
+    client.force_login(actor)
+    response = getattr(client, method)(reverse(name, kwargs=kwargs), POST_DATA.get(name, {}))
+    if expected == DENIED:
+        assert response.status_code == 403
+        target.refresh_from_db()
+        assert target.role == Role.MEMBER  # nothing changed
+        assert Membership.objects.filter(pk=target.pk).exists()
+    elif method == "get":
+        assert response.status_code == 200
+    else:
+        assert response.status_code == 302, response.content[:500]
+        follow = client.get(response["Location"], follow=True)
+        assert follow.status_code == 200
+
+
+def test_members_see_role_controls_only_when_allowed(client, organization, owner, member):
+    client.force_login(member)
+    page = client.get(reverse("accounts:team", kwargs={"org_slug": organization.slug})).content.decode()
+    assert "Send invitation" not in page and "Save role" not in page
+    client.force_login(owner)
+    page = client.get(reverse("accounts:team", kwargs={"org_slug": organization.slug})).content.decode()
+    assert "Send invitation" in page and "Save role" in page
+
+
+def test_permission_table_grants_what_the_product_promises():
+    owner_only = {"billing.manage", "sso.manage", "organization.delete", "organization.transfer"}
+    managers = {"organization.update", "members.invite", "members.change_role", "members.remove",
+                "agents.manage", "numbers.manage", "api_keys.manage", "webhooks.manage"}
+    everyone = {"organization.view", "product.use", "members.view"}
+    assert set(PERMISSIONS) == owner_only | managers | everyone
+    for action in owner_only:
+        assert [has_permission(r, action) for r in Role] == [True, False, False], action
+    for action in managers:
+        assert [has_permission(r, action) for r in Role] == [True, True, False], action
+    for action in everyone:
+        assert all(has_permission(r, action) for r in Role), action
+    assert not has_permission(None, "organization.view")
+    with pytest.raises(KeyError):
+        has_permission(Role.OWNER, "no.such.action")
+
+
+@pytest.mark.parametrize(
+    "actor,target,new_role,allowed",
+    [
+        (Role.OWNER, Role.OWNER, Role.MEMBER, True),
+        (Role.OWNER, Role.MEMBER, Role.OWNER, True),
+        (Role.ADMIN, Role.MEMBER, Role.ADMIN, True),
+        (Role.ADMIN, Role.ADMIN, Role.MEMBER, True),
+        (Role.ADMIN, Role.OWNER, Role.MEMBER, False),
+        (Role.ADMIN, Role.MEMBER, Role.OWNER, False),
+        (Role.MEMBER, Role.MEMBER, Role.ADMIN, False),
+    ],
+)
+def test_can_manage_member(actor, target, new_role, allowed):
+    assert can_manage_member(actor_role=actor, target_role=target, new_role=new_role) is allowed

@@ -1,0 +1,84 @@
+"""Walk every URL pattern of the project, classified for tenancy tests.
+
+Every route must be one of:
+- organization-scoped: its route carries ``<org_slug>`` and its view uses
+  OrganizationViewMixin; object ids in it are listed in OBJECT_KWARGS so the
+  walker can fill them with a real object of either organization;
+- organization-free: listed in PUBLIC_ROUTES with the reason it is safe.
+
+A route that is neither fails the tests, so a new endpoint cannot ship
+without tenancy coverage.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.urls import URLPattern, URLResolver, get_resolver
+
+from accounts.api.base import OrganizationAPIView
+from accounts.mixins import OrganizationViewMixin
+
+# url name -> why it needs no organization in its route
+PUBLIC_ROUTES = {
+    "healthz": "liveness probe, no data",
+    "readyz": "readiness probe, no data",
+    "accounts:home": "redirects to one of the user's own organizations",
+    "accounts:login": "sign in",
+    "accounts:logout": "sign out",
+    "accounts:organization-list": "lists only the user's own organizations",
+    "accounts:organization-create": "creates a new organization",
+    "accounts:invitation-accept": "bound to a secret single-use token, not to an id",
+}
+# The back office is cross-tenant on purpose: staff only (tested in test_admin.py).
+ADMIN_PREFIX = settings.ADMIN_URL
+
+
+@dataclass(frozen=True)
+class Route:
+    name: str
+    route: str  # e.g. "o/<slug:org_slug>/team/<uuid:membership_id>/role/"
+    view_class: type | None
+    kwargs: tuple[str, ...]
+
+    @property
+    def is_org_scoped(self) -> bool:
+        return "org_slug" in self.kwargs
+
+
+def _walk(patterns, prefix="", namespace=None):
+    for entry in patterns:
+        if isinstance(entry, URLResolver):
+            ns = entry.namespace or namespace
+            if entry.namespace and namespace:
+                ns = f"{namespace}:{entry.namespace}"
+            yield from _walk(entry.url_patterns, prefix + str(entry.pattern), ns)
+        elif isinstance(entry, URLPattern):
+            name = entry.name or entry.lookup_str
+            full_name = f"{namespace}:{name}" if namespace and entry.name else name
+            view_class = getattr(entry.callback, "view_class", None) or getattr(entry.callback, "cls", None)
+            yield Route(full_name, prefix + str(entry.pattern), view_class, tuple(entry.pattern.converters))
+
+
+def all_routes() -> list[Route]:
+    return list(_walk(get_resolver().url_patterns))
+
+
+def classify() -> tuple[list[Route], list[Route], list[str]]:
+    """(organization-scoped routes, public routes, problems)."""
+    scoped, public, problems = [], [], []
+    for route in all_routes():
+        if route.route.startswith(ADMIN_PREFIX):
+            continue
+        if route.view_class and issubclass(route.view_class, OrganizationAPIView):
+            problems.append(f"{route.name}: API routes need a credential-aware walk; extend accounts/tests/urlwalk.py")
+        elif route.is_org_scoped:
+            if not (route.view_class and issubclass(route.view_class, OrganizationViewMixin)):
+                problems.append(f"{route.name}: carries <org_slug> but does not use OrganizationViewMixin")
+            scoped.append(route)
+        elif route.name in PUBLIC_ROUTES:
+            public.append(route)
+        else:
+            problems.append(f"{route.name} ({route.route}): neither organization-scoped nor listed in PUBLIC_ROUTES")
+    return scoped, public, problems
