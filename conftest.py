@@ -1,10 +1,11 @@
 """Fixtures shared by every test, and the lifecycle of the test servers.
 
 Settings (jagcall/settings_test.py) start an embedded PostgreSQL + pgvector
-and Redis under .data/test unless DATABASE_URL / REDIS_URL are set. The
-first pytest process to import settings starts them; when the run ends, the
-controlling process stops them and removes .data/test, so every run starts
-fresh. pytest-django creates one test database per xdist worker.
+and Redis under .data/test-<pid> unless DATABASE_URL / REDIS_URL are set.
+The controlling pytest process starts them (xdist workers reuse them); when
+the run ends it stops them and removes the directory, so every run starts
+fresh, and a run killed before that is swept by the next one.
+pytest-django creates one test database per xdist worker.
 """
 
 from __future__ import annotations
@@ -19,6 +20,37 @@ def _is_controller(config) -> bool:
     return not hasattr(config, "workerinput")
 
 
+def _stop_and_remove(data_dir) -> None:
+    from jagcall.embedded import EmbeddedPostgres, EmbeddedRedis
+
+    EmbeddedRedis(data_dir / "redis").stop()
+    EmbeddedPostgres(data_dir / "pg").stop()
+    shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def pytest_configure(config):
+    """Sweep test data left by runs that were killed before they could clean up."""
+    if not _is_controller(config):
+        return
+    from django.conf import settings
+
+    if not getattr(settings, "TESTING", False):
+        return
+    project_data = settings.BASE_DIR / ".data"
+    if settings.DATA_DIR.parent != project_data:
+        return  # a data directory chosen by hand: leave its neighbours alone
+    for stale in project_data.glob("test-*"):
+        pid = stale.name.removeprefix("test-")
+        if stale == settings.DATA_DIR or not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            _stop_and_remove(stale)
+        except PermissionError:
+            pass
+
+
 def pytest_sessionfinish(session, exitstatus):
     if not _is_controller(session.config) or os.environ.get("JAGCALL_KEEP_TEST_SERVERS"):
         return
@@ -29,12 +61,13 @@ def pytest_sessionfinish(session, exitstatus):
     from jagcall.embedded import EmbeddedPostgres, EmbeddedRedis
 
     data_dir = settings.DATA_DIR
+    if data_dir.name.startswith("test-"):
+        _stop_and_remove(data_dir)  # only this run's own servers and data
+        return
     if not os.environ.get("REDIS_URL"):
         EmbeddedRedis(data_dir / "redis").stop()
     if not os.environ.get("DATABASE_URL"):
         EmbeddedPostgres(data_dir / "pg").stop()
-    if not os.environ.get("DATABASE_URL") and not os.environ.get("REDIS_URL") and data_dir.name == "test":
-        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)

@@ -3,7 +3,8 @@
 Development needs nothing set: with DEBUG on, the project starts its own
 PostgreSQL + pgvector and Redis under .data/ (jagcall/embedded.py) and keeps
 a generated SECRET_KEY there. With DEBUG off (the default) it refuses to
-start without SECRET_KEY, ALLOWED_HOSTS, DATABASE_URL and REDIS_URL.
+start without SECRET_KEY, ALLOWED_HOSTS, DATABASE_URL, REDIS_URL and
+EMAIL_HOST.
 Every variable is listed in README.md.
 """
 
@@ -281,6 +282,7 @@ CELERY_TASK_TIME_LIMIT = env("CELERY_TASK_TIME_LIMIT", default=300, cast=int)
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT * 2}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False  # keep our JSON log format in workers and beat
 CELERY_TASK_QUEUES_NAMES = ("default", "transcription", "embeddings", "webhooks")
 CELERY_TASK_ROUTES = {
     "telephony.tasks.*transcri*": {"queue": "transcription"},

@@ -1,7 +1,7 @@
 """Test settings: the real settings on embedded services of their own.
 
 The suite runs against its own embedded PostgreSQL + Redis under
-.data/test (never the development data), unless DATABASE_URL / REDIS_URL
+.data/test-<pid> (never the development data), unless DATABASE_URL / REDIS_URL
 are set. Each pytest-xdist worker gets its own Redis databases, so queues,
 channel layers and caches never leak between workers.
 """
@@ -9,7 +9,11 @@ channel layers and caches never leak between workers.
 import os
 
 os.environ["JAGCALL_TESTING"] = "1"
-os.environ.setdefault("JAGCALL_DATA_DIR", os.path.join(os.path.dirname(os.path.dirname(__file__)), ".data", "test"))
+# One data directory per run (the controlling process's pid; xdist workers inherit
+# it), so two runs at once never share, or stop, each other's servers.
+os.environ.setdefault(
+    "JAGCALL_DATA_DIR", os.path.join(os.path.dirname(os.path.dirname(__file__)), ".data", f"test-{os.getpid()}")
+)
 _worker = os.environ.get("PYTEST_XDIST_WORKER", "gw-1")
 _index = int(_worker[2:]) + 1 if _worker[2:].lstrip("-").isdigit() else 0
 os.environ["REDIS_DB_OFFSET"] = str(3 + 3 * max(_index, 0))  # 0-2 stay for development use
@@ -24,3 +28,6 @@ STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.StaticF
 SECURE_SSL_REDIRECT = False
 WHITENOISE_AUTOREFRESH = True
 WHITENOISE_USE_FINDERS = True
+# Connections opened by server threads in the browser tests close after each
+# request, so the test database can be dropped at the end of the run.
+DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405
