@@ -76,8 +76,21 @@ def _pid_alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
-    return True
+        pass
+    return not _is_zombie(pid)
+
+
+def _is_zombie(pid: int) -> bool:
+    """Exited but not yet reaped: kill(pid, 0) still succeeds for it.
+
+    Our servers are daemons whose parent is init, and init may reap late
+    (or, in a container without one, never); such a server is dead.
+    """
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            return handle.read().rsplit(b")", 1)[1].split()[0] == b"Z"
+    except (OSError, IndexError):
+        return False
 
 
 # --------------------------------------------------------------------------
@@ -146,6 +159,12 @@ class EmbeddedPostgres:
     def url(self, database: str = "jagcall") -> str:
         return f"postgres://postgres:{self.password}@127.0.0.1:{self.port}/{database}"
 
+    def _postmaster_pid(self) -> int | None:
+        try:
+            return int((self.cluster / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
     def is_running(self) -> bool:
         if not (self.cluster / "PG_VERSION").exists():
             return False
@@ -154,7 +173,11 @@ class EmbeddedPostgres:
             capture_output=True,
             **self._run_as(),
         )
-        return result.returncode == 0
+        if result.returncode != 0:
+            return False
+        # pg_ctl tests the pid with kill(0), which a killed, unreaped postmaster still passes.
+        pid = self._postmaster_pid()
+        return pid is None or _pid_alive(pid)
 
     def ensure_running(self) -> bool:
         """Start the server unless it already runs; True when this call started it."""
@@ -168,6 +191,10 @@ class EmbeddedPostgres:
                 self._initdb(run_as)
             if self.is_running():
                 return False
+            stale = self._postmaster_pid()
+            if stale is not None and not _pid_alive(stale):
+                # postgres would take an unreaped postmaster for a live one and refuse to start.
+                (self.cluster / "postmaster.pid").unlink(missing_ok=True)
             port_file = self.root / "port"
             if not port_file.exists() or _port_in_use(int(port_file.read_text())):
                 port_file.write_text(str(_free_port()))
