@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
@@ -144,7 +145,10 @@ class TeamView(OrganizationViewMixin, View):
 
 class InvitationCreateView(TeamView):
     permission_required = "members.invite"
-    http_method_names = ["post"]
+
+    def get(self, request, org_slug):
+        # A reload after a failed invitation lands here: show the team page.
+        return redirect("accounts:team", org_slug=self.organization.slug)
 
     def post(self, request, org_slug):
         form = InvitationForm(request.POST, allow_owner=self.membership.role == Role.OWNER)
@@ -159,7 +163,8 @@ class InvitationCreateView(TeamView):
             except ApplicationError as error:
                 _apply_error(form, error)
             else:
-                messages.success(request, f"Invitation sent to {invitation.email}. It works once and expires in 72 hours.")
+                hours = settings.INVITATION_TTL_HOURS
+                messages.success(request, f"Invitation sent to {invitation.email}. It works once and expires in {hours} hours.")
                 return redirect("accounts:team", org_slug=self.organization.slug)
         return render(request, self.template_name, self.context(invite_form=form), status=400)
 
@@ -204,7 +209,7 @@ class MembershipRoleChangeView(_TeamActionView):
             )
         except ApplicationError as error:
             return self.failed(error)
-        return self.done(f"{membership.user.email} is now {Role(form.cleaned_data['role']).label.lower()}.")
+        return self.done(f"{membership.user.email} now has the {Role(form.cleaned_data['role']).label} role.")
 
 
 class MembershipRemoveView(_TeamActionView):

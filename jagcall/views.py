@@ -12,4 +12,10 @@ def page_not_found(request, exception=None):
 
 
 def server_error(request):
-    return render(request, "500.html", {"request_id": getattr(request, "request_id", None)}, status=500)
+    # Rendered without the request's context processors: they read the user and
+    # session from the database, which may be what just failed.
+    from django.http import HttpResponseServerError
+    from django.template import loader
+
+    body = loader.get_template("500.html").render({"request_id": getattr(request, "request_id", None)})
+    return HttpResponseServerError(body)

@@ -18,6 +18,7 @@ from accounts.tests.urlwalk import classify
 pytestmark = pytest.mark.django_db
 
 OK = "ok"  # 200 for pages, a redirect after a POST that did its work
+REDIRECT = "redirect"  # a GET that sends the visitor to the page that does the work
 DENIED = 403
 
 # route name -> method -> role -> expected
@@ -29,7 +30,10 @@ MATRIX = {
         "post": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: DENIED},
     },
     "accounts:organization-leave": {"post": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: OK}},
-    "accounts:invitation-create": {"post": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: DENIED}},
+    "accounts:invitation-create": {
+        "get": {Role.OWNER: REDIRECT, Role.ADMIN: REDIRECT, Role.MEMBER: DENIED},
+        "post": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: DENIED},
+    },
     "accounts:invitation-revoke": {"post": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: DENIED}},
     "accounts:membership-role": {"post": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: DENIED}},
     "accounts:membership-remove": {"post": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: DENIED}},
@@ -73,6 +77,9 @@ def test_role_matrix(client, organization, name, method, role, expected):
         target.refresh_from_db()
         assert target.role == Role.MEMBER  # nothing changed
         assert Membership.objects.filter(pk=target.pk).exists()
+    elif expected == REDIRECT:
+        assert response.status_code == 302
+        assert client.get(response["Location"]).status_code == 200
     elif method == "get":
         assert response.status_code == 200
     else:

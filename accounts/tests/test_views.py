@@ -106,7 +106,7 @@ def test_role_change_and_last_owner_message(client, organization, owner, member)
     member_row = Membership.objects.for_org(organization).get(user=member)
     response = client.post(reverse("accounts:membership-role", kwargs={"org_slug": organization.slug, "membership_id": member_row.id}),
                            {"role": "admin"}, follow=True)
-    assert f"{member.email} is now admin" in response.content.decode()
+    assert f"{member.email} now has the Admin role" in response.content.decode()
     own_row = Membership.objects.for_org(organization).get(user=owner)
     response = client.post(reverse("accounts:membership-role", kwargs={"org_slug": organization.slug, "membership_id": own_row.id}),
                            {"role": "member"}, follow=True)
