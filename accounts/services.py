@@ -24,6 +24,7 @@ from accounts.events import publish_org_event
 from accounts.models import Invitation, Membership, Organization, OrganizationStatus, User, normalize_email
 from accounts.permissions import Role, can_manage_member, has_permission
 from accounts.selectors import membership_for_user
+from jagcall.crypto.services import organization_keys_create
 from jagcall.errors import ApplicationError, PermissionDenied
 
 RESERVED_SLUGS = {"new", "admin", "api", "static", "media", "o", "orgs", "login", "logout", "invitations"}
@@ -132,6 +133,7 @@ def organization_create(*, name: str, owner: User, slug: str | None = None, plan
             f"The short name “{slug}” is already taken; choose another.", field="slug", code="duplicate"
         ) from None
     Membership.objects.create(organization=organization, user=owner, role=Role.OWNER)
+    organization_keys_create(organization_id=organization.id)  # its data keys, wrapped by the master
     return organization
 
 

@@ -196,5 +196,14 @@ if [ "$role" = web ] && is_true "${RUN_MIGRATIONS:-0}"; then
     }
 fi
 
+if [ "$role" != other ]; then
+    # The master keyset must open the organization keys already stored
+    # (crypto.E001): a wrong key stops here instead of failing on every read.
+    python manage.py check --database default --fail-level ERROR || {
+        log "$role: the master keyset does not match the stored keys (JAGCALL_MASTER_KEYSET_FILE)"
+        exit 1
+    }
+fi
+
 log "$role: exec $1"
 exec "$@"

@@ -118,6 +118,42 @@ SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
 
+# --- encryption keys (jagcall/crypto, docs/security/encryption.md) -------------
+# The master keyset wraps every organization's data keysets. Give exactly one:
+# a Tink AES256_GCM keyset as JSON, a file holding it, or a KMS key URI.
+JAGCALL_MASTER_KEYSET = env("JAGCALL_MASTER_KEYSET", default="")
+JAGCALL_MASTER_KEYSET_FILE = env("JAGCALL_MASTER_KEYSET_FILE", default="")
+JAGCALL_MASTER_KEY_URI = env("JAGCALL_MASTER_KEY_URI", default="")
+# Blind-index keys (keyed HMAC for exact lookups of encrypted values):
+# "v2:<base64 32 bytes>,v1:<base64 32 bytes>", newest first.
+JAGCALL_BLIND_INDEX_KEYS = env("JAGCALL_BLIND_INDEX_KEYS", default="")
+JAGCALL_KEY_CACHE_SECONDS = env("JAGCALL_KEY_CACHE_SECONDS", default=60, cast=int)
+_master_sources = [bool(JAGCALL_MASTER_KEYSET), bool(JAGCALL_MASTER_KEYSET_FILE), bool(JAGCALL_MASTER_KEY_URI)]
+if sum(_master_sources) > 1:
+    raise ImproperlyConfigured(
+        "Set only one of JAGCALL_MASTER_KEYSET, JAGCALL_MASTER_KEYSET_FILE and JAGCALL_MASTER_KEY_URI."
+    )
+# In development the keys are generated under DATA_DIR on first use.
+JAGCALL_GENERATE_DEV_KEYS = EMBEDDED_SERVICES_ALLOWED and not any(_master_sources)
+if not EMBEDDED_SERVICES_ALLOWED and not any(_master_sources):
+    raise ImproperlyConfigured(
+        "A master keyset is required when DEBUG is off: set JAGCALL_MASTER_KEYSET (Tink JSON), "
+        "JAGCALL_MASTER_KEYSET_FILE or JAGCALL_MASTER_KEY_URI. Make one with "
+        "`python -m jagcall.crypto.keygen master` (see docs/security/encryption.md)."
+    )
+if JAGCALL_GENERATE_DEV_KEYS:
+    JAGCALL_MASTER_KEYSET_FILE = str(DATA_DIR / "master_keyset.json")
+_require_in_production("JAGCALL_BLIND_INDEX_KEYS")
+if not JAGCALL_BLIND_INDEX_KEYS and EMBEDDED_SERVICES_ALLOWED:
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    _bi_file = DATA_DIR / "blind_index_keys"
+    if not _bi_file.exists():
+        import base64 as _b64
+
+        _bi_file.write_text("v1:" + _b64.b64encode(secrets.token_bytes(32)).decode())
+        _bi_file.chmod(0o600)
+    JAGCALL_BLIND_INDEX_KEYS = _bi_file.read_text().strip()
+
 # --- applications ---------------------------------------------------------
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -132,6 +168,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "django_filters",
     "django_htmx",
+    "jagcall.crypto",
     "accounts",
 ]
 
@@ -209,6 +246,13 @@ STORAGES = {
             else "whitenoise.storage.CompressedManifestStaticFilesStorage"
         )
     },
+}
+# Where encrypted files (recordings, uploads) are kept, as ciphertext. In
+# production point it at S3-compatible storage through django-storages, e.g.
+# {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": {"bucket_name": ...}}.
+JAGCALL_ENCRYPTED_FILES_STORAGE = {
+    "BACKEND": "django.core.files.storage.FileSystemStorage",
+    "OPTIONS": {"location": str(MEDIA_ROOT / "private")},
 }
 # 20 MB uploads (C19); nginx enforces the same ceiling.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 20 * 1024 * 1024

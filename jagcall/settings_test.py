@@ -31,3 +31,5 @@ WHITENOISE_USE_FINDERS = True
 # Connections opened by server threads in the browser tests close after each
 # request, so the test database can be dropped at the end of the run.
 DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405
+# Example models for the encryption kernel's tests and benchmark.
+INSTALLED_APPS = [*INSTALLED_APPS, "tests.crypto_example"]  # noqa: F405

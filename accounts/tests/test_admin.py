@@ -19,7 +19,8 @@ BASE_DIR = Path(settings.BASE_DIR)
 
 def project_models():
     for config in apps.get_app_configs():
-        if Path(config.path).resolve().is_relative_to(BASE_DIR) and ".venv" not in config.path:
+        # Models of the project's apps; example apps installed only by the test settings are not shipped.
+        if Path(config.path).resolve().is_relative_to(BASE_DIR) and ".venv" not in config.path and not config.name.startswith("tests."):
             yield from config.get_models()
 
 

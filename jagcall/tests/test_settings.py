@@ -21,6 +21,12 @@ PRODUCTION_ENV = {
     "REDIS_URL": "redis://:secret@redis.internal.invalid:6379/0",
     "EMAIL_HOST": "smtp.internal.invalid",
     "ADMIN_URL": "support-7f3a/",
+    "JAGCALL_MASTER_KEYSET": (
+        '{"primaryKeyId":1723420045,"key":[{"keyData":{"typeUrl":"type.googleapis.com/google.crypto.tink.AesGcmKey",'
+        '"value":"GiBbmV0w1G2l4hVUjG3OCuL9JGpOF3jU3hJbb8Go4QtmTA==","keyMaterialType":"SYMMETRIC"},'
+        '"status":"ENABLED","keyId":1723420045,"outputPrefixType":"TINK"}]}'
+    ),
+    "JAGCALL_BLIND_INDEX_KEYS": "v1:Ym9ndXMta2V5LWZvci1zZXR0aW5ncy10ZXN0cy1vbmx5IQ==",
 }
 
 
@@ -48,7 +54,10 @@ def test_check_deploy_passes_with_production_values():
     assert "no issues" in result.stdout
 
 
-@pytest.mark.parametrize("missing", ["SECRET_KEY", "ALLOWED_HOSTS", "DATABASE_URL", "REDIS_URL", "EMAIL_HOST"])
+@pytest.mark.parametrize(
+    "missing",
+    ["SECRET_KEY", "ALLOWED_HOSTS", "DATABASE_URL", "REDIS_URL", "EMAIL_HOST", "JAGCALL_MASTER_KEYSET", "JAGCALL_BLIND_INDEX_KEYS"],
+)
 def test_debug_off_refuses_to_start_without(missing):
     result = run_django("print('started')", PRODUCTION_ENV, drop=[missing])
     assert result.returncode != 0

@@ -364,6 +364,13 @@ def _settings_env(tmp_path: Path, **overrides: str) -> dict[str, str]:
         **env_example(),
         **service_environment("web"),
     }
+    # The keys an operator makes with jagcall.crypto.keygen (the example holds placeholders).
+    from jagcall.crypto.keygen import blind_index_key, master_keyset_json
+
+    master = tmp_path / "master_keyset.json"
+    master.write_text(master_keyset_json())
+    env["JAGCALL_MASTER_KEYSET_FILE"] = str(master)
+    env["JAGCALL_BLIND_INDEX_KEYS"] = blind_index_key()
     env.update(overrides)
     return env
 
@@ -508,6 +515,16 @@ def run_entrypoint(tmp_path: Path, *args: str, **env: str) -> tuple[subprocess.C
     return result, calls.read_text().splitlines()
 
 
+KEY_CHECK = "python manage.py check --database default --fail-level ERROR"
+
+
+def test_entrypoint_stops_when_the_master_keyset_does_not_match(tmp_path):
+    for role in (dockerfile_cmd(), ["worker"], ["beat"]):
+        result, calls = run_entrypoint(tmp_path, *role, FAIL_WHEN="--database")
+        assert result.returncode != 0
+        assert not any(call.startswith("exec ") for call in calls)
+
+
 def test_entrypoint_web_checks_waits_migrates_then_serves(tmp_path):
     cmd = dockerfile_cmd()
     result, calls = run_entrypoint(tmp_path, *cmd, RUN_MIGRATIONS="1")
@@ -515,8 +532,9 @@ def test_entrypoint_web_checks_waits_migrates_then_serves(tmp_path):
     assert calls[0] == "python manage.py check --deploy --fail-level WARNING"
     assert calls[1] == "python -"  # waits for PostgreSQL and Redis
     assert calls[2] == "python - python manage.py migrate --noinput"  # under the advisory lock
-    assert calls[3] == "exec uvicorn " + " ".join(cmd[1:])
-    assert len(calls) == 4
+    assert calls[3] == KEY_CHECK  # the master keyset opens the stored keys
+    assert calls[4] == "exec uvicorn " + " ".join(cmd[1:])
+    assert len(calls) == 5
 
 
 def test_entrypoint_web_skips_migrations_unless_asked(tmp_path):
@@ -545,7 +563,7 @@ def test_entrypoint_worker_consumes_every_queue_and_never_migrates(tmp_path):
 
     result, calls = run_entrypoint(tmp_path, "worker", "--concurrency", "2", RUN_MIGRATIONS="1")
     assert result.returncode == 0, result.stderr
-    assert calls[:-1] == ["python -"]
+    assert calls[:-1] == ["python -", KEY_CHECK]
     worker = calls[-1].split()
     assert worker[:5] == ["exec", "celery", "-A", "jagcall", "worker"]
     queues = worker[worker.index("-Q") + 1].split(",")
@@ -556,7 +574,7 @@ def test_entrypoint_worker_consumes_every_queue_and_never_migrates(tmp_path):
 def test_entrypoint_beat_runs_celery_beat_and_never_migrates(tmp_path):
     result, calls = run_entrypoint(tmp_path, "beat", RUN_MIGRATIONS="1", JAGCALL_DATA_DIR="/var/lib/jagcall")
     assert result.returncode == 0, result.stderr
-    assert calls[:-1] == ["python -"]
+    assert calls[:-1] == ["python -", KEY_CHECK]
     beat = calls[-1].split()
     assert beat[:5] == ["exec", "celery", "-A", "jagcall", "beat"]
     assert beat[beat.index("--schedule") + 1] == "/var/lib/jagcall/celerybeat-schedule"
@@ -749,3 +767,15 @@ def test_nginx_accepts_the_shipped_configuration(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert "test is successful" in result.stderr
+
+
+def test_master_keyset_reaches_web_worker_and_beat_as_a_secret_file():
+    stack = compose()
+    secret_file = stack["secrets"]["master_keyset"]["file"]
+    assert secret_file.startswith("deploy/secrets/")
+    for name in ("web", "worker", "beat"):
+        mounts = stack["services"][name].get("secrets", [])
+        targets = {m["target"] if isinstance(m, dict) else m for m in mounts}
+        assert "jagcall_master_keyset" in targets, f"{name} does not get the master keyset"
+    assert env_example()["JAGCALL_MASTER_KEYSET_FILE"] == "/run/secrets/jagcall_master_keyset"
+    assert "JAGCALL_MASTER_KEYSET" not in env_example()  # never inline in the env file

@@ -1,0 +1,48 @@
+from django.db import models
+from django.utils import timezone
+
+
+class OrganizationKeyset(models.Model):
+    """An organization's data keysets, wrapped (encrypted) by the master keyset.
+
+    [!!] Key material never appears here in clear. Destroying the wrapped
+    keysets (crypto-shredding) makes every ciphertext of the organization,
+    in the database, in files and in backups, unreadable.
+    """
+
+    organization = models.OneToOneField(
+        "accounts.Organization", on_delete=models.PROTECT, primary_key=True, related_name="+"
+    )
+    aead_keyset = models.BinaryField(null=True, editable=False)
+    streaming_keyset = models.BinaryField(null=True, editable=False)
+    master_key_id = models.BigIntegerField(null=True, editable=False, help_text="Master key that wrapped these keysets")
+    created_at = models.DateTimeField(default=timezone.now)
+    rotated_at = models.DateTimeField(null=True, blank=True)
+    destroyed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(destroyed_at__isnull=True, aead_keyset__isnull=False, streaming_keyset__isnull=False)
+                | models.Q(destroyed_at__isnull=False, aead_keyset__isnull=True, streaming_keyset__isnull=True),
+                name="crypto_keyset_present_unless_destroyed",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"keys of {self.organization_id}"
+
+
+class ReencryptionCheckpoint(models.Model):
+    """Where `manage.py reencrypt` got to, per model, so it can resume."""
+
+    target = models.CharField(max_length=200, unique=True, help_text="app_label.model (fields) or app_label.model:files")
+    last_pk = models.CharField(max_length=64, blank=True)
+    done = models.PositiveBigIntegerField(default=0)
+    rewritten = models.PositiveBigIntegerField(default=0)
+    started_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return self.target

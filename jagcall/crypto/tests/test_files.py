@@ -1,0 +1,86 @@
+"""Encrypted files: no plaintext on disk, bound to organization and name, streamed."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+
+import pytest
+from django.conf import settings
+from django.core.files.base import ContentFile
+
+from jagcall.crypto.storage import MAGIC, EncryptedFileError
+from tests.crypto_example.models import SecretNote
+
+pytestmark = pytest.mark.django_db
+
+RECORDING = (b"RIFF....WAVEfmt caller says: my card ends 4242, call me back at 415 555 0199. " * 40000)  # ~3 MB
+
+
+def disk_path(name):
+    return os.path.join(settings.JAGCALL_ENCRYPTED_FILES_STORAGE["OPTIONS"]["location"], name)
+
+
+def make(organization, content=RECORDING, filename="call.wav"):
+    note = SecretNote(organization=organization, title="call", body="x")
+    note.attachment.save(filename, ContentFile(content), save=False)
+    note.save()
+    return note
+
+
+def test_raw_bytes_hold_no_plaintext_and_read_back_exactly(organization):
+    note = make(organization)
+    name = note.attachment.name
+    assert name.startswith(f"orgs/{organization.id}/secretnote/") and name.endswith(".wav")
+    raw = open(disk_path(name), "rb").read()
+    assert raw.startswith(MAGIC)
+    for fragment in (b"RIFF", b"card ends 4242", b"415 555 0199"):
+        assert fragment not in raw
+    with SecretNote.objects.get(pk=note.pk).attachment.open() as handle:
+        assert hashlib.sha256(handle.read()).digest() == hashlib.sha256(RECORDING).digest()
+
+
+def test_read_is_streamed_in_segments(organization):
+    note = make(organization)
+    with note.attachment.storage.open(note.attachment.name) as handle:
+        first = handle.read(4096)
+        rest = b"".join(iter(lambda: handle.read(256 * 1024), b""))
+    assert first + rest == RECORDING
+
+
+def test_a_file_moved_to_another_name_or_organization_does_not_decrypt(organization, other_organization):
+    note = make(organization)
+    storage = note.attachment.storage
+    moved = note.attachment.name.replace(str(organization.id), str(other_organization.id))
+    os.makedirs(os.path.dirname(disk_path(moved)), exist_ok=True)
+    shutil.copy(disk_path(note.attachment.name), disk_path(moved))
+    with pytest.raises(EncryptedFileError):
+        storage.open(moved).read()
+    renamed = note.attachment.name.replace(".wav", "-copy.wav")
+    shutil.copy(disk_path(note.attachment.name), disk_path(renamed))
+    with pytest.raises(EncryptedFileError):
+        storage.open(renamed).read()
+
+
+def test_tampered_file_fails_instead_of_returning_bytes(organization):
+    note = make(organization)
+    path = disk_path(note.attachment.name)
+    data = bytearray(open(path, "rb").read())
+    data[len(data) // 2] ^= 0x40
+    open(path, "wb").write(bytes(data))
+    with pytest.raises(EncryptedFileError):
+        with note.attachment.storage.open(note.attachment.name) as handle:
+            while handle.read(1024 * 1024):
+                pass
+
+
+def test_names_outside_an_organization_folder_and_public_urls_are_refused(organization):
+    note = make(organization)
+    storage = note.attachment.storage
+    with pytest.raises(EncryptedFileError):
+        storage.save("loose/file.txt", ContentFile(b"data"))
+    with pytest.raises(NotImplementedError):
+        storage.url(note.attachment.name)
+    with pytest.raises(EncryptedFileError):
+        storage.open(note.attachment.name, "wb")

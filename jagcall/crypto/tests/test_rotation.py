@@ -1,0 +1,170 @@
+"""Rotation, re-encryption (resumable, verified), retirement and crypto-shredding."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+from django.core.files.base import ContentFile
+from django.core.management import call_command
+
+from jagcall.crypto import keys, selectors, services
+from jagcall.crypto.fields import ciphertext_key_id
+from jagcall.crypto.keys import KeysetDestroyed
+from jagcall.crypto.models import OrganizationKeyset, ReencryptionCheckpoint
+from jagcall.crypto.storage import EncryptedFileError
+from tests.crypto_example.models import SecretNote
+
+pytestmark = pytest.mark.django_db
+
+
+def run(*args) -> str:
+    out = io.StringIO()
+    call_command(*args, stdout=out)
+    return out.getvalue()
+
+
+def seed(organization, count=5, files=2):
+    notes = []
+    for n in range(count):
+        note = SecretNote(organization=organization, title=f"n{n}", body=f"secret body {n}", details={"n": n}, phone=f"+1415555{n:04d}")
+        if n < files:
+            note.attachment.save(f"r{n}.wav", ContentFile(b"audio secret %d " % n * 5000), save=False)
+        note.save()
+        notes.append(note)
+    return notes
+
+
+def snapshot(organization):
+    result = {}
+    for note in SecretNote.objects.for_org(organization).order_by("title"):
+        content = note.attachment.open().read() if note.attachment else None
+        result[note.title] = (note.body, note.details, note.phone, content)
+    return result
+
+
+def test_rotate_then_reencrypt_leaves_everything_readable_and_nothing_under_the_old_key(organization, other_organization):
+    seed(organization)
+    seed(other_organization, count=2, files=1)
+    before = snapshot(organization), snapshot(other_organization)
+    old = keys.organization_keys(organization.id)
+
+    output = run("rotate_keys", "--org", organization.slug)
+    assert "reencrypt" in output
+    new = keys.organization_keys(organization.id)
+    assert new.aead_primary_id != old.aead_primary_id and old.aead_primary_id in new.aead_key_ids
+    assert (snapshot(organization), snapshot(other_organization)) == before  # old keys still decrypt
+
+    output = run("reencrypt")
+    assert "100.0%" in output and "under the current primary keys" in output
+    assert selectors.field_key_usage()[str(organization.id)] == {new.aead_primary_id}
+    assert selectors.file_key_usage()[str(organization.id)] == {new.streaming_primary_id}
+    assert (snapshot(organization), snapshot(other_organization)) == before
+
+    # Nothing references the old keys any more, so they can go; data stays readable.
+    run("rotate_keys", "--retire-unused")
+    keys.evict()
+    retired = keys.organization_keys(organization.id)
+    assert retired.aead_key_ids == (new.aead_primary_id,)
+    assert retired.streaming_key_ids == (new.streaming_primary_id,)
+    assert (snapshot(organization), snapshot(other_organization)) == before
+
+
+def test_old_keys_in_use_are_not_retired(organization):
+    seed(organization, count=2, files=1)
+    old = keys.organization_keys(organization.id)
+    run("rotate_keys", "--org", organization.slug)
+    output = run("rotate_keys", "--retire-unused")
+    assert "still in use" in output
+    keys.evict()
+    assert old.aead_primary_id in keys.organization_keys(organization.id).aead_key_ids
+    assert SecretNote.objects.for_org(organization).get(title="n0").body == "secret body 0"
+
+
+def test_reencrypt_resumes_after_an_interruption(organization):
+    seed(organization, count=5, files=0)
+    run("rotate_keys", "--org", organization.slug)
+    output = run("reencrypt", "--batch-size", "2", "--max-batches", "1")
+    assert "Paused" in output
+    checkpoint = ReencryptionCheckpoint.objects.get(target="crypto_example.secretnote")
+    assert (checkpoint.done, checkpoint.rewritten, checkpoint.finished_at) == (2, 2, None)
+    primary = keys.organization_keys(organization.id).aead_primary_id
+    keys_now = sorted(ciphertext_key_id(bytes(n.__dict__["body"])) == primary for n in SecretNote.objects.order_by("pk"))
+    assert keys_now == [False, False, False, True, True]
+
+    run("reencrypt", "--batch-size", "2")
+    checkpoint.refresh_from_db()
+    assert checkpoint.finished_at is not None
+    assert checkpoint.done == 5 and checkpoint.rewritten == 5  # the first batch was not redone
+    assert selectors.field_key_usage()[str(organization.id)] == {primary}
+
+
+def test_master_rotation_rewraps_every_organization(organization, other_organization, tmp_path, swap_master):
+    master_file = tmp_path / "master.json"
+    keys.write_master_keyset(master_file, keys.new_handle("aead"))
+    swap_master(file=str(master_file))
+    seed(organization, count=2, files=1)
+    seed(other_organization, count=1, files=0)
+    before = snapshot(organization), snapshot(other_organization)
+    old_master = keys.master.primary_key_id
+
+    output = run("rotate_keys", "--master")
+    assert "re-wrapped 2 organization keyset(s)" in output
+    new_master = keys.master.primary_key_id
+    assert new_master != old_master
+    assert set(OrganizationKeyset.objects.values_list("master_key_id", flat=True)) == {new_master}
+    on_disk = json.loads(master_file.read_text())
+    assert on_disk["primaryKeyId"] == new_master and len(on_disk["key"]) == 2
+
+    run("rotate_keys", "--retire-unused")
+    assert len(json.loads(master_file.read_text())["key"]) == 1
+    swap_master(file=str(master_file))  # a fresh process: reload from the file
+    assert (snapshot(organization), snapshot(other_organization)) == before
+
+
+def test_inline_master_rotation_prints_the_keyset_to_deploy(organization, swap_master):
+    swap_master(inline=keys.serialize_master_keyset(keys.new_handle("aead")))
+    output = run("rotate_keys", "--master")
+    printed = output[output.index("{"):]
+    assert len(json.loads(printed)["key"]) == 2
+    assert "--rewrap" in output
+
+
+def test_destroying_an_organizations_keys_shreds_its_data_only(organization, other_organization):
+    mine = seed(organization, count=2, files=1)
+    theirs_before = snapshot(other_organization) if seed(other_organization, count=2, files=1) else None
+    services.organization_keys_destroy(organization_id=organization.id)
+
+    with pytest.raises(KeysetDestroyed):
+        SecretNote.objects.get(pk=mine[0].pk).body
+    with pytest.raises(KeysetDestroyed):
+        SecretNote.objects.get(pk=mine[0].pk).attachment.open().read()
+    row = OrganizationKeyset.objects.get(organization=organization)
+    assert row.aead_keyset is None and row.streaming_keyset is None and row.destroyed_at is not None
+    # The ciphertexts (as in a backup) are still there, and useless.
+    assert SecretNote.objects.get(pk=mine[0].pk).__dict__["body"] is not None
+    assert snapshot(other_organization) == theirs_before
+    # Nothing brings the keys back: a new write for that organization is refused too.
+    with pytest.raises(KeysetDestroyed):
+        SecretNote.objects.create(organization=organization, title="after", body="new secret")
+
+
+def test_status_lists_keys_and_what_uses_them(organization):
+    seed(organization, count=1, files=1)
+    output = run("rotate_keys", "--status")
+    assert f"{organization.slug} field key" in output and "primary, in use" in output
+    assert "master key" in output
+
+
+def test_a_reader_with_another_master_cannot_open_the_keys(organization, swap_master):
+    seed(organization, count=1, files=0)
+    swap_master(inline=keys.serialize_master_keyset(keys.new_handle("aead")))
+    with pytest.raises(keys.KeyConfigurationError, match="not the master keyset these keys were wrapped with"):
+        SecretNote.objects.for_org(organization).get().body
+    from jagcall.crypto.checks import master_keyset_matches_database
+
+    assert master_keyset_matches_database() == []  # not asked to look at a database
+    problems = master_keyset_matches_database(databases=["default"])
+    assert [p.id for p in problems] == ["crypto.E001"]

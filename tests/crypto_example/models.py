@@ -1,0 +1,31 @@
+from django.db import models
+
+from accounts.tenancy import OrganizationOwned
+from jagcall.crypto.blind_index import BlindIndexField
+from jagcall.crypto.fields import EncryptedBinaryField, EncryptedJSONField, EncryptedTextField
+from jagcall.crypto.storage import EncryptedFileStorage, encrypted_upload_to
+
+
+def normalize_phone(value: str) -> str:
+    digits = "".join(ch for ch in value if ch.isdigit())
+    return f"+{digits}"
+
+
+class SecretNote(OrganizationOwned):
+    title = models.CharField(max_length=100)  # not sensitive: stays queryable
+    body = EncryptedTextField()
+    details = EncryptedJSONField(null=True, blank=True)
+    blob = EncryptedBinaryField(null=True, blank=True)
+    phone = EncryptedTextField(null=True, blank=True)
+    phone_index = BlindIndexField(source="phone", normalize=normalize_phone)
+    attachment = models.FileField(
+        storage=EncryptedFileStorage(), upload_to=encrypted_upload_to, blank=True, max_length=255
+    )
+
+
+class PlainNote(OrganizationOwned):
+    """The same shape unencrypted: the baseline of bench/crypto.py."""
+
+    title = models.CharField(max_length=100)
+    body = models.TextField()
+    details = models.JSONField(null=True, blank=True)
