@@ -51,6 +51,10 @@ def main(argv: list[str] | None = None) -> int:
         _say(f"Redis (embedded, {settings.DATA_DIR / 'redis'}): "
              f"{'started' if settings.EMBEDDED_REDIS_STARTED else 'already running, reused'}")
 
+    from jagcall.crypto.keys import master
+
+    _say(f"encryption: master keyset from {master.source}"
+         + (" (generated for development; keep it with the data)" if settings.JAGCALL_GENERATE_DEV_KEYS else ""))
     call_command("migrate", interactive=False, verbosity=0)
     _say("database migrated")
     call_command("seed_demo")

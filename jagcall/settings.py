@@ -124,6 +124,7 @@ CSRF_COOKIE_SAMESITE = "Lax"
 JAGCALL_MASTER_KEYSET = env("JAGCALL_MASTER_KEYSET", default="")
 JAGCALL_MASTER_KEYSET_FILE = env("JAGCALL_MASTER_KEYSET_FILE", default="")
 JAGCALL_MASTER_KEY_URI = env("JAGCALL_MASTER_KEY_URI", default="")
+JAGCALL_KMS_CREDENTIALS_FILE = env("JAGCALL_KMS_CREDENTIALS_FILE", default="")
 # Blind-index keys (keyed HMAC for exact lookups of encrypted values):
 # "v2:<base64 32 bytes>,v1:<base64 32 bytes>", newest first.
 JAGCALL_BLIND_INDEX_KEYS = env("JAGCALL_BLIND_INDEX_KEYS", default="")

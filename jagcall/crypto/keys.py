@@ -192,7 +192,7 @@ def _kms_aead(uri: str):
         client = tink.kms_client_from_uri(uri)
     except tink.TinkError:
         client = None
-        credentials = os.environ.get("JAGCALL_KMS_CREDENTIALS_FILE") or None
+        credentials = settings.JAGCALL_KMS_CREDENTIALS_FILE or None
         try:
             if uri.startswith("gcp-kms://"):
                 from tink.integration import gcpkms
