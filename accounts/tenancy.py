@@ -30,6 +30,16 @@ class OrganizationQuerySet(models.QuerySet):
         """Every organization's rows: back office and system jobs only."""
         return self.all()
 
+    # ``organization`` is always loaded: tenancy checks and the encryption of
+    # a row's fields need it, and a deferred one would cost a query per row.
+    def only(self, *fields) -> "OrganizationQuerySet":
+        if fields and "organization" not in fields and "organization_id" not in fields:
+            fields = (*fields, "organization")
+        return super().only(*fields)
+
+    def defer(self, *fields) -> "OrganizationQuerySet":
+        return super().defer(*[f for f in fields if f not in ("organization", "organization_id")])
+
 
 class OrganizationOwned(models.Model):
     """Abstract base of every tenant-owned model.

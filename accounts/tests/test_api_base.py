@@ -111,3 +111,16 @@ def test_portal_mixin_cannot_be_bypassed():
 
     with pytest.raises(ImproperlyConfigured):
         type("Unsafe", (OrganizationViewMixin, TemplateView), {"dispatch": lambda self, *a, **k: None})
+
+
+def test_tenant_querysets_always_load_the_organization(organization, owner, django_assert_num_queries):
+    """Encrypted values are bound to their organization: deferring it would cost a query per row."""
+    from accounts.tests.factories import MembershipFactory
+
+    MembershipFactory(organization=organization)
+    with django_assert_num_queries(1):
+        rows = list(Membership.objects.for_org(organization).only("role"))
+        assert all(r.organization_id == organization.id for r in rows)
+    with django_assert_num_queries(1):
+        rows = list(Membership.objects.for_org(organization).defer("organization", "role"))
+        assert all(r.organization_id == organization.id for r in rows)

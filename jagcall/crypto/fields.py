@@ -27,6 +27,7 @@ from django.db import models
 from jagcall.crypto.keys import organization_keys
 
 FORMAT = b"jc1"
+_FORMAT_LEN = len(FORMAT)
 KEY_ID_SLICE = slice(len(FORMAT) + 1, len(FORMAT) + 5)  # after Tink's 0x01 version byte
 
 
@@ -48,9 +49,29 @@ def ciphertext_key_id(value: bytes) -> int | None:
     return int.from_bytes(bytes(value)[KEY_ID_SLICE], "big")
 
 
+_ad_prefixes: dict = {}
+
+
 def associated_data(instance, field_name: str) -> bytes:
-    meta = instance._meta
-    return f"jagcall:field:v1|{instance.organization_id}|{meta.app_label}.{meta.model_name}|{field_name}|{instance.pk}".encode()
+    """``jagcall:field:v1|<organization>|<app.model>|<field>|<row id>``.
+
+    The constant part is built once per (organization, model, field) and the
+    row id once per instance: a listing decrypts many values of few rows.
+    """
+    key = (instance.organization_id, instance.__class__, field_name)
+    prefix = _ad_prefixes.get(key)
+    if prefix is None:
+        meta = instance._meta
+        prefix = f"jagcall:field:v1|{instance.organization_id}|{meta.app_label}.{meta.model_name}|{field_name}|".encode()
+        if len(_ad_prefixes) > 50_000:
+            _ad_prefixes.clear()
+        _ad_prefixes[key] = prefix
+    pk = instance.pk
+    cached = instance.__dict__.get("_jc_pk_bytes")
+    if cached is None or cached[0] is not pk:
+        cached = (pk, str(pk).encode())
+        instance.__dict__["_jc_pk_bytes"] = cached
+    return prefix + cached[1]
 
 
 class _Descriptor:
@@ -125,12 +146,11 @@ class EncryptedFieldMixin:
         return super().get_lookup(lookup_name)
 
     def decrypt(self, instance, value: bytes):
-        raw = bytes(value)
-        if not raw.startswith(FORMAT):
+        if not value.startswith(FORMAT):
             raise DecryptionError(f"{instance._meta.label}.{self.name} of {instance.pk} is not in the encrypted format")
         keys = organization_keys(instance.organization_id)
         try:
-            plaintext = keys.aead.decrypt(raw[len(FORMAT):], associated_data(instance, self.name))
+            plaintext = keys.aead.decrypt(value[_FORMAT_LEN:], associated_data(instance, self.name))
         except tink.TinkError:
             raise DecryptionError(
                 f"{instance._meta.label}.{self.name} of {instance.pk} does not decrypt for this row and organization"
@@ -186,7 +206,7 @@ class EncryptedJSONField(EncryptedFieldMixin, models.Field):
         return json.dumps(value, cls=DjangoJSONEncoder, separators=(",", ":"), sort_keys=True).encode("utf-8")
 
     def decode_value(self, data: bytes):
-        return json.loads(data)
+        return json.loads(data.decode("utf-8"))
 
 
 class EncryptedBinaryField(EncryptedFieldMixin, models.Field):

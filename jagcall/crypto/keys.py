@@ -16,6 +16,7 @@ import logging
 import os
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -252,22 +253,25 @@ _cache: dict = {}
 _cache_lock = threading.Lock()
 
 
+def _cache_key(organization_id) -> uuid.UUID:
+    return organization_id if isinstance(organization_id, uuid.UUID) else uuid.UUID(str(organization_id))
+
+
 def evict(organization_id=None) -> None:
     with _cache_lock:
         if organization_id is None:
             _cache.clear()
         else:
-            _cache.pop(str(organization_id), None)
+            _cache.pop(_cache_key(organization_id), None)
 
 
 def organization_keys(organization_id) -> OrganizationKeys:
     """The organization's unwrapped primitives (created on first use; KeysetDestroyed once shredded)."""
-    key = str(organization_id)
+    key = _cache_key(organization_id)
     now = time.monotonic()
-    with _cache_lock:
-        hit = _cache.get(key)
-        if hit and hit[0] > now:
-            return hit[1]
+    hit = _cache.get(key)  # a single dict read is atomic: no lock on the hot path
+    if hit is not None and hit[0] > now:
+        return hit[1]
     from jagcall.crypto.models import OrganizationKeyset
 
     row = OrganizationKeyset.objects.filter(organization_id=organization_id).first()
