@@ -15,6 +15,9 @@ import shutil
 
 import pytest
 
+# Local stand-ins of outside services (tests/fakes/), as fixtures.
+pytest_plugins = ["tests.fakes.plugin"]
+
 
 def _is_controller(config) -> bool:
     return not hasattr(config, "workerinput")

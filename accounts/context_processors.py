@@ -13,6 +13,16 @@ class _Can:
         return action in PERMISSIONS and has_permission(self.role, action)
 
 
+def turnstile(request):
+    from django.conf import settings
+
+    return {
+        "turnstile_enabled": settings.TURNSTILE_ENABLED,
+        "turnstile_site_key": settings.TURNSTILE_SITE_KEY,
+        "turnstile_script_url": settings.TURNSTILE_SCRIPT_URL,
+    }
+
+
 def portal(request):
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:

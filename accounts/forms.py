@@ -1,17 +1,11 @@
+from allauth.account.forms import SignupForm as AllauthSignupForm
 from django import forms
-from django.contrib.auth.forms import AuthenticationForm
+from django.conf import settings
+from django.db import transaction
 
+from accounts import services
 from accounts.permissions import Role
-
-
-class EmailAuthenticationForm(AuthenticationForm):
-    username = forms.EmailField(
-        label="Email", widget=forms.EmailInput(attrs={"autofocus": True, "autocomplete": "email"})
-    )
-    error_messages = {
-        **AuthenticationForm.error_messages,
-        "invalid_login": "That email and password do not match an account. Check both and try again.",
-    }
+from jagcall.errors import ApplicationError
 
 
 class OrganizationCreateForm(forms.Form):
@@ -49,3 +43,45 @@ class InvitationSignupForm(forms.Form):
         widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
         help_text="At least 12 characters; avoid common passwords.",
     )
+
+
+class SignupForm(AllauthSignupForm):
+    """Registration: email, password and the organization the new user will own.
+
+    [!!] With Turnstile enabled, the widget's token is verified server-side
+    before anything is created; a missing, expired, replayed or foreign
+    token refuses the registration (fail closed).
+    """
+
+    organization_name = forms.CharField(
+        max_length=120,
+        label="Organization name",
+        help_text="Your business, as your team knows it. You can invite your team next.",
+        widget=forms.TextInput(attrs={"autocomplete": "organization"}),
+    )
+    field_order = ["organization_name", "email", "password1", "password2"]
+
+    def clean(self):
+        cleaned = super().clean()
+        if settings.TURNSTILE_ENABLED and not self.errors:
+            from allauth.core import context
+
+            from accounts.providers.turnstile import turnstile_verify
+            from accounts.security_events import client_ip
+
+            request = context.request
+            try:
+                turnstile_verify(
+                    token=self.data.get("cf-turnstile-response", ""),
+                    remote_ip=client_ip(request),
+                    action="signup",
+                )
+            except ApplicationError as error:
+                raise forms.ValidationError(error.message, code=error.code) from None
+        return cleaned
+
+    def save(self, request):
+        with transaction.atomic():
+            user = super().save(request)
+            services.organization_create(name=self.cleaned_data["organization_name"], owner=user)
+        return user

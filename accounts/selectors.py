@@ -50,3 +50,9 @@ def organization_dashboard_stats(*, organization: Organization) -> dict:
     )
     counts["pending_invitations"] = Invitation.objects.for_org(organization).pending().count()
     return counts
+
+
+def user_email_verified(*, user) -> bool:
+    from allauth.account.models import EmailAddress
+
+    return EmailAddress.objects.filter(user=user, email__iexact=user.email, verified=True).exists()

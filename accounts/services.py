@@ -23,7 +23,7 @@ from django.utils.text import slugify
 from accounts.events import publish_org_event
 from accounts.models import Invitation, Membership, Organization, OrganizationStatus, User, normalize_email
 from accounts.permissions import Role, can_manage_member, has_permission
-from accounts.selectors import membership_for_user
+from accounts.selectors import membership_for_user, user_email_verified
 from jagcall.crypto.services import organization_keys_create
 from jagcall.errors import ApplicationError, PermissionDenied
 
@@ -75,8 +75,22 @@ def _ensure_owner_remains(organization: Organization, leaving: Membership) -> No
 # --- users ---------------------------------------------------------------------
 
 
+def user_email_mark_verified(*, user: User) -> None:
+    """Record that ``user`` controls their email address (a link sent there was used)."""
+    from allauth.account.models import EmailAddress
+
+    address = EmailAddress.objects.filter(user=user, email__iexact=user.email).first()
+    if address is None:
+        EmailAddress.objects.create(user=user, email=user.email, verified=True, primary=True)
+    elif not address.verified:
+        address.verified = True
+        address.save(update_fields=["verified"])
+
+
 @transaction.atomic
-def user_create(*, email: str, password: str | None, name: str = "", is_staff: bool = False) -> User:
+def user_create(
+    *, email: str, password: str | None, name: str = "", is_staff: bool = False, email_verified: bool = False
+) -> User:
     email = _clean_email(email)
     if User.objects.filter(email__iexact=email).exists():
         raise ApplicationError("An account with this email already exists. Sign in instead.", field="email", code="duplicate")
@@ -88,6 +102,8 @@ def user_create(*, email: str, password: str | None, name: str = "", is_staff: b
             raise ApplicationError(" ".join(exc.messages), field="password", code="weak_password") from None
     user.set_password(password)
     user.save()
+    if email_verified:
+        user_email_mark_verified(user=user)
     return user
 
 
@@ -218,6 +234,13 @@ def _token_hash(token: str) -> str:
 def invitation_create(*, organization: Organization, actor: User, email: str, role: str = Role.MEMBER) -> tuple[Invitation, str]:
     """Invite ``email``; returns the invitation and its token (sent by email, never stored)."""
     actor_membership = _require(organization, actor, "members.invite")
+    if not user_email_verified(user=actor):
+        raise ApplicationError(
+            f"Verify your email address first: open the link we sent to {actor.email}. "
+            "Invitations are sent only by verified accounts.",
+            code="email_unverified",
+            status=403,
+        )
     email = _clean_email(email)
     role = _clean_role(role)
     if role == Role.OWNER and actor_membership.role != Role.OWNER:
@@ -303,7 +326,9 @@ def invitation_accept(
             raise ApplicationError(
                 f"An account for {invitation.email} already exists. Sign in to accept.", code="sign_in_required", status=409
             )
-        user = user_create(email=invitation.email, password=password, name=name)
+        # The link arrived at this address: it is verified.
+        user = user_create(email=invitation.email, password=password, name=name, email_verified=True)
+    user_email_mark_verified(user=user)
     membership, created = Membership.objects.get_or_create(
         organization=invitation.organization, user=user, defaults={"role": invitation.role}
     )

@@ -6,8 +6,6 @@ app_name = "accounts"
 
 urlpatterns = [
     path("", views.HomeView.as_view(), name="home"),
-    path("login/", views.LoginView.as_view(), name="login"),
-    path("logout/", views.LogoutView.as_view(), name="logout"),
     path("orgs/", views.OrganizationListView.as_view(), name="organization-list"),
     path("orgs/new/", views.OrganizationCreateView.as_view(), name="organization-create"),
     path("invitations/<str:token>/", views.InvitationAcceptView.as_view(), name="invitation-accept"),

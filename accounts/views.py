@@ -5,7 +5,6 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
-from django.contrib.auth import views as auth_views
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.http import HttpResponseRedirect
 from django.shortcuts import redirect, render
@@ -15,7 +14,6 @@ from django.views.generic import TemplateView
 
 from accounts import selectors, services
 from accounts.forms import (
-    EmailAuthenticationForm,
     InvitationForm,
     InvitationSignupForm,
     OrganizationCreateForm,
@@ -29,19 +27,6 @@ from jagcall.errors import ApplicationError
 
 def _apply_error(form, error: ApplicationError) -> None:
     form.add_error(error.field if error.field in form.fields else None, error.message)
-
-
-# --- sign in ---------------------------------------------------------------------
-
-
-class LoginView(auth_views.LoginView):
-    template_name = "accounts/login.html"
-    authentication_form = EmailAuthenticationForm
-    redirect_authenticated_user = True
-
-
-class LogoutView(auth_views.LogoutView):
-    pass
 
 
 # --- organizations ---------------------------------------------------------------
@@ -284,7 +269,7 @@ class InvitationAcceptView(View):
                 membership = services.invitation_accept(
                     token=token, name=form.cleaned_data["name"], password=form.cleaned_data["password"]
                 )
-                login(request, membership.user, backend="django.contrib.auth.backends.ModelBackend")
+                login(request, membership.user, backend="allauth.account.auth_backends.AuthenticationBackend")
         except ApplicationError as error:
             if form is not None and error.field in ("password", "email"):
                 _apply_error(form, error)

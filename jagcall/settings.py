@@ -165,11 +165,15 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django.contrib.postgres",
+    "django.contrib.humanize",
     "channels",
     "rest_framework",
     "django_filters",
     "django_htmx",
     "jagcall.crypto",
+    "allauth",
+    "allauth.account",
+    "allauth.usersessions",
     "accounts",
 ]
 
@@ -183,6 +187,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
+    "allauth.usersessions.middleware.UserSessionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
 ]
 
@@ -201,6 +207,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "accounts.context_processors.portal",
+                "accounts.context_processors.turnstile",
             ],
         },
     },
@@ -208,9 +215,40 @@ TEMPLATES = [
 
 # --- identity ---------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"
-LOGIN_URL = "accounts:login"
+LOGIN_URL = "account_login"
 LOGIN_REDIRECT_URL = "accounts:home"
-LOGOUT_REDIRECT_URL = "accounts:login"
+LOGOUT_REDIRECT_URL = "account_login"
+AUTHENTICATION_BACKENDS = [
+    "allauth.account.auth_backends.AuthenticationBackend",
+]
+# Account flows (django-allauth): email is the login, no usernames.
+ACCOUNT_ADAPTER = "accounts.adapter.AccountAdapter"
+ACCOUNT_FORMS = {"signup": "accounts.forms.SignupForm"}
+ACCOUNT_LOGIN_METHODS = {"email"}
+ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
+ACCOUNT_USER_MODEL_USERNAME_FIELD = None
+ACCOUNT_UNIQUE_EMAIL = True
+# Verification comes before anything else (so before anything that costs money
+# or sends messages). Mandatory verification is also what lets registration
+# answer the same way whether or not the address already has an account.
+ACCOUNT_EMAIL_VERIFICATION = "mandatory"
+ACCOUNT_CONFIRM_EMAIL_ON_GET = False
+ACCOUNT_PREVENT_ENUMERATION = True
+ACCOUNT_SESSION_REMEMBER = None
+ACCOUNT_LOGOUT_ON_GET = False
+ACCOUNT_LOGIN_ON_PASSWORD_RESET = False
+ACCOUNT_EMAIL_SUBJECT_PREFIX = "JagCall: "
+ACCOUNT_DEFAULT_HTTP_PROTOCOL = "http" if DEBUG or TESTING else "https"
+# Brute force: failed logins per IP and per account, in Redis (the cache).
+ACCOUNT_RATE_LIMITS = {
+    "login_failed": env("RATE_LIMIT_LOGIN_FAILED", default="20/m/ip,5/5m/key"),
+    "login": "30/m/ip",
+    "signup": env("RATE_LIMIT_SIGNUP", default="10/m/ip"),
+    "reset_password": "20/m/ip,3/m/key",
+    "reset_password_from_key": "20/m/ip",
+    "confirm_email": "1/3m/key",
+}
+USERSESSIONS_TRACK_ACTIVITY = True
 PASSWORD_HASHERS = [
     "django.contrib.auth.hashers.Argon2PasswordHasher",
     "django.contrib.auth.hashers.PBKDF2PasswordHasher",
@@ -225,6 +263,19 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 PASSWORD_RESET_TIMEOUT = 60 * 60
 INVITATION_TTL_HOURS = env("INVITATION_TTL_HOURS", default=72, cast=int)
+
+# --- Cloudflare Turnstile on registration (C26) ---------------------------
+TURNSTILE_SITE_KEY = env("TURNSTILE_SITE_KEY", default="")
+TURNSTILE_SECRET_KEY = env("TURNSTILE_SECRET_KEY", default="")
+TURNSTILE_VERIFY_URL = env("TURNSTILE_VERIFY_URL", default="https://challenges.cloudflare.com/turnstile/v0/siteverify")
+TURNSTILE_SCRIPT_URL = env("TURNSTILE_SCRIPT_URL", default="https://challenges.cloudflare.com/turnstile/v0/api.js")
+TURNSTILE_TIMEOUT_SECONDS = env("TURNSTILE_TIMEOUT_SECONDS", default=5, cast=int)
+# With DEBUG on and no keys the widget is off (the signup page says so).
+TURNSTILE_ENABLED = bool(TURNSTILE_SITE_KEY and TURNSTILE_SECRET_KEY)
+if not EMBEDDED_SERVICES_ALLOWED and not TURNSTILE_ENABLED:
+    raise ImproperlyConfigured(
+        "TURNSTILE_SITE_KEY and TURNSTILE_SECRET_KEY are required when DEBUG is off (registration is protected by Turnstile)."
+    )
 
 # --- internationalisation -------------------------------------------------
 LANGUAGE_CODE = "en-us"

@@ -12,6 +12,7 @@ urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path(settings.ADMIN_URL, admin.site.urls),
+    path("auth/", include("allauth.urls")),
     path("", include("accounts.urls")),
 ]
 

@@ -24,6 +24,14 @@ class UserFactory(factory.django.DjangoModelFactory):
         if create:
             obj.save()
 
+    @factory.post_generation
+    def email_verified(obj, create, extracted, **kwargs):
+        """Verified unless the test says ``UserFactory(email_verified=False)``."""
+        if create and extracted is not False:
+            from allauth.account.models import EmailAddress
+
+            EmailAddress.objects.get_or_create(user=obj, email=obj.email, defaults={"verified": True, "primary": True})
+
 
 class OrganizationFactory(factory.django.DjangoModelFactory):
     class Meta:

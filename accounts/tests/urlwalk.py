@@ -25,14 +25,17 @@ PUBLIC_ROUTES = {
     "healthz": "liveness probe, no data",
     "readyz": "readiness probe, no data",
     "accounts:home": "redirects to one of the user's own organizations",
-    "accounts:login": "sign in",
-    "accounts:logout": "sign out",
+    "account_login": "sign in",
+    "account_logout": "sign out",
     "accounts:organization-list": "lists only the user's own organizations",
     "accounts:organization-create": "creates a new organization",
     "accounts:invitation-accept": "bound to a secret single-use token, not to an id",
 }
 # The back office is cross-tenant on purpose: staff only (tested in test_admin.py).
 ADMIN_PREFIX = settings.ADMIN_URL
+# Account flows (django-allauth): the visitor's own identity (sign in, sign up,
+# password, email, sessions); they take no organization or object ids.
+IDENTITY_PREFIX = "auth/"
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,11 @@ def classify() -> tuple[list[Route], list[Route], list[str]]:
     scoped, public, problems = [], [], []
     for route in all_routes():
         if route.route.startswith(ADMIN_PREFIX):
+            continue
+        if route.route.startswith(IDENTITY_PREFIX):
+            if route.is_org_scoped:
+                problems.append(f"{route.name}: identity routes must not carry an organization")
+            public.append(route)
             continue
         if route.view_class and issubclass(route.view_class, OrganizationAPIView):
             problems.append(f"{route.name}: API routes need a credential-aware walk; extend accounts/tests/urlwalk.py")

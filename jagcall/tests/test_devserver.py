@@ -203,20 +203,20 @@ def _assert_demo_owner_logs_in(run: DevServer) -> None:
     opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()), _NoRedirect())
 
     status, headers, _ = _open(opener, run.url("/o/acme-dental/"))
-    assert status == 302 and "/login/" in headers["Location"], "the dashboard is not behind the login"
+    assert status == 302 and "/auth/login/" in headers["Location"], "the dashboard is not behind the login"
 
-    status, _, page = _open(opener, run.url("/login/"))
+    status, _, page = _open(opener, run.url("/auth/login/"))
     assert status == 200
     token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)
     assert token, "no CSRF token in the login form"
-    form = {"csrfmiddlewaretoken": html.unescape(token.group(1)), "username": OWNER_EMAIL}
+    form = {"csrfmiddlewaretoken": html.unescape(token.group(1)), "login": OWNER_EMAIL}
 
-    status, _, _ = _open(opener, run.url("/login/"), {**form, "password": "not the demo password"})
+    status, _, _ = _open(opener, run.url("/auth/login/"), {**form, "password": "not the demo password"})
     assert status == 200  # form shown again: the password is really checked
 
-    status, headers, _ = _open(opener, run.url("/login/"), {**form, "password": DEMO_PASSWORD})
+    status, headers, _ = _open(opener, run.url("/auth/login/"), {**form, "password": DEMO_PASSWORD})
     assert status == 302, "the demo owner could not log in"
-    assert "/login/" not in headers["Location"]
+    assert "/auth/login/" not in headers["Location"]
 
     status, _, page = _open(opener, run.url("/o/acme-dental/"))
     assert status == 200

@@ -27,6 +27,8 @@ PRODUCTION_ENV = {
         '"status":"ENABLED","keyId":1723420045,"outputPrefixType":"TINK"}]}'
     ),
     "JAGCALL_BLIND_INDEX_KEYS": "v1:Ym9ndXMta2V5LWZvci1zZXR0aW5ncy10ZXN0cy1vbmx5IQ==",
+    "TURNSTILE_SITE_KEY": "0x4AAAAAAAsitekey-for-settings-tests",
+    "TURNSTILE_SECRET_KEY": "0x4AAAAAAAsecret-for-settings-tests",
 }
 
 
@@ -56,7 +58,10 @@ def test_check_deploy_passes_with_production_values():
 
 @pytest.mark.parametrize(
     "missing",
-    ["SECRET_KEY", "ALLOWED_HOSTS", "DATABASE_URL", "REDIS_URL", "EMAIL_HOST", "JAGCALL_MASTER_KEYSET", "JAGCALL_BLIND_INDEX_KEYS"],
+    [
+        "SECRET_KEY", "ALLOWED_HOSTS", "DATABASE_URL", "REDIS_URL", "EMAIL_HOST",
+        "JAGCALL_MASTER_KEYSET", "JAGCALL_BLIND_INDEX_KEYS", "TURNSTILE_SITE_KEY", "TURNSTILE_SECRET_KEY",
+    ],
 )
 def test_debug_off_refuses_to_start_without(missing):
     result = run_django("print('started')", PRODUCTION_ENV, drop=[missing])

@@ -28,7 +28,7 @@ class Command(BaseCommand):
                 if owner is None:
                     if owner_password is None:
                         generated = owner_password = secrets.token_urlsafe(16)
-                    owner = services.user_create(email=owner_email, password=owner_password)
+                    owner = services.user_create(email=owner_email, password=owner_password, email_verified=True)
                     created_user = True
                 else:
                     created_user = False

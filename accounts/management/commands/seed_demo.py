@@ -26,7 +26,7 @@ class Command(BaseCommand):
             users = {}
             for email, name, _role in DEMO_USERS:
                 user = User.objects.filter(email=email).first() or services.user_create(
-                    email=email, password=DEMO_PASSWORD, name=name
+                    email=email, password=DEMO_PASSWORD, name=name, email_verified=True
                 )
                 users[email] = user
             owner = users[DEMO_USERS[0][0]]
@@ -36,7 +36,8 @@ class Command(BaseCommand):
             for email, _name, role in DEMO_USERS[1:]:
                 Membership.objects.get_or_create(organization=organization, user=users[email], defaults={"role": role})
             staff = User.objects.filter(email="support@jagcall.test").first() or services.user_create(
-                email="support@jagcall.test", password=DEMO_PASSWORD, name="Sam Support", is_staff=True
+                email="support@jagcall.test", password=DEMO_PASSWORD, name="Sam Support", is_staff=True,
+                email_verified=True,
             )
             if not staff.is_superuser:
                 staff.is_superuser = True

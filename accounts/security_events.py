@@ -1,0 +1,86 @@
+"""Security events: one structured record per identity event.
+
+Every login, failed login, logout, registration, password reset and email
+verification is emitted once, here, with the user, organization, IP address
+and user agent. It is logged to the "jagcall.security" logger (JSON in
+production) and sent as the ``security_event`` signal, which the audit log
+records without this code changing.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.dispatch import Signal, receiver
+
+security_event = Signal()  # sender=None, event=dict
+logger = logging.getLogger("jagcall.security")
+
+
+def client_ip(request) -> str | None:
+    if request is None:
+        return None
+    from allauth.account.adapter import get_adapter
+
+    try:
+        return get_adapter(request).get_client_ip(request)
+    except Exception:  # a missing REMOTE_ADDR must not break the flow being recorded
+        return request.META.get("REMOTE_ADDR")
+
+
+def emit(kind: str, *, request=None, user=None, email: str | None = None, organization=None, **details) -> dict:
+    event = {
+        "event": kind,
+        "user_id": str(user.pk) if user is not None and getattr(user, "pk", None) else None,
+        "email": email or (getattr(user, "email", None) if user is not None else None),
+        "organization_id": str(organization.pk) if organization is not None else None,
+        "ip": client_ip(request),
+        "user_agent": (request.META.get("HTTP_USER_AGENT", "")[:300] if request is not None else None),
+        "request_id": getattr(request, "request_id", None),
+        **details,
+    }
+    logger.info(kind, extra={"security_event": event})
+    security_event.send(sender=None, event=event)
+    return event
+
+
+# --- receivers for Django's and allauth's own signals ------------------------------
+
+from allauth.account import signals as account_signals  # noqa: E402
+from django.contrib.auth import signals as auth_signals  # noqa: E402
+
+
+@receiver(auth_signals.user_logged_in)
+def _logged_in(sender, request, user, **kwargs):
+    emit("user.login", request=request, user=user)
+
+
+@receiver(auth_signals.user_logged_out)
+def _logged_out(sender, request, user, **kwargs):
+    emit("user.logout", request=request, user=user)
+
+
+@receiver(auth_signals.user_login_failed)
+def _login_failed(sender, credentials, request=None, **kwargs):
+    # Never the password; the email as typed is what an investigator needs.
+    emit("user.login_failed", request=request, email=(credentials or {}).get("email") or (credentials or {}).get("username"))
+
+
+@receiver(account_signals.user_signed_up)
+def _signed_up(sender, request, user, **kwargs):
+    emit("user.registered", request=request, user=user)
+
+
+@receiver(account_signals.password_reset)
+def _password_reset(sender, request, user, **kwargs):
+    emit("user.password_reset_completed", request=request, user=user)
+
+
+@receiver(account_signals.password_changed)
+def _password_changed(sender, request, user, **kwargs):
+    emit("user.password_changed", request=request, user=user)
+
+
+@receiver(account_signals.email_confirmed)
+def _email_confirmed(sender, request, email_address, **kwargs):
+    emit("user.email_verified", request=request, user=email_address.user, email=email_address.email)
