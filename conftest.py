@@ -75,10 +75,15 @@ def pytest_sessionfinish(session, exitstatus):
 
 @pytest.fixture(autouse=True)
 def _clear_cache_between_tests():
-    """Each test sees an empty cache (sessions, rate-limit counters) in its own Redis db."""
+    """Each test sees an empty cache (sessions, rate-limit counters) in its own Redis db,
+    and cold key caches: keysets made by a rolled-back test must not linger in memory."""
     from django.core.cache import cache
 
+    from jagcall.crypto import keys, sealed
+
     cache.clear()
+    keys.evict()
+    sealed.evict()
     yield
 
 

@@ -7,4 +7,8 @@ class AccountsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        from accounts import security_events  # noqa: F401  (connects the signal receivers)
+        from accounts import mfa, security_events  # noqa: F401  (connects the signal receivers)
+
+        mfa.install_totp_reuse_guard()
+        mfa.register_sealed_source()
+        mfa.connect_signals()

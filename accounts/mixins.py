@@ -45,6 +45,18 @@ class OrganizationViewMixin(LoginRequiredMixin):
             raise Http404("No organization matches the given query.")
         if not has_permission(membership.role, self.permission_required):
             raise PermissionDenied("Your role does not allow this.")
+        if organization.require_two_factor:
+            from accounts.mfa import user_has_two_factor
+
+            if not user_has_two_factor(request.user):
+                from django.contrib import messages
+                from django.shortcuts import redirect
+
+                messages.warning(
+                    request,
+                    f"{organization.name} requires two-factor sign-in. Set up an authenticator app to continue.",
+                )
+                return redirect("mfa_activate_totp")
         self.organization = request.organization = organization
         self.membership = request.membership = membership
         request.session[SESSION_LAST_ORG] = organization.slug  # only to pick where "/" lands

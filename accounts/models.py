@@ -86,6 +86,9 @@ class Organization(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
     terminated_at = models.DateTimeField(null=True, blank=True)
+    require_two_factor = models.BooleanField(
+        default=False, help_text="Members must set up two-factor sign-in before they can use the organization."
+    )
 
     class Meta:
         ordering = ["name"]

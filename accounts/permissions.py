@@ -35,6 +35,7 @@ PERMISSIONS: dict[str, tuple[frozenset, str]] = {
     "webhooks.manage": (MANAGERS, "Manage webhooks"),
     "billing.manage": (OWNERS, "Manage plan and billing"),
     "sso.manage": (OWNERS, "Configure single sign-on"),
+    "security.manage": (OWNERS, "Require two-factor sign-in for everyone"),
     "organization.delete": (OWNERS, "Delete the organization"),
     "organization.transfer": (OWNERS, "Make someone an owner"),
 }

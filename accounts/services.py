@@ -168,6 +168,22 @@ def organization_update(*, organization: Organization, actor: User, name: str) -
 
 
 @transaction.atomic
+def organization_require_two_factor(*, organization: Organization, actor: User, required: bool) -> Organization:
+    """Owners may require two-factor sign-in of every member (members without it enrol at their next visit)."""
+    _require(organization, actor, "security.manage")
+    from accounts.mfa import user_has_two_factor
+
+    if required and not user_has_two_factor(actor):
+        raise ApplicationError(
+            "Set up two-factor sign-in for yourself first, so the rule cannot lock you out.", code="actor_without_2fa"
+        )
+    organization.require_two_factor = bool(required)
+    organization.save(update_fields=["require_two_factor", "updated_at"])
+    publish_org_event(organization.id, "organization.security_changed", {"require_two_factor": bool(required)})
+    return organization
+
+
+@transaction.atomic
 def organization_terminate(*, organization: Organization, actor: User | None) -> Organization:
     """Close an organization (owners; staff act with actor=None). Its data is kept until purge."""
     if actor is not None:

@@ -103,6 +103,26 @@ class OrganizationSettingsView(OrganizationViewMixin, View):
         return render(request, self.template_name, {"form": form}, status=400)
 
 
+class OrganizationSecurityView(OrganizationViewMixin, View):
+    """Owners turn "require two-factor sign-in" on or off."""
+
+    permission_required = "security.manage"
+    http_method_names = ["post"]
+
+    def post(self, request, org_slug):
+        required = request.POST.get("require_two_factor") == "on"
+        try:
+            services.organization_require_two_factor(organization=self.organization, actor=request.user, required=required)
+        except ApplicationError as error:
+            messages.error(request, error.message)
+        else:
+            messages.success(
+                request,
+                "Two-factor sign-in is now required for everyone." if required else "Two-factor sign-in is now optional.",
+            )
+        return redirect("accounts:organization-settings", org_slug=self.organization.slug)
+
+
 # --- team ----------------------------------------------------------------------
 
 

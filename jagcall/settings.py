@@ -173,6 +173,7 @@ INSTALLED_APPS = [
     "jagcall.crypto",
     "allauth",
     "allauth.account",
+    "allauth.mfa",
     "allauth.usersessions",
     "accounts",
 ]
@@ -189,6 +190,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
     "allauth.usersessions.middleware.UserSessionsMiddleware",
+    "accounts.middleware.BackOfficeTwoFactorMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
 ]
 
@@ -249,6 +251,16 @@ ACCOUNT_RATE_LIMITS = {
     "confirm_email": "1/3m/key",
 }
 USERSESSIONS_TRACK_ACTIVITY = True
+ACCOUNT_EMAIL_NOTIFICATIONS = True  # a factor enabled/removed, password changed: the person is told
+# Two-factor (allauth MFA, one device store for portal, back office and API tokens).
+MFA_ADAPTER = "accounts.mfa.MFAAdapter"
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes", "webauthn"]
+MFA_TOTP_PERIOD = 30
+MFA_TOTP_TOLERANCE = 1  # the previous and next 30 s step are accepted
+MFA_RECOVERY_CODE_COUNT = 10
+MFA_RECOVERY_CODE_DIGITS = 34  # ~113 bits per code
+MFA_PASSKEY_LOGIN_ENABLED = False  # passkeys are a second factor here, not a password replacement
+MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN = DEBUG or TESTING  # plain-HTTP localhost in development only
 PASSWORD_HASHERS = [
     "django.contrib.auth.hashers.Argon2PasswordHasher",
     "django.contrib.auth.hashers.PBKDF2PasswordHasher",

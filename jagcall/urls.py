@@ -1,3 +1,4 @@
+from allauth.account.decorators import secure_admin_login
 from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
@@ -7,6 +8,8 @@ from jagcall import health
 admin.site.site_header = "JagCall back office"
 admin.site.site_title = "JagCall back office"
 admin.site.index_title = "Support"
+# The back office signs in through the same flow as the portal (with its second factor).
+admin.site.login = secure_admin_login(admin.site.login)
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),

@@ -11,7 +11,7 @@ from django.contrib import admin
 from django.urls import reverse
 
 from accounts.models import OrganizationStatus
-from accounts.tests.factories import InvitationFactory, MembershipFactory, UserFactory
+from accounts.tests.factories import InvitationFactory, MembershipFactory, UserFactory, enable_totp
 
 pytestmark = pytest.mark.django_db
 BASE_DIR = Path(settings.BASE_DIR)
@@ -26,8 +26,24 @@ def project_models():
 
 @pytest.fixture
 def staff_client(client):
-    client.force_login(UserFactory(email="support@jagcall.test", is_staff=True, is_superuser=True))
+    staff = UserFactory(email="support@jagcall.test", is_staff=True, is_superuser=True)
+    enable_totp(staff)
+    client.force_login(staff)
     return client
+
+
+def test_back_office_requires_two_factor_for_staff(client):
+    staff = UserFactory(email="new.support@jagcall.test", is_staff=True, is_superuser=True)
+    client.force_login(staff)
+    response = client.get(reverse("admin:index"))
+    assert response.status_code == 302 and response["Location"] == reverse("mfa_index")
+    enable_totp(staff)
+    assert client.get(reverse("admin:index")).status_code == 200
+
+
+def test_back_office_sign_in_goes_through_the_portal_sign_in(client):
+    response = client.get(reverse("admin:login"))
+    assert response.status_code == 302 and response["Location"].startswith(reverse("account_login"))
 
 
 def test_every_project_model_is_registered():

@@ -30,6 +30,7 @@ MATRIX = {
         "post": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: DENIED},
     },
     "accounts:organization-leave": {"post": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: OK}},
+    "accounts:organization-security": {"post": {Role.OWNER: OK, Role.ADMIN: DENIED, Role.MEMBER: DENIED}},
     "accounts:invitation-create": {
         "get": {Role.OWNER: REDIRECT, Role.ADMIN: REDIRECT, Role.MEMBER: DENIED},
         "post": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: DENIED},
@@ -98,7 +99,7 @@ def test_members_see_role_controls_only_when_allowed(client, organization, owner
 
 
 def test_permission_table_grants_what_the_product_promises():
-    owner_only = {"billing.manage", "sso.manage", "organization.delete", "organization.transfer"}
+    owner_only = {"billing.manage", "sso.manage", "security.manage", "organization.delete", "organization.transfer"}
     managers = {"organization.update", "members.invite", "members.change_role", "members.remove",
                 "agents.manage", "numbers.manage", "api_keys.manage", "webhooks.manage"}
     everyone = {"organization.view", "product.use", "members.view"}

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from jagcall.crypto.models import OrganizationKeyset, ReencryptionCheckpoint
+from jagcall.crypto.models import OrganizationKeyset, PlatformKeyset, ReencryptionCheckpoint
 
 
 @admin.register(OrganizationKeyset)
@@ -34,4 +34,21 @@ class ReencryptionCheckpointAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(PlatformKeyset)
+class PlatformKeysetAdmin(admin.ModelAdmin):
+    list_display = ("name", "created_at", "rotated_at", "master_key_id")
+    search_fields = ("name",)
+    fields = ("name", "created_at", "rotated_at", "master_key_id")
+    readonly_fields = fields
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
         return False

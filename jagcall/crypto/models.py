@@ -46,3 +46,16 @@ class ReencryptionCheckpoint(models.Model):
 
     def __str__(self) -> str:
         return self.target
+
+
+class PlatformKeyset(models.Model):
+    """A data keyset not tied to one organization (e.g. a person's TOTP secret), wrapped by the master."""
+
+    name = models.CharField(max_length=40, primary_key=True)
+    aead_keyset = models.BinaryField(editable=False)
+    master_key_id = models.BigIntegerField(null=True, editable=False)
+    created_at = models.DateTimeField(default=timezone.now)
+    rotated_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"platform keyset {self.name}"

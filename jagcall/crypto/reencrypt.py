@@ -186,8 +186,30 @@ def reencrypt_files(
     return checkpoint
 
 
+def reencrypt_sealed(*, report=lambda p: None) -> ReencryptionCheckpoint:
+    """Sealed secrets kept by libraries (TOTP secrets, recovery-code seeds): few rows, one pass."""
+    from jagcall.crypto.sealed import SOURCES, primary_key_id
+
+    checkpoint = _checkpoint("sealed-secrets", restart=True)
+    primary = primary_key_id()
+    for _name, (iterate, reseal, key_ids) in SOURCES.items():
+        objects = list(iterate())
+        for obj in objects:
+            if set(key_ids(obj)) - {primary}:
+                with transaction.atomic():
+                    reseal(obj)
+                if set(key_ids(obj)) - {primary}:
+                    raise VerificationError(f"sealed secret of {obj!r} is not under the primary key after rewrite")
+                checkpoint.rewritten += 1
+            checkpoint.done += 1
+        report(Progress("sealed-secrets", checkpoint.done, checkpoint.done, checkpoint.rewritten))
+    checkpoint.finished_at = timezone.now()
+    checkpoint.save()
+    return checkpoint
+
+
 def reencrypt_all(*, batch_size: int = 500, restart: bool = False, max_batches: int | None = None, report=lambda p: None):
-    results = []
+    results = [reencrypt_sealed(report=report)]
     for model in models_with_encrypted_fields():
         results.append(reencrypt_fields(model, batch_size=batch_size, restart=restart, max_batches=max_batches, report=report))
     for model in models_with_encrypted_files():

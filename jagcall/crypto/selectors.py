@@ -61,10 +61,22 @@ def file_key_usage() -> dict[str, set[int]]:
 
 
 def master_key_usage() -> set[int]:
-    from jagcall.crypto.models import OrganizationKeyset
+    from jagcall.crypto.models import OrganizationKeyset, PlatformKeyset
 
-    return set(
+    used = set(
         OrganizationKeyset.objects.filter(destroyed_at__isnull=True, master_key_id__isnull=False)
         .values_list("master_key_id", flat=True)
         .distinct()
     )
+    return used | set(PlatformKeyset.objects.filter(master_key_id__isnull=False).values_list("master_key_id", flat=True))
+
+
+def sealed_key_usage() -> set[int]:
+    """Platform-keyset key ids that sealed secrets registered by the apps still use."""
+    from jagcall.crypto.sealed import SOURCES
+
+    used: set[int] = set()
+    for iterate, _reseal, key_ids in SOURCES.values():
+        for obj in iterate():
+            used |= set(key_ids(obj))
+    return used

@@ -75,6 +75,9 @@ def organization_keys_rewrap_all(*, batch_size: int = 200) -> int:
                 row.master_key_id = primary
                 row.save(update_fields=["aead_keyset", "streaming_keyset", "master_key_id"])
                 count += 1
+    from jagcall.crypto.sealed import platform_keys_rewrap
+
+    count += platform_keys_rewrap()
     keys.evict()
     return count
 

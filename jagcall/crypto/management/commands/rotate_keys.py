@@ -24,6 +24,7 @@ class Command(BaseCommand):
         group.add_argument("--master", action="store_true")
         group.add_argument("--org", metavar="SLUG")
         group.add_argument("--all-orgs", action="store_true")
+        group.add_argument("--platform", action="store_true", help="new primary key for people's sealed secrets (TOTP)")
         group.add_argument("--rewrap", action="store_true")
         group.add_argument("--status", action="store_true")
         group.add_argument("--retire-unused", action="store_true")
@@ -43,6 +44,12 @@ class Command(BaseCommand):
             return
         if options["all_orgs"]:
             return self._rotate_orgs(list(OrganizationKeyset.objects.filter(destroyed_at__isnull=True).values_list("organization_id", flat=True)))
+        if options["platform"]:
+            from jagcall.crypto.sealed import platform_keys_rotate
+
+            platform_keys_rotate()
+            self.stdout.write(self.style.SUCCESS("New primary key for sealed secrets. Run `manage.py reencrypt` next."))
+            return
         if options["rewrap"]:
             count = services.organization_keys_rewrap_all()
             self.stdout.write(self.style.SUCCESS(f"Re-wrapped {count} organization keyset(s) under the current master key."))
@@ -125,6 +132,17 @@ class Command(BaseCommand):
                     organization_id=row.organization_id, aead_key_ids=old_aead, streaming_key_ids=old_stream
                 )
                 retired += len(old_aead) + len(old_stream)
+        from jagcall.crypto import sealed
+        from jagcall.crypto.models import PlatformKeyset
+
+        for row in PlatformKeyset.objects.all():
+            platform_handle = sealed.unwrap(row)
+            unused = set(keys.key_ids(platform_handle)) - {keys.primary_key_id(platform_handle)} - selectors.sealed_key_usage()
+            if unused:
+                row.aead_keyset = sealed.wrap(keys.remove_keys(platform_handle, unused), row.name)
+                row.save(update_fields=["aead_keyset"])
+                sealed.evict()
+                retired += len(unused)
         handle = keys.master.handle
         if handle is not None:
             in_use = selectors.master_key_usage()
