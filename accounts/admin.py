@@ -76,6 +76,16 @@ class UserAdmin(DjangoUserAdmin):
         queryset, _dupes = super().get_search_results(request, queryset, search_term)
         return queryset.distinct(), False
 
+    actions = ["disable"]
+
+    @admin.action(description="Disable selected people (ends all their sessions now)")
+    def disable(self, request, queryset):
+        count = 0
+        for user in queryset.filter(is_active=True):
+            services.user_disable(user=user, actor=request.user)
+            count += 1
+        self.message_user(request, f"{count} person(s) disabled and signed out everywhere.", messages.SUCCESS)
+
 
 @admin.register(Membership)
 class MembershipAdmin(admin.ModelAdmin):

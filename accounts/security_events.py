@@ -52,6 +52,11 @@ from django.contrib.auth import signals as auth_signals  # noqa: E402
 
 @receiver(auth_signals.user_logged_in)
 def _logged_in(sender, request, user, **kwargs):
+    import time
+
+    if request is not None and hasattr(request, "session"):
+        # Start the idle and absolute timeouts (accounts.middleware.SessionTimeoutMiddleware).
+        request.session["_jc_auth_at"] = request.session["_jc_seen_at"] = time.time()
     emit("user.login", request=request, user=user)
 
 

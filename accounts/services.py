@@ -107,6 +107,21 @@ def user_create(
     return user
 
 
+@transaction.atomic
+def user_disable(*, user: User, actor: User | None = None) -> User:
+    """Lock a person out at once: no new sign-in, and every session they have ends now."""
+    from allauth.usersessions.models import UserSession
+
+    user.is_active = False
+    user.save(update_fields=["is_active"])
+    sessions = list(UserSession.objects.filter(user=user))
+    transaction.on_commit(lambda: [session.end() for session in sessions])
+    from accounts.security_events import emit
+
+    emit("user.disabled", user=user, actor_id=str(actor.pk) if actor else None, sessions_ended=len(sessions))
+    return user
+
+
 # --- organizations -------------------------------------------------------------
 
 

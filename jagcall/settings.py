@@ -114,6 +114,8 @@ CACHES = {
 SESSION_ENGINE = "django.contrib.sessions.backends.cache"
 SESSION_CACHE_ALIAS = "default"
 SESSION_COOKIE_AGE = env("SESSION_COOKIE_AGE", default=60 * 60 * 12, cast=int)
+SESSION_IDLE_TIMEOUT = env("SESSION_IDLE_TIMEOUT", default=60 * 60 * 2, cast=int)
+SESSION_ABSOLUTE_TIMEOUT = env("SESSION_ABSOLUTE_TIMEOUT", default=SESSION_COOKIE_AGE, cast=int)
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
@@ -168,6 +170,7 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "channels",
     "rest_framework",
+    "rest_framework_simplejwt.token_blacklist",
     "django_filters",
     "django_htmx",
     "jagcall.crypto",
@@ -190,6 +193,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
     "allauth.usersessions.middleware.UserSessionsMiddleware",
+    "accounts.middleware.SessionTimeoutMiddleware",
     "accounts.middleware.BackOfficeTwoFactorMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
 ]
@@ -220,6 +224,7 @@ AUTH_USER_MODEL = "accounts.User"
 LOGIN_URL = "account_login"
 LOGIN_REDIRECT_URL = "accounts:home"
 LOGOUT_REDIRECT_URL = "account_login"
+LOGIN_URL_PATH = "/auth/login/"
 AUTHENTICATION_BACKENDS = [
     "allauth.account.auth_backends.AuthenticationBackend",
 ]
@@ -259,6 +264,7 @@ MFA_TOTP_PERIOD = 30
 MFA_TOTP_TOLERANCE = 1  # the previous and next 30 s step are accepted
 MFA_RECOVERY_CODE_COUNT = 10
 MFA_RECOVERY_CODE_DIGITS = 34  # ~113 bits per code
+MFA_RECOVERY_CODES_SHOW_ONCE = True
 MFA_PASSKEY_LOGIN_ENABLED = False  # passkeys are a second factor here, not a password replacement
 MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN = DEBUG or TESTING  # plain-HTTP localhost in development only
 PASSWORD_HASHERS = [
@@ -365,6 +371,36 @@ else:
 if env("TRUST_X_FORWARDED_PROTO", default=False, cast=bool):
     # Only behind the shipped nginx, which overwrites the header.
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# --- JWT for the API (djangorestframework-simplejwt) ----------------------------
+# [!!] A key of its own, never SECRET_KEY; audience and issuer are checked.
+_require_in_production("JWT_SIGNING_KEY")
+if is_set("JWT_SIGNING_KEY"):
+    JWT_SIGNING_KEY = env("JWT_SIGNING_KEY")
+else:
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    _jwt_file = DATA_DIR / "jwt_signing_key"
+    if not _jwt_file.exists():
+        _jwt_file.write_text(secrets.token_urlsafe(64))
+        _jwt_file.chmod(0o600)
+    JWT_SIGNING_KEY = _jwt_file.read_text().strip()
+if len(JWT_SIGNING_KEY) < 32 or JWT_SIGNING_KEY == SECRET_KEY:
+    raise ImproperlyConfigured("JWT_SIGNING_KEY must be at least 32 characters and differ from SECRET_KEY.")
+SIMPLE_JWT = {
+    "ALGORITHM": "HS256",
+    "SIGNING_KEY": JWT_SIGNING_KEY,
+    "VERIFYING_KEY": None,
+    "AUDIENCE": env("JWT_AUDIENCE", default="jagcall-api"),
+    "ISSUER": env("JWT_ISSUER", default=SITE_URL),
+    "ACCESS_TOKEN_LIFETIME": __import__("datetime").timedelta(minutes=15),
+    "REFRESH_TOKEN_LIFETIME": __import__("datetime").timedelta(days=env("JWT_REFRESH_DAYS", default=7, cast=int)),
+    "ROTATE_REFRESH_TOKENS": True,
+    "BLACKLIST_AFTER_ROTATION": True,
+    "UPDATE_LAST_LOGIN": False,
+    "USER_ID_FIELD": "id",
+    "USER_ID_CLAIM": "sub",
+    "LEEWAY": 0,
+}
 
 # --- REST framework ---------------------------------------------------------
 REST_FRAMEWORK = {

@@ -16,6 +16,7 @@ urlpatterns = [
     path("readyz", health.readyz, name="readyz"),
     path(settings.ADMIN_URL, admin.site.urls),
     path("auth/", include("allauth.urls")),
+    path("api/v1/", include("accounts.api.urls")),
     path("", include("accounts.urls")),
 ]
 

@@ -293,3 +293,82 @@ def test_the_sessions_page_lists_this_device_and_can_end_the_others(owner):
     laptop.post("/auth/sessions/", {"action": "end"})  # "sign out everywhere else"
     assert phone.get("/o/acme-dental/").status_code == 302  # the other session is gone, server-side
     assert laptop.get("/o/acme-dental/").status_code == 200
+
+
+# --- sessions ----------------------------------------------------------------------------
+
+
+def test_session_id_changes_at_sign_in(client, owner):
+    client.get("/auth/login/")
+    before = client.session.session_key or client.cookies.get(settings_session_cookie())
+    login(client, owner.email, DEFAULT_PASSWORD)
+    assert client.session.session_key != before
+
+
+def settings_session_cookie():
+    from django.conf import settings
+
+    return settings.SESSION_COOKIE_NAME
+
+
+def test_sessions_live_in_redis(client, owner):
+    login(client, owner.email, DEFAULT_PASSWORD)
+    from django.conf import settings
+
+    assert settings.SESSION_ENGINE == "django.contrib.sessions.backends.cache"
+    assert "redis" in settings.CACHES[settings.SESSION_CACHE_ALIAS]["BACKEND"].lower()
+    key = client.session.session_key
+    client_redis = cache._cache.get_client(key)
+    assert any(key in k.decode() for k in client_redis.keys("*sessions*"))
+
+
+def test_disabling_a_person_ends_every_session_at_once(owner, organization, django_capture_on_commit_callbacks):
+    from django.test import Client
+
+    from accounts import services
+
+    laptop, phone = Client(), Client()
+    login(laptop, owner.email, DEFAULT_PASSWORD)
+    login(phone, owner.email, DEFAULT_PASSWORD)
+    keys = [laptop.session.session_key, phone.session.session_key]
+    with django_capture_on_commit_callbacks(execute=True):
+        services.user_disable(user=owner)
+    for key in keys:
+        assert cache.get(f"django.contrib.sessions.cache{key}") is None
+    assert laptop.get(f"/o/{organization.slug}/").status_code == 302
+    fresh = Client()
+    response = login(fresh, owner.email, DEFAULT_PASSWORD)
+    assert "_auth_user_id" not in fresh.session  # no new sign-in either
+    assert response.status_code == 200 or response["Location"].startswith("/auth/inactive/")
+
+
+def test_idle_and_absolute_timeouts_sign_out(client, owner, organization, settings, events):
+    settings.SESSION_IDLE_TIMEOUT = 60
+    login(client, owner.email, DEFAULT_PASSWORD)
+    assert client.get(f"/o/{organization.slug}/").status_code == 200
+    session = client.session
+    session["_jc_seen_at"] -= 61
+    session.save()
+    response = client.get(f"/o/{organization.slug}/")
+    assert response.status_code == 302 and response["Location"].startswith("/auth/login/")
+    assert any(e["event"] == "user.session_expired" for e in events)
+
+    settings.SESSION_IDLE_TIMEOUT = 3600
+    settings.SESSION_ABSOLUTE_TIMEOUT = 600
+    login(client, owner.email, DEFAULT_PASSWORD)
+    session = client.session
+    session["_jc_auth_at"] -= 601
+    session["_jc_seen_at"] -= 1
+    session.save()
+    assert client.get(f"/o/{organization.slug}/").status_code == 302
+
+
+def test_a_password_reset_ends_the_sessions_opened_before_it(client, owner, organization):
+    from django.test import Client
+
+    other_device = Client()
+    login(other_device, owner.email, DEFAULT_PASSWORD)
+    assert other_device.get(f"/o/{organization.slug}/").status_code == 200
+    request_reset(client, owner.email)
+    set_password(client, reset_link(owner.email), "a brand new passphrase")
+    assert other_device.get(f"/o/{organization.slug}/").status_code == 302

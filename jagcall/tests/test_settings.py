@@ -29,6 +29,7 @@ PRODUCTION_ENV = {
     "JAGCALL_BLIND_INDEX_KEYS": "v1:Ym9ndXMta2V5LWZvci1zZXR0aW5ncy10ZXN0cy1vbmx5IQ==",
     "TURNSTILE_SITE_KEY": "0x4AAAAAAAsitekey-for-settings-tests",
     "TURNSTILE_SECRET_KEY": "0x4AAAAAAAsecret-for-settings-tests",
+    "JWT_SIGNING_KEY": "jwt-signing-key-for-settings-tests-only-0123456789abcdef",
 }
 
 
@@ -61,6 +62,7 @@ def test_check_deploy_passes_with_production_values():
     [
         "SECRET_KEY", "ALLOWED_HOSTS", "DATABASE_URL", "REDIS_URL", "EMAIL_HOST",
         "JAGCALL_MASTER_KEYSET", "JAGCALL_BLIND_INDEX_KEYS", "TURNSTILE_SITE_KEY", "TURNSTILE_SECRET_KEY",
+        "JWT_SIGNING_KEY",
     ],
 )
 def test_debug_off_refuses_to_start_without(missing):
