@@ -63,13 +63,16 @@ def pytest_sessionfinish(session, exitstatus):
         return
     from jagcall.embedded import EmbeddedPostgres, EmbeddedRedis
 
+    # [!!] Only servers this process started: a pytest run started by a test
+    # (on the same data directory) must never stop the servers of the run around it.
     data_dir = settings.DATA_DIR
-    if data_dir.name.startswith("test-"):
-        _stop_and_remove(data_dir)  # only this run's own servers and data
+    started_pg, started_redis = settings.EMBEDDED_POSTGRES_STARTED, settings.EMBEDDED_REDIS_STARTED
+    if data_dir.name.startswith("test-") and started_pg and started_redis:
+        _stop_and_remove(data_dir)
         return
-    if not os.environ.get("REDIS_URL"):
+    if started_redis:
         EmbeddedRedis(data_dir / "redis").stop()
-    if not os.environ.get("DATABASE_URL"):
+    if started_pg:
         EmbeddedPostgres(data_dir / "pg").stop()
 
 

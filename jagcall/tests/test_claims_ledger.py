@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -20,12 +21,17 @@ def ledger_node_ids() -> set[str]:
     return ids
 
 
-def test_every_test_named_in_the_claims_ledger_exists():
+def test_every_test_named_in_the_claims_ledger_exists(tmp_path):
+    from django.conf import settings
+
     ids = sorted(ledger_node_ids())
     assert len(ids) > 30
+    # Collection only: point it at this run's servers so it starts (and stops) none.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}
+    env.update(DATABASE_URL=settings.DATABASE_URL, REDIS_URL=settings.REDIS_URL, JAGCALL_DATA_DIR=str(tmp_path / "collect"))
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", *ids],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     for node in ids:
