@@ -1,5 +1,14 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from accounts.api import views
 
 app_name = "api"
 
-urlpatterns: list = []
+urlpatterns: list = [
+    # Token endpoints: the body is the credential; the token they mint is bound to one organization.
+    path("auth/token", views.TokenObtainApi.as_view(), name="token-obtain"),
+    path("auth/token/refresh", views.TokenRefreshApi.as_view(), name="token-refresh"),
+    path("auth/token/revoke", views.TokenRevokeApi.as_view(), name="token-revoke"),
+    # Organization-bound (OrganizationAPIView): the organization comes from the token.
+    path("me", views.MeApi.as_view(), name="me"),
+]

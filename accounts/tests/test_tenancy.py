@@ -15,7 +15,7 @@ from accounts.models import Invitation, Membership, Organization
 from accounts.permissions import Role
 from accounts.tenancy import get_for_org_or_404
 from accounts.tests.factories import InvitationFactory, MembershipFactory, OrganizationFactory, UserFactory
-from accounts.tests.urlwalk import classify
+from accounts.tests.urlwalk import api_routes, classify
 
 pytestmark = pytest.mark.django_db
 
@@ -106,6 +106,45 @@ def test_own_pages_never_show_another_organizations_data(two_tenants):
         body = response.content.decode()
         leaked = [s for s in secrets if s in body]
         assert not leaked, f"{route.name} shows {leaked}"
+
+
+def test_every_api_route_has_fillable_ids():
+    for route in api_routes():
+        unknown = set(route.kwargs) - set(OBJECT_KWARGS)
+        assert not unknown, f"{route.name}: add {unknown} to OBJECT_KWARGS in {__file__}"
+
+
+def test_no_api_route_reaches_another_organization(two_tenants):
+    """With a token of my organization: their ids are 404, and no answer holds their data."""
+    from rest_framework.test import APIClient
+
+    from accounts.api.jwt import OrganizationRefreshToken
+    from accounts.models import User
+
+    _client, mine, theirs = two_tenants
+    me = User.objects.get(email="me@mine.test")
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {OrganizationRefreshToken.for_membership(user=me, organization=mine).access_token}")
+    theirs_ids = {k: make(theirs) for k, make in OBJECT_KWARGS.items()}
+    before = _snapshot(theirs)
+    secrets = [theirs.name, theirs.slug, "boss@theirs.test", str(theirs.id)]
+    routes = api_routes()
+    assert routes, "expected organization-bound API routes"
+    failures = []
+    for route in routes:
+        url = reverse(route.name, kwargs={k: theirs_ids[k] for k in route.kwargs})
+        for method in METHODS:
+            response = getattr(api, method)(url, {"name": "Owned", "role": "owner"}, format="json")
+            if route.kwargs:
+                unhandled = method not in route.view_class.http_method_names or not hasattr(route.view_class, method)
+                if response.status_code != 404 and not (unhandled and response.status_code == 405):
+                    failures.append(f"{method.upper()} {url}: {response.status_code}, expected 404")
+            body = response.content.decode()
+            leaked = [s for s in secrets if s in body]
+            if leaked:
+                failures.append(f"{method.upper()} {url} shows {leaked}")
+    assert not failures, "\n".join(failures)
+    assert _snapshot(theirs) == before
 
 
 def test_get_for_org_or_404_hides_other_tenants_and_bad_ids(organization, other_organization):

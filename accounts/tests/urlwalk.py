@@ -30,6 +30,9 @@ PUBLIC_ROUTES = {
     "accounts:organization-list": "lists only the user's own organizations",
     "accounts:organization-create": "creates a new organization",
     "accounts:invitation-accept": "bound to a secret single-use token, not to an id",
+    "api:token-obtain": "exchanges a person's credentials for a token bound to one of their organizations",
+    "api:token-refresh": "exchanges a refresh token for new tokens of the same organization",
+    "api:token-revoke": "revokes the refresh token it is given",
 }
 # The back office is cross-tenant on purpose: staff only (tested in test_admin.py).
 ADMIN_PREFIX = settings.ADMIN_URL
@@ -68,8 +71,13 @@ def all_routes() -> list[Route]:
     return list(_walk(get_resolver().url_patterns))
 
 
+def api_routes() -> list[Route]:
+    """API routes whose organization comes from the credential (OrganizationAPIView)."""
+    return [r for r in all_routes() if r.view_class and issubclass(r.view_class, OrganizationAPIView)]
+
+
 def classify() -> tuple[list[Route], list[Route], list[str]]:
-    """(organization-scoped routes, public routes, problems)."""
+    """(organization-scoped portal routes, public routes, problems). API routes: api_routes()."""
     scoped, public, problems = [], [], []
     for route in all_routes():
         if route.route.startswith(ADMIN_PREFIX):
@@ -80,7 +88,8 @@ def classify() -> tuple[list[Route], list[Route], list[str]]:
             public.append(route)
             continue
         if route.view_class and issubclass(route.view_class, OrganizationAPIView):
-            problems.append(f"{route.name}: API routes need a credential-aware walk; extend accounts/tests/urlwalk.py")
+            if route.is_org_scoped:
+                problems.append(f"{route.name}: API routes take the organization from the credential, not the URL")
         elif route.is_org_scoped:
             if not (route.view_class and issubclass(route.view_class, OrganizationViewMixin)):
                 problems.append(f"{route.name}: carries <org_slug> but does not use OrganizationViewMixin")

@@ -1,0 +1,442 @@
+"""JWTs for the API, each bound to exactly one organization.
+
+Contract:
+- A token pair is issued for (user, organization) after the password, the
+  second factor (when the user has one) and the organization's own rules
+  pass. Both tokens carry ``sub`` (user id) and ``org`` (organization id);
+  ``aud`` and ``iss`` come from SIMPLE_JWT and are checked on every use.
+- [!!] Only HS256 is accepted, with the dedicated JWT_SIGNING_KEY (never
+  SECRET_KEY). The header's ``alg`` is checked against the allow-list
+  before anything else, so ``none`` and every other algorithm are refused
+  even if the settings were changed by mistake.
+- [!!] Every request re-checks what the token cannot know: the user is
+  still active, still a member of the token's organization, and that
+  organization is active (and its two-factor rule is met). Removing a
+  member or deactivating a user takes effect on the next request, not when
+  the 15-minute access token expires.
+- Refresh tokens rotate: each is used once (it is blacklisted as the new
+  pair is minted, under a row lock, so two concurrent uses cannot both
+  succeed). Rotation does not extend the refresh lifetime: the chain ends
+  REFRESH_TOKEN_LIFETIME after the password was last given.
+- Tokens are read from the ``Authorization: Bearer`` header only.
+
+The functions named ``api_token_*`` are this module's services (writes:
+outstanding and blacklisted tokens, authenticator usage); the views in
+accounts/api/views.py only parse input and render their result.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+import jwt as pyjwt
+from django.core.exceptions import ImproperlyConfigured, ValidationError
+from django.db import transaction
+from rest_framework import exceptions
+from rest_framework_simplejwt.authentication import JWTAuthentication
+from rest_framework_simplejwt.exceptions import AuthenticationFailed, InvalidToken, TokenError
+from rest_framework_simplejwt.settings import api_settings
+from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
+from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
+from rest_framework_simplejwt.utils import datetime_from_epoch
+
+from accounts.models import Membership, Organization, OrganizationStatus, User
+from accounts.security_events import emit
+from accounts.selectors import membership_for_user, user_email_verified
+from jagcall.errors import ApplicationError
+
+ORG_CLAIM = "org"
+# [!!] The one algorithm a token may name. Widening this is a security review.
+ALLOWED_ALGORITHMS = frozenset({"HS256"})
+
+if api_settings.ALGORITHM not in ALLOWED_ALGORITHMS:
+    raise ImproperlyConfigured(
+        f"SIMPLE_JWT['ALGORITHM'] must be one of {sorted(ALLOWED_ALGORITHMS)} (accounts/api/jwt.py)."
+    )
+
+INVALID_CREDENTIALS = "Invalid email, password or organization."
+REFRESH_INVALID = "The refresh token is invalid, expired, revoked or already used. Request a new token pair."
+
+
+# --- the tokens -------------------------------------------------------------------
+
+
+def _check_algorithm(raw_token) -> None:
+    try:
+        header = pyjwt.get_unverified_header(raw_token)
+    except pyjwt.PyJWTError as e:
+        raise TokenError("Token is invalid") from e
+    if header.get("alg") not in ALLOWED_ALGORITHMS:
+        raise TokenError("Token is invalid")
+
+
+def _require_organization_claims(payload: dict) -> None:
+    for claim in (api_settings.USER_ID_CLAIM, ORG_CLAIM, "iat", api_settings.JTI_CLAIM):
+        if claim not in payload:
+            raise TokenError(f"Token has no '{claim}' claim")
+    for claim in (api_settings.USER_ID_CLAIM, ORG_CLAIM):
+        try:
+            uuid.UUID(str(payload[claim]))
+        except ValueError as e:
+            raise TokenError("Token is invalid") from e
+
+
+class _OrganizationBound:
+    """Shared by both token kinds: the allow-listed algorithm and the claims we rely on."""
+
+    def __init__(self, token=None, verify: bool = True) -> None:
+        if token is not None:
+            _check_algorithm(token)
+        super().__init__(token, verify)
+
+    def verify(self) -> None:
+        _require_organization_claims(self.payload)
+        super().verify()
+
+
+class OrganizationAccessToken(_OrganizationBound, AccessToken):
+    pass
+
+
+class OrganizationRefreshToken(_OrganizationBound, RefreshToken):
+    access_token_class = OrganizationAccessToken
+
+    @classmethod
+    def for_membership(cls, *, user: User, organization: Organization, not_after: int | None = None):
+        """A new refresh token for ``user`` in ``organization``, recorded as outstanding.
+
+        ``not_after`` (epoch seconds) caps the expiry: a rotated token keeps its
+        predecessor's end of life.
+        """
+        token = cls()
+        token[api_settings.USER_ID_CLAIM] = str(getattr(user, api_settings.USER_ID_FIELD))
+        token[ORG_CLAIM] = str(organization.pk)
+        if not_after is not None:
+            token["exp"] = min(int(not_after), token["exp"])
+        OutstandingToken.objects.create(
+            user=user,
+            jti=token[api_settings.JTI_CLAIM],
+            token=str(token),
+            created_at=token.current_time,
+            expires_at=datetime_from_epoch(token["exp"]),
+        )
+        return token
+
+    @property
+    def access_token(self) -> OrganizationAccessToken:
+        access = super().access_token
+        # Same instant as the refresh token's exp base: exp - iat is exactly the lifetime.
+        access.set_iat(at_time=self.current_time)
+        return access
+
+
+# --- the authentication class ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OrganizationCredential:
+    """What ``request.auth`` holds for a JWT: OrganizationAPIView reads ``.organization`` and ``.role``."""
+
+    organization: Organization
+    role: str
+    token: OrganizationAccessToken
+
+
+class OrganizationJWTAuthentication(JWTAuthentication):
+    """``Authorization: Bearer <access token>`` bound to one organization.
+
+    Returns ``(user, OrganizationCredential)``. Refuses (401) a token that is
+    malformed, not HS256, badly signed, expired or not yet valid, for another
+    audience or issuer, not an access token, of an unknown or inactive user,
+    or for an organization the user no longer belongs to or that is no
+    longer active; 403 when the organization requires two-factor sign-in
+    and the user has none.
+    """
+
+    def authenticate(self, request):
+        header = self.get_header(request)
+        if header is None:
+            return None
+        raw_token = self.get_raw_token(header)
+        if raw_token is None:
+            return None
+        token = self.get_validated_token(raw_token)
+        user = self.get_user(token)
+        membership = self.get_membership(token, user)
+        return user, OrganizationCredential(organization=membership.organization, role=membership.role, token=token)
+
+    def get_validated_token(self, raw_token) -> OrganizationAccessToken:
+        try:
+            return OrganizationAccessToken(raw_token)
+        except TokenError as e:
+            raise InvalidToken(e.args[0]) from e
+
+    def get_membership(self, token, user) -> Membership:
+        organization = Organization.objects.filter(pk=token[ORG_CLAIM], status=OrganizationStatus.ACTIVE).first()
+        membership = membership_for_user(organization=organization, user=user) if organization else None
+        if membership is None:
+            raise AuthenticationFailed(
+                "This token's organization is not available to this user.", code="organization_unavailable"
+            )
+        membership.organization = organization
+        if organization.require_two_factor:
+            from accounts.mfa import user_has_two_factor
+
+            if not user_has_two_factor(user):
+                raise exceptions.PermissionDenied(
+                    {"detail": _two_factor_required_message(organization), "code": "two_factor_required"}
+                )
+        return membership
+
+
+# --- services ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TokenPair:
+    access: str
+    refresh: str
+    expires_in: int
+    organization: Organization
+    token_type: str = "Bearer"
+
+
+def _two_factor_required_message(organization: Organization) -> str:
+    return (
+        f"{organization.name} requires two-factor sign-in. Set up an authenticator app in your account's "
+        "security settings, then request a token again with otp_code."
+    )
+
+
+def _refuse(request, reason: str, message: str, *, code: str, status: int, **event) -> ApplicationError:
+    emit("api.token_refused", request=request, reason=reason, **event)
+    return ApplicationError(message, code=code, status=status)
+
+
+def _pair(refresh: OrganizationRefreshToken, organization: Organization) -> TokenPair:
+    access = refresh.access_token
+    return TokenPair(
+        access=str(access),
+        refresh=str(refresh),
+        expires_in=int(access["exp"] - access["iat"]),
+        organization=organization,
+    )
+
+
+def _authenticate_password(request, *, email: str, password: str) -> User:
+    """The password check of the web sign-in, with its failed-attempt limits (shared with it)."""
+    from allauth.account.adapter import get_adapter
+
+    try:
+        user = get_adapter(request).authenticate(request, email=email, password=password)
+    except ValidationError:
+        raise _refuse(
+            request,
+            "rate_limited",
+            "Too many failed sign-in attempts. Wait a few minutes, then try again.",
+            code="too_many_attempts",
+            status=429,
+            email=email,
+        ) from None
+    if user is None:
+        raise _refuse(
+            request, "invalid_credentials", INVALID_CREDENTIALS, code="invalid_credentials", status=401, email=email
+        )
+    if not user.is_active:
+        # The same answer as a wrong password: an inactive account is not confirmed to exist.
+        raise _refuse(request, "inactive", INVALID_CREDENTIALS, code="invalid_credentials", status=401, user=user)
+    return user
+
+
+def _validate_second_factor(request, *, user: User, otp_code: str | None) -> bool:
+    """True when the user has two-factor sign-in and ``otp_code`` passed; False when they have none.
+
+    Accepts a TOTP code (each once) or a recovery code (each once). Wrong
+    codes count against the same per-user limit as the web's second step.
+    """
+    from allauth.core import ratelimit
+    from allauth.mfa import signals
+    from allauth.mfa.models import Authenticator
+    from allauth.mfa.utils import is_mfa_enabled
+
+    if not is_mfa_enabled(user):
+        return False
+    code = (otp_code or "").strip()
+    if not code:
+        raise _refuse(
+            request,
+            "otp_required",
+            "This account uses two-factor sign-in: send otp_code (a code from your authenticator app, "
+            "or one of your recovery codes).",
+            code="otp_required",
+            status=401,
+            user=user,
+        )
+    limit_key = f"mfa-auth-user-{user.pk}"
+    if not ratelimit.consume(request, action="login_failed", key=limit_key):
+        raise _refuse(
+            request,
+            "otp_rate_limited",
+            "Too many wrong two-factor codes. Wait a few minutes, then try again.",
+            code="too_many_attempts",
+            status=429,
+            user=user,
+        )
+    used = None
+    with transaction.atomic():
+        for kind in (Authenticator.Type.TOTP, Authenticator.Type.RECOVERY_CODES):
+            authenticator = Authenticator.objects.filter(user=user, type=kind).first()
+            if authenticator is not None and authenticator.wrap().validate_code(code):
+                used = authenticator
+                break
+        if used is not None:
+            used.record_usage()
+    if used is None:
+        raise _refuse(
+            request,
+            "otp_invalid",
+            "The two-factor code is wrong, expired or already used.",
+            code="otp_invalid",
+            status=401,
+            user=user,
+        )
+    ratelimit.clear(request, action="login_failed", key=limit_key)
+    used.user = user
+    signals.authenticator_used.send(
+        sender=Authenticator, request=request, user=user, authenticator=used, reauthenticated=False, passwordless=False
+    )
+    return True
+
+
+def _check_organization_access(
+    request,
+    *,
+    user: User,
+    organization: Organization | None,
+    slug: str | None = None,
+    unavailable: tuple[str, str] = (INVALID_CREDENTIALS, "invalid_credentials"),
+):
+    """The rules every issuance and refresh re-applies; returns the membership.
+
+    ``unavailable`` is the (message, code) answered when the organization is
+    unknown, inactive or not the user's.
+    """
+    from accounts.mfa import user_has_two_factor
+
+    if not user_email_verified(user=user):
+        raise _refuse(
+            request,
+            "email_unverified",
+            "Verify your email address before using the API: follow the link in the email we sent you "
+            "(or ask for a new one from the sign-in page).",
+            code="email_unverified",
+            status=403,
+            user=user,
+        )
+    membership = None
+    if organization is not None and organization.status == OrganizationStatus.ACTIVE:
+        membership = membership_for_user(organization=organization, user=user)
+    if membership is None:
+        # [!!] Unknown, terminated or not yours: one answer, so the slug's existence is not revealed.
+        raise _refuse(
+            request,
+            "not_a_member",
+            unavailable[0],
+            code=unavailable[1],
+            status=401,
+            user=user,
+            organization_slug=slug or (organization.slug if organization else None),
+        )
+    if organization.require_two_factor and not user_has_two_factor(user):
+        raise _refuse(
+            request,
+            "two_factor_required",
+            _two_factor_required_message(organization),
+            code="two_factor_required",
+            status=403,
+            user=user,
+            organization=organization,
+        )
+    return membership
+
+
+def api_token_issue(
+    *, request, email: str, password: str, organization_slug: str, otp_code: str | None = None
+) -> TokenPair:
+    """A token pair for one organization. Raises ApplicationError (401/403/429) when a rule says no.
+
+    Order matters: nothing beyond "wrong credentials" is said until the
+    password and the second factor have both passed.
+    """
+    user = _authenticate_password(request, email=email, password=password)
+    second_factor = _validate_second_factor(request, user=user, otp_code=otp_code)
+    organization = Organization.objects.filter(slug=organization_slug).first()
+    _check_organization_access(request, user=user, organization=organization, slug=organization_slug)
+    with transaction.atomic():
+        refresh = OrganizationRefreshToken.for_membership(user=user, organization=organization)
+    emit(
+        "api.token_issued",
+        request=request,
+        user=user,
+        organization=organization,
+        jti=refresh[api_settings.JTI_CLAIM],
+        second_factor=second_factor,
+    )
+    return _pair(refresh, organization)
+
+
+def _parse_refresh(request, raw: str, *, reason: str) -> OrganizationRefreshToken:
+    try:
+        return OrganizationRefreshToken(raw)
+    except TokenError:
+        raise _refuse(request, reason, REFRESH_INVALID, code="token_not_valid", status=401) from None
+
+
+def api_token_refresh(*, request, refresh: str) -> TokenPair:
+    """Rotate: a new pair for the same organization; the presented refresh token is spent."""
+    old = _parse_refresh(request, refresh, reason="refresh_invalid")
+    user = User.objects.filter(pk=old[api_settings.USER_ID_CLAIM]).first()
+    if user is None or not user.is_active:
+        raise _refuse(request, "inactive", REFRESH_INVALID, code="token_not_valid", status=401, user=user)
+    organization = Organization.objects.filter(pk=old[ORG_CLAIM]).first()
+    _check_organization_access(
+        request, user=user, organization=organization, unavailable=(REFRESH_INVALID, "token_not_valid")
+    )
+    spent = False
+    with transaction.atomic():
+        # order_by: the model's default ordering joins the (nullable) user, which FOR UPDATE refuses.
+        outstanding = (
+            OutstandingToken.objects.select_for_update()
+            .filter(jti=old[api_settings.JTI_CLAIM])
+            .order_by("pk")
+            .first()
+        )
+        if outstanding is None:
+            spent = True
+        else:
+            _blacklisted, created = BlacklistedToken.objects.get_or_create(token=outstanding)
+            spent = not created
+        if not spent:
+            new = OrganizationRefreshToken.for_membership(user=user, organization=organization, not_after=old["exp"])
+    if spent:
+        raise _refuse(request, "refresh_reused", REFRESH_INVALID, code="token_not_valid", status=401, user=user)
+    emit(
+        "api.token_refreshed",
+        request=request,
+        user=user,
+        organization=organization,
+        jti=new[api_settings.JTI_CLAIM],
+        previous_jti=old[api_settings.JTI_CLAIM],
+    )
+    return _pair(new, organization)
+
+
+def api_token_revoke(*, request, refresh: str) -> None:
+    """Blacklist a refresh token (sign out of the API). Its access tokens expire on their own."""
+    token = _parse_refresh(request, refresh, reason="revoke_invalid")
+    with transaction.atomic():
+        token.blacklist()
+    user = User.objects.filter(pk=token[api_settings.USER_ID_CLAIM]).first()
+    organization = Organization.objects.filter(pk=token[ORG_CLAIM]).first()
+    emit("api.token_revoked", request=request, user=user, organization=organization, jti=token[api_settings.JTI_CLAIM])
