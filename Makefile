@@ -31,7 +31,7 @@ install: $(VENV)/.installed-runtime
 install-dev: $(VENV)/.installed-dev
 
 system-packages:
-	@scripts/ensure-system-packages.sh chromium nginx-light
+	@scripts/ensure-system-packages.sh chromium nginx-light xmlsec1
 
 run: install
 	DEBUG=$${DEBUG:-true} $(BIN)/python -m jagcall.devserver

@@ -2,6 +2,7 @@
 # Install the Debian packages the test suite needs, when they are missing.
 #   chromium     real-browser tests (Playwright drives /usr/bin/chromium)
 #   nginx-light  validates the shipped nginx configuration (nginx -t)
+#   xmlsec1      verifies SAML signatures (single sign-on)
 set -euo pipefail
 
 declare -A provides=([chromium]=/usr/bin/chromium [nginx-light]=/usr/sbin/nginx [xmlsec1]=/usr/bin/xmlsec1)
