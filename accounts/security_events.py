@@ -89,3 +89,21 @@ def _password_changed(sender, request, user, **kwargs):
 @receiver(account_signals.email_confirmed)
 def _email_confirmed(sender, request, email_address, **kwargs):
     emit("user.email_verified", request=request, user=email_address.user, email=email_address.email)
+
+
+def _connect_session_revocation() -> None:
+    from allauth.usersessions.models import UserSession
+    from django.db.models.signals import post_delete
+
+    def revoked(sender, instance, **kwargs):
+        from allauth.core import context
+
+        request = context.request
+        current = getattr(getattr(request, "session", None), "session_key", None) if request is not None else None
+        if instance.session_key != current:  # ending one's own session is a logout, recorded as such
+            emit("user.session_revoked", request=request, user=instance.user, session_ip=instance.ip)
+
+    post_delete.connect(revoked, sender=UserSession, weak=False, dispatch_uid="jagcall-session-revoked")
+
+
+_connect_session_revocation()

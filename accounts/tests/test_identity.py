@@ -279,7 +279,7 @@ def test_account_pages_render_in_the_portal(client, owner, path):
     assert "JagCall" in response.content.decode()
 
 
-def test_the_sessions_page_lists_this_device_and_can_end_the_others(owner):
+def test_the_sessions_page_lists_this_device_and_can_end_the_others(owner, events):
     from django.test import Client
 
     laptop = Client(HTTP_USER_AGENT="Laptop/1.0", REMOTE_ADDR="198.51.100.10")
@@ -293,6 +293,8 @@ def test_the_sessions_page_lists_this_device_and_can_end_the_others(owner):
     laptop.post("/auth/sessions/", {"action": "end"})  # "sign out everywhere else"
     assert phone.get("/o/acme-dental/").status_code == 302  # the other session is gone, server-side
     assert laptop.get("/o/acme-dental/").status_code == 200
+    revoked = [e for e in events if e["event"] == "user.session_revoked"]
+    assert len(revoked) == 1 and revoked[0]["session_ip"] == "198.51.100.20" and revoked[0]["ip"] == "198.51.100.10"
 
 
 # --- sessions ----------------------------------------------------------------------------
