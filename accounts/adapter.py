@@ -6,8 +6,31 @@ from allauth.account.adapter import DefaultAccountAdapter
 
 from accounts.security_events import emit
 
+SSO_REQUIRED_MESSAGE = "Sign in through your organization's single sign-on."
+
 
 class AccountAdapter(DefaultAccountAdapter):
+    def pre_login(self, request, user, **kwargs):
+        # Single sign-on logs in outside allauth, so every login reaching here is
+        # a non-SSO one: refused for non-owner members of an organization that
+        # requires SSO (owners keep it as break-glass).
+        from accounts.sso import sso_required_organization
+
+        organization = sso_required_organization(user) if user.is_active else None
+        if organization is not None:
+            from allauth.account.internal.stagekit import clear_login
+            from django.shortcuts import render
+
+            clear_login(request)
+            emit("user.login_refused", request=request, user=user, organization=organization, reason="sso_required")
+            return render(
+                request,
+                "accounts/sso_required.html",
+                {"message": SSO_REQUIRED_MESSAGE, "sso_organization": organization},
+                status=403,
+            )
+        return super().pre_login(request, user, **kwargs)
+
     def send_password_reset_mail(self, user, email, context):
         emit("user.password_reset_requested", request=context.get("request"), user=user, email=email)
         return super().send_password_reset_mail(user, email, context)

@@ -6,7 +6,7 @@ from django.db.models import Count
 from django.utils.html import format_html_join
 
 from accounts import services
-from accounts.models import Invitation, Membership, Organization, OrganizationStatus, User
+from accounts.models import Invitation, Membership, Organization, OrganizationStatus, SamlConfiguration, SamlIdentity, User
 from accounts.permissions import PERMISSIONS, has_permission
 
 
@@ -119,6 +119,41 @@ class InvitationAdmin(admin.ModelAdmin):
     list_select_related = ("organization",)
     # [!!] token_hash never shown; the token itself is never stored.
     fields = ("id", "organization", "email", "role", "invited_by", "created_at", "expires_at", "accepted_at", "accepted_by", "revoked_at")
+    readonly_fields = fields
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(SamlConfiguration)
+class SamlConfigurationAdmin(admin.ModelAdmin):
+    """Read-only: owners set single sign-on up in the portal (accounts.sso.sso_configure)."""
+
+    list_display = ("organization", "idp_entity_id", "enabled", "require_sso", "updated_at")
+    list_filter = ("enabled", "require_sso")
+    search_fields = ("organization__name", "organization__slug", "idp_entity_id")
+    list_select_related = ("organization",)
+    fields = ("id", "organization", "idp_entity_id", "idp_metadata_url", "enabled", "require_sso", "created_at", "updated_at")
+    readonly_fields = fields
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(SamlIdentity)
+class SamlIdentityAdmin(admin.ModelAdmin):
+    """Read-only: identities are made by single sign-on itself; deleting one unlinks the person."""
+
+    list_display = ("user", "organization", "idp_entity_id", "name_id", "last_login_at")
+    search_fields = ("user__email", "organization__name", "organization__slug", "name_id")
+    list_select_related = ("user", "organization")
+    fields = ("id", "organization", "user", "idp_entity_id", "name_id", "created_at", "last_login_at")
     readonly_fields = fields
 
     def has_add_permission(self, request):

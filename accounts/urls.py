@@ -12,6 +12,7 @@ urlpatterns = [
     path("o/<slug:org_slug>/", views.DashboardView.as_view(), name="dashboard"),
     path("o/<slug:org_slug>/settings/", views.OrganizationSettingsView.as_view(), name="organization-settings"),
     path("o/<slug:org_slug>/settings/security/", views.OrganizationSecurityView.as_view(), name="organization-security"),
+    path("o/<slug:org_slug>/settings/sso/", views.OrganizationSsoView.as_view(), name="organization-sso"),
     path("o/<slug:org_slug>/leave/", views.OrganizationLeaveView.as_view(), name="organization-leave"),
     path("o/<slug:org_slug>/team/", views.TeamView.as_view(), name="team"),
     path("o/<slug:org_slug>/team/invitations/", views.InvitationCreateView.as_view(), name="invitation-create"),

@@ -123,6 +123,64 @@ class OrganizationSecurityView(OrganizationViewMixin, View):
         return redirect("accounts:organization-settings", org_slug=self.organization.slug)
 
 
+class OrganizationSsoView(OrganizationViewMixin, View):
+    """Owners set up SAML single sign-on (Enterprise plan)."""
+
+    permission_required = "sso.manage"
+    template_name = "accounts/organization_sso.html"
+
+    def _render(self, request, form=None, status=200):
+        from accounts import sso
+        from accounts.entitlements import has_entitlement
+        from accounts.sso_views import SsoSettingsForm
+
+        configuration = sso.sso_configuration_get(organization=self.organization)
+        if form is None:
+            initial = {}
+            if configuration is not None:
+                initial = {
+                    "metadata_xml": configuration.idp_metadata_xml,
+                    "metadata_url": configuration.idp_metadata_url,
+                    "enabled": configuration.enabled,
+                    "require_sso": configuration.require_sso,
+                }
+            form = SsoSettingsForm(initial=initial)
+        context = {
+            "form": form,
+            "configuration": configuration,
+            "sso_available": has_entitlement(self.organization, "sso"),
+            "sp_urls": sso.sp_urls(self.organization),
+        }
+        return render(request, self.template_name, context, status=status)
+
+    def get(self, request, org_slug):
+        return self._render(request)
+
+    def post(self, request, org_slug):
+        from accounts import sso
+        from accounts.sso_views import SsoSettingsForm
+
+        form = SsoSettingsForm(request.POST)
+        status = 400
+        if form.is_valid():
+            try:
+                sso.sso_configure(
+                    organization=self.organization,
+                    actor=request.user,
+                    metadata_xml=form.cleaned_data["metadata_xml"],
+                    metadata_url=form.cleaned_data["metadata_url"],
+                    enabled=form.cleaned_data["enabled"],
+                    require_sso=form.cleaned_data["require_sso"],
+                )
+            except ApplicationError as error:
+                _apply_error(form, error)
+                status = error.status
+            else:
+                messages.success(request, "Single sign-on settings saved.")
+                return redirect("accounts:organization-sso", org_slug=self.organization.slug)
+        return self._render(request, form=form, status=status)
+
+
 # --- team ----------------------------------------------------------------------
 
 

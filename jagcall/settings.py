@@ -449,6 +449,25 @@ CHANNEL_LAYERS = {
     }
 }
 
+# --- SAML single sign-on (Enterprise; accounts/sso*.py) ----------------------------
+# djangosaml2 runs the protocol; each organization's SP is built per request
+# from its SamlConfiguration (accounts.sso.saml_config_loader).
+INSTALLED_APPS = [*INSTALLED_APPS, "djangosaml2"]
+# The IdP posts the response cross-site, where the Lax session cookie is not
+# sent: djangosaml2 keeps the pending AuthnRequest ids in a session of its own,
+# whose cookie is SameSite=None (and Secure outside DEBUG).
+MIDDLEWARE = [
+    *MIDDLEWARE[: MIDDLEWARE.index("django.contrib.sessions.middleware.SessionMiddleware") + 1],
+    "djangosaml2.middleware.SamlSessionMiddleware",
+    *MIDDLEWARE[MIDDLEWARE.index("django.contrib.sessions.middleware.SessionMiddleware") + 1 :],
+]
+SAML_SESSION_COOKIE_NAME = "jagcall_saml_session" if DEBUG else "__Host-saml_session"
+SAML_CONFIG_LOADER = "accounts.sso.saml_config_loader"
+SAML_DEFAULT_BINDING = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect"
+SAML_XMLSEC_BINARY = "/usr/bin/xmlsec1"  # Debian package xmlsec1
+SAML_ACCEPTED_TIME_DIFF = 60  # seconds of clock skew tolerated with the IdP
+SAML_CSP_HANDLER = ""  # our pages set their own headers; djangosaml2 need not patch them
+
 # --- logging ---------------------------------------------------------------------
 LOG_FORMAT = env("LOG_FORMAT", default="text" if DEBUG else "json")
 LOG_LEVEL = env("LOG_LEVEL", default="INFO")

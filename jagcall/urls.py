@@ -17,6 +17,7 @@ urlpatterns = [
     path(settings.ADMIN_URL, admin.site.urls),
     path("auth/", include("allauth.urls")),
     path("api/v1/", include("accounts.api.urls")),
+    path("sso/", include("accounts.sso_urls")),
     path("", include("accounts.urls")),
 ]
 

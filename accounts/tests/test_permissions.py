@@ -31,6 +31,11 @@ MATRIX = {
     },
     "accounts:organization-leave": {"post": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: OK}},
     "accounts:organization-security": {"post": {Role.OWNER: OK, Role.ADMIN: DENIED, Role.MEMBER: DENIED}},
+    # The owner's POST needs an Enterprise plan and real IdP metadata: accounts/tests/test_sso.py.
+    "accounts:organization-sso": {
+        "get": {Role.OWNER: OK, Role.ADMIN: DENIED, Role.MEMBER: DENIED},
+        "post": {Role.ADMIN: DENIED, Role.MEMBER: DENIED},
+    },
     "accounts:invitation-create": {
         "get": {Role.OWNER: REDIRECT, Role.ADMIN: REDIRECT, Role.MEMBER: DENIED},
         "post": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: DENIED},

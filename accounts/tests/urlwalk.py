@@ -33,6 +33,9 @@ PUBLIC_ROUTES = {
     "api:token-obtain": "exchanges a person's credentials for a token bound to one of their organizations",
     "api:token-refresh": "exchanges a refresh token for new tokens of the same organization",
     "api:token-revoke": "revokes the refresh token it is given",
+    "sso:metadata": "public SAML service-provider metadata of an organization with SSO on; no data beyond its SSO addresses",
+    "sso:login": "starts SAML sign-in at the organization's own IdP; the visitor is not signed in yet",
+    "sso:acs": "receives the IdP's signed assertion; the organization's configuration decides who may sign in",
 }
 # The back office is cross-tenant on purpose: staff only (tested in test_admin.py).
 ADMIN_PREFIX = settings.ADMIN_URL
