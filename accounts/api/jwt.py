@@ -373,6 +373,14 @@ def api_token_issue(
     second_factor = _validate_second_factor(request, user=user, otp_code=otp_code)
     organization = Organization.objects.filter(slug=organization_slug).first()
     _check_organization_access(request, user=user, organization=organization, slug=organization_slug)
+    from accounts.sso import sso_required_organization
+
+    if sso_required_organization(user) is not None:
+        # A password must not open the API where the web requires single sign-on.
+        raise _refuse(
+            request, "sso_required", "Sign in through your organization's single sign-on.",
+            code="sso_required", status=403, email=user.email,
+        )
     with transaction.atomic():
         refresh = OrganizationRefreshToken.for_membership(user=user, organization=organization)
     emit(

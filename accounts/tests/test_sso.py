@@ -515,3 +515,16 @@ def test_require_sso_member_can_still_sign_in_through_sso(client, sso_required, 
     response = post_response(client, sso_required, idp.respond(start_login(client, sso_required), sso_required, email=member.email))
     assert response.status_code == 302
     assert signed_in_user(client) == member
+
+
+def test_require_sso_also_closes_the_api_password_exchange(api_client, sso_required, member, owner):
+    def token_for(user):
+        return api_client.post(
+            "/api/v1/auth/token",
+            {"email": user.email, "password": DEFAULT_PASSWORD, "organization": sso_required.slug},
+            format="json",
+        )
+
+    refused = token_for(member)
+    assert refused.status_code == 403 and "single sign-on" in refused.content.decode()
+    assert token_for(owner).status_code == 200  # the break-glass owner keeps password access
