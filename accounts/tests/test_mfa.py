@@ -198,3 +198,18 @@ def test_sealed_secrets_follow_key_rotation(client, owner, organization):
     call_command("rotate_keys", "--retire-unused", stdout=open("/dev/null", "w"))
     sign_in(client, owner)
     assert second_factor(client, code_at(secret)).status_code == 302
+
+
+def test_disabling_totp_emails_the_person_and_is_recorded(client, owner, events):
+    secret = enable_totp(owner)
+    sign_in(client, owner)
+    assert second_factor(client, code_at(secret)).status_code == 302
+    response = client.get("/auth/2fa/totp/deactivate/")
+    if response.status_code == 302 and "reauthenticate" in response["Location"]:
+        client.post(response["Location"], {"password": DEFAULT_PASSWORD})
+    mail.outbox.clear()
+    response = client.post("/auth/2fa/totp/deactivate/")
+    assert response.status_code == 302
+    assert not Authenticator.objects.filter(user=owner, type="totp").exists()
+    assert any(owner.email in m.to for m in mail.outbox)
+    assert any(e["event"] == "user.mfa_disabled" for e in events)
