@@ -1,0 +1,56 @@
+"""A passkey as the second factor, in a real browser with a virtual authenticator (Chromium DevTools)."""
+
+from __future__ import annotations
+
+import pytest
+from allauth.mfa.models import Authenticator
+
+from accounts.tests.factories import DEFAULT_PASSWORD, MembershipFactory, OrganizationFactory, UserFactory
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def test_add_a_passkey_then_sign_in_with_it(asgi_live_server, browser, shot):
+    # WebAuthn refuses IP addresses as the relying party: browse by name.
+    base = asgi_live_server.replace("127.0.0.1", "localhost")
+    person = UserFactory(email="kim@passkey.test")
+    organization = OrganizationFactory(name="Passkey Clinic", slug="passkey-clinic")
+    MembershipFactory(organization=organization, user=person, role="owner")
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        cdp = context.new_cdp_session(page)
+        cdp.send("WebAuthn.enable")
+        cdp.send(
+            "WebAuthn.addVirtualAuthenticator",
+            {"options": {"protocol": "ctap2", "transport": "internal", "hasResidentKey": True,
+                         "hasUserVerification": True, "isUserVerified": True}},
+        )
+        page.goto(f"{base}/auth/login/")
+        page.get_by_label("Email").fill(person.email)
+        page.get_by_label("Password").fill(DEFAULT_PASSWORD)
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_url(f"{base}/o/{organization.slug}/")
+
+        page.goto(f"{base}/auth/2fa/webauthn/add/")
+        if "/reauthenticate/" in page.url:
+            page.get_by_label("Password").fill(DEFAULT_PASSWORD)
+            page.get_by_role("button", name="Confirm").click()
+        page.get_by_label("Name").fill("Laptop key")
+        with page.expect_navigation():
+            page.locator("#mfa_webauthn_add").click()
+        shot(page, "passkey-added")
+        assert Authenticator.objects.filter(user=person, type=Authenticator.Type.WEBAUTHN).count() == 1
+
+        page.goto(f"{base}/auth/logout/")
+        page.get_by_role("button", name="Sign Out").click()
+        page.goto(f"{base}/auth/login/")
+        page.get_by_label("Email").fill(person.email)
+        page.get_by_label("Password").fill(DEFAULT_PASSWORD)
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_url(f"{base}/auth/2fa/authenticate/")
+        shot(page, "passkey-second-factor")
+        page.get_by_role("button", name="Use a security key").click()
+        page.wait_for_url(f"{base}/o/{organization.slug}/")
+    finally:
+        context.close()
