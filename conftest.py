@@ -148,3 +148,18 @@ def api_client():
     from rest_framework.test import APIClient
 
     return APIClient()
+
+
+@pytest.fixture
+def events():
+    """Security events emitted during the test (accounts.security_events), in order."""
+    from accounts.security_events import security_event
+
+    seen = []
+
+    def record(sender, event, **kwargs):
+        seen.append(event)
+
+    security_event.connect(record)
+    yield seen
+    security_event.disconnect(record)

@@ -8,6 +8,7 @@ from django.utils.html import format_html_join
 from accounts import services
 from accounts.models import Invitation, Membership, Organization, OrganizationStatus, SamlConfiguration, SamlIdentity, User
 from accounts.permissions import PERMISSIONS, has_permission
+from jagcall.admin import ReadOnlyModelAdmin
 
 
 class MembershipInline(admin.TabularInline):
@@ -88,7 +89,7 @@ class UserAdmin(DjangoUserAdmin):
 
 
 @admin.register(Membership)
-class MembershipAdmin(admin.ModelAdmin):
+class MembershipAdmin(ReadOnlyModelAdmin):
     list_display = ("user", "organization", "role", "created_at")
     list_filter = ("role",)
     search_fields = ("user__email", "user__name", "organization__name", "organization__slug")
@@ -101,18 +102,9 @@ class MembershipAdmin(admin.ModelAdmin):
         allowed = [label for action, (_roles, label) in PERMISSIONS.items() if has_permission(obj.role, action)]
         return format_html_join("", "<div>{}</div>", ((label,) for label in allowed))
 
-    def has_add_permission(self, request):
-        return False  # members join through invitations; roles change in the portal
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
 
 @admin.register(Invitation)
-class InvitationAdmin(admin.ModelAdmin):
+class InvitationAdmin(ReadOnlyModelAdmin):
     list_display = ("email", "organization", "role", "status", "created_at", "expires_at")
     list_filter = ("role", "created_at")
     search_fields = ("email", "organization__name", "organization__slug")
@@ -121,15 +113,9 @@ class InvitationAdmin(admin.ModelAdmin):
     fields = ("id", "organization", "email", "role", "invited_by", "created_at", "expires_at", "accepted_at", "accepted_by", "revoked_at")
     readonly_fields = fields
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
 
 @admin.register(SamlConfiguration)
-class SamlConfigurationAdmin(admin.ModelAdmin):
+class SamlConfigurationAdmin(ReadOnlyModelAdmin):
     """Read-only: owners set single sign-on up in the portal (accounts.sso.sso_configure)."""
 
     list_display = ("organization", "idp_entity_id", "enabled", "require_sso", "updated_at")
@@ -139,15 +125,9 @@ class SamlConfigurationAdmin(admin.ModelAdmin):
     fields = ("id", "organization", "idp_entity_id", "idp_metadata_url", "enabled", "require_sso", "created_at", "updated_at")
     readonly_fields = fields
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
 
 @admin.register(SamlIdentity)
-class SamlIdentityAdmin(admin.ModelAdmin):
+class SamlIdentityAdmin(ReadOnlyModelAdmin):
     """Read-only: identities are made by single sign-on itself; deleting one unlinks the person."""
 
     list_display = ("user", "organization", "idp_entity_id", "name_id", "last_login_at")
@@ -155,9 +135,3 @@ class SamlIdentityAdmin(admin.ModelAdmin):
     list_select_related = ("user", "organization")
     fields = ("id", "organization", "user", "idp_entity_id", "name_id", "created_at", "last_login_at")
     readonly_fields = fields
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False

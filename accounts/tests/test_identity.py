@@ -13,7 +13,6 @@ from django.urls import reverse
 
 from accounts.models import Membership, Organization, User
 from accounts.permissions import Role
-from accounts.security_events import security_event
 from accounts.tests.factories import DEFAULT_PASSWORD, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -33,18 +32,6 @@ def signup_data(token=None, **extra):
     if token is not None:
         data["cf-turnstile-response"] = token
     return data
-
-
-@pytest.fixture
-def events():
-    seen = []
-
-    def record(sender, event, **kwargs):
-        seen.append(event)
-
-    security_event.connect(record)
-    yield seen
-    security_event.disconnect(record)
 
 
 def link_in(message, pattern) -> str:

@@ -23,7 +23,6 @@ from rest_framework_simplejwt.tokens import AccessToken
 
 from accounts.models import Membership, OrganizationStatus
 from accounts.permissions import Role
-from accounts.security_events import security_event
 from accounts.tests.factories import DEFAULT_PASSWORD, MembershipFactory, UserFactory, enable_totp
 
 pytestmark = pytest.mark.django_db
@@ -105,18 +104,6 @@ def code_at(secret: str, steps_from_now: int = 0) -> str:
 def wrong_code(secret: str) -> str:
     valid_now = {code_at(secret, step) for step in (-1, 0, 1)}
     return next(c for c in ("000000", "111111", "222222", "333333") if c not in valid_now)
-
-
-@pytest.fixture
-def events():
-    seen = []
-
-    def record(sender, event, **kwargs):
-        seen.append(event)
-
-    security_event.connect(record)
-    yield seen
-    security_event.disconnect(record)
 
 
 # --- issuance ------------------------------------------------------------------------------

@@ -14,7 +14,6 @@ from django.core.management import call_command
 from django.db import connection
 
 from accounts import services
-from accounts.security_events import security_event
 from accounts.tests.factories import DEFAULT_PASSWORD, MembershipFactory, UserFactory, enable_totp
 from jagcall.crypto import sealed
 
@@ -33,18 +32,6 @@ def sign_in(client, user, password=DEFAULT_PASSWORD):
 
 def second_factor(client, code):
     return client.post("/auth/2fa/authenticate/", {"code": code})
-
-
-@pytest.fixture
-def events():
-    seen = []
-
-    def record(sender, event, **kwargs):
-        seen.append(event)
-
-    security_event.connect(record)
-    yield seen
-    security_event.disconnect(record)
 
 
 def test_totp_secret_and_recovery_seed_are_sealed_at_rest(owner):

@@ -82,12 +82,13 @@ def _checkpoint(target: str, restart: bool) -> ReencryptionCheckpoint:
     return checkpoint
 
 
-def reencrypt_fields(
-    model, *, batch_size: int = 500, restart: bool = False, max_batches: int | None = None,
-    report: Callable[[Progress], None] = lambda p: None,
-) -> ReencryptionCheckpoint:
-    target = model._meta.label_lower
-    fields, indexes = encrypted_fields(model), blind_index_fields(model)
+def _run_in_batches(model, target, *, rewrite, batch_size, restart, max_batches, report) -> ReencryptionCheckpoint:
+    """Walk ``model`` by primary key in batches, one transaction and one checkpoint per batch.
+
+    ``rewrite(instance)`` returns how many values it rewrote. Stopping (for
+    ``max_batches`` or an interruption) leaves the checkpoint where the next
+    run resumes.
+    """
     checkpoint = _checkpoint(target, restart)
     manager = model._default_manager
     total = manager.count()
@@ -103,15 +104,31 @@ def reencrypt_fields(
             break
         with transaction.atomic():
             for instance in batch:
-                if _needs_rewrite(instance, fields, indexes):
-                    _rewrite_row(model, instance.pk, fields, indexes)
-                    checkpoint.rewritten += 1
+                checkpoint.rewritten += rewrite(instance)
             checkpoint.last_pk = str(batch[-1].pk)
             checkpoint.done += len(batch)
             checkpoint.save(update_fields=["last_pk", "done", "rewritten", "updated_at"])
         batches += 1
         report(Progress(target, min(checkpoint.done, total), total, checkpoint.rewritten))
     return checkpoint
+
+
+def reencrypt_fields(
+    model, *, batch_size: int = 500, restart: bool = False, max_batches: int | None = None,
+    report: Callable[[Progress], None] = lambda p: None,
+) -> ReencryptionCheckpoint:
+    fields, indexes = encrypted_fields(model), blind_index_fields(model)
+
+    def rewrite(instance) -> int:
+        if not _needs_rewrite(instance, fields, indexes):
+            return 0
+        _rewrite_row(model, instance.pk, fields, indexes)
+        return 1
+
+    return _run_in_batches(
+        model, model._meta.label_lower, rewrite=rewrite, batch_size=batch_size, restart=restart,
+        max_batches=max_batches, report=report,
+    )
 
 
 def _copy_hash(source, sink=None) -> str:
@@ -150,40 +167,25 @@ def reencrypt_files(
     model, *, batch_size: int = 100, restart: bool = False, max_batches: int | None = None,
     report: Callable[[Progress], None] = lambda p: None,
 ) -> ReencryptionCheckpoint:
-    target = f"{model._meta.label_lower}:files"
     fields = encrypted_file_fields(model)
-    checkpoint = _checkpoint(target, restart)
-    manager = model._default_manager
-    total = manager.count()
-    batches = 0
-    while max_batches is None or batches < max_batches:
-        rows = manager.order_by("pk")
-        if checkpoint.last_pk:
-            rows = rows.filter(pk__gt=checkpoint.last_pk)
-        batch = list(rows[:batch_size])
-        if not batch:
-            checkpoint.finished_at = timezone.now()
-            checkpoint.save(update_fields=["finished_at", "updated_at"])
-            break
-        with transaction.atomic():
-            for instance in batch:
-                for field in fields:
-                    name = getattr(instance, field.attname).name
-                    if not name:
-                        continue
-                    try:
-                        primary = organization_keys(instance.organization_id).streaming_primary_id
-                    except KeysetDestroyed:
-                        continue
-                    if field.storage.key_id(name) != primary:
-                        _rewrite_file(instance, field)
-                        checkpoint.rewritten += 1
-            checkpoint.last_pk = str(batch[-1].pk)
-            checkpoint.done += len(batch)
-            checkpoint.save(update_fields=["last_pk", "done", "rewritten", "updated_at"])
-        batches += 1
-        report(Progress(target, min(checkpoint.done, total), total, checkpoint.rewritten))
-    return checkpoint
+
+    def rewrite(instance) -> int:
+        try:
+            primary = organization_keys(instance.organization_id).streaming_primary_id
+        except KeysetDestroyed:
+            return 0  # shredded: nothing can or should be rewritten
+        count = 0
+        for field in fields:
+            name = getattr(instance, field.attname).name
+            if name and field.storage.key_id(name) != primary:
+                _rewrite_file(instance, field)
+                count += 1
+        return count
+
+    return _run_in_batches(
+        model, f"{model._meta.label_lower}:files", rewrite=rewrite, batch_size=batch_size, restart=restart,
+        max_batches=max_batches, report=report,
+    )
 
 
 def reencrypt_sealed(*, report=lambda p: None) -> ReencryptionCheckpoint:
