@@ -94,11 +94,18 @@ def register_sealed_source() -> None:
 def connect_signals() -> None:
     from allauth.mfa import signals
 
+    def rotate_session(request):
+        # A change of how strongly this session is authenticated gets a new session id.
+        if request is not None and hasattr(request, "session") and request.session.session_key:
+            request.session.cycle_key()
+
     def added(sender, request, user, authenticator, **kwargs):
         emit("user.mfa_enabled", request=request, user=user, factor=authenticator.type)
+        rotate_session(request)
 
     def removed(sender, request, user, authenticator, **kwargs):
         emit("user.mfa_disabled", request=request, user=user, factor=authenticator.type)
+        rotate_session(request)
 
     def used(sender, request, user, authenticator, **kwargs):
         if authenticator.type == "recovery_codes":

@@ -136,8 +136,10 @@ def test_enabling_totp_through_the_portal_emails_the_person(client, owner, event
     assert page.status_code == 200 and b"svg" in page.content.lower()  # the QR code
     secret = page.context["form"].secret
     mail.outbox.clear()
+    before = client.session.session_key
     response = client.post("/auth/2fa/totp/activate/", {"code": code_at(secret)})
     assert response.status_code == 302
+    assert client.session.session_key != before  # a privilege change gets a new session id
     assert Authenticator.objects.filter(user=owner, type="totp").exists()
     assert any(owner.email in m.to for m in mail.outbox)
     assert any(e["event"] == "user.mfa_enabled" for e in events)
