@@ -404,11 +404,20 @@ SIMPLE_JWT = {
 
 # --- REST framework ---------------------------------------------------------
 REST_FRAMEWORK = {
+    # Organization-bound views set theirs in accounts.api.base.OrganizationAPIView.
     "DEFAULT_AUTHENTICATION_CLASSES": [],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PAGINATION_CLASS": "jagcall.api.pagination.CursorPagination",
+    "PAGE_SIZE": 50,
+    "EXCEPTION_HANDLER": "jagcall.api.errors.exception_handler",
     "UNAUTHENTICATED_USER": None,
 }
+# Per credential (API key) or per person (JWT, session), per minute.
+API_RATE_LIMIT_READS = env("API_RATE_LIMIT_READS", default=200, cast=int)
+API_RATE_LIMIT_WRITES = env("API_RATE_LIMIT_WRITES", default=30, cast=int)
+API_RATE_LIMIT_WINDOW_SECONDS = 60
 
 # --- Celery --------------------------------------------------------------------
 CELERY_BROKER_URL = REDIS_BROKER_URL

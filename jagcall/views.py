@@ -7,11 +7,28 @@ def permission_denied(request, exception=None):
     return render(request, "403.html", {"reason": str(exception or "") or None}, status=403)
 
 
+def _is_api(request) -> bool:
+    return request.path.startswith("/api/")
+
+
 def page_not_found(request, exception=None):
+    if _is_api(request):
+        from django.http import JsonResponse
+
+        from jagcall.api.errors import error_body
+
+        return JsonResponse(error_body("not_found", f"No API endpoint at {request.path}. See /api/docs/ for the endpoints."), status=404)
     return render(request, "404.html", status=404)
 
 
 def server_error(request):
+    if _is_api(request):
+        from django.http import JsonResponse
+
+        from jagcall.api.errors import error_body
+
+        message = f"Something went wrong on our side (request {getattr(request, 'request_id', '-')}). Try again later."
+        return JsonResponse(error_body("server_error", message), status=500)
     # Rendered without the request's context processors: they read the user and
     # session from the database, which may be what just failed.
     from django.http import HttpResponseServerError
