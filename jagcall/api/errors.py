@@ -43,6 +43,8 @@ def error_body(code: str, message: str, details: dict | None = None) -> dict:
 
 def _flatten(detail) -> tuple[str, dict]:
     """A readable message plus per-field details from DRF's error detail."""
+    if isinstance(detail, dict) and "detail" in detail and "code" in detail:
+        return str(detail["detail"]), {}  # an exception that already speaks in one message (e.g. simplejwt)
     if isinstance(detail, dict):
         details = {key: [str(item) for item in (value if isinstance(value, list) else [value])] for key, value in detail.items()}
         fields = ", ".join(sorted(details))
@@ -78,6 +80,8 @@ def exception_handler(exc, context):
     code = getattr(exc, "default_code", None) or _CODES.get(response.status_code, "error")
     if isinstance(exc, exceptions.ValidationError):
         code = "invalid"
+    elif isinstance(detail, dict) and isinstance(detail.get("code"), str):
+        code = detail["code"]
     elif hasattr(detail, "code") and isinstance(getattr(detail, "code"), str):
         code = detail.code
     response.data = error_body(code, message, details)

@@ -72,3 +72,11 @@ def test_authentication_errors_and_unknown_endpoints(client):
     response = client.get("/api/v1/no-such-endpoint")
     assert response.status_code == 404 and response["Content-Type"].startswith("application/json")
     assert response.json()["error"]["code"] == "not_found"
+
+
+def test_an_invalid_token_reads_as_one_message(client):
+    response = client.get("/api/v1/me", HTTP_AUTHORIZATION="Bearer not.a.token")
+    assert response.status_code == 401
+    error = response.json()["error"]
+    assert error["code"] == "token_not_valid"
+    assert "fields" not in error["message"] and error["message"]
