@@ -196,6 +196,7 @@ MIDDLEWARE = [
     "accounts.middleware.SessionTimeoutMiddleware",
     "accounts.middleware.BackOfficeTwoFactorMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "jagcall.api.throttling.RateLimitHeadersMiddleware",
 ]
 
 ROOT_URLCONF = "jagcall.urls"
@@ -412,6 +413,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "jagcall.api.pagination.CursorPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "jagcall.api.errors.exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": ["jagcall.api.throttling.SlidingWindowThrottle"],
     "UNAUTHENTICATED_USER": None,
 }
 # Per credential (API key) or per person (JWT, session), per minute.

@@ -1,0 +1,196 @@
+"""API rate limits: a sliding-window log per caller in Redis.
+
+Contract:
+- Two budgets per caller and window (API_RATE_LIMIT_WINDOW_SECONDS):
+  reads (GET, HEAD, OPTIONS) and writes (everything else), each with its own
+  limit from ``limits_for(request)``, the one place a plan may raise them.
+- The caller is the credential's ``rate_limit_key`` (one API key), else the
+  user (JWT and session: one person across their tokens). Requests with
+  neither (the token endpoints, which carry the credential in the body and
+  have their own sign-in limits) are not counted here.
+- [!!] The check and the count are one Lua script, so Redis runs them as one
+  step: with N concurrent requests exactly ``limit`` of them get in. Time is
+  Redis's own (``TIME``), so clocks of web processes do not matter. Refused
+  requests are not counted: a client that keeps retrying is let in as soon
+  as its oldest counted request leaves the window.
+- Every counted response carries RateLimit-Limit, RateLimit-Remaining and
+  RateLimit-Reset (whole seconds until the oldest counted request leaves the
+  window, so until a slot frees); a refusal is a 429 in the API's error
+  shape with Retry-After. The throttle leaves its decision on the request;
+  ``RateLimitHeadersMiddleware`` writes the headers.
+- If Redis cannot be reached, requests are let through (and logged): the
+  limiter protects capacity, it is not an authorization check.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import secrets
+import threading
+from dataclasses import dataclass
+
+import redis
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from django.conf import settings
+from rest_framework.throttling import BaseThrottle
+
+logger = logging.getLogger(__name__)
+
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+KEY_PREFIX = "jc:ratelimit"
+REQUEST_ATTRIBUTE = "jagcall_rate_limit"
+
+# KEYS[1]: the sorted set of one caller's counted requests in one budget (score: microseconds).
+# ARGV: limit, window in milliseconds, a random suffix that makes the member unique.
+# Returns {allowed (1/0), remaining, microseconds until the oldest counted request leaves the window}.
+SLIDING_WINDOW_LUA = """
+local key = KEYS[1]
+local limit = tonumber(ARGV[1])
+local window_ms = tonumber(ARGV[2])
+local window_us = window_ms * 1000
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
+redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window_us)
+local count = redis.call('ZCARD', key)
+local allowed = 0
+if count < limit then
+    redis.call('ZADD', key, now, now .. '-' .. ARGV[3])
+    redis.call('PEXPIRE', key, window_ms)
+    count = count + 1
+    allowed = 1
+end
+local reset = window_us
+local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+if oldest[2] then
+    reset = tonumber(oldest[2]) + window_us - now
+end
+local remaining = limit - count
+if remaining < 0 then
+    remaining = 0
+end
+return {allowed, remaining, reset}
+"""
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    limit: int
+    remaining: int
+    reset_seconds: int  # until the oldest counted request leaves the window (>= 1)
+
+    @property
+    def retry_after(self) -> int | None:
+        return None if self.allowed else self.reset_seconds
+
+
+_clients: dict[str, tuple[redis.Redis, object]] = {}
+_clients_lock = threading.Lock()
+
+
+def _script():
+    """The Redis client and registered script for the current REDIS_CACHE_URL (one pool per process)."""
+    url = settings.REDIS_CACHE_URL
+    entry = _clients.get(url)
+    if entry is None:
+        with _clients_lock:
+            entry = _clients.get(url)
+            if entry is None:
+                client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+                entry = _clients[url] = (client, client.register_script(SLIDING_WINDOW_LUA))
+    return entry[1]
+
+
+def hit(key: str, *, limit: int, window_seconds: float) -> Decision:
+    """Count one request against ``key`` if it fits in the window; say whether it did."""
+    window_ms = max(1, int(window_seconds * 1000))
+    allowed, remaining, reset_us = _script()(
+        keys=[f"{KEY_PREFIX}:{key}"], args=[int(limit), window_ms, secrets.token_hex(8)]
+    )
+    return Decision(
+        allowed=bool(allowed),
+        limit=int(limit),
+        remaining=int(remaining),
+        reset_seconds=max(1, math.ceil(int(reset_us) / 1_000_000)),
+    )
+
+
+def limits_for(request) -> tuple[int, int]:
+    """(reads, writes) per window for this request's caller.
+
+    The one place limits are chosen: an organization's plan
+    (``request.organization``) may raise them here.
+    """
+    return settings.API_RATE_LIMIT_READS, settings.API_RATE_LIMIT_WRITES
+
+
+def caller_key(request) -> str | None:
+    """The API key's own key, else the user; None when the request has no caller."""
+    key = getattr(request.auth, "rate_limit_key", None)
+    if key:
+        return str(key)
+    user = getattr(request, "user", None)
+    if user is not None and getattr(user, "is_authenticated", False) and user.pk is not None:
+        return f"user:{user.pk}"
+    return None
+
+
+class SlidingWindowThrottle(BaseThrottle):
+    """Reads and writes per caller, counted in Redis (see the module docstring)."""
+
+    def allow_request(self, request, view) -> bool:
+        self.decision = None
+        key = caller_key(request)
+        if key is None:
+            return True
+        reads, writes = limits_for(request)
+        kind = "read" if request.method.upper() in READ_METHODS else "write"
+        try:
+            decision = hit(
+                f"{kind}:{key}",
+                limit=reads if kind == "read" else writes,
+                window_seconds=settings.API_RATE_LIMIT_WINDOW_SECONDS,
+            )
+        except redis.RedisError:
+            logger.exception("rate limiter unavailable; request let through", extra={"rate_limit_key": key})
+            return True
+        self.decision = decision
+        # On the Django request, where RateLimitHeadersMiddleware finds it.
+        setattr(getattr(request, "_request", request), REQUEST_ATTRIBUTE, decision)
+        return decision.allowed
+
+    def wait(self):
+        return self.decision.retry_after if self.decision is not None else None
+
+
+def _apply(request, response):
+    decision = getattr(request, REQUEST_ATTRIBUTE, None)
+    if decision is None:
+        return response
+    response["RateLimit-Limit"] = str(decision.limit)
+    response["RateLimit-Remaining"] = str(decision.remaining)
+    response["RateLimit-Reset"] = str(decision.reset_seconds)
+    if response.status_code == 429 and decision.retry_after is not None:
+        response["Retry-After"] = str(decision.retry_after)
+    return response
+
+
+class RateLimitHeadersMiddleware:
+    """Adds the RateLimit-* headers (and Retry-After on 429) to responses the throttle counted."""
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        if iscoroutinefunction(get_response):
+            markcoroutinefunction(self)
+
+    def __call__(self, request):
+        if iscoroutinefunction(self):
+            return self.__acall__(request)
+        return _apply(request, self.get_response(request))
+
+    async def __acall__(self, request):
+        return _apply(request, await self.get_response(request))
