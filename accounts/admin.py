@@ -6,7 +6,7 @@ from django.db.models import Count
 from django.utils.html import format_html_join
 
 from accounts import services
-from accounts.models import Invitation, Membership, Organization, OrganizationStatus, SamlConfiguration, SamlIdentity, User
+from accounts.models import ApiKey, Invitation, Membership, Organization, OrganizationStatus, SamlConfiguration, SamlIdentity, User
 from accounts.permissions import PERMISSIONS, has_permission
 from jagcall.admin import ReadOnlyModelAdmin
 
@@ -135,3 +135,18 @@ class SamlIdentityAdmin(ReadOnlyModelAdmin):
     list_select_related = ("user", "organization")
     fields = ("id", "organization", "user", "idp_entity_id", "name_id", "created_at", "last_login_at")
     readonly_fields = fields
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(ReadOnlyModelAdmin):
+    """[!!] Never the hash: the prefix is enough to find a key a customer mentions."""
+
+    list_display = ("name", "prefix", "organization", "status", "created_at", "last_used_at", "expires_at", "revoked_at")
+    list_filter = ("created_at", "revoked_at")
+    search_fields = ("prefix", "name", "organization__slug", "=id")
+    fields = (
+        "id", "organization", "name", "prefix", "scopes", "created_by", "created_at",
+        "expires_at", "last_used_at", "last_used_ip", "revoked_at", "revoked_by",
+    )
+    readonly_fields = fields
+    list_select_related = ("organization",)

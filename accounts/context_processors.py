@@ -9,8 +9,13 @@ class _Can:
         self.role = role
 
     def __getattr__(self, name):
-        action = name.replace("_", ".", 1)
-        return action in PERMISSIONS and has_permission(self.role, action)
+        # "api_keys_manage" -> "api_keys.manage": the dot may sit at any underscore.
+        for index, char in enumerate(name):
+            if char == "_":
+                action = f"{name[:index]}.{name[index + 1:]}"
+                if action in PERMISSIONS:
+                    return has_permission(self.role, action)
+        return False
 
 
 def turnstile(request):

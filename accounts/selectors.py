@@ -56,3 +56,25 @@ def user_email_verified(*, user) -> bool:
     from allauth.account.models import EmailAddress
 
     return EmailAddress.objects.filter(user=user, email__iexact=user.email, verified=True).exists()
+
+
+# --- API keys ------------------------------------------------------------------
+
+
+def api_key_list(*, organization: Organization):
+    from accounts.models import ApiKey
+
+    return ApiKey.objects.for_org(organization).select_related("created_by")
+
+
+def api_key_get(*, organization: Organization, id):
+    from accounts.models import ApiKey
+
+    return get_for_org_or_404(ApiKey.objects.select_related("created_by"), organization=organization, id=id)
+
+
+def api_key_for_authentication(*, prefix: str):
+    """The key with this prefix, whatever its organization: the credential names it."""
+    from accounts.models import ApiKey
+
+    return ApiKey.objects.unscoped().select_related("organization", "created_by").filter(prefix=prefix).first()

@@ -24,3 +24,12 @@ urlpatterns = [
     path("o/<slug:org_slug>/team/<uuid:membership_id>/role/", views.MembershipRoleChangeView.as_view(), name="membership-role"),
     path("o/<slug:org_slug>/team/<uuid:membership_id>/remove/", views.MembershipRemoveView.as_view(), name="membership-remove"),
 ]
+
+urlpatterns += [
+    path("o/<slug:org_slug>/settings/api-keys/", views.ApiKeyListView.as_view(), name="api-key-list"),
+    path(
+        "o/<slug:org_slug>/settings/api-keys/<uuid:api_key_id>/revoke/",
+        views.ApiKeyRevokeView.as_view(),
+        name="api-key-revoke",
+    ),
+]

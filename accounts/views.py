@@ -14,6 +14,7 @@ from django.views.generic import TemplateView
 
 from accounts import selectors, services
 from accounts.forms import (
+    ApiKeyCreateForm,
     InvitationForm,
     InvitationSignupForm,
     OrganizationCreateForm,
@@ -355,3 +356,96 @@ class InvitationAcceptView(View):
             return self._render(request, invitation, form=form, error=error.message, status=error.status)
         messages.success(request, f"Welcome to {membership.organization.name}.")
         return redirect("accounts:dashboard", org_slug=membership.organization.slug)
+
+
+# --- API keys --------------------------------------------------------------------
+
+# [!!] The secret of a key just created waits in the session for the one
+# page that shows it, and is removed from there as that page is rendered.
+SESSION_NEW_API_KEY = "api_key_just_created"
+
+
+class ApiKeyListView(OrganizationViewMixin, View):
+    """The organization's API keys, the form to create one, and (once) the secret of the new key."""
+
+    permission_required = "api_keys.manage"
+    template_name = "accounts/api_keys.html"
+
+    def _allowed_scopes(self):
+        from accounts.scopes import scopes_for_role
+
+        return scopes_for_role(self.membership.role)
+
+    def _render(self, request, form=None, status=200):
+        created = request.session.pop(SESSION_NEW_API_KEY, None)
+        if created and created.get("organization_id") != str(self.organization.id):
+            created = None
+        context = {
+            "api_keys": selectors.api_key_list(organization=self.organization),
+            "form": form or ApiKeyCreateForm(allowed_scopes=self._allowed_scopes()),
+            "created": created,
+        }
+        response = render(request, self.template_name, context, status=status)
+        if created:
+            response["Cache-Control"] = "no-store"
+        return response
+
+    def get(self, request, org_slug):
+        return self._render(request)
+
+    def post(self, request, org_slug):
+        from datetime import timedelta
+
+        from django.utils import timezone
+
+        from accounts.api_keys_services import api_key_create
+
+        allowed = self._allowed_scopes()
+        form = ApiKeyCreateForm(request.POST, allowed_scopes=allowed)
+        if form.is_valid():
+            days = form.cleaned_data.get("expires_in_days")
+            try:
+                api_key, raw_key = api_key_create(
+                    organization=self.organization,
+                    created_by=request.user,
+                    grantor_scopes=allowed,
+                    name=form.cleaned_data["name"],
+                    scopes=form.cleaned_data["scopes"],
+                    expires_at=timezone.now() + timedelta(days=days) if days else None,
+                    request=request,
+                )
+            except ApplicationError as error:
+                _apply_error(form, error)
+            else:
+                request.session[SESSION_NEW_API_KEY] = {
+                    "organization_id": str(self.organization.id),
+                    "id": str(api_key.id),
+                    "name": api_key.name,
+                    "key": raw_key,
+                }
+                return HttpResponseRedirect(reverse("accounts:api-key-list", kwargs={"org_slug": self.organization.slug}))
+        return self._render(request, form=form, status=400)
+
+
+class ApiKeyRevokeView(OrganizationViewMixin, View):
+    permission_required = "api_keys.manage"
+    http_method_names = ["post"]
+
+    def post(self, request, org_slug, api_key_id):
+        from accounts.api_keys_services import api_key_revoke
+        from accounts.scopes import scopes_for_role
+
+        api_key = selectors.api_key_get(organization=self.organization, id=api_key_id)
+        try:
+            api_key_revoke(
+                organization=self.organization,
+                api_key=api_key,
+                actor=request.user,
+                grantor_scopes=scopes_for_role(self.membership.role),
+                request=request,
+            )
+        except ApplicationError as error:
+            messages.error(request, error.message)
+        else:
+            messages.success(request, f"API key “{api_key.name}” revoked. Requests using it are refused from now on.")
+        return HttpResponseRedirect(reverse("accounts:api-key-list", kwargs={"org_slug": self.organization.slug}))

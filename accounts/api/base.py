@@ -14,7 +14,9 @@ from rest_framework.exceptions import NotAuthenticated
 from rest_framework.views import APIView
 
 from accounts.models import OrganizationStatus
-from accounts.permissions import OrganizationPermission
+from accounts.api.api_keys import ApiKeyAuthentication
+from accounts.api.jwt import OrganizationJWTAuthentication
+from accounts.permissions import OrganizationScopePermission
 from accounts.selectors import membership_for_user
 from accounts.tenancy import get_for_org_or_404
 
@@ -25,11 +27,23 @@ class OrganizationAPIView(APIView):
     """Base of every tenant API view.
 
     Subclasses implement ``get_org_queryset()`` (already scoped by the caller
-    through ``self.get_scoped_queryset()``) and change permissions only via
-    ``permission_classes`` deriving from OrganizationPermission.
+    through ``self.get_scoped_queryset()``) and declare the scope each method
+    needs in ``required_scopes`` (accounts/scopes.py); the one check is
+    OrganizationScopePermission. API keys (``jc_live_…``) and JWTs are both
+    accepted in ``Authorization: Bearer``.
     """
 
-    permission_classes = [OrganizationPermission]
+    authentication_classes = [ApiKeyAuthentication, OrganizationJWTAuthentication]
+    permission_classes = [OrganizationScopePermission]
+    # The defaults mirror the table's defaults: reading is organization.view,
+    # writing organization.update. Views narrow them to their own resource.
+    required_scopes: dict[str, str] = {
+        "GET": "organization:read",
+        "POST": "organization:write",
+        "PUT": "organization:write",
+        "PATCH": "organization:write",
+        "DELETE": "organization:write",
+    }
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

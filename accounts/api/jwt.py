@@ -141,6 +141,8 @@ class OrganizationCredential:
     organization: Organization
     role: str
     token: OrganizationAccessToken
+    scopes: frozenset = frozenset()  # every scope the role allows (accounts/scopes.py)
+    rate_limit_key: str = ""  # one person across their tokens
 
 
 class OrganizationJWTAuthentication(JWTAuthentication):
@@ -164,7 +166,15 @@ class OrganizationJWTAuthentication(JWTAuthentication):
         token = self.get_validated_token(raw_token)
         user = self.get_user(token)
         membership = self.get_membership(token, user)
-        return user, OrganizationCredential(organization=membership.organization, role=membership.role, token=token)
+        from accounts.scopes import scopes_for_role
+
+        return user, OrganizationCredential(
+            organization=membership.organization,
+            role=membership.role,
+            token=token,
+            scopes=scopes_for_role(membership.role),
+            rate_limit_key=f"user:{user.id}",
+        )
 
     def get_validated_token(self, raw_token) -> OrganizationAccessToken:
         try:

@@ -11,4 +11,6 @@ urlpatterns: list = [
     path("auth/token/revoke", views.TokenRevokeApi.as_view(), name="token-revoke"),
     # Organization-bound (OrganizationAPIView): the organization comes from the token.
     path("me", views.MeApi.as_view(), name="me"),
+    path("api-keys", views.ApiKeyListApi.as_view(), name="api-key-list"),
+    path("api-keys/<uuid:api_key_id>", views.ApiKeyDetailApi.as_view(), name="api-key-detail"),
 ]

@@ -1,7 +1,8 @@
 """The accounts API: tokens for one organization, and who the caller is.
 
 Token endpoints take no credential header (the password, or the refresh
-token, is the credential) and answer errors as ``{"detail", "code"}``.
+token, is the credential) and answer errors in the API's one error shape
+(jagcall/api/errors.py), never cached.
 Everything else derives from OrganizationAPIView and authenticates with a
 JWT bound to one organization (accounts/api/jwt.py).
 """
@@ -20,7 +21,12 @@ from accounts.api.jwt import (
     api_token_refresh,
     api_token_revoke,
 )
-from accounts.models import Membership
+from accounts import selectors
+from accounts.api_keys_services import api_key_create, api_key_revoke
+from accounts.models import ApiKey, Membership
+from accounts.scopes import ALL_SCOPES
+from jagcall.api.errors import exception_handler
+from jagcall.api.pagination import CursorPagination
 from jagcall.errors import ApplicationError
 
 # Token responses must never be cached by a client or proxy (RFC 6749, 5.1).
@@ -28,10 +34,11 @@ NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
 def _error_response(error: ApplicationError) -> Response:
-    headers = dict(NO_STORE)
-    if error.status == status.HTTP_401_UNAUTHORIZED:
-        headers["WWW-Authenticate"] = 'Bearer realm="api"'
-    return Response({"detail": error.message, "code": error.code}, status=error.status, headers=headers)
+    """The exception handler's own answer for ``error``, plus no-store."""
+    response = exception_handler(error, {})
+    for header, value in NO_STORE.items():
+        response[header] = value
+    return response
 
 
 class TokenPairOutputSerializer(serializers.Serializer):
@@ -114,7 +121,9 @@ class TokenRevokeApi(_TokenEndpoint):
 class MeApi(OrganizationAPIView):
     """GET -> the caller, the token's organization and the caller's role in it."""
 
+    # A person's endpoint: API keys have no user, so JWTs only.
     authentication_classes = [OrganizationJWTAuthentication]
+    required_scopes = {"GET": "organization:read"}
 
     class OutputSerializer(serializers.Serializer):
         class UserSerializer(serializers.Serializer):
@@ -137,3 +146,97 @@ class MeApi(OrganizationAPIView):
     def get(self, request):
         data = {"user": request.user, "organization": self.organization, "role": request.membership_role}
         return Response(self.OutputSerializer(data).data)
+
+
+# --- API keys ---------------------------------------------------------------------
+
+
+class ApiKeyOutputSerializer(serializers.Serializer):
+    """A key as listed: never its secret nor its hash."""
+
+    id = serializers.UUIDField()
+    name = serializers.CharField()
+    prefix = serializers.CharField()
+    scopes = serializers.ListField(child=serializers.CharField())
+    status = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    created_by = serializers.EmailField(source="created_by.email", default=None)
+    expires_at = serializers.DateTimeField()
+    last_used_at = serializers.DateTimeField()
+    last_used_ip = serializers.IPAddressField()
+    revoked_at = serializers.DateTimeField()
+
+
+def _actor(request):
+    """The person behind the request (JWT), or the creator of the calling API key."""
+    api_key = getattr(request.auth, "api_key", None)
+    if api_key is not None:
+        return api_key.created_by
+    return request.user
+
+
+class ApiKeyListApi(OrganizationAPIView):
+    """GET -> the organization's keys (cursor-paginated); POST -> a new key, its secret shown this once."""
+
+    required_scopes = {"GET": "api_keys:read", "POST": "api_keys:write"}
+
+    class InputSerializer(serializers.Serializer):
+        name = serializers.CharField(max_length=100)
+        scopes = serializers.ListField(
+            child=serializers.ChoiceField(choices=sorted(ALL_SCOPES)), allow_empty=False, max_length=len(ALL_SCOPES)
+        )
+        expires_at = serializers.DateTimeField(required=False, allow_null=True)
+
+    OutputSerializer = ApiKeyOutputSerializer
+
+    class CreatedOutputSerializer(ApiKeyOutputSerializer):
+        key = serializers.CharField()
+
+    def get_org_queryset(self):
+        return ApiKey.objects.select_related("created_by")
+
+    def get(self, request):
+        paginator = CursorPagination()
+        page = paginator.paginate_queryset(selectors.api_key_list(organization=self.organization), request, view=self)
+        return paginator.get_paginated_response(self.OutputSerializer(page, many=True).data)
+
+    def post(self, request):
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        api_key, raw_key = api_key_create(
+            organization=self.organization,
+            created_by=_actor(request),
+            grantor_scopes=request.auth.scopes,
+            name=data["name"],
+            scopes=data["scopes"],
+            expires_at=data.get("expires_at"),
+            request=request._request,
+        )
+        api_key.key = raw_key
+        return Response(self.CreatedOutputSerializer(api_key).data, status=status.HTTP_201_CREATED, headers=NO_STORE)
+
+
+class ApiKeyDetailApi(OrganizationAPIView):
+    """GET -> one key (never its secret); DELETE -> revoke it, effective at once."""
+
+    required_scopes = {"GET": "api_keys:read", "DELETE": "api_keys:write"}
+    OutputSerializer = ApiKeyOutputSerializer
+
+    def get_org_queryset(self):
+        return ApiKey.objects.select_related("created_by")
+
+    def get(self, request, api_key_id):
+        api_key = selectors.api_key_get(organization=self.organization, id=api_key_id)
+        return Response(self.OutputSerializer(api_key).data)
+
+    def delete(self, request, api_key_id):
+        api_key = selectors.api_key_get(organization=self.organization, id=api_key_id)
+        api_key_revoke(
+            organization=self.organization,
+            api_key=api_key,
+            actor=_actor(request),
+            grantor_scopes=request.auth.scopes,
+            request=request._request,
+        )
+        return Response(status=status.HTTP_204_NO_CONTENT)

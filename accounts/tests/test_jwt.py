@@ -174,7 +174,7 @@ def test_removing_the_membership_stops_the_token_at_once(api_client, member, org
 
     response = me(api_client, pair["access"])  # still unexpired
     assert response.status_code == 401
-    assert response.json()["code"] == "organization_unavailable"
+    assert response.json()["error"]["code"] == "organization_unavailable"
     assert refresh(api_client, pair["refresh"]).status_code == 401
 
 
@@ -200,7 +200,7 @@ def test_refusals_do_not_tell_which_part_was_wrong(api_client, owner, organizati
     assert {r.status_code for r in responses} == {401}
     bodies = [r.json() for r in responses]
     assert all(b == bodies[0] for b in bodies), bodies
-    assert bodies[0]["code"] == "invalid_credentials"
+    assert bodies[0]["error"]["code"] == "invalid_credentials"
     reasons = [e["reason"] for e in events if e["event"] == "api.token_refused"]
     assert reasons == ["invalid_credentials", "invalid_credentials", "not_a_member", "not_a_member", "inactive"]
     assert not any(e["event"] == "api.token_issued" for e in events)
@@ -211,8 +211,8 @@ def test_an_unverified_address_cannot_get_tokens(api_client, organization):
     MembershipFactory(organization=organization, user=person)
     response = obtain(api_client, person.email, organization.slug)
     assert response.status_code == 403
-    assert response.json()["code"] == "email_unverified"
-    assert "Verify your email" in response.json()["detail"]
+    assert response.json()["error"]["code"] == "email_unverified"
+    assert "Verify your email" in response.json()["error"]["message"]
 
 
 def test_password_guessing_is_limited_per_account(api_client, owner, organization):
@@ -220,7 +220,7 @@ def test_password_guessing_is_limited_per_account(api_client, owner, organizatio
         assert obtain(api_client, owner.email, organization.slug, password="a wrong guess!").status_code == 401
     response = obtain(api_client, owner.email, organization.slug)  # even the right password, now
     assert response.status_code == 429
-    assert response.json()["code"] == "too_many_attempts"
+    assert response.json()["error"]["code"] == "too_many_attempts"
 
 
 # --- two-factor ----------------------------------------------------------------------------
@@ -230,10 +230,10 @@ def test_a_two_factor_user_must_send_a_valid_code(api_client, owner, organizatio
     secret = enable_totp(owner)
     missing = obtain(api_client, owner.email, organization.slug)
     assert missing.status_code == 401
-    assert missing.json()["code"] == "otp_required"
+    assert missing.json()["error"]["code"] == "otp_required"
     wrong = obtain(api_client, owner.email, organization.slug, otp_code=wrong_code(secret))
     assert wrong.status_code == 401
-    assert wrong.json()["code"] == "otp_invalid"
+    assert wrong.json()["error"]["code"] == "otp_invalid"
     right = obtain(api_client, owner.email, organization.slug, otp_code=code_at(secret))
     assert right.status_code == 200
     assert me(api_client, right.json()["access"]).status_code == 200
@@ -247,7 +247,7 @@ def test_a_totp_code_works_once(api_client, owner, organization):
     assert obtain(api_client, owner.email, organization.slug, otp_code=code).status_code == 200
     again = obtain(api_client, owner.email, organization.slug, otp_code=code)
     assert again.status_code == 401
-    assert again.json()["code"] == "otp_invalid"
+    assert again.json()["error"]["code"] == "otp_invalid"
 
 
 def test_a_recovery_code_works_once(api_client, owner, organization):
@@ -256,7 +256,7 @@ def test_a_recovery_code_works_once(api_client, owner, organization):
     assert obtain(api_client, owner.email, organization.slug, otp_code=codes[0]).status_code == 200
     spent = obtain(api_client, owner.email, organization.slug, otp_code=codes[0])
     assert spent.status_code == 401
-    assert spent.json()["code"] == "otp_invalid"
+    assert spent.json()["error"]["code"] == "otp_invalid"
     assert obtain(api_client, owner.email, organization.slug, otp_code=codes[1]).status_code == 200
 
 
@@ -275,8 +275,8 @@ def test_an_organization_requiring_two_factor_refuses_members_without_it(api_cli
 
     response = obtain(api_client, member.email, organization.slug)
     assert response.status_code == 403
-    assert response.json()["code"] == "two_factor_required"
-    assert "two-factor" in response.json()["detail"]
+    assert response.json()["error"]["code"] == "two_factor_required"
+    assert "two-factor" in response.json()["error"]["message"]
     assert me(api_client, token).status_code == 403  # a token from before the rule stops too
 
     secret = enable_totp(member)
@@ -299,7 +299,7 @@ def test_an_expired_access_token_is_refused(api_client, owner, organization):
     assert me(api_client, simplejwt_token(timezone.now())).status_code == 200
     expired = me(api_client, simplejwt_token(timezone.now() - timedelta(minutes=16)))
     assert expired.status_code == 401
-    assert expired.json()["code"] == "token_not_valid"
+    assert expired.json()["error"]["code"] == "token_not_valid"
     past = int(time.time()) - 1
     assert me(api_client, sign(claims(owner, organization, exp=past, iat=past - 900))).status_code == 401
 
@@ -389,7 +389,7 @@ def test_without_a_token_the_answer_is_401_with_a_bearer_challenge(api_client):
     response = api_client.get(ME_URL)
     assert response.status_code == 401
     assert response["WWW-Authenticate"].startswith("Bearer")
-    assert response.json()["detail"]
+    assert response.json()["error"]["message"]
 
 
 def test_an_inactive_users_token_is_refused(api_client, owner, organization):
@@ -418,7 +418,7 @@ def test_refresh_rotates_and_the_old_refresh_token_is_spent(api_client, owner, o
 
     reused = refresh(api_client, first["refresh"])
     assert reused.status_code == 401
-    assert reused.json()["code"] == "token_not_valid"
+    assert reused.json()["error"]["code"] == "token_not_valid"
     assert refresh(api_client, second["refresh"]).status_code == 200
     assert any(e["event"] == "api.token_refreshed" for e in events)
 

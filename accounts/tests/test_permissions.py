@@ -43,12 +43,18 @@ MATRIX = {
     "accounts:invitation-revoke": {"post": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: DENIED}},
     "accounts:membership-role": {"post": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: DENIED}},
     "accounts:membership-remove": {"post": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: DENIED}},
+    "accounts:api-key-list": {
+        "get": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: DENIED},
+        "post": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: DENIED},
+    },
+    "accounts:api-key-revoke": {"post": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: DENIED}},
 }
 
 POST_DATA = {
     "accounts:organization-settings": {"name": "Renamed Dental"},
     "accounts:invitation-create": {"email": "newcomer@example.test", "role": "member"},
     "accounts:membership-role": {"role": "admin"},
+    "accounts:api-key-list": {"name": "CI", "scopes": ["organization:read"]},
 }
 
 CASES = [
@@ -76,6 +82,12 @@ def test_role_matrix(client, organization, name, method, role, expected):
         kwargs["membership_id"] = target.id
     if name == "accounts:invitation-revoke":
         kwargs["invitation_id"] = invitation.id
+    if name == "accounts:api-key-revoke":
+        from accounts.api_keys_services import api_key_create
+
+        kwargs["api_key_id"] = api_key_create(
+            organization=organization, created_by=None, grantor_scopes={"api_keys:write"}, name="K", scopes=["api_keys:write"]
+        )[0].id
     client.force_login(actor)
     response = getattr(client, method)(reverse(name, kwargs=kwargs), POST_DATA.get(name, {}))
     if expected == DENIED:
@@ -134,3 +146,19 @@ def test_permission_table_grants_what_the_product_promises():
 )
 def test_can_manage_member(actor, target, new_role, allowed):
     assert can_manage_member(actor_role=actor, target_role=target, new_role=new_role) is allowed
+
+
+def test_templates_ask_the_table_for_every_action(organization, owner, member):
+    from accounts.context_processors import _Can
+
+    for action in PERMISSIONS:
+        attribute = action.replace(".", "_")
+        assert getattr(_Can(Role.OWNER), attribute) is True, action
+        assert getattr(_Can(Role.MEMBER), attribute) is has_permission(Role.MEMBER, action), action
+    assert _Can(Role.OWNER).no_such_thing is False
+
+
+def test_settings_page_links_managers_to_api_keys(client, organization, owner, member):
+    client.force_login(owner)
+    page = client.get(reverse("accounts:organization-settings", kwargs={"org_slug": organization.slug})).content.decode()
+    assert reverse("accounts:api-key-list", kwargs={"org_slug": organization.slug}) in page

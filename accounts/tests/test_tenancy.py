@@ -11,6 +11,7 @@ import pytest
 from django.http import Http404
 from django.urls import reverse
 
+from accounts.api_keys_services import api_key_create
 from accounts.models import Invitation, Membership, Organization
 from accounts.permissions import Role
 from accounts.tenancy import get_for_org_or_404
@@ -25,6 +26,10 @@ METHODS = ("get", "post", "put", "patch", "delete")
 OBJECT_KWARGS = {
     "membership_id": lambda org: MembershipFactory(organization=org, role=Role.MEMBER).id,
     "invitation_id": lambda org: InvitationFactory(organization=org).id,
+    "api_key_id": lambda org: api_key_create(
+        organization=org, created_by=None, grantor_scopes={"api_keys:read", "api_keys:write"},
+        name="Tenancy walk", scopes=["api_keys:read"],
+    )[0].id,
 }
 
 

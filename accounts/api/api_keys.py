@@ -1,0 +1,89 @@
+"""API key authentication.
+
+Contract:
+- [!!] Keys are read from ``Authorization: Bearer jc_live_…`` only, never
+  from the query string or the body. A bearer token without the
+  ``jc_live_`` prefix is left to the next class (JWTs).
+- The key is found by its prefix and compared by SHA-256 in constant time.
+- Unknown, revoked and expired keys are refused with 401 and a
+  ``api_key.rejected`` security event; a key of an organization that is no
+  longer active is refused by OrganizationAPIView.
+- The credential acts as its organization only: the request has no user
+  (``request.user`` is None), ``role`` is None and ``scopes`` are the key's.
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+
+from django.utils import timezone
+from rest_framework.authentication import BaseAuthentication, get_authorization_header
+from rest_framework.exceptions import AuthenticationFailed
+
+from accounts.api_keys_services import KEY_PREFIX, api_key_hash, api_key_parse, api_key_record_use
+from accounts.models import ApiKey, Organization
+from accounts.security_events import client_ip, emit
+from accounts.selectors import api_key_for_authentication
+
+INVALID_KEY = "Invalid API key."
+
+
+@dataclass(frozen=True)
+class ApiKeyCredential:
+    """What ``request.auth`` holds for an API key."""
+
+    organization: Organization
+    scopes: frozenset
+    api_key: ApiKey
+    role: None = None
+
+    @property
+    def rate_limit_key(self) -> str:
+        return f"key:{self.api_key.id}"
+
+
+class ApiKeyAuthentication(BaseAuthentication):
+    keyword = b"bearer"
+
+    def authenticate_header(self, request):
+        return 'Bearer realm="api"'
+
+    def authenticate(self, request):
+        parts = get_authorization_header(request).split()
+        if len(parts) != 2 or parts[0].lower() != self.keyword:
+            return None
+        try:
+            raw_key = parts[1].decode("ascii")
+        except UnicodeDecodeError:
+            return None
+        if not raw_key.startswith(KEY_PREFIX):
+            return None
+        prefix = api_key_parse(raw_key)
+        api_key = api_key_for_authentication(prefix=prefix) if prefix else None
+        if api_key is None or not hmac.compare_digest(api_key.key_hash, api_key_hash(raw_key)):
+            self._reject(request, "unknown", prefix=prefix)
+            raise AuthenticationFailed(INVALID_KEY, code="api_key_invalid")
+        if api_key.revoked_at is not None:
+            self._reject(request, "revoked", api_key=api_key)
+            raise AuthenticationFailed("This API key was revoked. Create a new key.", code="api_key_revoked")
+        if api_key.expires_at is not None and api_key.expires_at <= timezone.now():
+            self._reject(request, "expired", api_key=api_key)
+            raise AuthenticationFailed(
+                f"This API key expired on {api_key.expires_at:%Y-%m-%d %H:%M} UTC. Create a new key.",
+                code="api_key_expired",
+            )
+        api_key_record_use(api_key=api_key, ip=client_ip(getattr(request, "_request", request)))
+        credential = ApiKeyCredential(organization=api_key.organization, scopes=frozenset(api_key.scopes), api_key=api_key)
+        return None, credential
+
+    @staticmethod
+    def _reject(request, reason: str, *, api_key: ApiKey | None = None, prefix: str | None = None) -> None:
+        emit(
+            "api_key.rejected",
+            request=getattr(request, "_request", request),
+            organization=api_key.organization if api_key else None,
+            reason=reason,
+            api_key_id=str(api_key.id) if api_key else None,
+            prefix=api_key.prefix if api_key else prefix,
+        )

@@ -1,0 +1,52 @@
+"""The API's scopes: one registry, one place.
+
+A scope is ``<resource>:read`` or ``<resource>:write``. Each maps to the
+action of the permission table (accounts/permissions.py) a person needs to
+hold it, so a role's rights are still written down only once:
+
+- a JWT (and later a session) carries every scope its member's role allows;
+- an API key carries the scopes it was given, which must be among those of
+  whoever created it.
+
+The API then asks one question of any credential: "does it have scope X"
+(OrganizationScopePermission).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from accounts.permissions import PERMISSIONS, has_permission
+
+# scope -> (permission-table action it needs, what it lets a client do)
+SCOPES: dict[str, tuple[str, str]] = {
+    "organization:read": ("organization.view", "Read the organization's details"),
+    "organization:write": ("organization.update", "Change the organization's settings"),
+    "members:read": ("members.view", "List the team and their roles"),
+    "members:write": ("members.change_role", "Change the team's roles"),
+    "api_keys:read": ("api_keys.manage", "List API keys (never their secrets)"),
+    "api_keys:write": ("api_keys.manage", "Create and revoke API keys"),
+    # Audit records are for the people who run the organization, not every member.
+    "audit:read": ("organization.update", "Read the audit log"),
+}
+
+for _scope, (_action, _label) in SCOPES.items():
+    if _action not in PERMISSIONS:  # pragma: no cover - a typo here must stop the process
+        raise KeyError(f"Scope {_scope} names unknown permission {_action!r}")
+
+ALL_SCOPES: frozenset[str] = frozenset(SCOPES)
+
+
+def scopes_for_role(role: str | None) -> frozenset[str]:
+    """Every scope the role's permissions allow (empty for no role)."""
+    return frozenset(scope for scope, (action, _label) in SCOPES.items() if has_permission(role, action))
+
+
+def unknown_scopes(scopes: Iterable[str]) -> list[str]:
+    return sorted(set(scopes) - ALL_SCOPES)
+
+
+def scope_choices(allowed: Iterable[str] | None = None) -> list[tuple[str, str]]:
+    """(scope, label) pairs in registry order, limited to ``allowed`` when given."""
+    allowed = ALL_SCOPES if allowed is None else frozenset(allowed)
+    return [(scope, label) for scope, (_action, label) in SCOPES.items() if scope in allowed]
