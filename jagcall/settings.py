@@ -38,17 +38,22 @@ def _require_in_production(name: str) -> None:
         )
 
 
+def _development_secret(name: str, make) -> str:
+    """A secret kept in DATA_DIR/<name> (owner-only), made on first use. Development and tests only."""
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    path = DATA_DIR / name
+    if not path.exists():
+        path.write_text(make())
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
 # --- secrets and hosts ---------------------------------------------------
 _require_in_production("SECRET_KEY")
 if is_set("SECRET_KEY"):
     SECRET_KEY = env("SECRET_KEY")
 else:
-    DATA_DIR.mkdir(parents=True, exist_ok=True)
-    _key_file = DATA_DIR / "secret_key"
-    if not _key_file.exists():
-        _key_file.write_text(secrets.token_urlsafe(64))
-        _key_file.chmod(0o600)
-    SECRET_KEY = _key_file.read_text().strip()
+    SECRET_KEY = _development_secret("secret_key", lambda: secrets.token_urlsafe(64))
 SECRET_KEY_FALLBACKS = env("SECRET_KEY_FALLBACKS", default=[], cast=list)
 
 _require_in_production("ALLOWED_HOSTS")
@@ -148,14 +153,11 @@ if JAGCALL_GENERATE_DEV_KEYS:
     JAGCALL_MASTER_KEYSET_FILE = str(DATA_DIR / "master_keyset.json")
 _require_in_production("JAGCALL_BLIND_INDEX_KEYS")
 if not JAGCALL_BLIND_INDEX_KEYS and EMBEDDED_SERVICES_ALLOWED:
-    DATA_DIR.mkdir(parents=True, exist_ok=True)
-    _bi_file = DATA_DIR / "blind_index_keys"
-    if not _bi_file.exists():
-        import base64 as _b64
+    import base64 as _b64
 
-        _bi_file.write_text("v1:" + _b64.b64encode(secrets.token_bytes(32)).decode())
-        _bi_file.chmod(0o600)
-    JAGCALL_BLIND_INDEX_KEYS = _bi_file.read_text().strip()
+    JAGCALL_BLIND_INDEX_KEYS = _development_secret(
+        "blind_index_keys", lambda: "v1:" + _b64.b64encode(secrets.token_bytes(32)).decode()
+    )
 
 # --- applications ---------------------------------------------------------
 INSTALLED_APPS = [
@@ -379,12 +381,7 @@ _require_in_production("JWT_SIGNING_KEY")
 if is_set("JWT_SIGNING_KEY"):
     JWT_SIGNING_KEY = env("JWT_SIGNING_KEY")
 else:
-    DATA_DIR.mkdir(parents=True, exist_ok=True)
-    _jwt_file = DATA_DIR / "jwt_signing_key"
-    if not _jwt_file.exists():
-        _jwt_file.write_text(secrets.token_urlsafe(64))
-        _jwt_file.chmod(0o600)
-    JWT_SIGNING_KEY = _jwt_file.read_text().strip()
+    JWT_SIGNING_KEY = _development_secret("jwt_signing_key", lambda: secrets.token_urlsafe(64))
 if len(JWT_SIGNING_KEY) < 32 or JWT_SIGNING_KEY == SECRET_KEY:
     raise ImproperlyConfigured("JWT_SIGNING_KEY must be at least 32 characters and differ from SECRET_KEY.")
 SIMPLE_JWT = {
