@@ -19,6 +19,7 @@ from accounts.api.jwt import OrganizationJWTAuthentication
 from accounts.permissions import OrganizationScopePermission
 from accounts.selectors import membership_for_user
 from accounts.tenancy import get_for_org_or_404
+from jagcall.api import idempotency
 
 _SEALED = ("initial", "get_queryset", "get_object", "get_permissions")
 
@@ -30,8 +31,12 @@ class OrganizationAPIView(APIView):
     through ``self.get_scoped_queryset()``) and declare the scope each method
     needs in ``required_scopes`` (accounts/scopes.py); the one check is
     OrganizationScopePermission. API keys (``jc_live_…``) and JWTs are both
-    accepted in ``Authorization: Bearer``.
+    accepted in ``Authorization: Bearer``. A POST may carry an
+    ``Idempotency-Key`` (jagcall/api/idempotency.py): checked last in
+    ``initial()``, its result stored in ``finalize_response()``.
     """
+
+    _idempotency_claim = None
 
     authentication_classes = [ApiKeyAuthentication, OrganizationJWTAuthentication]
     permission_classes = [OrganizationScopePermission]
@@ -70,6 +75,18 @@ class OrganizationAPIView(APIView):
         request.membership_role = role
         self.check_permissions(request)
         self.check_throttles(request)
+        self._idempotency_claim = idempotency.begin(request)
+
+    def handle_exception(self, exc):
+        if isinstance(exc, idempotency.Replay):
+            return exc.response
+        return super().handle_exception(exc)
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        claim, self._idempotency_claim = self._idempotency_claim, None
+        idempotency.finish(claim, response)
+        return response
 
     def get_permissions(self):
         return [permission() for permission in self.permission_classes]

@@ -13,4 +13,7 @@ urlpatterns: list = [
     path("me", views.MeApi.as_view(), name="me"),
     path("api-keys", views.ApiKeyListApi.as_view(), name="api-key-list"),
     path("api-keys/<uuid:api_key_id>", views.ApiKeyDetailApi.as_view(), name="api-key-detail"),
+    path("organization", views.OrganizationDetailApi.as_view(), name="organization-detail"),
+    path("members", views.MembershipListApi.as_view(), name="member-list"),
+    path("members/<uuid:membership_id>", views.MembershipDetailApi.as_view(), name="member-detail"),
 ]

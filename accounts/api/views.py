@@ -22,12 +22,14 @@ from accounts.api.jwt import (
     api_token_revoke,
 )
 from accounts import selectors
+from accounts import services
 from accounts.api_keys_services import api_key_create, api_key_revoke
 from accounts.models import ApiKey, Membership
+from accounts.permissions import has_permission
 from accounts.scopes import ALL_SCOPES
 from jagcall.api.errors import exception_handler
 from jagcall.api.pagination import CursorPagination
-from jagcall.errors import ApplicationError
+from jagcall.errors import ApplicationError, PermissionDenied
 
 # Token responses must never be cached by a client or proxy (RFC 6749, 5.1).
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -238,5 +240,127 @@ class ApiKeyDetailApi(OrganizationAPIView):
             actor=_actor(request),
             grantor_scopes=request.auth.scopes,
             request=request._request,
+        )
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# --- the organization and its members ---------------------------------------------
+
+
+def _acting_member(request, organization, action: str):
+    """Who changes the organization or its team: the person (JWT), or the API key's creator.
+
+    [!!] A key acts with its own scopes *and* its creator's role: when the
+    creator has left the organization or no longer holds a role allowed to do
+    ``action`` (accounts/permissions.py), the key cannot do it either.
+    """
+    api_key = getattr(request.auth, "api_key", None)
+    if api_key is None:
+        return request.user
+    creator = api_key.created_by
+    membership = selectors.membership_for_user(organization=organization, user=creator) if creator else None
+    if membership is None or not has_permission(membership.role, action):
+        raise PermissionDenied(
+            "This API key acts for the person who created it, who no longer holds a role allowed to do this. "
+            "Ask an owner or admin to create a new key."
+        )
+    return creator
+
+
+class OrganizationOutputSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    name = serializers.CharField()
+    slug = serializers.SlugField()
+    plan_code = serializers.CharField()
+    status = serializers.CharField()
+    require_two_factor = serializers.BooleanField()
+    created_at = serializers.DateTimeField()
+
+
+class OrganizationDetailApi(OrganizationAPIView):
+    """GET -> the credential's organization; PATCH {name} -> rename it."""
+
+    required_scopes = {"GET": "organization:read", "PATCH": "organization:write"}
+    OutputSerializer = OrganizationOutputSerializer
+
+    class InputSerializer(serializers.Serializer):
+        name = serializers.CharField(max_length=120)
+
+    def get_org_queryset(self):
+        # The organization itself is ``self.organization`` (from the credential); no lookup by id.
+        return Membership.objects.select_related("user")
+
+    def get(self, request):
+        return Response(self.OutputSerializer(self.organization).data)
+
+    def patch(self, request):
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        organization = services.organization_update(
+            organization=self.organization,
+            actor=_acting_member(request, self.organization, "organization.update"),
+            name=serializer.validated_data["name"],
+        )
+        return Response(self.OutputSerializer(organization).data)
+
+
+class MembershipOutputSerializer(serializers.Serializer):
+    class UserSerializer(serializers.Serializer):
+        id = serializers.UUIDField()
+        email = serializers.EmailField()
+        name = serializers.CharField()
+
+    id = serializers.UUIDField()
+    user = UserSerializer()
+    role = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+
+class MembershipListApi(OrganizationAPIView):
+    """GET -> the team (cursor-paginated, newest first)."""
+
+    required_scopes = {"GET": "members:read"}
+    OutputSerializer = MembershipOutputSerializer
+
+    def get_org_queryset(self):
+        return Membership.objects.select_related("user")
+
+    def get(self, request):
+        paginator = CursorPagination()
+        memberships = selectors.membership_list(organization=self.organization)
+        page = paginator.paginate_queryset(memberships, request, view=self)
+        return paginator.get_paginated_response(self.OutputSerializer(page, many=True).data)
+
+
+class MembershipDetailApi(OrganizationAPIView):
+    """PATCH {role} -> change a member's role; DELETE -> remove them from the organization."""
+
+    required_scopes = {"PATCH": "members:write", "DELETE": "members:write"}
+    OutputSerializer = MembershipOutputSerializer
+
+    class InputSerializer(serializers.Serializer):
+        role = serializers.CharField(max_length=20)
+
+    def get_org_queryset(self):
+        return Membership.objects.select_related("user")
+
+    def patch(self, request, membership_id):
+        membership = selectors.membership_get(organization=self.organization, id=membership_id)
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        membership = services.membership_role_change(
+            organization=self.organization,
+            actor=_acting_member(request, self.organization, "members.change_role"),
+            membership=membership,
+            role=serializer.validated_data["role"],
+        )
+        return Response(self.OutputSerializer(membership).data)
+
+    def delete(self, request, membership_id):
+        membership = selectors.membership_get(organization=self.organization, id=membership_id)
+        services.membership_remove(
+            organization=self.organization,
+            actor=_acting_member(request, self.organization, "members.remove"),
+            membership=membership,
         )
         return Response(status=status.HTTP_204_NO_CONTENT)
