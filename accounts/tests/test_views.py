@@ -142,3 +142,13 @@ def test_settings_rename(client, organization, admin_user):
 def test_malformed_ids_are_404_not_500(owner_client, organization):
     response = owner_client.post(f"/o/{organization.slug}/team/not-a-uuid/role/", {"role": "admin"})
     assert response.status_code == 404
+
+
+def test_page_titles_are_plain_text(owner_client, organization):
+    """A page's <title> holds words, never markup (a misplaced block once put a whole section there)."""
+    import re
+
+    for name in ("dashboard", "team", "organization-settings"):
+        page = owner_client.get(reverse(f"accounts:{name}", kwargs={"org_slug": organization.slug})).content.decode()
+        title = re.search(r"<title>(.*?)</title>", page, re.S).group(1)
+        assert "<" not in title and len(title) < 120, (name, title)
