@@ -16,6 +16,7 @@ from rest_framework.views import APIView
 from accounts.models import OrganizationStatus
 from accounts.api.api_keys import ApiKeyAuthentication
 from accounts.api.jwt import OrganizationJWTAuthentication
+from accounts.api.session import OrganizationSessionAuthentication
 from accounts.permissions import OrganizationScopePermission
 from accounts.selectors import membership_for_user
 from accounts.tenancy import get_for_org_or_404
@@ -31,14 +32,16 @@ class OrganizationAPIView(APIView):
     through ``self.get_scoped_queryset()``) and declare the scope each method
     needs in ``required_scopes`` (accounts/scopes.py); the one check is
     OrganizationScopePermission. API keys (``jc_live_…``) and JWTs are both
-    accepted in ``Authorization: Bearer``. A POST may carry an
+    accepted in ``Authorization: Bearer``; a signed-in portal session is
+    accepted with its CSRF token and an ``X-Organization`` header
+    (accounts/api/session.py). A POST may carry an
     ``Idempotency-Key`` (jagcall/api/idempotency.py): checked last in
     ``initial()``, its result stored in ``finalize_response()``.
     """
 
     _idempotency_claim = None
 
-    authentication_classes = [ApiKeyAuthentication, OrganizationJWTAuthentication]
+    authentication_classes = [ApiKeyAuthentication, OrganizationJWTAuthentication, OrganizationSessionAuthentication]
     permission_classes = [OrganizationScopePermission]
     # The defaults mirror the table's defaults: reading is organization.view,
     # writing organization.update. Views narrow them to their own resource.
