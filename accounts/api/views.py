@@ -16,7 +16,6 @@ from rest_framework.views import APIView
 
 from accounts.api.base import OrganizationAPIView
 from accounts.api.jwt import (
-    OrganizationJWTAuthentication,
     api_token_issue,
     api_token_refresh,
     api_token_revoke,
@@ -121,10 +120,13 @@ class TokenRevokeApi(_TokenEndpoint):
 
 
 class MeApi(OrganizationAPIView):
-    """GET -> the caller, the token's organization and the caller's role in it."""
+    """GET -> who is calling: the person or API key, its organization, role and scopes.
 
-    # A person's endpoint: API keys have no user, so JWTs only.
-    authentication_classes = [OrganizationJWTAuthentication]
+    Every credential may ask: a person (JWT, OAuth token, session) gets
+    ``user`` and ``role``; an API key, which acts as its organization only,
+    gets ``api_key`` and no user. ``scopes`` are what this credential may do.
+    """
+
     required_scopes = {"GET": "organization:read"}
 
     class OutputSerializer(serializers.Serializer):
@@ -138,15 +140,28 @@ class MeApi(OrganizationAPIView):
             slug = serializers.SlugField()
             name = serializers.CharField()
 
-        user = UserSerializer()
+        class ApiKeySerializer(serializers.Serializer):
+            id = serializers.UUIDField()
+            name = serializers.CharField()
+            prefix = serializers.CharField()
+
+        user = UserSerializer(allow_null=True)
+        api_key = ApiKeySerializer(allow_null=True)
         organization = OrganizationSerializer()
-        role = serializers.CharField()
+        role = serializers.CharField(allow_null=True)
+        scopes = serializers.ListField(child=serializers.CharField())
 
     def get_org_queryset(self):
         return Membership.objects.select_related("user")
 
     def get(self, request):
-        data = {"user": request.user, "organization": self.organization, "role": request.membership_role}
+        data = {
+            "user": request.user,
+            "api_key": getattr(request.auth, "api_key", None),
+            "organization": self.organization,
+            "role": request.membership_role,
+            "scopes": sorted(request.auth.scopes),
+        }
         return Response(self.OutputSerializer(data).data)
 
 

@@ -347,3 +347,12 @@ def test_portal_revoke_of_another_organizations_key_is_404(client, organization,
     assert client.post(url).status_code == 404
     theirs.refresh_from_db()
     assert theirs.revoked_at is None
+
+
+def test_me_tells_a_key_who_it_is(api_client, organization):
+    key, raw = make_key(organization, scopes=("organization:read", "members:read"))
+    body = bearer(api_client, raw).get("/api/v1/me").json()
+    assert body["user"] is None and body["role"] is None
+    assert body["api_key"] == {"id": str(key.id), "name": key.name, "prefix": key.prefix}
+    assert body["organization"]["id"] == str(organization.id)
+    assert body["scopes"] == ["members:read", "organization:read"]

@@ -149,8 +149,10 @@ def test_me_answers_for_the_tokens_organization_only(api_client, organization, o
     assert response.status_code == 200
     assert response.json() == {
         "user": {"id": str(person.pk), "email": person.email, "name": "Pat Both"},
+        "api_key": None,
         "organization": {"id": str(organization.pk), "slug": organization.slug, "name": organization.name},
         "role": "member",
+        "scopes": ["members:read", "organization:read"],
     }
 
     other = me(api_client, access_for(api_client, person, other_organization)).json()
