@@ -38,14 +38,10 @@ import hashlib
 import io
 import json
 import os
-import platform
 import pstats
 import resource
 import shlex
-import shutil
-import statistics
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -57,15 +53,13 @@ if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().p
 elif str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.common import median, scratch_database, section  # noqa: E402
+
 MB = 1024 * 1024
 KB = 1024
 
 
 # --- small helpers -----------------------------------------------------------------
-
-
-def median(values):
-    return statistics.median(values)
 
 
 def spread(values):
@@ -78,42 +72,6 @@ def timed(function, *args):
     start = time.perf_counter()
     function(*args)
     return time.perf_counter() - start
-
-
-def section(title):
-    print()
-    print(f"== {title} " + "=" * max(0, 74 - len(title)))
-    sys.stdout.flush()
-
-
-def machine_facts():
-    facts = {
-        "python": f"{platform.python_implementation()} {platform.python_version()} ({sys.executable})",
-        "platform": platform.platform(),
-        "nproc": f"{len(os.sched_getaffinity(0))} usable / {os.cpu_count()} online",
-    }
-    try:
-        cpuinfo = Path("/proc/cpuinfo").read_text()
-        model = next((line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")), "?")
-        flags = next((line.split(":", 1)[1].split() for line in cpuinfo.splitlines() if line.startswith("flags")), [])
-        facts["cpu"] = f"{model}; AES-NI {'yes' if 'aes' in flags else 'no'}, PCLMULQDQ {'yes' if 'pclmulqdq' in flags else 'no'}"
-    except OSError:
-        pass
-    try:
-        meminfo = Path("/proc/meminfo").read_text().splitlines()[0].split()
-        facts["memory"] = f"{int(meminfo[1]) // 1024} MB"
-    except (OSError, IndexError, ValueError):
-        pass
-    from importlib import metadata
-
-    versions = []
-    for package in ("Django", "tink", "psycopg", "psutil"):
-        try:
-            versions.append(f"{package} {metadata.version(package)}")
-        except metadata.PackageNotFoundError:
-            versions.append(f"{package} ?")
-    facts["packages"] = ", ".join(versions)
-    return facts
 
 
 class PeakRss:
@@ -852,38 +810,8 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     began = time.perf_counter()
-    owned_dir = None
-    if args.data_dir:
-        os.environ["JAGCALL_DATA_DIR"] = str(Path(args.data_dir).resolve())
-    elif not os.environ.get("JAGCALL_DATA_DIR"):
-        owned_dir = tempfile.mkdtemp(prefix="jagcall-bench-", dir="/tmp")
-        os.chmod(owned_dir, 0o755)  # the embedded PostgreSQL runs as its own user when we are root
-        os.environ["JAGCALL_DATA_DIR"] = owned_dir
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "jagcall.settings_test")
-    data_dir = Path(os.environ["JAGCALL_DATA_DIR"])
-    print(f"data directory: {data_dir}{' (temporary)' if owned_dir else ''}")
-
-    settings_loaded = environment_ready = False
-    old_name = None
     results: dict = {}
-    try:
-        import django
-
-        django.setup()
-        settings_loaded = True
-        from django.db import connection
-        from django.test.utils import setup_test_environment
-
-        setup_test_environment(debug=False)
-        environment_ready = True
-        old_name = connection.settings_dict["NAME"]
-        connection.creation.create_test_db(verbosity=0, keepdb=False, serialize=False)
-        with connection.cursor() as cursor:
-            cursor.execute("SHOW server_version")
-            pg_version = cursor.fetchone()[0]
-        facts = machine_facts()
-        facts["postgresql"] = f"{pg_version} (embedded, fsync off), database {connection.settings_dict['NAME']}"
-
+    with scratch_database(args.data_dir, packages=("Django", "tink", "psycopg", "psutil")) as facts:
         from accounts.services import organization_create, user_create
 
         user = user_create(email="bench@jagcall.invalid", password=None, name="Bench")
@@ -898,40 +826,7 @@ def main(argv=None) -> int:
         if "listing" not in args.skip:
             bench_listing(org, rows=args.rows, repeat=args.repeat, profile=args.profile, results=results)
         print_summary(results, args, facts, time.perf_counter() - began)
-        return 0
-    finally:
-        cleanup(settings_loaded, environment_ready, old_name, data_dir, owned_dir)
-
-
-def cleanup(settings_loaded, environment_ready, old_name, data_dir: Path, owned_dir):
-    started_pg = started_redis = bool(owned_dir)
-    if settings_loaded:
-        from django.conf import settings
-        from django.db import connection, connections
-
-        started_pg = started_pg or getattr(settings, "EMBEDDED_POSTGRES_STARTED", False)
-        started_redis = started_redis or getattr(settings, "EMBEDDED_REDIS_STARTED", False)
-        try:
-            if old_name is not None and connection.settings_dict["NAME"] != old_name:
-                connection.creation.destroy_test_db(old_name, verbosity=0)
-        except Exception as exc:  # the servers must still be stopped
-            print(f"could not drop the scratch database: {exc}", file=sys.stderr)
-        if environment_ready:
-            from django.test.utils import teardown_test_environment
-
-            teardown_test_environment()
-        connections.close_all()
-    from jagcall.embedded import EmbeddedPostgres, EmbeddedRedis
-
-    if started_redis:
-        EmbeddedRedis(data_dir / "redis").stop()
-    if started_pg:
-        EmbeddedPostgres(data_dir / "pg").stop()
-    if owned_dir:
-        shutil.rmtree(owned_dir, ignore_errors=True)
-        print(f"stopped the embedded servers and removed {owned_dir}")
-    elif started_pg or started_redis:
-        print(f"stopped the embedded servers this run started under {data_dir}")
+    return 0
 
 
 if __name__ == "__main__":
