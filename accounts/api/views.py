@@ -9,6 +9,7 @@ JWT bound to one organization (accounts/api/jwt.py).
 
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
@@ -68,6 +69,7 @@ class TokenObtainApi(_TokenEndpoint):
 
     OutputSerializer = TokenPairOutputSerializer
 
+    @extend_schema(request=InputSerializer, responses=OutputSerializer)
     def post(self, request):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -93,6 +95,7 @@ class TokenRefreshApi(_TokenEndpoint):
 
     OutputSerializer = TokenPairOutputSerializer
 
+    @extend_schema(request=InputSerializer, responses=OutputSerializer)
     def post(self, request):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -109,6 +112,7 @@ class TokenRevokeApi(_TokenEndpoint):
     class InputSerializer(serializers.Serializer):
         refresh = serializers.CharField(max_length=4096)
 
+    @extend_schema(request=InputSerializer, responses={204: None})
     def post(self, request):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -154,6 +158,7 @@ class MeApi(OrganizationAPIView):
     def get_org_queryset(self):
         return Membership.objects.select_related("user")
 
+    @extend_schema(responses=OutputSerializer)
     def get(self, request):
         data = {
             "user": request.user,
@@ -177,11 +182,11 @@ class ApiKeyOutputSerializer(serializers.Serializer):
     scopes = serializers.ListField(child=serializers.CharField())
     status = serializers.CharField()
     created_at = serializers.DateTimeField()
-    created_by = serializers.EmailField(source="created_by.email", default=None)
-    expires_at = serializers.DateTimeField()
-    last_used_at = serializers.DateTimeField()
-    last_used_ip = serializers.IPAddressField()
-    revoked_at = serializers.DateTimeField()
+    created_by = serializers.EmailField(source="created_by.email", default=None, allow_null=True)
+    expires_at = serializers.DateTimeField(allow_null=True)
+    last_used_at = serializers.DateTimeField(allow_null=True)
+    last_used_ip = serializers.IPAddressField(allow_null=True)
+    revoked_at = serializers.DateTimeField(allow_null=True)
 
 
 def _actor(request):
@@ -212,11 +217,13 @@ class ApiKeyListApi(OrganizationAPIView):
     def get_org_queryset(self):
         return ApiKey.objects.select_related("created_by")
 
+    @extend_schema(responses=OutputSerializer(many=True))
     def get(self, request):
         paginator = CursorPagination()
         page = paginator.paginate_queryset(selectors.api_key_list(organization=self.organization), request, view=self)
         return paginator.get_paginated_response(self.OutputSerializer(page, many=True).data)
 
+    @extend_schema(request=InputSerializer, responses={201: CreatedOutputSerializer})
     def post(self, request):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -243,10 +250,12 @@ class ApiKeyDetailApi(OrganizationAPIView):
     def get_org_queryset(self):
         return ApiKey.objects.select_related("created_by")
 
+    @extend_schema(responses=OutputSerializer)
     def get(self, request, api_key_id):
         api_key = selectors.api_key_get(organization=self.organization, id=api_key_id)
         return Response(self.OutputSerializer(api_key).data)
 
+    @extend_schema(responses={204: None})
     def delete(self, request, api_key_id):
         api_key = selectors.api_key_get(organization=self.organization, id=api_key_id)
         api_key_revoke(
@@ -305,9 +314,11 @@ class OrganizationDetailApi(OrganizationAPIView):
         # The organization itself is ``self.organization`` (from the credential); no lookup by id.
         return Membership.objects.select_related("user")
 
+    @extend_schema(responses=OutputSerializer)
     def get(self, request):
         return Response(self.OutputSerializer(self.organization).data)
 
+    @extend_schema(request=InputSerializer, responses=OutputSerializer)
     def patch(self, request):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -340,6 +351,7 @@ class MembershipListApi(OrganizationAPIView):
     def get_org_queryset(self):
         return Membership.objects.select_related("user")
 
+    @extend_schema(responses=OutputSerializer(many=True))
     def get(self, request):
         paginator = CursorPagination()
         memberships = selectors.membership_list(organization=self.organization)
@@ -359,6 +371,7 @@ class MembershipDetailApi(OrganizationAPIView):
     def get_org_queryset(self):
         return Membership.objects.select_related("user")
 
+    @extend_schema(request=InputSerializer, responses=OutputSerializer)
     def patch(self, request, membership_id):
         membership = selectors.membership_get(organization=self.organization, id=membership_id)
         serializer = self.InputSerializer(data=request.data)
@@ -371,6 +384,7 @@ class MembershipDetailApi(OrganizationAPIView):
         )
         return Response(self.OutputSerializer(membership).data)
 
+    @extend_schema(responses={204: None})
     def delete(self, request, membership_id):
         membership = selectors.membership_get(organization=self.organization, id=membership_id)
         services.membership_remove(

@@ -42,35 +42,4 @@ def shot():
     return take
 
 
-@pytest.fixture
-def asgi_live_server(transactional_db, settings):
-    """The real ASGI application (HTTP and websockets) on a loopback port, in this process.
-
-    Serving in-process keeps the test database and the mail outbox shared
-    with the test; it stops before the database fixture tears down.
-    """
-    import socket
-    import threading
-    import time
-
-    import uvicorn
-
-    from jagcall.asgi import application
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    config = uvicorn.Config(application, host="127.0.0.1", port=port, lifespan="off", log_level="warning", ws="websockets-sansio")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="asgi-live-server", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the ASGI test server did not start")
-        time.sleep(0.05)
-    base = f"http://127.0.0.1:{port}"
-    settings.SITE_URL = base
-    yield base
-    server.should_exit = True
-    thread.join(timeout=15)
+# asgi_live_server (the real ASGI app on a loopback port) is in the root conftest.py.
