@@ -36,3 +36,19 @@ def server_error(request):
 
     body = loader.get_template("500.html").render({"request_id": getattr(request, "request_id", None)})
     return HttpResponseServerError(body)
+
+
+def too_many_requests(request, exception=None, *, retry_after: int | None = None):
+    """429 for portal pages (and the API's JSON shape under /api/), with Retry-After when known."""
+    if _is_api(request):
+        from django.http import JsonResponse
+
+        from jagcall.api.errors import error_body
+
+        wait = f"Wait {retry_after} seconds" if retry_after else "Wait a minute"
+        response = JsonResponse(error_body("throttled", f"Too many requests. {wait} and try again."), status=429)
+    else:
+        response = render(request, "429.html", {"retry_after": retry_after}, status=429)
+    if retry_after:
+        response["Retry-After"] = str(retry_after)
+    return response
