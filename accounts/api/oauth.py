@@ -1,0 +1,150 @@
+"""OAuth 2.0 access tokens as API credentials, each bound to one organization.
+
+The authorization server lives in accounts/oauth/ (django-oauth-toolkit); this class
+only reads its access tokens, through the toolkit's swappable-model API
+(``get_access_token_model()``), so accounts still imports no other app.
+
+Contract:
+- [!!] Tokens are read from ``Authorization: Bearer jc_oat_…`` only. A
+  bearer without an OAuth prefix is left to the next class (JWTs); a
+  refresh token (``jc_ort_…``) sent as a bearer is refused with a message
+  saying what to do instead.
+- The token is found by its SHA-256: the database holds nothing else.
+- Unknown, revoked and expired tokens are refused with 401 and an
+  ``oauth.token_refused`` security event.
+- [!!] Every request re-checks what the token cannot know: the person is
+  still active and still a member of the token's organization (their role
+  is read now, not at consent), that organization and the application's
+  are still active, and the organization's two-factor rule is met (403).
+  Removing a member takes effect on the next request.
+- The credential's scopes are those granted at consent that the member's
+  current role still allows (accounts/scopes.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+from django.utils import timezone
+from rest_framework import exceptions
+from rest_framework.authentication import BaseAuthentication, get_authorization_header
+
+from accounts.models import Organization, OrganizationStatus
+from accounts.scopes import scopes_for_role
+from accounts.security_events import emit
+from accounts.selectors import membership_for_user
+
+ACCESS_TOKEN_PREFIX = "jc_oat_"
+REFRESH_TOKEN_PREFIX = "jc_ort_"
+
+TOKEN_INVALID = "This OAuth access token is invalid or was revoked. Connect the application again to get a new one."
+TOKEN_UNAVAILABLE = "This OAuth access token's organization is no longer available to the person who authorized it."
+
+
+@dataclass(frozen=True)
+class OAuthCredential:
+    """What ``request.auth`` holds for an OAuth access token."""
+
+    organization: Organization
+    role: str
+    scopes: frozenset
+    rate_limit_key: str  # one person across their tokens, shared with their JWTs and sessions
+    application: Any  # the toolkit's Application (oauth.Application)
+    token: Any  # the toolkit's AccessToken (oauth.AccessToken)
+
+
+class OAuthAccessTokenAuthentication(BaseAuthentication):
+    """An OAuth 2.0 access token (`Authorization: Bearer jc_oat_…`) from `/oauth/token`: it acts for the
+    person who connected the application, in the organization they chose, with the scopes they gave
+    (within what their role allows).
+
+    ``authenticate()`` returns ``(user, OAuthCredential)``.
+    """
+
+    keyword = b"bearer"
+
+    def authenticate_header(self, request):
+        return 'Bearer realm="api"'
+
+    def authenticate(self, request):
+        parts = get_authorization_header(request).split()
+        if len(parts) != 2 or parts[0].lower() != self.keyword:
+            return None
+        try:
+            raw = parts[1].decode("ascii")
+        except UnicodeDecodeError:
+            return None
+        if raw.startswith(REFRESH_TOKEN_PREFIX):
+            self._refuse(request, "refresh_token_as_bearer")
+            raise exceptions.AuthenticationFailed(
+                "This is an OAuth refresh token. Exchange it at the token endpoint (grant_type=refresh_token) "
+                "for an access token, and send that.",
+                code="oauth_token_invalid",
+            )
+        if not raw.startswith(ACCESS_TOKEN_PREFIX):
+            return None
+
+        from oauth2_provider.models import get_access_token_model
+
+        token = (
+            get_access_token_model()
+            .objects.unscoped()  # the credential names its organization; it is checked below
+            .select_related("application", "application__organization", "user", "organization")
+            .filter(token_checksum=hashlib.sha256(raw.encode("utf-8")).hexdigest())
+            .first()
+        )
+        if token is None or token.application is None:
+            self._refuse(request, "unknown")
+            raise exceptions.AuthenticationFailed(TOKEN_INVALID, code="oauth_token_invalid")
+        event = {"organization": token.organization, "user": token.user, "token": token}
+        if token.expires <= timezone.now():
+            self._refuse(request, "expired", **event)
+            raise exceptions.AuthenticationFailed(
+                f"This OAuth access token expired at {token.expires:%Y-%m-%d %H:%M} UTC. "
+                "Use the refresh token to get a new one.",
+                code="oauth_token_expired",
+            )
+        if token.application.organization.status != OrganizationStatus.ACTIVE:
+            self._refuse(request, "application_unavailable", **event)
+            raise exceptions.AuthenticationFailed(TOKEN_INVALID, code="oauth_token_invalid")
+        user, organization = token.user, token.organization
+        membership = None
+        if user is not None and user.is_active and organization.status == OrganizationStatus.ACTIVE:
+            membership = membership_for_user(organization=organization, user=user)
+        if membership is None:
+            self._refuse(request, "not_a_member", **event)
+            raise exceptions.AuthenticationFailed(TOKEN_UNAVAILABLE, code="organization_unavailable")
+        if organization.require_two_factor:
+            from accounts.mfa import user_has_two_factor
+
+            if not user_has_two_factor(user):
+                raise exceptions.PermissionDenied(
+                    {
+                        "detail": f"{organization.name} requires two-factor sign-in. The person who connected "
+                        "this application must set up an authenticator app first.",
+                        "code": "two_factor_required",
+                    }
+                )
+        granted = frozenset(token.scope.split())
+        return user, OAuthCredential(
+            organization=organization,
+            role=membership.role,
+            scopes=granted & scopes_for_role(membership.role),
+            rate_limit_key=f"user:{user.id}",
+            application=token.application,
+            token=token,
+        )
+
+    @staticmethod
+    def _refuse(request, reason: str, *, organization=None, user=None, token=None) -> None:
+        emit(
+            "oauth.token_refused",
+            request=getattr(request, "_request", request),
+            user=user,
+            organization=organization,
+            reason=reason,
+            application_id=str(token.application_id) if token is not None and token.application_id else None,
+            token_id=str(token.pk) if token is not None else None,
+        )

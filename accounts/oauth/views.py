@@ -1,0 +1,144 @@
+"""Portal pages: an organization's OAuth applications, and a person's connected applications."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.mixins import LoginRequiredMixin
+from django.http import Http404, HttpResponseRedirect
+from django.shortcuts import render
+from django.urls import reverse
+from django.views import View
+
+from accounts.mixins import OrganizationViewMixin
+from jagcall.errors import ApplicationError
+from accounts.oauth import selectors, services
+from accounts.oauth.forms import ApplicationCreateForm
+
+# [!!] The secret of a confidential client just registered waits in the session
+# for the one page that shows it, and is removed from there as that page is rendered.
+SESSION_NEW_CLIENT_SECRET = "oauth_client_secret_just_created"
+
+
+def _list_url(organization) -> str:
+    return reverse("oauth:application-list", kwargs={"org_slug": organization.slug})
+
+
+def _detail_url(organization, application) -> str:
+    return reverse("oauth:application-detail", kwargs={"org_slug": organization.slug, "application_id": application.id})
+
+
+class ApplicationListView(OrganizationViewMixin, View):
+    permission_required = "oauth_apps.manage"
+    template_name = "oauth/application_list.html"
+
+    def get(self, request, org_slug):
+        applications = selectors.oauth_application_list(organization=self.organization)
+        return render(request, self.template_name, {"applications": applications})
+
+
+class ApplicationCreateView(OrganizationViewMixin, View):
+    permission_required = "oauth_apps.manage"
+    template_name = "oauth/application_create.html"
+
+    def get(self, request, org_slug):
+        return render(request, self.template_name, {"form": ApplicationCreateForm()})
+
+    def post(self, request, org_slug):
+        form = ApplicationCreateForm(request.POST)
+        if form.is_valid():
+            try:
+                application, secret = services.oauth_application_create(
+                    organization=self.organization,
+                    actor=request.user,
+                    name=form.cleaned_data["name"],
+                    client_type=form.cleaned_data["client_type"],
+                    redirect_uris=form.cleaned_data["redirect_uris"],
+                    request=request,
+                )
+            except ApplicationError as error:
+                form.add_error(error.field if error.field in form.fields else None, error.message)
+            else:
+                if secret:
+                    request.session[SESSION_NEW_CLIENT_SECRET] = {
+                        "organization_id": str(self.organization.id),
+                        "application_id": str(application.id),
+                        "secret": secret,
+                    }
+                messages.success(request, f"“{application.name}” is registered.")
+                return HttpResponseRedirect(_detail_url(self.organization, application))
+        return render(request, self.template_name, {"form": form}, status=400)
+
+
+class ApplicationDetailView(OrganizationViewMixin, View):
+    permission_required = "oauth_apps.manage"
+    template_name = "oauth/application_detail.html"
+
+    def get(self, request, org_slug, application_id):
+        application = selectors.oauth_application_get(organization=self.organization, id=application_id)
+        created = request.session.get(SESSION_NEW_CLIENT_SECRET)
+        secret = None
+        if created and created.get("application_id") == str(application.id):
+            secret = request.session.pop(SESSION_NEW_CLIENT_SECRET)["secret"]
+        context = {
+            "application": application,
+            "client_secret": secret,
+            "authorize_url": request.build_absolute_uri(reverse("oauth:authorize")),
+            "token_url": request.build_absolute_uri(reverse("oauth:token")),
+            "revoke_url": request.build_absolute_uri(reverse("oauth:revoke-token")),
+        }
+        response = render(request, self.template_name, context)
+        if secret:
+            response["Cache-Control"] = "no-store"
+        return response
+
+
+class ApplicationRevokeTokensView(OrganizationViewMixin, View):
+    permission_required = "oauth_apps.manage"
+    http_method_names = ["post"]
+
+    def post(self, request, org_slug, application_id):
+        application = selectors.oauth_application_get(organization=self.organization, id=application_id)
+        ended = services.oauth_application_revoke_tokens(
+            organization=self.organization, application=application, actor=request.user, request=request
+        )
+        messages.success(
+            request,
+            f"Every token of “{application.name}” is revoked ({ended} connection(s) ended). "
+            "People must connect it again to use it.",
+        )
+        return HttpResponseRedirect(_detail_url(self.organization, application))
+
+
+class ApplicationDeleteView(OrganizationViewMixin, View):
+    permission_required = "oauth_apps.manage"
+    http_method_names = ["post"]
+
+    def post(self, request, org_slug, application_id):
+        application = selectors.oauth_application_get(organization=self.organization, id=application_id)
+        services.oauth_application_delete(
+            organization=self.organization, application=application, actor=request.user, request=request
+        )
+        messages.success(request, f"“{application.name}” is deleted. Its tokens no longer work.")
+        return HttpResponseRedirect(_list_url(self.organization))
+
+
+# --- the person's own connections -----------------------------------------------------
+
+
+class ConnectionListView(LoginRequiredMixin, View):
+    template_name = "oauth/connection_list.html"
+
+    def get(self, request):
+        return render(request, self.template_name, {"connections": selectors.oauth_connection_list(user=request.user)})
+
+
+class ConnectionRevokeView(LoginRequiredMixin, View):
+    http_method_names = ["post"]
+
+    def post(self, request, application_id):
+        application = selectors.oauth_connected_application_get(user=request.user, id=application_id)
+        if application is None:
+            raise Http404("No connected application matches the given query.")
+        services.oauth_authorization_revoke(user=request.user, application=application, request=request)
+        messages.success(request, f"“{application.name}” is disconnected. It can no longer act for you.")
+        return HttpResponseRedirect(reverse("oauth:connection-list"))
