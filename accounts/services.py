@@ -20,6 +20,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.text import slugify
 
+from accounts.activity import activity_record
 from accounts.events import publish_org_event
 from accounts.models import Invitation, Membership, Organization, OrganizationStatus, User, normalize_email
 from accounts.permissions import Role, can_manage_member, has_permission
@@ -165,6 +166,10 @@ def organization_create(*, name: str, owner: User, slug: str | None = None, plan
         ) from None
     Membership.objects.create(organization=organization, user=owner, role=Role.OWNER)
     organization_keys_create(organization_id=organization.id)  # its data keys, wrapped by the master
+    activity_record(
+        "organization.created", organization=organization, actor=owner, resource=organization,
+        after={"name": organization.name, "slug": organization.slug, "plan_code": organization.plan_code},
+    )
     return organization
 
 
@@ -176,8 +181,13 @@ def organization_update(*, organization: Organization, actor: User, name: str) -
         raise ApplicationError("Give the organization a name.", field="name")
     if len(name) > 120:
         raise ApplicationError("Keep the name under 120 characters.", field="name")
+    before = {"name": organization.name}
     organization.name = name
     organization.save(update_fields=["name", "updated_at"])
+    activity_record(
+        "organization.updated", organization=organization, actor=actor, resource=organization,
+        before=before, after={"name": name},
+    )
     publish_org_event(organization.id, "organization.updated", {"name": name})
     return organization
 
@@ -192,8 +202,13 @@ def organization_require_two_factor(*, organization: Organization, actor: User, 
         raise ApplicationError(
             "Set up two-factor sign-in for yourself first, so the rule cannot lock you out.", code="actor_without_2fa"
         )
+    before = {"require_two_factor": organization.require_two_factor}
     organization.require_two_factor = bool(required)
     organization.save(update_fields=["require_two_factor", "updated_at"])
+    activity_record(
+        "organization.security_changed", organization=organization, actor=actor, resource=organization,
+        before=before, after={"require_two_factor": bool(required)},
+    )
     publish_org_event(organization.id, "organization.security_changed", {"require_two_factor": bool(required)})
     return organization
 
@@ -203,9 +218,14 @@ def organization_terminate(*, organization: Organization, actor: User | None) ->
     """Close an organization (owners; staff act with actor=None). Its data is kept until purge."""
     if actor is not None:
         _require(organization, actor, "organization.delete")
+    before = {"status": organization.status}
     organization.status = OrganizationStatus.TERMINATED
     organization.terminated_at = timezone.now()
     organization.save(update_fields=["status", "terminated_at", "updated_at"])
+    activity_record(
+        "organization.terminated", organization=organization, actor=actor, resource=organization,
+        before=before, after={"status": organization.status},
+    )
     return organization
 
 
@@ -223,8 +243,13 @@ def membership_role_change(*, organization: Organization, actor: User, membershi
         return membership
     if membership.role == Role.OWNER:
         _ensure_owner_remains(organization, membership)
+    before = {"role": membership.role}
     membership.role = role
     membership.save(update_fields=["role", "updated_at"])
+    activity_record(
+        "member.role_changed", organization=organization, actor=actor, resource=membership,
+        before=before, after={"role": role}, metadata={"email": membership.user.email},
+    )
     publish_org_event(organization.id, "member.role_changed", {"email": membership.user.email, "role": role})
     return membership
 
@@ -239,6 +264,10 @@ def membership_remove(*, organization: Organization, actor: User, membership: Me
         raise PermissionDenied("Only an owner can remove an owner.")
     _ensure_owner_remains(organization, membership)
     email = membership.user.email
+    activity_record(
+        "member.removed", organization=organization, actor=actor, resource=membership,
+        before={"role": membership.role}, metadata={"email": email},
+    )
     membership.delete()
     publish_org_event(organization.id, "member.removed", {"email": email})
 
@@ -250,6 +279,10 @@ def membership_leave(*, organization: Organization, user: User) -> None:
         raise PermissionDenied("You are not a member of this organization.")
     membership = Membership.objects.for_org(organization).select_for_update().get(pk=membership.pk)
     _ensure_owner_remains(organization, membership)
+    activity_record(
+        "member.left", organization=organization, actor=user, resource=membership,
+        before={"role": membership.role}, metadata={"email": user.email},
+    )
     membership.delete()
     publish_org_event(organization.id, "member.removed", {"email": user.email})
 
@@ -296,6 +329,10 @@ def invitation_create(*, organization: Organization, actor: User, email: str, ro
     subject = f"{actor.get_full_name()} invited you to {organization.name} on JagCall"
     body = render_to_string("accounts/email/invitation.txt", context)
     transaction.on_commit(lambda: send_mail(subject=subject, message=body, from_email=None, recipient_list=[email]))
+    activity_record(
+        "invitation.created", organization=organization, actor=actor, resource=invitation,
+        after={"email": email, "role": role, "expires_at": invitation.expires_at.isoformat()},
+    )
     publish_org_event(organization.id, "invitation.created", {"email": email, "role": role})
     return invitation, token
 
@@ -307,6 +344,10 @@ def invitation_revoke(*, organization: Organization, actor: User, invitation: In
         raise ApplicationError(f"This invitation is already {invitation.status}.", code="not_pending")
     invitation.revoked_at = timezone.now()
     invitation.save(update_fields=["revoked_at"])
+    activity_record(
+        "invitation.revoked", organization=organization, actor=actor, resource=invitation,
+        metadata={"email": invitation.email},
+    )
     return invitation
 
 
@@ -366,6 +407,10 @@ def invitation_accept(
     invitation.accepted_at = timezone.now()
     invitation.accepted_by = user
     invitation.save(update_fields=["accepted_at", "accepted_by"])
+    activity_record(
+        "invitation.accepted", organization=invitation.organization, actor=user, resource=invitation,
+        metadata={"email": user.email, "role": membership.role, "membership_id": str(membership.pk), "joined": created},
+    )
     if created:
         publish_org_event(invitation.organization_id, "member.joined", {"email": user.email, "role": membership.role})
     return membership

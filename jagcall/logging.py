@@ -2,7 +2,8 @@
 
 Every request gets an id: the X-Request-ID set by our nginx (validated), or
 a fresh one. It is echoed in the response header and attached to every log
-record emitted while the request is handled.
+record emitted while the request is handled. The request itself is kept in
+a context variable for the same span (``current_request()``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import re
 import uuid
 
 _request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+_request: contextvars.ContextVar = contextvars.ContextVar("request", default=None)
 _VALID = re.compile(r"^[A-Za-z0-9._-]{8,128}$")
 
 logger = logging.getLogger("jagcall.request")
@@ -20,6 +22,16 @@ logger = logging.getLogger("jagcall.request")
 
 def current_request_id() -> str:
     return _request_id.get()
+
+
+def current_request():
+    """The Django request being handled in this context, or None (tasks, commands, shells).
+
+    Lets a service record who did something (the audit log) without every
+    caller passing the request down; the caller's DRF credential is on it as
+    ``request.auth`` once authentication has run.
+    """
+    return _request.get()
 
 
 class RequestIdFilter(logging.Filter):
@@ -40,6 +52,7 @@ class RequestIdMiddleware:
         request_id = incoming if _VALID.match(incoming) else uuid.uuid4().hex
         request.request_id = request_id
         token = _request_id.set(request_id)
+        request_token = _request.set(request)
         try:
             response = self.get_response(request)
             response["X-Request-ID"] = request_id
@@ -52,4 +65,5 @@ class RequestIdMiddleware:
             )
             return response
         finally:
+            _request.reset(request_token)
             _request_id.reset(token)

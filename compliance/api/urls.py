@@ -1,0 +1,9 @@
+"""API routes, joined with the other apps' under /api/v1/ in namespace "api" by jagcall/urls.py."""
+
+from django.urls import path
+
+from compliance.api import views
+
+urlpatterns = [
+    path("audit-events", views.AuditEventListApi.as_view(), name="audit-event-list"),
+]

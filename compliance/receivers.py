@@ -1,0 +1,60 @@
+"""Every security event (accounts.security_events.emit) and every change an
+accounts service announces (accounts.activity) becomes an audit event.
+
+accounts imports no other app; it sends the ``security_event`` signal and
+this receiver records it, in the emitter's transaction when there is one.
+[!!] A failure to record is not swallowed: the action being recorded fails
+with it, rather than happening unrecorded.
+"""
+
+from __future__ import annotations
+
+
+def record_security_event(sender, event, **kwargs) -> None:
+    from compliance.services import audit_record_security_event
+
+    audit_record_security_event(event=event)
+
+
+def connect() -> None:
+    from accounts.security_events import security_event
+
+    security_event.connect(record_security_event, weak=False, dispatch_uid="audit-record-security-event")
+    connect_activity()
+
+
+def record_activity(
+    sender, *, action, organization, request, actor, resource_type, resource_id, before, after, metadata, outcome,
+    **kwargs,
+) -> None:
+    """An accounts service's change (accounts.activity) as an audit event, in the service's transaction.
+
+    Who did it is the request's credential (a person, an API key, an OAuth
+    application, support staff in the back office); the service's ``actor``
+    counts only outside a request (commands, tasks) or before anyone is
+    signed in (accepting an invitation by creating the account).
+    """
+    from compliance.actors import actor_from_request, resolve_actor
+    from compliance.models import ActorType
+    from compliance.services import audit_changes, audit_record
+
+    who = actor_from_request(request) if request is not None else None
+    if who is None or who.type == ActorType.ANONYMOUS:
+        who = resolve_actor(actor, None)
+    audit_record(
+        action=action,
+        organization=organization,
+        request=request,
+        actor=who,
+        resource_type=resource_type,
+        resource_id=resource_id,
+        outcome=outcome,
+        changes=audit_changes(before or {}, after or {}) if (before or after) else None,
+        metadata=metadata,
+    )
+
+
+def connect_activity() -> None:
+    from accounts.activity import activity
+
+    activity.connect(record_activity, weak=False, dispatch_uid="audit-record-activity")

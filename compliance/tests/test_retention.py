@@ -1,0 +1,172 @@
+"""Retention: events past AUDIT_RETENTION_DAYS go, nothing newer does, and the chain still verifies."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+from django.utils import timezone
+
+from compliance.models import AuditChainCheckpoint, AuditEvent
+from compliance.selectors import audit_chain_verify
+from compliance.services import audit_purge_expired
+from compliance.tests.conftest import record
+
+pytestmark = pytest.mark.django_db
+
+EVENTS = AuditEvent._meta.db_table
+
+
+def backdate(events, when):
+    """Move events into the past, as if written then (rehash_chain makes the chain valid again)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        cursor.execute(f"ALTER TABLE {EVENTS} DISABLE TRIGGER audit_event_append_only")
+        for event in events:
+            cursor.execute(f"UPDATE {EVENTS} SET occurred_at = %s WHERE id = %s", [when(event), event.id])
+        cursor.execute(f"ALTER TABLE {EVENTS} ENABLE TRIGGER audit_event_append_only")
+
+
+def rehash_chain(organization_id):
+    from compliance.chain import GENESIS_HASH, event_hash
+
+    with connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        cursor.execute(f"ALTER TABLE {EVENTS} DISABLE TRIGGER audit_event_append_only")
+        previous = GENESIS_HASH
+        for event in AuditEvent.objects.for_chain(organization_id).order_by("seq"):
+            event.prev_hash = previous
+            event.hash = event_hash(event)
+            cursor.execute(f"UPDATE {EVENTS} SET prev_hash = %s, hash = %s WHERE id = %s", [event.prev_hash, event.hash, event.id])
+            previous = event.hash
+        cursor.execute(f"ALTER TABLE {EVENTS} ENABLE TRIGGER audit_event_append_only")
+
+
+def aged_chain(organization, ages):
+    """One event per age (a timedelta before now), oldest first, with a valid chain."""
+    now = timezone.now()
+    events = [record(organization, metadata={"n": n}) for n in range(len(ages))]
+    by_id = {e.pk: age for e, age in zip(events, ages)}
+    backdate(events, lambda event: now - by_id[event.pk])
+    rehash_chain(organization.id if organization else None)
+    assert audit_chain_verify(organization_id=organization.id if organization else None).ok
+    return now, events
+
+
+def test_the_retention_boundary(organization, settings):
+    settings.AUDIT_RETENTION_DAYS = 30
+    retention = timedelta(days=30)
+    now, events = aged_chain(
+        organization,
+        [retention + timedelta(days=3), retention + timedelta(minutes=1), retention - timedelta(minutes=1), timedelta(0)],
+    )
+    last_purged_hash = AuditEvent.objects.get(pk=events[1].pk).hash
+    result = audit_purge_expired(now=now)
+    remaining = list(AuditEvent.objects.for_org(organization).order_by("seq").values_list("seq", flat=True))
+    assert remaining == [3, 4]  # retention+1 minute is purged, retention-1 minute is kept
+    assert result.events_deleted == 2
+    checkpoint = AuditChainCheckpoint.objects.for_org(organization).get()
+    assert (checkpoint.seq, checkpoint.hash, checkpoint.events_purged) == (2, last_purged_hash, 2)
+    report = audit_chain_verify(organization_id=organization.id)
+    assert report.ok and report.resumed_from_checkpoint == 2 and report.events == 2
+    # Running again changes nothing.
+    assert audit_purge_expired(now=now).events_deleted == 0
+
+
+def test_nothing_newer_than_the_cutoff_goes_even_out_of_order(organization, settings):
+    """A clock step back can put a newer event before an older one; the purge stops at the first newer one."""
+    settings.AUDIT_RETENTION_DAYS = 10
+    now, _events = aged_chain(
+        organization, [timedelta(days=20), timedelta(days=5), timedelta(days=15), timedelta(days=1)]
+    )
+    audit_purge_expired(now=now)
+    assert list(AuditEvent.objects.for_org(organization).order_by("seq").values_list("seq", flat=True)) == [2, 3, 4]
+    assert audit_chain_verify(organization_id=organization.id).ok
+
+
+def test_batches_leave_a_checkpoint_each_and_verification_still_passes(organization, other_organization, settings, capsys):
+    settings.AUDIT_RETENTION_DAYS = 7
+    now, _events = aged_chain(organization, [timedelta(days=30 - n) for n in range(12)] + [timedelta(hours=1)])
+    record(other_organization)
+    result = audit_purge_expired(now=now, batch_size=5)
+    assert result.events_deleted == 12
+    assert result.checkpoints == 3  # 5 + 5 + 2
+    assert list(AuditChainCheckpoint.objects.for_org(organization).order_by("seq").values_list("seq", flat=True)) == [5, 10, 12]
+    assert AuditEvent.objects.for_org(organization).count() == 1
+    call_command("verify_audit_chain")
+    assert "resumed from the purge checkpoint at seq 12" in capsys.readouterr().out
+
+
+def test_a_fully_purged_chain_continues_from_its_checkpoint(organization, settings):
+    settings.AUDIT_RETENTION_DAYS = 1
+    now, events = aged_chain(organization, [timedelta(days=3), timedelta(days=2)])
+    audit_purge_expired(now=now)
+    assert not AuditEvent.objects.for_org(organization).exists()
+    following = record(organization)
+    assert following.seq == 3 and following.prev_hash == AuditChainCheckpoint.objects.for_org(organization).get().hash
+    assert audit_chain_verify(organization_id=organization.id).ok
+
+
+def test_the_platform_chain_is_purged_too(settings):
+    settings.AUDIT_RETENTION_DAYS = 1
+    now, _events = aged_chain(None, [timedelta(days=5), timedelta(hours=2)])
+    audit_purge_expired(now=now)
+    assert list(AuditEvent.objects.platform().values_list("seq", flat=True)) == [2]
+    assert audit_chain_verify(organization_id=None).ok
+
+
+def test_the_purge_flag_does_not_outlive_the_purge(organization, settings):
+    from django.db.utils import DatabaseError
+
+    settings.AUDIT_RETENTION_DAYS = 1
+    now, _events = aged_chain(organization, [timedelta(days=5), timedelta(hours=2)])
+    audit_purge_expired(now=now)  # inside the test's transaction
+    with pytest.raises(DatabaseError, match="append-only"):
+        AuditEvent.objects.for_org(organization).delete()
+
+
+def test_time_budget_stops_between_batches(organization, settings):
+    settings.AUDIT_RETENTION_DAYS = 1
+    now, _events = aged_chain(organization, [timedelta(days=5)] * 3)
+    result = audit_purge_expired(now=now, batch_size=1, time_budget_seconds=0)
+    assert result.finished is False and result.events_deleted == 0
+    assert audit_purge_expired(now=now, batch_size=1).events_deleted == 3
+
+
+def test_the_beat_tasks(organization, settings):
+    from compliance import tasks
+
+    settings.AUDIT_RETENTION_DAYS = 1
+    aged_chain(organization, [timedelta(days=5), timedelta(hours=1)])
+    assert tasks.purge_expired_events() == {"events_deleted": 1, "checkpoints": 1, "finished": True}
+    outcome = tasks.verify_chains()
+    assert outcome["broken"] == [] and outcome["events"] >= 1
+
+
+def test_verify_chains_logs_and_emits_a_security_event_when_broken(organization, events, caplog):
+    from compliance import tasks
+
+    first = record(organization)
+    record(organization)
+    with connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        cursor.execute(f"ALTER TABLE {EVENTS} DISABLE TRIGGER audit_event_append_only")
+        cursor.execute(f"UPDATE {EVENTS} SET actor_label = 'someone else' WHERE id = %s", [first.id])
+        cursor.execute(f"ALTER TABLE {EVENTS} ENABLE TRIGGER audit_event_append_only")
+    with caplog.at_level("ERROR", logger="jagcall.audit"):
+        outcome = tasks.verify_chains()
+    assert outcome["broken"] == ["acme-dental"]
+    assert any("audit chain broken" in r.getMessage() and str(first.id) in r.getMessage() for r in caplog.records)
+    alert = [e for e in events if e["event"] == "audit.chain_broken"]
+    assert len(alert) == 1 and alert[0]["organization_id"] == str(organization.id) and alert[0]["seq"] == 1
+    # The alert itself is in the log, as a failure.
+    recorded = AuditEvent.objects.for_org(organization).get(action="audit.chain_broken")
+    assert recorded.outcome == "failed" and recorded.metadata["event_id"] == str(first.id)
+
+
+def test_retention_defaults_to_a_year(settings):
+    from jagcall.env import env
+
+    assert settings.AUDIT_RETENTION_DAYS == env("AUDIT_RETENTION_DAYS", default=365, cast=int)
