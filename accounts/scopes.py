@@ -27,7 +27,7 @@ SCOPES: dict[str, tuple[str, str]] = {
     "api_keys:read": ("api_keys.manage", "List API keys (never their secrets)"),
     "api_keys:write": ("api_keys.manage", "Create and revoke API keys"),
     # Audit records are for the people who run the organization, not every member.
-    "audit:read": ("organization.update", "Read the audit log"),
+    "audit:read": ("audit.view", "Read the audit log"),
 }
 
 for _scope, (_action, _label) in SCOPES.items():

@@ -175,12 +175,15 @@ INSTALLED_APPS = [
     "rest_framework_simplejwt.token_blacklist",
     "django_filters",
     "django_htmx",
+    "django_ratelimit",
     "jagcall.crypto",
     "allauth",
     "allauth.account",
     "allauth.mfa",
     "allauth.usersessions",
     "accounts",
+    "auditlog",  # only its model diff, behind compliance.services (compliance/diff.py); it records nothing itself
+    "compliance",
 ]
 
 MIDDLEWARE = [
@@ -197,6 +200,7 @@ MIDDLEWARE = [
     "allauth.usersessions.middleware.UserSessionsMiddleware",
     "accounts.middleware.SessionTimeoutMiddleware",
     "accounts.middleware.BackOfficeTwoFactorMiddleware",
+    "accounts.ratelimits.SensitiveRateLimitMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "jagcall.api.throttling.RateLimitHeadersMiddleware",
 ]
@@ -258,6 +262,21 @@ ACCOUNT_RATE_LIMITS = {
     "reset_password_from_key": "20/m/ip",
     "confirm_email": "1/3m/key",
 }
+# Per client IP on the sensitive pages, before their views run (accounts/ratelimits.py,
+# django-ratelimit). Above these a request gets 429 with Retry-After.
+SENSITIVE_RATE_LIMITS = {
+    "default": env("RATE_LIMIT_SENSITIVE", default="30/m"),
+    "mfa_authenticate": "10/m",
+    "mfa_reauthenticate": "10/m",
+    "account_reset_password_from_key": "20/m",
+    "account_confirm_email": "20/m",
+    "accounts:invitation-accept": "20/m",
+}
+RATELIMIT_USE_CACHE = "default"
+RATELIMIT_FAIL_OPEN = False
+# django-ratelimit lists only third-party Redis backends; Django's own RedisCache does what it
+# needs atomically in Redis (add = SET NX with expiry, incr = INCRBY), as accounts/tests/test_ratelimits.py shows.
+SILENCED_SYSTEM_CHECKS = ["django_ratelimit.W001"]
 USERSESSIONS_TRACK_ACTIVITY = True
 ACCOUNT_EMAIL_NOTIFICATIONS = True  # a factor enabled/removed, password changed: the person is told
 # Two-factor (allauth MFA, one device store for portal, back office and API tokens).
@@ -284,6 +303,12 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 PASSWORD_RESET_TIMEOUT = 60 * 60
 INVITATION_TTL_HOURS = env("INVITATION_TTL_HOURS", default=72, cast=int)
+
+# --- audit log (compliance/, docs/security/audit.md) ------------------------------
+# Events older than this are purged daily, leaving a checkpoint so the hash chain still verifies.
+AUDIT_RETENTION_DAYS = env("AUDIT_RETENTION_DAYS", default=365, cast=int)
+if AUDIT_RETENTION_DAYS < 1:
+    raise ImproperlyConfigured("AUDIT_RETENTION_DAYS must be at least 1.")
 
 # --- Cloudflare Turnstile on registration (C26) ---------------------------
 TURNSTILE_SITE_KEY = env("TURNSTILE_SITE_KEY", default="")
@@ -400,6 +425,50 @@ SIMPLE_JWT = {
     "LEEWAY": 0,
 }
 
+# --- OAuth 2.0 authorization server (django-oauth-toolkit; accounts/oauth/, docs/api.md) -------------
+# Authorization code with PKCE (S256) only; tokens bound to the organization chosen at
+# consent, stored as SHA-256 only. Every RFC 9700 gate of the toolkit is on.
+INSTALLED_APPS = [*INSTALLED_APPS, "oauth2_provider", "accounts.oauth"]
+OAUTH2_PROVIDER_APPLICATION_MODEL = "oauth.Application"
+OAUTH2_PROVIDER_GRANT_MODEL = "oauth.Grant"
+OAUTH2_PROVIDER_ACCESS_TOKEN_MODEL = "oauth.AccessToken"
+OAUTH2_PROVIDER_REFRESH_TOKEN_MODEL = "oauth.RefreshToken"
+OAUTH2_PROVIDER_ID_TOKEN_MODEL = "oauth.IDToken"
+OAUTH2_PROVIDER = {
+    "OAUTH2_SERVER_CLASS": "accounts.oauth.server.AuthorizationCodeServer",
+    "OAUTH2_VALIDATOR_CLASS": "accounts.oauth.validators.OrganizationOAuth2Validator",
+    "SCOPES_BACKEND_CLASS": "accounts.oauth.scopes.RegistryScopes",
+    "SCOPES": {"organization:read": "Read the organization's details"},  # unused: the backend reads accounts/scopes.py
+    "ACCESS_TOKEN_GENERATOR": "accounts.oauth.tokens.generate_access_token",
+    "REFRESH_TOKEN_GENERATOR": "accounts.oauth.tokens.generate_refresh_token",
+    "CLIENT_SECRET_GENERATOR_CLASS": "accounts.oauth.tokens.ClientSecretGenerator",
+    "AUTHORIZATION_CODE_EXPIRE_SECONDS": 600,
+    "ACCESS_TOKEN_EXPIRE_SECONDS": 60 * 60,
+    # Absolute: a refresh chain ends 30 days after the code was exchanged (accounts/oauth/validators.py).
+    "REFRESH_TOKEN_EXPIRE_SECONDS": 60 * 60 * 24 * 30,
+    "ROTATE_REFRESH_TOKEN": True,
+    "REFRESH_TOKEN_REUSE_PROTECTION": True,
+    "REFRESH_TOKEN_GRACE_PERIOD_SECONDS": 0,
+    "PKCE_REQUIRED": True,
+    "REQUEST_APPROVAL_PROMPT": "force",
+    # http is allowed per application for loopback addresses only (oauth.models.Application).
+    "ALLOWED_REDIRECT_URI_SCHEMES": ["https"],
+    "ALLOW_URI_WILDCARDS": False,
+    "OIDC_ENABLED": False,
+    "APPLICATION_ADMIN_CLASS": "accounts.oauth.admin.ApplicationAdmin",
+    "ACCESS_TOKEN_ADMIN_CLASS": "accounts.oauth.admin.AccessTokenAdmin",
+    "GRANT_ADMIN_CLASS": "accounts.oauth.admin.GrantAdmin",
+    "ID_TOKEN_ADMIN_CLASS": "accounts.oauth.admin.IDTokenAdmin",
+    "REFRESH_TOKEN_ADMIN_CLASS": "accounts.oauth.admin.RefreshTokenAdmin",
+    **{
+        f"COMPLIANT_BCP_RFC9700_{gate}": True
+        for gate in (
+            "IMPLICIT_GRANT", "PASSWORD_GRANT", "PKCE_METHOD", "ACCESS_TOKEN_TRANSPORT", "AUTHZ_RESPONSE_ISS",
+            "TOKEN_STORAGE", "REFRESH_TOKEN", "REDIRECT_URI_SCHEME", "REDIRECT_URI_MATCHING", "PKCE_REQUIRED",
+        )
+    },
+}
+
 # --- REST framework ---------------------------------------------------------
 REST_FRAMEWORK = {
     # Organization-bound views set theirs in accounts.api.base.OrganizationAPIView.
@@ -410,6 +479,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "jagcall.api.pagination.CursorPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "jagcall.api.errors.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "jagcall.api.schema.AutoSchema",
     "DEFAULT_THROTTLE_CLASSES": ["jagcall.api.throttling.SlidingWindowThrottle"],
     "UNAUTHENTICATED_USER": None,
 }
@@ -417,6 +487,39 @@ REST_FRAMEWORK = {
 API_RATE_LIMIT_READS = env("API_RATE_LIMIT_READS", default=200, cast=int)
 API_RATE_LIMIT_WRITES = env("API_RATE_LIMIT_WRITES", default=30, cast=int)
 API_RATE_LIMIT_WINDOW_SECONDS = 60
+
+# --- OpenAPI schema of the API (drf-spectacular) -------------------------------
+# Served at /api/v1/schema/ with Swagger UI at /api/docs/; the UI's assets come
+# from drf-spectacular-sidecar through our own static files, never a CDN.
+# jagcall.api registers the schema extensions (jagcall/api/schema.py) at startup.
+INSTALLED_APPS = [*INSTALLED_APPS, "drf_spectacular", "drf_spectacular_sidecar", "jagcall.api"]
+SPECTACULAR_SETTINGS = {
+    "TITLE": "JagCall API",
+    "VERSION": "1.0.0",
+    "DESCRIPTION": (
+        "The JagCall REST API. Every endpoint follows the conventions in docs/api.md: "
+        "credentials in `Authorization: Bearer` only (an API key `jc_live_…` or a JWT from "
+        "`POST /api/v1/auth/token`), each bound to one organization; one scope per operation "
+        "(listed on each operation as `x-required-scopes`); errors always as "
+        '`{"error": {"code", "message", "details"}}`; cursor-paginated lists (`limit`, `cursor`); '
+        "rate limits announced in `RateLimit-*` headers; and an optional `Idempotency-Key` on POST."
+    ),
+    # 3.1: a security requirement may name the scope an http bearer credential needs.
+    "OAS_VERSION": "3.1.0",
+    "SCHEMA_PATH_PREFIX": r"/api/v[0-9]+",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PUBLIC": True,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    # Only the public API: any other DRF view (none today) stays out of the schema.
+    "PREPROCESSING_HOOKS": ["jagcall.api.schema.only_public_api"],
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    # validatorUrl null: Swagger UI would otherwise load a badge from an outside validator.
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None, "persistAuthorization": False},
+}
 
 # --- Celery --------------------------------------------------------------------
 CELERY_BROKER_URL = REDIS_BROKER_URL
@@ -446,6 +549,21 @@ CELERY_BEAT_SCHEDULE = {
     "invitations-purge-expired": {
         "task": "accounts.tasks.invitation_purge_expired_task",
         "schedule": crontab(minute=17, hour=3),
+    },
+    # https://crontab.guru/#7_*_*_*_* : every hour at minute 7
+    "oauth-tokens-purge-expired": {
+        "task": "accounts.oauth.tasks.oauth_tokens_purge_expired_task",
+        "schedule": crontab(minute=7),
+    },
+    # https://crontab.guru/#41_2_*_*_* : every day at 02:41 UTC
+    "audit-purge-expired-events": {
+        "task": "compliance.tasks.purge_expired_events",
+        "schedule": crontab(minute=41, hour=2),
+    },
+    # https://crontab.guru/#23_4_*_*_* : every day at 04:23 UTC
+    "audit-verify-chains": {
+        "task": "compliance.tasks.verify_chains",
+        "schedule": crontab(minute=23, hour=4),
     },
 }
 

@@ -2,6 +2,7 @@ from allauth.account.decorators import secure_admin_login
 from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from jagcall import health
 
@@ -11,16 +12,34 @@ admin.site.index_title = "Support"
 # The back office signs in through the same flow as the portal (with its second factor).
 admin.site.login = secure_admin_login(admin.site.login)
 
+
+
+def _api_v1_patterns():
+    """/api/v1/: the API of every app in one namespace, so names read ``api:member-list``, ``api:audit-event-list``."""
+    from accounts.api import urls as accounts_api
+    from compliance.api import urls as compliance_api
+
+    return [*accounts_api.urlpatterns, *compliance_api.urlpatterns], "api"
+
+
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path(settings.ADMIN_URL, admin.site.urls),
     path("auth/", include("allauth.urls")),
-    path("api/v1/", include("accounts.api.urls")),
+    # The API's OpenAPI schema (YAML, or JSON by Accept or ?format=json) and its docs; both public.
+    path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    # One namespace ("api:…") for every app's endpoints; accounts' own come first.
+    path("api/v1/", include(_api_v1_patterns())),
     path("sso/", include("accounts.sso_urls")),
+    path("o/<slug:org_slug>/audit/", include("compliance.urls")),
+    path("", include("accounts.oauth.urls")),  # /oauth/… (authorization server), /account/connected-apps/, org OAuth apps
     path("", include("accounts.urls")),
 ]
 
 handler403 = "jagcall.views.permission_denied"
 handler404 = "jagcall.views.page_not_found"
 handler500 = "jagcall.views.server_error"
+# Also what allauth answers when its own limits are reached.
+handler429 = "jagcall.views.too_many_requests"

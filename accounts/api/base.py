@@ -16,6 +16,7 @@ from rest_framework.views import APIView
 from accounts.models import OrganizationStatus
 from accounts.api.api_keys import ApiKeyAuthentication
 from accounts.api.jwt import OrganizationJWTAuthentication
+from accounts.api.oauth import OAuthAccessTokenAuthentication
 from accounts.api.session import OrganizationSessionAuthentication
 from accounts.permissions import OrganizationScopePermission
 from accounts.selectors import membership_for_user
@@ -41,7 +42,12 @@ class OrganizationAPIView(APIView):
 
     _idempotency_claim = None
 
-    authentication_classes = [ApiKeyAuthentication, OrganizationJWTAuthentication, OrganizationSessionAuthentication]
+    authentication_classes = [
+        ApiKeyAuthentication,
+        OAuthAccessTokenAuthentication,
+        OrganizationJWTAuthentication,
+        OrganizationSessionAuthentication,
+    ]
     permission_classes = [OrganizationScopePermission]
     # The defaults mirror the table's defaults: reading is organization.view,
     # writing organization.update. Views narrow them to their own resource.

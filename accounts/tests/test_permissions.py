@@ -48,6 +48,17 @@ MATRIX = {
         "post": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: DENIED},
     },
     "accounts:api-key-revoke": {"post": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: DENIED}},
+    "oauth:application-list": {"get": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: DENIED}},
+    "oauth:application-create": {
+        "get": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: DENIED},
+        "post": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: DENIED},
+    },
+    "oauth:application-detail": {"get": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: DENIED}},
+    "oauth:application-revoke-tokens": {"post": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: DENIED}},
+    "oauth:application-delete": {"post": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: DENIED}},
+    "audit:event-list": {"get": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: DENIED}},
+    "audit:event-export-csv": {"get": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: DENIED}},
+    "audit:event-export-jsonl": {"get": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: DENIED}},
 }
 
 POST_DATA = {
@@ -55,6 +66,7 @@ POST_DATA = {
     "accounts:invitation-create": {"email": "newcomer@example.test", "role": "member"},
     "accounts:membership-role": {"role": "admin"},
     "accounts:api-key-list": {"name": "CI", "scopes": ["organization:read"]},
+    "oauth:application-create": {"name": "CRM", "client_type": "confidential", "redirect_uris": "https://crm.example/cb"},
 }
 
 CASES = [
@@ -88,6 +100,12 @@ def test_role_matrix(client, organization, name, method, role, expected):
         kwargs["api_key_id"] = api_key_create(
             organization=organization, created_by=None, grantor_scopes={"api_keys:write"}, name="K", scopes=["api_keys:write"]
         )[0].id
+    if name in ("oauth:application-detail", "oauth:application-revoke-tokens", "oauth:application-delete"):
+        from accounts.oauth.services import oauth_application_create
+
+        kwargs["application_id"] = oauth_application_create(
+            organization=organization, actor=None, name="App", client_type="public", redirect_uris="https://app.example/cb"
+        )[0].id
     client.force_login(actor)
     response = getattr(client, method)(reverse(name, kwargs=kwargs), POST_DATA.get(name, {}))
     if expected == DENIED:
@@ -118,7 +136,7 @@ def test_members_see_role_controls_only_when_allowed(client, organization, owner
 def test_permission_table_grants_what_the_product_promises():
     owner_only = {"billing.manage", "sso.manage", "security.manage", "organization.delete", "organization.transfer"}
     managers = {"organization.update", "members.invite", "members.change_role", "members.remove",
-                "agents.manage", "numbers.manage", "api_keys.manage", "webhooks.manage"}
+                "agents.manage", "numbers.manage", "api_keys.manage", "oauth_apps.manage", "webhooks.manage", "audit.view"}
     everyone = {"organization.view", "product.use", "members.view"}
     assert set(PERMISSIONS) == owner_only | managers | everyone
     for action in owner_only:

@@ -17,6 +17,7 @@ from accounts.permissions import Role
 from accounts.tenancy import get_for_org_or_404
 from accounts.tests.factories import InvitationFactory, MembershipFactory, OrganizationFactory, UserFactory
 from accounts.tests.urlwalk import api_routes, classify
+from accounts.oauth.services import oauth_application_create
 
 pytestmark = pytest.mark.django_db
 
@@ -29,6 +30,10 @@ OBJECT_KWARGS = {
     "api_key_id": lambda org: api_key_create(
         organization=org, created_by=None, grantor_scopes={"api_keys:read", "api_keys:write"},
         name="Tenancy walk", scopes=["api_keys:read"],
+    )[0].id,
+    "application_id": lambda org: oauth_application_create(
+        organization=org, actor=None, name="Tenancy walk app", client_type="confidential",
+        redirect_uris="https://client.example/callback",
     )[0].id,
 }
 
@@ -108,7 +113,8 @@ def test_own_pages_never_show_another_organizations_data(two_tenants):
         response = client.get(_urls(route, mine, mine_ids))
         if response.status_code == 405:
             continue
-        body = response.content.decode()
+        # Downloads (e.g. the audit log's exports) stream: read them whole.
+        body = (b"".join(response.streaming_content) if response.streaming else response.content).decode()
         leaked = [s for s in secrets if s in body]
         assert not leaked, f"{route.name} shows {leaked}"
 

@@ -33,9 +33,16 @@ PUBLIC_ROUTES = {
     "api:token-obtain": "exchanges a person's credentials for a token bound to one of their organizations",
     "api:token-refresh": "exchanges a refresh token for new tokens of the same organization",
     "api:token-revoke": "revokes the refresh token it is given",
+    "api-schema": "the API's OpenAPI description, public on purpose: no organization, person or data in it",
+    "api-docs": "the page that renders the public API description; static assets and the schema only",
     "sso:metadata": "public SAML service-provider metadata of an organization with SSO on; no data beyond its SSO addresses",
     "sso:login": "starts SAML sign-in at the organization's own IdP; the visitor is not signed in yet",
     "sso:acs": "receives the IdP's signed assertion; the organization's configuration decides who may sign in",
+    "oauth:authorize": "OAuth consent: the signed-in person binds a code to one of their own organizations (accounts/oauth/endpoints.py)",
+    "oauth:token": "OAuth token endpoint: the code or refresh token in the body is the credential, bound to one organization",
+    "oauth:revoke-token": "OAuth revocation (RFC 7009): a client revokes a token issued to it",
+    "oauth:connection-list": "lists only the signed-in person's own connected applications",
+    "oauth:connection-revoke": "revokes only the signed-in person's own tokens for one application",
 }
 # The back office is cross-tenant on purpose: staff only (tested in test_admin.py).
 ADMIN_PREFIX = settings.ADMIN_URL
@@ -56,18 +63,21 @@ class Route:
         return "org_slug" in self.kwargs
 
 
-def _walk(patterns, prefix="", namespace=None):
+def _walk(patterns, prefix="", namespace=None, outer_kwargs=()):
     for entry in patterns:
         if isinstance(entry, URLResolver):
             ns = entry.namespace or namespace
             if entry.namespace and namespace:
                 ns = f"{namespace}:{entry.namespace}"
-            yield from _walk(entry.url_patterns, prefix + str(entry.pattern), ns)
+            # An include's own converters (e.g. "o/<slug:org_slug>/audit/") belong to every route under it.
+            kwargs = (*outer_kwargs, *getattr(entry.pattern, "converters", {}))
+            yield from _walk(entry.url_patterns, prefix + str(entry.pattern), ns, kwargs)
         elif isinstance(entry, URLPattern):
             name = entry.name or entry.lookup_str
             full_name = f"{namespace}:{name}" if namespace and entry.name else name
             view_class = getattr(entry.callback, "view_class", None) or getattr(entry.callback, "cls", None)
-            yield Route(full_name, prefix + str(entry.pattern), view_class, tuple(entry.pattern.converters))
+            kwargs = (*outer_kwargs, *entry.pattern.converters)
+            yield Route(full_name, prefix + str(entry.pattern), view_class, kwargs)
 
 
 def all_routes() -> list[Route]:
