@@ -116,9 +116,37 @@ def connect_signals() -> None:
         else:
             emit("user.mfa_used", request=request, user=user, factor=authenticator.type)
 
+    def reset(sender, request, user, authenticator, **kwargs):
+        emit("user.mfa_recovery_codes_regenerated", request=request, user=user, factor=authenticator.type)
+
+    def failed(sender, request, user, **kwargs):
+        emit("user.mfa_failed", request=request, user=user, reauthentication=bool(kwargs.get("reauthentication")))
+
     signals.authenticator_added.connect(added, weak=False)
     signals.authenticator_removed.connect(removed, weak=False)
     signals.authenticator_used.connect(used, weak=False)
+    signals.authenticator_reset.connect(reset, weak=False)
+    signals.authentication_failed.connect(failed, weak=False)
+    _connect_passkey_rename()
+
+
+def _connect_passkey_rename() -> None:
+    """allauth sends no signal when a passkey is renamed; its row's save tells us."""
+    from allauth.mfa.models import Authenticator
+    from django.db.models.signals import post_save
+
+    def saved(sender, instance, created, update_fields=None, **kwargs):
+        if created or instance.type != Authenticator.Type.WEBAUTHN:
+            return
+        from allauth.core import context
+
+        request = context.request
+        match = getattr(request, "resolver_match", None)
+        if match is None or match.url_name != "mfa_edit_webauthn":
+            return  # a use (last_used_at) or a re-encryption, not a rename
+        emit("user.mfa_key_renamed", request=request, user=instance.user, factor=instance.type, name=instance.wrap().name)
+
+    post_save.connect(saved, sender=Authenticator, weak=False, dispatch_uid="jagcall-passkey-renamed")
 
 
 def user_has_two_factor(user) -> bool:

@@ -29,6 +29,10 @@ def client_ip(request) -> str | None:
 
 
 def emit(kind: str, *, request=None, user=None, email: str | None = None, organization=None, **details) -> dict:
+    if request is None:  # a service called without it: the request being handled, if any
+        from jagcall.logging import current_request
+
+        request = current_request()
     event = {
         "event": kind,
         "user_id": str(user.pk) if user is not None and getattr(user, "pk", None) else None,
@@ -89,6 +93,40 @@ def _password_changed(sender, request, user, **kwargs):
 @receiver(account_signals.email_confirmed)
 def _email_confirmed(sender, request, email_address, **kwargs):
     emit("user.email_verified", request=request, user=email_address.user, email=email_address.email)
+
+
+@receiver(account_signals.password_set)
+def _password_set(sender, request, user, **kwargs):
+    emit("user.password_set", request=request, user=user)
+
+
+@receiver(account_signals.email_added)
+def _email_added(sender, request, user, email_address, **kwargs):
+    emit("user.email_added", request=request, user=user, address=email_address.email)
+
+
+@receiver(account_signals.email_removed)
+def _email_removed(sender, request, user, email_address, **kwargs):
+    emit("user.email_removed", request=request, user=user, address=email_address.email)
+
+
+@receiver(account_signals.email_changed)
+def _email_changed(sender, request, user, from_email_address, to_email_address, **kwargs):
+    emit(
+        "user.email_primary_changed",
+        request=request,
+        user=user,
+        previous=getattr(from_email_address, "email", None),
+        address=to_email_address.email,
+    )
+
+
+@receiver(account_signals.authentication_step_completed)
+def _step_completed(sender, request, user, method, **kwargs):
+    # Sign-ins are recorded by user_logged_in; a step that confirms an already signed-in
+    # person (before a sensitive change) is recorded here.
+    if kwargs.get("reauthenticated"):
+        emit("user.reauthenticated", request=request, user=user, method=method)
 
 
 def _connect_session_revocation() -> None:

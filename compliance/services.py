@@ -313,6 +313,8 @@ def _security_resource(kind: str, event: dict, details: dict) -> tuple[str, str]
         return "api_key", str(details.get("api_key_id") or details.get("prefix") or "")
     if kind.startswith("api.token"):
         return "api_token", str(details.get("jti") or "")
+    if kind.startswith("oauth.") and details.get("application_id"):
+        return "oauth_application", str(details["application_id"])
     if kind == "sso.configured":
         return "saml_configuration", str(event.get("organization_id") or "")
     if event.get("user_id"):

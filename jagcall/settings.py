@@ -201,6 +201,7 @@ MIDDLEWARE = [
     "accounts.middleware.SessionTimeoutMiddleware",
     "accounts.middleware.BackOfficeTwoFactorMiddleware",
     "accounts.ratelimits.SensitiveRateLimitMiddleware",
+    "compliance.middleware.AuditDenialsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "jagcall.api.throttling.RateLimitHeadersMiddleware",
 ]

@@ -77,6 +77,7 @@ class OrganizationAPIView(APIView):
         if organization is None or organization.status != OrganizationStatus.ACTIVE:
             raise NotAuthenticated("Authenticate with a credential bound to an active organization.")
         request.organization = self.organization = organization
+        request._request.organization = organization  # for middleware (audit of refusals) after the view
         role = getattr(credential, "role", None)
         if role is None:
             membership = membership_for_user(organization=organization, user=request.user)

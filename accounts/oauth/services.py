@@ -72,6 +72,7 @@ def _redirect_uri_problem(uri: str) -> str | None:
 
 
 @transaction.atomic
+@transaction.atomic
 def oauth_application_create(
     *,
     organization: Organization,

@@ -202,6 +202,10 @@ def test_valid_assertion_signs_in_and_provisions_just_in_time(client, configured
     assert logins[0]["user_id"] == str(user.pk) and logins[0]["organization_id"] == str(configured.pk)
     assert logins[0]["provisioned"] is True
     assert client.get(response["Location"]).status_code == 200
+    from compliance.models import AuditEvent
+
+    recorded = AuditEvent.objects.get(action="sso.login")
+    assert recorded.organization_id == configured.id and recorded.actor_id == user.id and recorded.outcome == "success"
 
 
 def test_same_name_id_with_a_changed_email_is_the_same_person(client, configured, idp):
@@ -456,6 +460,10 @@ def test_owner_saves_sso_on_the_page(owner_client, enterprise, idp):
     assert response.status_code == 302
     configuration = SamlConfiguration.objects.get(organization=enterprise)
     assert configuration.enabled and configuration.require_sso and configuration.idp_entity_id == IDP_ENTITY_ID
+    from compliance.models import AuditEvent
+
+    event = AuditEvent.objects.get(action="sso.configured")
+    assert event.organization_id == enterprise.id and event.actor_type == "user" and event.ip == "127.0.0.1"
 
 
 def test_bad_metadata_on_the_page_is_a_400_and_saves_nothing(owner_client, enterprise):

@@ -52,5 +52,25 @@ def test_add_a_passkey_then_sign_in_with_it(asgi_live_server, browser, shot):
         shot(page, "passkey-second-factor")
         page.get_by_role("button", name="Use a security key").click()
         page.wait_for_url(f"{base}/o/{organization.slug}/")
+
+        # Confirm it is them with the key, rename it, then remove it: each is recorded.
+        page.goto(f"{base}/auth/2fa/webauthn/reauthenticate/")
+        with page.expect_navigation():
+            page.locator("#mfa_webauthn_reauthenticate").click()
+        key = Authenticator.objects.get(user=person, type=Authenticator.Type.WEBAUTHN)
+        page.goto(f"{base}/auth/2fa/webauthn/keys/{key.pk}/edit/")
+        page.get_by_label("Name").fill("Office laptop")
+        with page.expect_navigation():
+            page.locator("#mfa_webauthn_edit").click()
+        page.goto(f"{base}/auth/2fa/webauthn/keys/{key.pk}/remove/")
+        with page.expect_navigation():
+            page.locator("form[method=post] button[type=submit]").last.click()
+        shot(page, "passkey-removed")
+        assert not Authenticator.objects.filter(user=person, type=Authenticator.Type.WEBAUTHN).exists()
     finally:
         context.close()
+    from compliance.models import AuditEvent
+
+    recorded = list(AuditEvent.objects.filter(actor_id=person.id).order_by("occurred_at").values_list("action", flat=True))
+    for action in ("user.mfa_enabled", "user.mfa_used", "user.reauthenticated", "user.mfa_key_renamed", "user.mfa_disabled"):
+        assert action in recorded, (action, recorded)

@@ -1,0 +1,630 @@
+"""Every mutating URL pattern records its audit event (C7).
+
+``MUTATING_ROUTES`` is computed from the URLconf: every route whose view
+handles POST, PUT, PATCH or DELETE, outside the back office (covered by the
+LogEntry tests below). Each must have a RECIPE here that makes the change
+the way a user does and names the audit action it must produce, or be
+listed in RECORDED_ELSEWHERE with the test that proves it. A route added
+later without either fails ``test_every_mutating_route_is_covered``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pytest
+from django.contrib.admin.models import LogEntry
+from django.core import mail
+from django.test import Client
+from django.urls import reverse
+from rest_framework.test import APIClient
+
+from accounts.api_keys_services import api_key_create
+from accounts.models import ApiKey, Invitation, Membership
+from accounts.permissions import Role
+from accounts.scopes import ALL_SCOPES
+from accounts.services import invitation_create
+from accounts.tests.factories import DEFAULT_PASSWORD, UserFactory, enable_totp
+from accounts.tests.test_identity import link_in, reset_link, signup_data
+from accounts.tests.test_jwt import pair_for
+from accounts.tests.test_mfa import code_at, second_factor, sign_in
+from accounts.tests.urlwalk import all_routes
+from compliance.models import AuditEvent
+
+pytestmark = pytest.mark.django_db
+
+MUTATING_METHODS = ("post", "put", "patch", "delete")
+
+
+def mutating_routes() -> set[str]:
+    names = set()
+    for route in all_routes():
+        view = route.view_class
+        if view is None or route.route.startswith("admin/") or route.name.startswith("django.views.generic"):
+            continue
+        if any(hasattr(view, method) for method in MUTATING_METHODS):
+            names.add(route.name)
+    return names
+
+
+@dataclass
+class World:
+    organization: object
+    owner: object
+    admin: object
+    member: object
+    turnstile: object
+
+    def client_for(self, user, *, real_login: bool = False) -> Client:
+        client = Client()
+        if real_login:
+            sign_in(client, user)
+        else:
+            client.force_login(user)
+        return client
+
+    def bearer(self, raw: str) -> APIClient:
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+        return client
+
+    def key(self, *scopes) -> str:
+        _key, raw = api_key_create(
+            organization=self.organization, created_by=self.owner, grantor_scopes=ALL_SCOPES, name="Walk",
+            scopes=list(scopes or ALL_SCOPES),
+        )
+        return raw
+
+    def url(self, name: str, **kwargs) -> str:
+        return reverse(name, kwargs=kwargs)
+
+    @property
+    def slug(self) -> str:
+        return self.organization.slug
+
+
+def _ok(response, *statuses):
+    assert response.status_code in (statuses or (200, 201, 204, 302)), (response.status_code, response.content[:500])
+    return response
+
+
+# --- recipes: route name -> does it as a user would, returns the action(s) it must record ---
+
+
+def _invite(world, email="new@example.test"):
+    return invitation_create(organization=world.organization, actor=world.owner, email=email)
+
+
+def _app(world):
+    from accounts.oauth.tests.factories import register
+
+    return register(world.organization)
+
+
+def _oauth_tokens(world):
+    from accounts.oauth.tests.factories import tokens_for
+
+    client = world.client_for(world.owner)
+    app = _app(world)
+    return client, app, tokens_for(client, app, organization=world.organization)
+
+
+def recipe_organization_create(world):
+    _ok(world.client_for(world.owner).post("/orgs/new/", {"name": "Second Clinic"}))
+    return "organization.created"
+
+
+def recipe_invitation_accept(world):
+    _invitation, token = _invite(world, "joiner@example.test")
+    joiner = UserFactory(email="joiner@example.test")
+    _ok(world.client_for(joiner).post(f"/invitations/{token}/"))
+    return "invitation.accepted"
+
+
+def recipe_organization_settings(world):
+    _ok(world.client_for(world.owner).post(world.url("accounts:organization-settings", org_slug=world.slug), {"name": "Renamed"}))
+    return "organization.updated"
+
+
+def recipe_organization_security(world):
+    enable_totp(world.owner)
+    url = world.url("accounts:organization-security", org_slug=world.slug)
+    _ok(world.client_for(world.owner).post(url, {"require_two_factor": "on"}))
+    return "organization.security_changed"
+
+
+def recipe_organization_leave(world):
+    _ok(world.client_for(world.member).post(world.url("accounts:organization-leave", org_slug=world.slug)))
+    return "member.left"
+
+
+def recipe_invitation_create(world):
+    url = world.url("accounts:invitation-create", org_slug=world.slug)
+    _ok(world.client_for(world.owner).post(url, {"email": "invitee@example.test", "role": Role.MEMBER}))
+    return "invitation.created"
+
+
+def recipe_invitation_revoke(world):
+    invitation, _token = _invite(world)
+    url = world.url("accounts:invitation-revoke", org_slug=world.slug, invitation_id=invitation.id)
+    _ok(world.client_for(world.owner).post(url))
+    return "invitation.revoked"
+
+
+def recipe_membership_role(world):
+    membership = Membership.objects.get(user=world.member, organization=world.organization)
+    url = world.url("accounts:membership-role", org_slug=world.slug, membership_id=membership.id)
+    _ok(world.client_for(world.owner).post(url, {"role": Role.ADMIN}))
+    return "member.role_changed"
+
+
+def recipe_membership_remove(world):
+    membership = Membership.objects.get(user=world.member, organization=world.organization)
+    url = world.url("accounts:membership-remove", org_slug=world.slug, membership_id=membership.id)
+    _ok(world.client_for(world.owner).post(url))
+    return "member.removed"
+
+
+def recipe_portal_api_key_create(world):
+    url = world.url("accounts:api-key-list", org_slug=world.slug)
+    _ok(world.client_for(world.owner).post(url, {"name": "CRM", "scopes": ["members:read"], "expires_in_days": ""}))
+    return "api_key.created"
+
+
+def recipe_portal_api_key_revoke(world):
+    world.key("members:read")
+    key = ApiKey.objects.get(name="Walk")
+    url = world.url("accounts:api-key-revoke", org_slug=world.slug, api_key_id=key.id)
+    _ok(world.client_for(world.owner).post(url))
+    return "api_key.revoked"
+
+
+def recipe_oauth_application_create(world):
+    url = world.url("oauth:application-create", org_slug=world.slug)
+    data = {"name": "CRM", "client_type": "confidential", "redirect_uris": "https://crm.example/cb"}
+    _ok(world.client_for(world.owner).post(url, data), 200, 302)
+    return "oauth.application_created"
+
+
+def recipe_oauth_application_revoke_tokens(world):
+    app = _app(world)
+    url = world.url("oauth:application-revoke-tokens", org_slug=world.slug, application_id=app.application.id)
+    _ok(world.client_for(world.owner).post(url))
+    return "oauth.application_tokens_revoked"
+
+
+def recipe_oauth_application_delete(world):
+    app = _app(world)
+    url = world.url("oauth:application-delete", org_slug=world.slug, application_id=app.application.id)
+    _ok(world.client_for(world.owner).post(url))
+    return "oauth.application_deleted"
+
+
+def recipe_oauth_connection_revoke(world):
+    client, app, _tokens = _oauth_tokens(world)
+    _ok(client.post(world.url("oauth:connection-revoke", application_id=app.application.id)))
+    return "oauth.authorization_revoked"
+
+
+def recipe_oauth_authorize(world):
+    from accounts.oauth.tests.factories import obtain_code
+
+    obtain_code(world.client_for(world.owner), _app(world), organization=world.organization)
+    return "oauth.authorized"
+
+
+def recipe_oauth_token(world):
+    _oauth_tokens(world)
+    return "oauth.token_issued"
+
+
+def recipe_oauth_revoke_token(world):
+    client, app, tokens = _oauth_tokens(world)
+    _ok(client.post("/oauth/revoke_token", {"token": tokens["access_token"]}, **app.basic_auth()))
+    return "oauth.token_revoked"
+
+
+def recipe_api_token_obtain(world):
+    pair_for(APIClient(), world.owner, world.organization)
+    return "api.token_issued"
+
+
+def recipe_api_token_refresh(world):
+    pair = pair_for(APIClient(), world.owner, world.organization)
+    _ok(APIClient().post("/api/v1/auth/token/refresh", {"refresh": pair["refresh"]}, format="json"))
+    return "api.token_refreshed"
+
+
+def recipe_api_token_revoke(world):
+    pair = pair_for(APIClient(), world.owner, world.organization)
+    _ok(APIClient().post("/api/v1/auth/token/revoke", {"refresh": pair["refresh"]}, format="json"))
+    return "api.token_revoked"
+
+
+def recipe_api_key_create(world):
+    _ok(world.bearer(world.key()).post("/api/v1/api-keys", {"name": "Sync", "scopes": ["members:read"]}, format="json"))
+    return "api_key.created"
+
+
+def recipe_api_key_revoke(world):
+    raw = world.key()
+    target = ApiKey.objects.create(organization=world.organization, name="Old", prefix="oldkey01", key_hash="0" * 64, scopes=[])
+    _ok(world.bearer(raw).delete(f"/api/v1/api-keys/{target.id}"))
+    return "api_key.revoked"
+
+
+def recipe_api_organization_update(world):
+    _ok(world.bearer(world.key()).patch("/api/v1/organization", {"name": "Via API"}, format="json"))
+    return "organization.updated"
+
+
+def recipe_api_member_update_and_remove(world):
+    membership = Membership.objects.get(user=world.member, organization=world.organization)
+    client = world.bearer(world.key())
+    _ok(client.patch(f"/api/v1/members/{membership.id}", {"role": Role.ADMIN}, format="json"))
+    _ok(client.delete(f"/api/v1/members/{membership.id}"))
+    return ["member.role_changed", "member.removed"]
+
+
+def recipe_login(world):
+    sign_in(Client(), world.owner)
+    return "user.login"
+
+
+def recipe_logout(world):
+    client = world.client_for(world.owner, real_login=True)
+    _ok(client.post("/auth/logout/"))
+    return "user.logout"
+
+
+def recipe_signup(world):
+    _ok(Client().post("/auth/signup/", signup_data(world.turnstile.issue_token(action="signup"))))
+    return "user.registered"
+
+
+def recipe_reauthenticate(world):
+    client = world.client_for(world.owner, real_login=True)
+    _ok(client.post("/auth/reauthenticate/", {"password": DEFAULT_PASSWORD}))
+    return "user.reauthenticated"
+
+
+def recipe_email(world):
+    client = world.client_for(world.owner, real_login=True)
+    _ok(client.post("/auth/email/", {"email": "second@acme.test", "action_add": ""}))
+    return "user.email_added"
+
+
+def recipe_change_password(world):
+    client = world.client_for(world.owner, real_login=True)
+    new = "quartz harbour lantern 42"
+    _ok(client.post("/auth/password/change/", {"oldpassword": DEFAULT_PASSWORD, "password1": new, "password2": new}))
+    return "user.password_changed"
+
+
+def recipe_set_password(world):
+    person = UserFactory(email="sso-only@acme.test")
+    person.set_unusable_password()
+    person.save()
+    client = world.client_for(person)
+    new = "quartz harbour lantern 42"
+    _ok(client.post("/auth/password/set/", {"password1": new, "password2": new}))
+    return "user.password_set"
+
+
+def recipe_reset_password(world):
+    _ok(Client().post("/auth/password/reset/", {"email": world.owner.email}))
+    return "user.password_reset_requested"
+
+
+def recipe_reset_password_from_key(world):
+    client = Client()
+    client.post("/auth/password/reset/", {"email": world.owner.email})
+    page = client.get(reset_link(world.owner.email))
+    new = "quartz harbour lantern 42"
+    _ok(client.post(page["Location"], {"password1": new, "password2": new}))
+    return "user.password_reset_completed"
+
+
+def recipe_confirm_email(world):
+    client = world.client_for(world.owner, real_login=True)
+    mail.outbox.clear()
+    client.post("/auth/email/", {"email": "second@acme.test", "action_add": ""})
+    link = link_in(mail.outbox[-1], r"/auth/confirm-email/[^\s/]+/")
+    _ok(client.post(link))
+    return "user.email_verified"
+
+
+def recipe_mfa_authenticate(world):
+    secret = enable_totp(world.owner)
+    client = Client()
+    sign_in(client, world.owner)
+    _ok(second_factor(client, code_at(secret)))
+    return "user.mfa_used"
+
+
+def recipe_mfa_reauthenticate(world):
+    secret = enable_totp(world.owner)
+    client = Client()
+    sign_in(client, world.owner)
+    second_factor(client, code_at(secret))
+    _ok(client.post("/auth/2fa/reauthenticate/", {"code": code_at(secret, 1)}))
+    return "user.reauthenticated"
+
+
+def recipe_mfa_activate_totp(world):
+    client = world.client_for(world.owner, real_login=True)
+    client.post("/auth/reauthenticate/", {"password": DEFAULT_PASSWORD})
+    page = client.get("/auth/2fa/totp/activate/")
+    _ok(client.post("/auth/2fa/totp/activate/", {"code": code_at(page.context["form"].secret)}))
+    return "user.mfa_enabled"
+
+
+def _signed_in_with_totp(world, page: str) -> Client:
+    """Signed in with password and code, and confirmed again if ``page`` asks for it."""
+    secret = enable_totp(world.owner)
+    client = Client()
+    sign_in(client, world.owner)
+    second_factor(client, code_at(secret))
+    response = client.get(page)
+    if response.status_code == 302 and "reauthenticate" in response["Location"]:
+        client.post(response["Location"], {"password": DEFAULT_PASSWORD, "code": code_at(secret, 1)})
+    return client
+
+
+def recipe_mfa_deactivate_totp(world):
+    client = _signed_in_with_totp(world, "/auth/2fa/totp/deactivate/")
+    _ok(client.post("/auth/2fa/totp/deactivate/"))
+    return "user.mfa_disabled"
+
+
+def recipe_mfa_generate_recovery_codes(world):
+    client = _signed_in_with_totp(world, "/auth/2fa/recovery-codes/generate/")
+    _ok(client.post("/auth/2fa/recovery-codes/generate/"))
+    return "user.mfa_recovery_codes_regenerated"
+
+
+def recipe_usersessions(world):
+    other_device = world.client_for(world.owner, real_login=True)
+    this_device = world.client_for(world.owner, real_login=True)
+    _ok(this_device.post("/auth/sessions/", {"action": "end"}))  # "sign out everywhere else"
+    assert other_device.get(f"/o/{world.slug}/").status_code == 302
+    return "user.session_revoked"
+
+
+RECIPES: dict[str, Callable] = {
+    "accounts:organization-create": recipe_organization_create,
+    "accounts:invitation-accept": recipe_invitation_accept,
+    "accounts:organization-settings": recipe_organization_settings,
+    "accounts:organization-security": recipe_organization_security,
+    "accounts:organization-leave": recipe_organization_leave,
+    "accounts:invitation-create": recipe_invitation_create,
+    "accounts:invitation-revoke": recipe_invitation_revoke,
+    "accounts:membership-role": recipe_membership_role,
+    "accounts:membership-remove": recipe_membership_remove,
+    "accounts:api-key-list": recipe_portal_api_key_create,
+    "accounts:api-key-revoke": recipe_portal_api_key_revoke,
+    "oauth:application-create": recipe_oauth_application_create,
+    "oauth:application-revoke-tokens": recipe_oauth_application_revoke_tokens,
+    "oauth:application-delete": recipe_oauth_application_delete,
+    "oauth:connection-revoke": recipe_oauth_connection_revoke,
+    "oauth:authorize": recipe_oauth_authorize,
+    "oauth:token": recipe_oauth_token,
+    "oauth:revoke-token": recipe_oauth_revoke_token,
+    "api:token-obtain": recipe_api_token_obtain,
+    "api:token-refresh": recipe_api_token_refresh,
+    "api:token-revoke": recipe_api_token_revoke,
+    "api:api-key-list": recipe_api_key_create,
+    "api:api-key-detail": recipe_api_key_revoke,
+    "api:organization-detail": recipe_api_organization_update,
+    "api:member-detail": recipe_api_member_update_and_remove,
+    "account_login": recipe_login,
+    "account_logout": recipe_logout,
+    "account_signup": recipe_signup,
+    "account_reauthenticate": recipe_reauthenticate,
+    "account_email": recipe_email,
+    "account_change_password": recipe_change_password,
+    "account_set_password": recipe_set_password,
+    "account_reset_password": recipe_reset_password,
+    "account_reset_password_from_key": recipe_reset_password_from_key,
+    "account_confirm_email": recipe_confirm_email,
+    "mfa_authenticate": recipe_mfa_authenticate,
+    "mfa_reauthenticate": recipe_mfa_reauthenticate,
+    "mfa_activate_totp": recipe_mfa_activate_totp,
+    "mfa_deactivate_totp": recipe_mfa_deactivate_totp,
+    "mfa_generate_recovery_codes": recipe_mfa_generate_recovery_codes,
+    "usersessions_list": recipe_usersessions,
+}
+
+# route -> (the test that proves its audit event, why it is not a recipe here)
+RECORDED_ELSEWHERE: dict[str, tuple[str, str]] = {
+    "accounts:organization-sso": (
+        "accounts/tests/test_sso.py::test_owner_saves_sso_on_the_page",
+        "needs an Enterprise organization and an IdP's signed metadata",
+    ),
+    "sso:acs": (
+        "accounts/tests/test_sso.py::test_valid_assertion_signs_in_and_provisions_just_in_time",
+        "needs an assertion signed by a test IdP",
+    ),
+    "mfa_add_webauthn": ("tests/browser/test_passkey.py::test_add_a_passkey_then_sign_in_with_it", "needs a WebAuthn authenticator"),
+    "mfa_reauthenticate_webauthn": ("tests/browser/test_passkey.py::test_add_a_passkey_then_sign_in_with_it", "needs a WebAuthn authenticator"),
+    "mfa_edit_webauthn": ("tests/browser/test_passkey.py::test_add_a_passkey_then_sign_in_with_it", "needs a WebAuthn authenticator"),
+    "mfa_remove_webauthn": ("tests/browser/test_passkey.py::test_add_a_passkey_then_sign_in_with_it", "needs a WebAuthn authenticator"),
+}
+
+# route -> why posting to it changes nothing (so there is nothing to record)
+NOTHING_TO_RECORD: dict[str, str] = {
+    "account_confirm_login_code": "sign-in by emailed code is off (ACCOUNT_LOGIN_BY_CODE_ENABLED is not set); the page only redirects",
+}
+
+
+@pytest.fixture
+def world(organization, owner, admin_user, member, turnstile) -> World:
+    return World(organization=organization, owner=owner, admin=admin_user, member=member, turnstile=turnstile)
+
+
+def test_every_mutating_route_is_covered():
+    covered = set(RECIPES) | set(RECORDED_ELSEWHERE) | set(NOTHING_TO_RECORD)
+    missing = sorted(mutating_routes() - covered)
+    assert not missing, f"These routes change data but prove no audit event; add a recipe in {__file__}: {missing}"
+    stale = sorted(covered - mutating_routes())
+    assert not stale, f"No longer routes (remove them from {__file__}): {stale}"
+
+
+def test_the_tests_named_elsewhere_exist():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    for node, _reason in RECORDED_ELSEWHERE.values():
+        path, name = node.split("::")
+        assert re.search(rf"^def {re.escape(name)}\(", (root / path).read_text(), re.MULTILINE), node
+
+
+# allauth announces these once the request's transaction commits: they run with real commits.
+ON_COMMIT = {"mfa_activate_totp", "mfa_deactivate_totp", "mfa_generate_recovery_codes"}
+
+
+@pytest.mark.parametrize("route", sorted(set(RECIPES) - ON_COMMIT))
+def test_each_mutating_route_records_its_audit_event(route, world):
+    _check_recipe(route, world)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("route", sorted(ON_COMMIT))
+def test_each_mutating_route_announced_on_commit_records_its_audit_event(route, world):
+    _check_recipe(route, world)
+
+
+def _check_recipe(route, world):
+    before = set(AuditEvent.objects.values_list("id", flat=True))
+    expected = RECIPES[route](world)
+    expected = [expected] if isinstance(expected, str) else expected
+    new = AuditEvent.objects.exclude(id__in=before)
+    actions = list(new.values_list("action", flat=True))
+    for action in expected:
+        assert action in actions, f"{route}: expected {action}, recorded {actions}"
+    for event in new.filter(action__in=expected):
+        assert event.occurred_at is not None and event.actor_type, event
+        if event.organization_id is not None:
+            assert event.organization_id in {world.organization.id, *_organizations_of(world)}, event
+
+
+def _organizations_of(world) -> set:
+    return set(Membership.objects.filter(user=world.owner).values_list("organization_id", flat=True))
+
+
+def test_login_code_page_changes_nothing(world):
+    client = Client()
+    response = client.post("/auth/login/code/confirm/", {"code": "123456"})
+    assert response.status_code in (302, 404)
+    assert not AuditEvent.objects.filter(action__startswith="user.").exists()
+
+
+# --- the back office ------------------------------------------------------------------
+
+
+@pytest.fixture
+def staff_client(organization):
+    staff = UserFactory(email="support@jagcall.test", is_staff=True, is_superuser=True)
+    secret = enable_totp(staff)
+    client = Client()
+    sign_in(client, staff)
+    second_factor(client, code_at(secret))
+    return client, staff
+
+
+def _form_fields(html: str) -> dict:
+    """The values a browser would submit from the page's inputs and selects (first form on the page)."""
+    fields: dict = {}
+    for tag in re.findall(r"<input[^>]*>", html):
+        name = re.search(r'name="([^"]+)"', tag)
+        if not name or re.search(r'type="(submit|checkbox|file)"', tag):
+            continue
+        value = re.search(r'value="([^"]*)"', tag)
+        fields[name.group(1)] = value.group(1) if value else ""
+    for name, body in re.findall(r'<select[^>]*name="([^"]+)"[^>]*>(.*?)</select>', html, re.S):
+        chosen = re.search(r'<option value="([^"]*)"[^>]*selected', body)
+        fields[name] = chosen.group(1) if chosen else ""
+    return fields
+
+
+def test_back_office_changes_are_recorded_as_support(staff_client, organization, member):
+    from django.conf import settings
+
+    client, staff = staff_client
+    url = f"/{settings.ADMIN_URL}accounts/organization/{organization.id}/change/"
+    page = client.get(url)
+    assert page.status_code == 200
+    data = {**_form_fields(page.content.decode()), "name": "Acme Dental Group"}
+    response = client.post(url, data)
+    assert response.status_code == 302, response.content[:2000]
+    assert LogEntry.objects.count() == 1
+    event = AuditEvent.objects.get(action="organization.updated")
+    assert event.actor_type == "support" and event.actor_id == staff.id
+    assert event.organization_id == organization.id and event.resource_id == str(organization.id)
+    assert event.metadata["via"] == "back_office" and "Name" in str(event.metadata["change"])
+
+
+def test_back_office_actions_are_recorded(staff_client, organization, member):
+    from django.conf import settings
+
+    client, staff = staff_client
+    response = client.post(
+        f"/{settings.ADMIN_URL}accounts/user/",
+        {"action": "disable", "_selected_action": [str(member.id)]},
+    )
+    assert response.status_code == 302
+    event = AuditEvent.objects.get(action="user.disabled")
+    assert event.actor_type == "support" and event.actor_id == staff.id
+    response = client.post(
+        f"/{settings.ADMIN_URL}accounts/organization/",
+        {"action": "terminate", "_selected_action": [str(organization.id)]},
+    )
+    assert response.status_code == 302
+    event = AuditEvent.objects.get(action="organization.terminated")
+    assert event.actor_type == "support" and event.organization_id == organization.id
+
+
+# --- refusals --------------------------------------------------------------------------
+
+
+def test_another_organizations_object_is_recorded_as_denied(organization, other_organization, owner, other_owner):
+    theirs = Membership.objects.get(user=other_owner, organization=other_organization)
+    client = Client()
+    client.force_login(owner)
+    url = reverse("accounts:membership-role", kwargs={"org_slug": organization.slug, "membership_id": theirs.id})
+    assert client.post(url, {"role": Role.MEMBER}).status_code == 404
+    event = AuditEvent.objects.get(action="access.denied")
+    assert event.outcome == "denied" and event.organization_id == organization.id
+    assert event.resource_id == str(theirs.id) and event.metadata["status"] == 404
+    assert not AuditEvent.objects.filter(organization=other_organization, action="access.denied").exists()
+
+
+def test_a_member_refused_a_managers_page_is_recorded_in_their_organization(organization, member):
+    client = Client()
+    client.force_login(member)
+    assert client.get(reverse("accounts:api-key-list", kwargs={"org_slug": organization.slug})).status_code == 403
+    event = AuditEvent.objects.get(action="access.denied")
+    assert event.organization_id == organization.id and event.actor_id == member.id
+
+
+def test_an_api_scope_refusal_is_recorded_with_the_key_as_actor(organization, owner):
+    _key, raw = api_key_create(
+        organization=organization, created_by=owner, grantor_scopes=ALL_SCOPES, name="Narrow", scopes=["organization:read"]
+    )
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    assert client.get("/api/v1/members").status_code == 403
+    event = AuditEvent.objects.get(action="access.denied")
+    assert event.organization_id == organization.id and event.actor_type == "api_key" and event.api_key_prefix == _key.prefix
+
+
+def test_invitation_rows_are_not_touched_by_a_denied_request(organization, owner, other_owner):
+    invitation, _token = invitation_create(organization=organization, actor=owner, email="x@example.test")
+    client = Client()
+    client.force_login(other_owner)
+    url = reverse("accounts:invitation-revoke", kwargs={"org_slug": organization.slug, "invitation_id": invitation.id})
+    assert client.post(url).status_code == 404
+    assert Invitation.objects.get(pk=invitation.pk).revoked_at is None
+    assert AuditEvent.objects.filter(action="access.denied", organization__isnull=True).exists()
