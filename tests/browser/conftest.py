@@ -16,8 +16,15 @@ SHOTS = Path(__file__).resolve().parents[2] / "test-results" / "screenshots"
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
+    """One Chromium per test module.
+
+    [!!] Not per session: while Playwright's sync API is open its event loop
+    runs in this thread, and an async test (or asgiref's async_to_sync) run in
+    the same worker afterwards would find it. Closing it at the end of each
+    module leaves the thread as it found it.
+    """
     if not shutil.which(CHROMIUM) and not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: run `make test` (it installs Debian's chromium) or set CHROMIUM_PATH")
     from playwright.sync_api import sync_playwright
