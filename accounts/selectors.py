@@ -77,4 +77,6 @@ def api_key_for_authentication(*, prefix: str):
     """The key with this prefix, whatever its organization: the credential names it."""
     from accounts.models import ApiKey
 
-    return ApiKey.objects.unscoped().select_related("organization", "created_by").filter(prefix=prefix).first()
+    # On every API request: the organization comes along (one query), the creator only when a write needs it.
+    # The prefix is unique, so no ORDER BY (``first()`` would add one).
+    return next(iter(ApiKey.objects.unscoped().select_related("organization").filter(prefix=prefix)[:1]), None)
