@@ -35,11 +35,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
-import shutil
 import statistics
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -49,6 +46,8 @@ if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().p
     sys.path[0] = str(ROOT)
 elif str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from bench.common import scratch_database, section  # noqa: E402
 
 
 # --- small helpers -----------------------------------------------------------------
@@ -65,32 +64,6 @@ def percentile(values, p):
 
 def ms(seconds):
     return f"{seconds * 1e3:.2f}"
-
-
-def section(title):
-    print()
-    print(f"== {title} " + "=" * max(0, 74 - len(title)))
-    sys.stdout.flush()
-
-
-def machine_facts():
-    from importlib import metadata
-
-    facts = {
-        "python": f"{platform.python_implementation()} {platform.python_version()}",
-        "platform": platform.platform(),
-        "nproc": f"{len(os.sched_getaffinity(0))} usable / {os.cpu_count()} online",
-    }
-    try:
-        cpuinfo = Path("/proc/cpuinfo").read_text()
-        facts["cpu"] = next((line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")), "?")
-        facts["memory"] = f"{int(Path('/proc/meminfo').read_text().split()[1]) // 1024} MB"
-    except (OSError, ValueError, IndexError):
-        pass
-    facts["packages"] = ", ".join(
-        f"{name} {metadata.version(name)}" for name in ("Django", "psycopg", "django-auditlog")
-    )
-    return facts
 
 
 # --- 1. write cost -------------------------------------------------------------------
@@ -546,38 +519,11 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     began = time.perf_counter()
-    owned_dir = None
-    if args.data_dir:
-        os.environ["JAGCALL_DATA_DIR"] = str(Path(args.data_dir).resolve())
-    elif not os.environ.get("JAGCALL_DATA_DIR"):
-        owned_dir = tempfile.mkdtemp(prefix="jagcall-bench-", dir="/tmp")
-        os.chmod(owned_dir, 0o755)  # the embedded PostgreSQL runs as its own user when we are root
-        os.environ["JAGCALL_DATA_DIR"] = owned_dir
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "jagcall.settings_test")
     os.environ.setdefault("LOG_LEVEL", "WARNING")  # one line per request would drown the figures
-    data_dir = Path(os.environ["JAGCALL_DATA_DIR"])
-    print(f"data directory: {data_dir}{' (temporary)' if owned_dir else ''}")
-
-    settings_loaded = environment_ready = False
-    old_name = None
     results: dict = {}
-    try:
-        import django
-
-        django.setup()
-        settings_loaded = True
+    with scratch_database(args.data_dir, packages=("Django", "psycopg", "django-auditlog")) as facts:
         from django.db import connection
-        from django.test.utils import setup_test_environment
 
-        setup_test_environment(debug=False)
-        environment_ready = True
-        old_name = connection.settings_dict["NAME"]
-        connection.creation.create_test_db(verbosity=0, keepdb=False, serialize=False)
-        with connection.cursor() as cursor:
-            cursor.execute("SHOW server_version")
-            pg_version = cursor.fetchone()[0]
-        facts = machine_facts()
-        facts["postgresql"] = f"{pg_version} (embedded, fsync off), database {connection.settings_dict['NAME']}"
         for key, value in facts.items():
             print(f"{key:<11} {value}")
 
@@ -626,41 +572,7 @@ def main(argv=None) -> int:
         if worst:
             print(f"slowest first page (p95): {worst[0][6:]} {ms(worst[1][1])} ms")
         print(f"total time {time.perf_counter() - began:.0f} s")
-        return 0
-    finally:
-        cleanup(settings_loaded, environment_ready, old_name, data_dir, owned_dir)
-
-
-def cleanup(settings_loaded, environment_ready, old_name, data_dir: Path, owned_dir):
-    started_pg = started_redis = bool(owned_dir)
-    if settings_loaded:
-        from django.conf import settings
-        from django.db import connection, connections
-
-        started_pg = started_pg or getattr(settings, "EMBEDDED_POSTGRES_STARTED", False)
-        started_redis = started_redis or getattr(settings, "EMBEDDED_REDIS_STARTED", False)
-        connections.close_all()
-        try:
-            if old_name is not None and connection.settings_dict["NAME"] != old_name:
-                connection.creation.destroy_test_db(old_name, verbosity=0)
-        except Exception as exc:  # the servers must still be stopped
-            print(f"could not drop the scratch database: {exc}", file=sys.stderr)
-        if environment_ready:
-            from django.test.utils import teardown_test_environment
-
-            teardown_test_environment()
-        connections.close_all()
-    from jagcall.embedded import EmbeddedPostgres, EmbeddedRedis
-
-    if started_redis:
-        EmbeddedRedis(data_dir / "redis").stop()
-    if started_pg:
-        EmbeddedPostgres(data_dir / "pg").stop()
-    if owned_dir:
-        shutil.rmtree(owned_dir, ignore_errors=True)
-        print(f"stopped the embedded servers and removed {owned_dir}")
-    elif started_pg or started_redis:
-        print(f"stopped the embedded servers this run started under {data_dir}")
+    return 0
 
 
 if __name__ == "__main__":

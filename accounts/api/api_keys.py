@@ -18,9 +18,10 @@ import hmac
 from dataclasses import dataclass
 
 from django.utils import timezone
-from rest_framework.authentication import BaseAuthentication, get_authorization_header
+from rest_framework.authentication import BaseAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 
+from accounts.api.credentials import bearer_token
 from accounts.api_keys_services import KEY_PREFIX, api_key_hash, api_key_parse, api_key_record_use
 from accounts.models import ApiKey, Organization
 from accounts.security_events import client_ip, emit
@@ -44,20 +45,13 @@ class ApiKeyCredential:
 
 
 class ApiKeyAuthentication(BaseAuthentication):
-    keyword = b"bearer"
 
     def authenticate_header(self, request):
         return 'Bearer realm="api"'
 
     def authenticate(self, request):
-        parts = get_authorization_header(request).split()
-        if len(parts) != 2 or parts[0].lower() != self.keyword:
-            return None
-        try:
-            raw_key = parts[1].decode("ascii")
-        except UnicodeDecodeError:
-            return None
-        if not raw_key.startswith(KEY_PREFIX):
+        raw_key = bearer_token(request)
+        if raw_key is None or not raw_key.startswith(KEY_PREFIX):
             return None
         prefix = api_key_parse(raw_key)
         api_key = api_key_for_authentication(prefix=prefix) if prefix else None

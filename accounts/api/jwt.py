@@ -33,7 +33,6 @@ from dataclasses import dataclass
 import jwt as pyjwt
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.db import transaction
-from rest_framework import exceptions
 from rest_framework_simplejwt.authentication import JWTAuthentication
 from rest_framework_simplejwt.exceptions import AuthenticationFailed, InvalidToken, TokenError
 from rest_framework_simplejwt.settings import api_settings
@@ -190,13 +189,9 @@ class OrganizationJWTAuthentication(JWTAuthentication):
                 "This token's organization is not available to this user.", code="organization_unavailable"
             )
         membership.organization = organization
-        if organization.require_two_factor:
-            from accounts.mfa import user_has_two_factor
+        from accounts.api.credentials import enforce_two_factor_rule
 
-            if not user_has_two_factor(user):
-                raise exceptions.PermissionDenied(
-                    {"detail": _two_factor_required_message(organization), "code": "two_factor_required"}
-                )
+        enforce_two_factor_rule(organization, user, what_to_do=_TWO_FACTOR_WHAT_TO_DO)
         return membership
 
 
@@ -212,11 +207,13 @@ class TokenPair:
     token_type: str = "Bearer"
 
 
+_TWO_FACTOR_WHAT_TO_DO = (
+    "Set up an authenticator app in your account's security settings, then request a token again with otp_code."
+)
+
+
 def _two_factor_required_message(organization: Organization) -> str:
-    return (
-        f"{organization.name} requires two-factor sign-in. Set up an authenticator app in your account's "
-        "security settings, then request a token again with otp_code."
-    )
+    return f"{organization.name} requires two-factor sign-in. {_TWO_FACTOR_WHAT_TO_DO}"
 
 
 def _refuse(request, reason: str, message: str, *, code: str, status: int, **event) -> ApplicationError:

@@ -29,8 +29,9 @@ from typing import Any
 
 from django.utils import timezone
 from rest_framework import exceptions
-from rest_framework.authentication import BaseAuthentication, get_authorization_header
+from rest_framework.authentication import BaseAuthentication
 
+from accounts.api.credentials import bearer_token, enforce_two_factor_rule
 from accounts.models import Organization, OrganizationStatus
 from accounts.scopes import scopes_for_role
 from accounts.security_events import emit
@@ -63,18 +64,13 @@ class OAuthAccessTokenAuthentication(BaseAuthentication):
     ``authenticate()`` returns ``(user, OAuthCredential)``.
     """
 
-    keyword = b"bearer"
 
     def authenticate_header(self, request):
         return 'Bearer realm="api"'
 
     def authenticate(self, request):
-        parts = get_authorization_header(request).split()
-        if len(parts) != 2 or parts[0].lower() != self.keyword:
-            return None
-        try:
-            raw = parts[1].decode("ascii")
-        except UnicodeDecodeError:
+        raw = bearer_token(request)
+        if raw is None:
             return None
         if raw.startswith(REFRESH_TOKEN_PREFIX):
             self._refuse(request, "refresh_token_as_bearer")
@@ -116,17 +112,10 @@ class OAuthAccessTokenAuthentication(BaseAuthentication):
         if membership is None:
             self._refuse(request, "not_a_member", **event)
             raise exceptions.AuthenticationFailed(TOKEN_UNAVAILABLE, code="organization_unavailable")
-        if organization.require_two_factor:
-            from accounts.mfa import user_has_two_factor
-
-            if not user_has_two_factor(user):
-                raise exceptions.PermissionDenied(
-                    {
-                        "detail": f"{organization.name} requires two-factor sign-in. The person who connected "
-                        "this application must set up an authenticator app first.",
-                        "code": "two_factor_required",
-                    }
-                )
+        enforce_two_factor_rule(
+            organization, user,
+            what_to_do="The person who connected this application must set up an authenticator app first.",
+        )
         granted = frozenset(token.scope.split())
         return user, OAuthCredential(
             organization=organization,

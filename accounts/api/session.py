@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from rest_framework import exceptions
 from rest_framework.authentication import SessionAuthentication
 
+from accounts.api.credentials import enforce_two_factor_rule
 from accounts.models import Organization, OrganizationStatus, User
 from accounts.scopes import scopes_for_role
 from accounts.selectors import membership_for_user
@@ -79,17 +80,9 @@ class OrganizationSessionAuthentication(SessionAuthentication):
         membership = membership_for_user(organization=organization, user=user) if organization else None
         if membership is None:
             raise exceptions.AuthenticationFailed(ORGANIZATION_UNAVAILABLE, code="organization_unavailable")
-        if organization.require_two_factor:
-            from accounts.mfa import user_has_two_factor
-
-            if not user_has_two_factor(user):
-                raise exceptions.PermissionDenied(
-                    {
-                        "detail": f"{organization.name} requires two-factor sign-in. "
-                        "Set up an authenticator app in your account to continue.",
-                        "code": "two_factor_required",
-                    }
-                )
+        enforce_two_factor_rule(
+            organization, user, what_to_do="Set up an authenticator app in your account to continue."
+        )
         return user, SessionCredential(
             organization=organization, role=membership.role, user=user, scopes=scopes_for_role(membership.role)
         )
