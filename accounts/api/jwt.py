@@ -18,6 +18,11 @@ Contract:
   pair is minted, under a row lock, so two concurrent uses cannot both
   succeed). Rotation does not extend the refresh lifetime: the chain ends
   REFRESH_TOKEN_LIFETIME after the password was last given.
+- [!!] A spent refresh token presented again means it was copied: the whole
+  chain it belongs to (the ``fam`` claim, kept through rotation) is revoked,
+  so the thief's and the owner's next refresh both fail and the person signs
+  in again (RFC 9700 4.14.2). Access tokens already issued run out within
+  their 15 minutes.
 - Tokens are read from the ``Authorization: Bearer`` header only.
 
 The functions named ``api_token_*`` are this module's services (writes:
@@ -46,6 +51,7 @@ from accounts.selectors import membership_for_user, user_email_verified
 from jagcall.errors import ApplicationError
 
 ORG_CLAIM = "org"
+FAMILY_CLAIM = "fam"  # one id per chain of rotated refresh tokens
 # [!!] The one algorithm a token may name. Widening this is a security review.
 ALLOWED_ALGORITHMS = frozenset({"HS256"})
 
@@ -102,15 +108,18 @@ class OrganizationRefreshToken(_OrganizationBound, RefreshToken):
     access_token_class = OrganizationAccessToken
 
     @classmethod
-    def for_membership(cls, *, user: User, organization: Organization, not_after: int | None = None):
+    def for_membership(
+        cls, *, user: User, organization: Organization, not_after: int | None = None, family: str | None = None
+    ):
         """A new refresh token for ``user`` in ``organization``, recorded as outstanding.
 
-        ``not_after`` (epoch seconds) caps the expiry: a rotated token keeps its
-        predecessor's end of life.
+        ``not_after`` (epoch seconds) caps the expiry and ``family`` continues
+        the chain: a rotated token keeps its predecessor's end of life and family.
         """
         token = cls()
         token[api_settings.USER_ID_CLAIM] = str(getattr(user, api_settings.USER_ID_FIELD))
         token[ORG_CLAIM] = str(organization.pk)
+        token[FAMILY_CLAIM] = family or uuid.uuid4().hex
         if not_after is not None:
             token["exp"] = min(int(not_after), token["exp"])
         OutstandingToken.objects.create(
@@ -408,8 +417,33 @@ def _parse_refresh(request, raw: str, *, reason: str) -> OrganizationRefreshToke
         raise _refuse(request, reason, REFRESH_INVALID, code="token_not_valid", status=401) from None
 
 
+class _SpentRefreshToken(OrganizationRefreshToken):
+    """Verified like any refresh token (signature, algorithm, claims, expiry) except the blacklist."""
+
+    def check_blacklist(self) -> None:
+        return None
+
+
+def _refuse_reuse_if_spent(request, raw: str) -> None:
+    """A genuine refresh token that was already spent: revoke its whole chain, then refuse."""
+    try:
+        spent = _SpentRefreshToken(raw)
+    except TokenError:
+        return  # not a token of ours at all: refused as invalid by the caller
+    user = User.objects.filter(pk=spent[api_settings.USER_ID_CLAIM]).first()
+    revoked = _revoke_family(user=user, family=spent.get(FAMILY_CLAIM)) if user is not None else 0
+    raise _refuse(
+        request, "refresh_reused", REFRESH_INVALID, code="token_not_valid", status=401, user=user,
+        family_tokens_revoked=revoked,
+    )
+
+
 def api_token_refresh(*, request, refresh: str) -> TokenPair:
     """Rotate: a new pair for the same organization; the presented refresh token is spent."""
+    try:
+        OrganizationRefreshToken(refresh)
+    except TokenError:
+        _refuse_reuse_if_spent(request, refresh)
     old = _parse_refresh(request, refresh, reason="refresh_invalid")
     user = User.objects.filter(pk=old[api_settings.USER_ID_CLAIM]).first()
     if user is None or not user.is_active:
@@ -433,9 +467,15 @@ def api_token_refresh(*, request, refresh: str) -> TokenPair:
             _blacklisted, created = BlacklistedToken.objects.get_or_create(token=outstanding)
             spent = not created
         if not spent:
-            new = OrganizationRefreshToken.for_membership(user=user, organization=organization, not_after=old["exp"])
+            new = OrganizationRefreshToken.for_membership(
+                user=user, organization=organization, not_after=old["exp"], family=old.get(FAMILY_CLAIM)
+            )
     if spent:
-        raise _refuse(request, "refresh_reused", REFRESH_INVALID, code="token_not_valid", status=401, user=user)
+        revoked = _revoke_family(user=user, family=old.get(FAMILY_CLAIM))
+        raise _refuse(
+            request, "refresh_reused", REFRESH_INVALID, code="token_not_valid", status=401, user=user,
+            family_tokens_revoked=revoked,
+        )
     emit(
         "api.token_refreshed",
         request=request,
@@ -445,6 +485,32 @@ def api_token_refresh(*, request, refresh: str) -> TokenPair:
         previous_jti=old[api_settings.JTI_CLAIM],
     )
     return _pair(new, organization)
+
+
+@transaction.atomic
+def _revoke_family(*, user: User, family: str | None) -> int:
+    """Blacklist the live refresh tokens of ``user`` in chain ``family``; returns how many.
+
+    A person has few live refresh tokens (one per signed-in client), so they
+    are read back and matched by their ``fam`` claim rather than indexed.
+    """
+    if not family:
+        return 0
+    revoked = 0
+    live = (
+        OutstandingToken.objects.select_for_update(of=("self",))
+        .filter(user=user, blacklistedtoken__isnull=True)
+        .order_by("pk")
+    )
+    for outstanding in live:
+        try:
+            claims = pyjwt.decode(outstanding.token, options={"verify_signature": False})
+        except pyjwt.PyJWTError:
+            continue
+        if claims.get(FAMILY_CLAIM) == family:
+            BlacklistedToken.objects.get_or_create(token=outstanding)
+            revoked += 1
+    return revoked
 
 
 def api_token_revoke(*, request, refresh: str) -> None:

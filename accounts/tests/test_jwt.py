@@ -418,11 +418,30 @@ def test_refresh_rotates_and_the_old_refresh_token_is_spent(api_client, owner, o
     assert new["exp"] <= old["exp"]  # rotation does not extend the chain
     assert me(api_client, second["access"]).status_code == 200
 
-    reused = refresh(api_client, first["refresh"])
+    assert new["fam"] == old["fam"]  # the same chain
+    assert any(e["event"] == "api.token_refreshed" for e in events)
+
+
+def test_a_spent_refresh_token_presented_again_revokes_its_whole_chain(api_client, owner, organization, events):
+    laptop = pair_for(api_client, owner, organization)
+    phone = pair_for(api_client, owner, organization)  # another sign-in: a chain of its own
+    rotated = refresh(api_client, laptop["refresh"]).json()
+
+    reused = refresh(api_client, laptop["refresh"])  # a copy of the spent token turns up
     assert reused.status_code == 401
     assert reused.json()["error"]["code"] == "token_not_valid"
-    assert refresh(api_client, second["refresh"]).status_code == 200
-    assert any(e["event"] == "api.token_refreshed" for e in events)
+    assert refresh(api_client, rotated["refresh"]).status_code == 401  # the chain is over for everyone
+    assert refresh(api_client, phone["refresh"]).status_code == 200  # other sign-ins are untouched
+    refused = [e for e in events if e["event"] == "api.token_refused" and e.get("reason") == "refresh_reused"]
+    assert refused and refused[0]["family_tokens_revoked"] == 1
+
+
+def test_a_forged_token_naming_a_chain_cannot_revoke_it(api_client, owner, organization):
+    pair = pair_for(api_client, owner, organization)
+    family = decode(pair["refresh"])["fam"]
+    forged = sign(claims(owner, organization, token_type="refresh", fam=family), key="not-the-jwt-signing-key-at-all")
+    assert refresh(api_client, forged).status_code == 401
+    assert refresh(api_client, pair["refresh"]).status_code == 200  # the real chain goes on
 
 
 def test_rotation_does_not_extend_the_refresh_lifetime(api_client, owner, organization):
