@@ -32,7 +32,7 @@ PERMISSIONS: dict[str, tuple[frozenset, str]] = {
     "agents.manage": (MANAGERS, "Create and edit agents"),
     "numbers.manage": (MANAGERS, "Buy and assign phone numbers"),
     "api_keys.manage": (MANAGERS, "Create and revoke API keys"),
-    "oauth_apps.manage": (MANAGERS, "Register OAuth applications and revoke their tokens"),
+    "oauth_apps.manage": (MANAGERS, "Register and edit OAuth applications; disconnect connected ones"),
     "webhooks.manage": (MANAGERS, "Manage webhooks"),
     "audit.view": (MANAGERS, "See and export the audit log"),
     "billing.manage": (OWNERS, "Manage plan and billing"),

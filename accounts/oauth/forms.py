@@ -5,6 +5,28 @@ from django import forms
 from accounts.oauth.models import Application
 
 
+def _name_field() -> forms.CharField:
+    return forms.CharField(
+        max_length=100,
+        label="Name",
+        error_messages={"required": "Give the application a name: people see it when they are asked to connect it."},
+        help_text="Shown to people when they are asked to connect it, e.g. “Acme CRM”."
+    )
+
+
+def _redirect_uris_field() -> forms.CharField:
+    return forms.CharField(
+        label="Redirect URIs",
+        error_messages={"required": "Add at least one redirect URI: where your application receives the code."},
+        widget=forms.Textarea(attrs={"rows": 3, "spellcheck": "false", "autocomplete": "off"}),
+        help_text=(
+            "One per line: where people are sent back with the authorization code. Each must match exactly what "
+            "your application sends. https is required, except http://127.0.0.1, http://[::1] and "
+            "http://localhost for apps on the user's own computer."
+        ),
+    )
+
+
 class ApplicationCreateForm(forms.Form):
     CLIENT_TYPE_CHOICES = [
         (
@@ -17,28 +39,25 @@ class ApplicationCreateForm(forms.Form):
         ),
     ]
 
-    name = forms.CharField(
-        max_length=100,
-        label="Name",
-        error_messages={"required": "Give the application a name: people see it when they are asked to connect it."},
-        help_text="Shown to people when they are asked to connect it, e.g. “Acme CRM”."
-    )
+    name = _name_field()
     client_type = forms.ChoiceField(
         choices=CLIENT_TYPE_CHOICES,
         widget=forms.RadioSelect,
         initial=Application.CLIENT_CONFIDENTIAL,
         label="Client type",
     )
-    redirect_uris = forms.CharField(
-        label="Redirect URIs",
-        error_messages={"required": "Add at least one redirect URI: where your application receives the code."},
-        widget=forms.Textarea(attrs={"rows": 3, "spellcheck": "false", "autocomplete": "off"}),
-        help_text=(
-            "One per line: where people are sent back with the authorization code. Each must match exactly what "
-            "your application sends. https is required, except http://127.0.0.1, http://[::1] and "
-            "http://localhost for apps on the user's own computer."
-        ),
-    )
+    redirect_uris = _redirect_uris_field()
+
+
+class ApplicationUpdateForm(forms.Form):
+    """Name and redirect URIs; the client type and the client ID never change."""
+
+    name = _name_field()
+    redirect_uris = _redirect_uris_field()
+
+    @classmethod
+    def for_application(cls, application: Application) -> "ApplicationUpdateForm":
+        return cls(initial={"name": application.name, "redirect_uris": "\n".join(application.redirect_uri_list)})
 
 
 class ConsentForm(forms.Form):

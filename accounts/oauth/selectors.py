@@ -1,17 +1,21 @@
-"""OAuth reads: an organization's applications, a person's connections, the consent's choices."""
+"""OAuth reads: an organization's applications, the applications acting in it, a person's connections,
+the consent's choices."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from django.db.models import Count, Q, QuerySet
+from django.core.exceptions import ValidationError
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.http import Http404
 from django.utils import timezone
 
 from accounts.models import Organization, User
 from accounts.scopes import SCOPES, scope_choices, scopes_for_role
 from accounts.selectors import organization_list_for_user
 from accounts.tenancy import get_for_org_or_404
-from accounts.oauth.models import Application, RefreshToken
+from accounts.oauth.models import AccessToken, Application, Grant, RefreshToken
+from accounts.oauth.validators import refresh_lifetime
 
 
 def _live_refresh_tokens():
@@ -40,6 +44,93 @@ def oauth_application_for_client_id(*, client_id: str) -> Application | None:
     if not client_id or "\x00" in client_id:  # PostgreSQL text cannot hold NUL: no client has one
         return None
     return Application.objects.unscoped().select_related("organization").filter(client_id=client_id).first()
+
+
+# --- the applications acting in an organization ----------------------------------------
+
+
+@dataclass
+class OrganizationConnection:
+    """One application holding live tokens that act in an organization, whoever registered it."""
+
+    application: Application
+    members: list[User] = field(default_factory=list)
+    scopes: list[tuple[str, str]] = field(default_factory=list)
+    connected_at: object = None
+
+
+def oauth_organization_connection_list(*, organization: Organization) -> list[OrganizationConnection]:
+    """The applications holding a live token acting in ``organization``, oldest connection first,
+    each with the members who connected it, the scopes they gave and when it was first connected.
+
+    A token is live while its refresh chain is neither revoked nor ended, or
+    while its access token has not expired (it still works for up to an hour
+    after its chain ends).
+    """
+    now = timezone.now()
+    related = ("application", "application__organization", "user")
+    refresh_tokens = (
+        RefreshToken.objects.for_org(organization)
+        .filter(revoked__isnull=True, expires_at__gt=now)
+        .select_related(*related, "access_token")
+    )
+    access_tokens = AccessToken.objects.for_org(organization).filter(expires__gt=now).select_related(*related)
+    connections: dict = {}
+    granted: dict = {}
+    for token in [*refresh_tokens, *access_tokens]:
+        if isinstance(token, AccessToken):
+            scope = token.scope
+        else:
+            scope = token.access_token.scope if token.access_token else ""
+        connection = connections.setdefault(
+            token.application_id, OrganizationConnection(application=token.application)
+        )
+        if token.user is not None and token.user not in connection.members:
+            connection.members.append(token.user)
+        granted.setdefault(token.application_id, set()).update(scope.split())
+        # A refresh chain's end is set once, when the code was exchanged: it dates the connection
+        # however often it was refreshed since.
+        since = token.expires_at - refresh_lifetime() if isinstance(token, RefreshToken) else token.created
+        if connection.connected_at is None or since < connection.connected_at:
+            connection.connected_at = since
+    for application_id, connection in connections.items():
+        connection.scopes = scope_choices(granted[application_id])
+        connection.members.sort(key=lambda user: user.email)
+    return sorted(connections.values(), key=lambda c: (c.connected_at, c.application.name))
+
+
+def _acts_in(organization: Organization):
+    """An application with a token, or a code not yet exchanged, acting in ``organization``."""
+    application = OuterRef("pk")
+    return (
+        Exists(RefreshToken.objects.for_org(organization).filter(application=application, revoked__isnull=True))
+        | Exists(AccessToken.objects.for_org(organization).filter(application=application))
+        | Exists(Grant.objects.for_org(organization).filter(application=application, used_at__isnull=True))
+    )
+
+
+def oauth_application_acts_in(*, organization: Organization, application: Application) -> bool:
+    return Application.objects.unscoped().filter(_acts_in(organization), pk=application.pk).exists()
+
+
+def oauth_organization_connected_application_get(*, organization: Organization, id) -> Application:
+    """An application acting in ``organization`` (registered there or elsewhere), or 404.
+
+    [!!] Found through the tokens acting in this organization, never by id
+    alone: an application with nothing here is another organization's business.
+    """
+    try:
+        application = (
+            Application.objects.unscoped()  # it may be registered by any organization; the filter scopes it
+            .select_related("organization")
+            .filter(_acts_in(organization), id=id)
+            .first()
+        )
+    except (ValueError, ValidationError):
+        application = None
+    if application is None:
+        raise Http404("No application acting in this organization matches the given query.")
+    return application
 
 
 @dataclass

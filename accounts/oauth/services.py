@@ -1,8 +1,9 @@
-"""OAuth application services: register, delete, revoke; and the consent rules.
+"""OAuth application services: register, edit, rotate the secret, delete, revoke; and the consent rules.
 
-[!!] A client secret leaves ``oauth_application_create`` once, in its return
-value; the database keeps only its password hash. Codes and tokens are
-written by the toolkit's endpoints through oauth/validators.py.
+[!!] A client secret leaves ``oauth_application_create`` and
+``oauth_application_rotate_secret`` once, in their return value; the
+database keeps only its password hash. Codes and tokens are written by the
+toolkit's endpoints through oauth/validators.py.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from accounts.scopes import SCOPES, scopes_for_role, unknown_scopes
 from accounts.security_events import emit
 from jagcall.errors import ApplicationError
 from accounts.oauth.models import LOOPBACK_HOSTS, AccessToken, Application, Grant, RefreshToken
+from accounts.oauth.selectors import oauth_application_acts_in
 from accounts.oauth.tokens import generate_client_secret_value
 
 MAX_REDIRECT_URIS = 10
@@ -71,7 +73,23 @@ def _redirect_uri_problem(uri: str) -> str | None:
     return "use an https address (or http on 127.0.0.1, [::1] or localhost)."
 
 
-@transaction.atomic
+def _clean_name(value: str) -> str:
+    name = (value or "").strip()
+    if not name:
+        raise ApplicationError(
+            "Give the application a name: people see it when they are asked to connect it.", field="name"
+        )
+    if len(name) > 100:
+        raise ApplicationError("Keep the name under 100 characters.", field="name")
+    return name
+
+
+def _check_owned(*, organization: Organization, application: Application) -> None:
+    """[!!] Only the organization that registered an application changes it."""
+    if application.organization_id != organization.id:
+        raise ApplicationError("Not found.", code="not_found", status=404)
+
+
 @transaction.atomic
 def oauth_application_create(
     *,
@@ -83,13 +101,7 @@ def oauth_application_create(
     request=None,
 ) -> tuple[Application, str | None]:
     """A new application and, for a confidential client, its secret (returned once, stored hashed)."""
-    name = (name or "").strip()
-    if not name:
-        raise ApplicationError(
-            "Give the application a name: people see it when they are asked to connect it.", field="name"
-        )
-    if len(name) > 100:
-        raise ApplicationError("Keep the name under 100 characters.", field="name")
+    name = _clean_name(name)
     if client_type not in (Application.CLIENT_CONFIDENTIAL, Application.CLIENT_PUBLIC):
         raise ApplicationError("Choose confidential or public.", field="client_type")
     uris = _clean_redirect_uris(redirect_uris)
@@ -117,8 +129,9 @@ def oauth_application_create(
     return application, secret
 
 
-def _revoke(*, applications, user: User | None = None) -> int:
-    """Revoke the live tokens of ``applications`` (only ``user``'s, when given); returns the refresh tokens ended."""
+def _revoke(*, applications, user: User | None = None, organization: Organization | None = None) -> int:
+    """Revoke the live tokens of ``applications`` (only ``user``'s, and only those acting in
+    ``organization``, when given); returns the refresh tokens ended."""
     now = timezone.now()
     refresh_tokens = RefreshToken.objects.unscoped().filter(application__in=applications, revoked__isnull=True)
     access_tokens = AccessToken.objects.unscoped().filter(application__in=applications)
@@ -127,6 +140,10 @@ def _revoke(*, applications, user: User | None = None) -> int:
         refresh_tokens = refresh_tokens.filter(user=user)
         access_tokens = access_tokens.filter(user=user)
         grants = grants.filter(user=user)
+    if organization is not None:
+        refresh_tokens = refresh_tokens.filter(organization=organization)
+        access_tokens = access_tokens.filter(organization=organization)
+        grants = grants.filter(organization=organization)
     ended = refresh_tokens.update(revoked=now, access_token=None, updated=now)
     access_tokens.delete()
     grants.delete()  # pending codes, and used ones kept for reuse detection: nothing is left to protect
@@ -134,12 +151,91 @@ def _revoke(*, applications, user: User | None = None) -> int:
 
 
 @transaction.atomic
+def oauth_application_update(
+    *,
+    organization: Organization,
+    application: Application,
+    actor: User | None,
+    name: str,
+    redirect_uris: str | Iterable[str],
+    request=None,
+) -> Application:
+    """Rename the application and/or replace its redirect URIs (validated as at registration).
+
+    Tokens already issued keep working: they were never tied to an address.
+    [!!] New authorizations must use the new URIs (the authorization endpoint
+    reads them on every request), and codes issued to a removed URI that were
+    not exchanged yet are deleted, so nothing is delivered through an address
+    the organization has just withdrawn.
+    """
+    _check_owned(organization=organization, application=application)
+    name = _clean_name(name)
+    uris = _clean_redirect_uris(redirect_uris)
+    changes: dict = {}
+    if name != application.name:
+        changes["name"] = {"before": application.name, "after": name}
+    before_uris = application.redirect_uri_list
+    if uris != before_uris:
+        changes["redirect_uris"] = {"before": before_uris, "after": uris}
+    if not changes:
+        return application
+    application.name = name
+    application.redirect_uris = " ".join(uris)
+    application.save(update_fields=["name", "redirect_uris", "updated"])
+    removed = [uri for uri in before_uris if uri not in uris]
+    if removed:
+        Grant.objects.unscoped().filter(
+            application=application, used_at__isnull=True, redirect_uri__in=removed
+        ).delete()
+    emit(
+        "oauth.application_updated",
+        request=request,
+        user=actor,
+        organization=organization,
+        application_id=str(application.id),
+        client_id=application.client_id,
+        changes=changes,
+    )
+    return application
+
+
+@transaction.atomic
+def oauth_application_rotate_secret(
+    *, organization: Organization, application: Application, actor: User | None, request=None
+) -> str:
+    """A new client secret for a confidential application, returned once and stored hashed.
+
+    [!!] From the commit on, only the new secret authenticates the client at
+    /oauth/token and /oauth/revoke_token; the old one is refused. Tokens
+    already issued keep working: the secret authenticates the client, not them.
+    """
+    _check_owned(organization=organization, application=application)
+    if not application.is_confidential:
+        raise ApplicationError(
+            "A public application has no client secret to rotate: it proves itself with PKCE only.",
+            code="no_client_secret",
+        )
+    secret = generate_client_secret_value()
+    application.client_secret = secret  # hashed by the toolkit's field as it is saved (hash_client_secret)
+    application.hash_client_secret = True
+    application.save(update_fields=["client_secret", "hash_client_secret", "updated"])
+    emit(
+        "oauth.application_secret_rotated",
+        request=request,
+        user=actor,
+        organization=organization,
+        application_id=str(application.id),
+        client_id=application.client_id,
+    )
+    return secret
+
+
+@transaction.atomic
 def oauth_application_revoke_tokens(
     *, organization: Organization, application: Application, actor: User | None, request=None
 ) -> int:
     """End every authorization of the application, for everyone: its tokens stop working at once."""
-    if application.organization_id != organization.id:
-        raise ApplicationError("Not found.", code="not_found", status=404)
+    _check_owned(organization=organization, application=application)
     ended = _revoke(applications=[application])
     emit(
         "oauth.application_tokens_revoked",
@@ -157,8 +253,7 @@ def oauth_application_delete(
     *, organization: Organization, application: Application, actor: User | None, request=None
 ) -> None:
     """Delete the application; its codes and tokens go with it (they stop working at once)."""
-    if application.organization_id != organization.id:
-        raise ApplicationError("Not found.", code="not_found", status=404)
+    _check_owned(organization=organization, application=application)
     application_id, client_id = str(application.id), application.client_id
     application.delete()  # cascades to its codes and tokens
     emit(
@@ -181,6 +276,33 @@ def oauth_authorization_revoke(*, user: User, application: Application, request=
         user=user,
         application_id=str(application.id),
         refresh_tokens=ended,
+    )
+    return ended
+
+
+@transaction.atomic
+def oauth_organization_connection_revoke(
+    *, organization: Organization, application: Application, actor: User | None, request=None
+) -> int:
+    """The organization's owners or admins disconnect an application from their organization.
+
+    Every token and code of the application acting in ``organization`` stops
+    working at once, whoever gave it and whichever organization registered the
+    application. [!!] Only those: what the same application holds for other
+    organizations is left alone.
+    """
+    if not oauth_application_acts_in(organization=organization, application=application):
+        raise ApplicationError("Not found.", code="not_found", status=404)
+    ended = _revoke(applications=[application], organization=organization)
+    emit(
+        "oauth.organization_connection_revoked",
+        request=request,
+        user=actor,
+        organization=organization,
+        application_id=str(application.id),
+        client_id=application.client_id,
+        registered_by_organization_id=str(application.organization_id),
+        connections_ended=ended,
     )
     return ended
 

@@ -5,6 +5,9 @@
   application and token management pages are not mounted: the portal pages
   below replace them.
 - ``/o/<org_slug>/settings/oauth-apps/…``: an organization's applications.
+- ``/o/<org_slug>/settings/connected-apps/…``: the applications acting in an
+  organization (whoever registered them), which its owners and admins may
+  disconnect from it.
 - ``/account/connected-apps/…``: the applications a person has connected.
 """
 
@@ -34,6 +37,16 @@ urlpatterns = [
         name="application-detail",
     ),
     path(
+        "o/<slug:org_slug>/settings/oauth-apps/<uuid:application_id>/edit/",
+        views.ApplicationUpdateView.as_view(),
+        name="application-update",
+    ),
+    path(
+        "o/<slug:org_slug>/settings/oauth-apps/<uuid:application_id>/rotate-secret/",
+        views.ApplicationRotateSecretView.as_view(),
+        name="application-rotate-secret",
+    ),
+    path(
         "o/<slug:org_slug>/settings/oauth-apps/<uuid:application_id>/revoke-tokens/",
         views.ApplicationRevokeTokensView.as_view(),
         name="application-revoke-tokens",
@@ -42,5 +55,15 @@ urlpatterns = [
         "o/<slug:org_slug>/settings/oauth-apps/<uuid:application_id>/delete/",
         views.ApplicationDeleteView.as_view(),
         name="application-delete",
+    ),
+    path(
+        "o/<slug:org_slug>/settings/connected-apps/",
+        views.OrganizationConnectionListView.as_view(),
+        name="organization-connection-list",
+    ),
+    path(
+        "o/<slug:org_slug>/settings/connected-apps/<uuid:application_id>/disconnect/",
+        views.OrganizationConnectionRevokeView.as_view(),
+        name="organization-connection-revoke",
     ),
 ]

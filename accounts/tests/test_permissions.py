@@ -12,7 +12,7 @@ from django.urls import reverse
 
 from accounts.models import Membership
 from accounts.permissions import PERMISSIONS, Role, can_manage_member, has_permission
-from accounts.tests.factories import InvitationFactory, MembershipFactory, UserFactory
+from accounts.tests.factories import InvitationFactory, MembershipFactory, OrganizationFactory, UserFactory
 from accounts.tests.urlwalk import classify
 
 pytestmark = pytest.mark.django_db
@@ -54,8 +54,12 @@ MATRIX = {
         "post": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: DENIED},
     },
     "oauth:application-detail": {"get": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: DENIED}},
+    "oauth:application-update": {"post": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: DENIED}},
+    "oauth:application-rotate-secret": {"post": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: DENIED}},
     "oauth:application-revoke-tokens": {"post": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: DENIED}},
     "oauth:application-delete": {"post": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: DENIED}},
+    "oauth:organization-connection-list": {"get": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: DENIED}},
+    "oauth:organization-connection-revoke": {"post": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: DENIED}},
     "audit:event-list": {"get": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: DENIED}},
     "audit:event-export-csv": {"get": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: DENIED}},
     "audit:event-export-jsonl": {"get": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: DENIED}},
@@ -67,6 +71,7 @@ POST_DATA = {
     "accounts:membership-role": {"role": "admin"},
     "accounts:api-key-list": {"name": "CI", "scopes": ["organization:read"]},
     "oauth:application-create": {"name": "CRM", "client_type": "confidential", "redirect_uris": "https://crm.example/cb"},
+    "oauth:application-update": {"name": "CRM renamed", "redirect_uris": "https://app.example/cb"},
 }
 
 CASES = [
@@ -100,12 +105,20 @@ def test_role_matrix(client, organization, name, method, role, expected):
         kwargs["api_key_id"] = api_key_create(
             organization=organization, created_by=None, grantor_scopes={"api_keys:write"}, name="K", scopes=["api_keys:write"]
         )[0].id
-    if name in ("oauth:application-detail", "oauth:application-revoke-tokens", "oauth:application-delete"):
+    if name.startswith("oauth:application-") and name not in ("oauth:application-list", "oauth:application-create"):
         from accounts.oauth.services import oauth_application_create
 
+        client_type = "confidential" if name == "oauth:application-rotate-secret" else "public"
         kwargs["application_id"] = oauth_application_create(
-            organization=organization, actor=None, name="App", client_type="public", redirect_uris="https://app.example/cb"
+            organization=organization, actor=None, name="App", client_type=client_type,
+            redirect_uris="https://app.example/cb",
         )[0].id
+    if name == "oauth:organization-connection-revoke":
+        from accounts.oauth.tests.factories import connect, register
+
+        application = register(OrganizationFactory(), name="Elsewhere App").application  # registered by another
+        connect(application, organization=organization, user=target.user)
+        kwargs["application_id"] = application.id
     client.force_login(actor)
     response = getattr(client, method)(reverse(name, kwargs=kwargs), POST_DATA.get(name, {}))
     if expected == DENIED:

@@ -31,11 +31,20 @@ OBJECT_KWARGS = {
         organization=org, created_by=None, grantor_scopes={"api_keys:read", "api_keys:write"},
         name="Tenancy walk", scopes=["api_keys:read"],
     )[0].id,
-    "application_id": lambda org: oauth_application_create(
+    "application_id": lambda org: _connected_application(org).id,
+}
+
+
+def _connected_application(org):
+    """An application of ``org`` that one of its members has connected there: it shows on every OAuth page."""
+    from accounts.oauth.tests.factories import connect
+
+    application = oauth_application_create(
         organization=org, actor=None, name="Tenancy walk app", client_type="confidential",
         redirect_uris="https://client.example/callback",
-    )[0].id,
-}
+    )[0]
+    connect(application, organization=org, user=MembershipFactory(organization=org, role=Role.MEMBER).user)
+    return application
 
 
 def test_every_route_is_classified():

@@ -202,6 +202,34 @@ def recipe_oauth_application_delete(world):
     return "oauth.application_deleted"
 
 
+def recipe_oauth_application_update(world):
+    app = _app(world)
+    url = world.url("oauth:application-update", org_slug=world.slug, application_id=app.application.id)
+    _ok(world.client_for(world.owner).post(url, {"name": "CRM v2", "redirect_uris": "https://crm.example/v2/cb"}))
+    return "oauth.application_updated"
+
+
+def recipe_oauth_application_rotate_secret(world):
+    app = _app(world)
+    url = world.url("oauth:application-rotate-secret", org_slug=world.slug, application_id=app.application.id)
+    _ok(world.client_for(world.owner).post(url))
+    return "oauth.application_secret_rotated"
+
+
+def recipe_oauth_organization_connection_revoke(world):
+    from accounts.oauth.tests.factories import register, tokens_for
+    from accounts.tests.factories import OrganizationFactory
+
+    # An application registered by another organization, connected here by a member; an admin disconnects it.
+    partner = register(OrganizationFactory(name="Partner Co", slug="partner-co"), name="Partner CRM")
+    tokens_for(world.client_for(world.member), partner, organization=world.organization)
+    url = world.url(
+        "oauth:organization-connection-revoke", org_slug=world.slug, application_id=partner.application.id
+    )
+    _ok(world.client_for(world.admin).post(url))
+    return "oauth.organization_connection_revoked"
+
+
 def recipe_oauth_connection_revoke(world):
     client, app, _tokens = _oauth_tokens(world)
     _ok(client.post(world.url("oauth:connection-revoke", application_id=app.application.id)))
@@ -408,6 +436,9 @@ RECIPES: dict[str, Callable] = {
     "oauth:application-create": recipe_oauth_application_create,
     "oauth:application-revoke-tokens": recipe_oauth_application_revoke_tokens,
     "oauth:application-delete": recipe_oauth_application_delete,
+    "oauth:application-update": recipe_oauth_application_update,
+    "oauth:application-rotate-secret": recipe_oauth_application_rotate_secret,
+    "oauth:organization-connection-revoke": recipe_oauth_organization_connection_revoke,
     "oauth:connection-revoke": recipe_oauth_connection_revoke,
     "oauth:authorize": recipe_oauth_authorize,
     "oauth:token": recipe_oauth_token,

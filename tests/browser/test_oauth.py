@@ -129,7 +129,7 @@ def test_owner_registers_an_app_connects_it_and_disconnects_it(
             assert page.get_by_role("heading", name="Your client secret").count() == 0
             assert page.locator("#client-secret-value").count() == 0
             assert client_secret not in page.content()
-            assert "Set; shown only when the application was registered." in page.content()
+            assert "Set; shown only once, when it was created or last rotated." in page.content()
 
             page.get_by_role("link", name="Back to applications").click()
             page.wait_for_url(f"{base}/o/{organization.slug}/settings/oauth-apps/")
@@ -214,6 +214,92 @@ def test_owner_registers_an_app_connects_it_and_disconnects_it(
 
             me = api.get(f"{base}/api/v1/me", headers=bearer, timeout=15)
             assert me.status_code == 401, me.text
+    finally:
+        context.close()
+        api.close()
+
+
+def test_owner_edits_an_app_rotates_its_secret_and_disconnects_a_partners_app(
+    asgi_live_server, browser, shot, organization, owner, password, other_organization
+):
+    from accounts.oauth.tests.factories import connect, register
+
+    base = asgi_live_server
+    crm = register(organization, name="Acme CRM", redirect_uris="https://crm.example/callback")
+    partner = register(other_organization, name="Globex Dialer")  # another organization's application
+    partner_token = connect(partner.application, organization=organization, user=owner, scope="organization:read")
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    api = requests.Session()
+    api.trust_env = False  # loopback only: no proxy from the environment
+    try:
+        page = context.new_page()
+        sign_in(page, base, owner.email, password)
+        page.wait_for_url(f"{base}/o/{organization.slug}/")
+        detail_url = f"{base}/o/{organization.slug}/settings/oauth-apps/{crm.application.id}/"
+        page.goto(detail_url)
+
+        # Edit: a plain-http address is refused on the page, with nothing saved; then a valid change is saved.
+        edit = page.locator("form", has=page.get_by_role("button", name="Save changes"))
+        edit.get_by_label("Name").fill("Acme CRM v2")
+        edit.get_by_label("Redirect URIs").fill("http://crm.example/v2/callback")
+        edit.get_by_role("button", name="Save changes").click()
+        page.locator("[data-error-summary]").wait_for()
+        assert "use https" in page.locator("[data-error-summary]").inner_text()
+        crm.application.refresh_from_db()
+        assert crm.application.name == "Acme CRM"
+        shot(page, "oauth-app-edit-error")
+        edit.get_by_label("Redirect URIs").fill("https://crm.example/v2/callback")
+        edit.get_by_role("button", name="Save changes").click()
+        page.get_by_text("“Acme CRM v2” is saved.").wait_for()
+        page.get_by_role("heading", level=1, name="Acme CRM v2").wait_for()
+        assert "https://crm.example/v2/callback" in page.locator(
+            "dt:text-is('Redirect URIs (compared exactly)') + dd"
+        ).inner_text()
+
+        # Rotate the secret (after confirming): the new one is shown once, the old one is refused.
+        page.once("dialog", lambda dialog: dialog.accept())
+        page.get_by_role("button", name="Rotate client secret").click()
+        page.get_by_role("heading", name="Your client secret").wait_for()
+        assert page.get_by_text("has a new client secret. The previous one no longer works.").is_visible()
+        new_secret = page.get_by_role("textbox", name="Client secret").input_value()
+        assert new_secret.startswith("jc_ocs_") and new_secret != crm.secret
+        shot(page, "oauth-app-secret-rotated")
+        page.reload()
+        page.get_by_role("heading", level=1, name="Acme CRM v2").wait_for()
+        assert new_secret not in page.content()
+        refused = api.post(
+            f"{base}/oauth/token", data={"grant_type": "refresh_token", "refresh_token": "jc_ort_x"},
+            auth=(crm.client_id, crm.secret), timeout=15,
+        )
+        assert refused.status_code == 401 and refused.json()["error"] == "invalid_client"
+        accepted = api.post(
+            f"{base}/oauth/token", data={"grant_type": "refresh_token", "refresh_token": "jc_ort_x"},
+            auth=(crm.client_id, new_secret), timeout=15,
+        )
+        assert accepted.status_code == 400 and accepted.json()["error"] == "invalid_grant"  # client accepted
+
+        # Settings -> Connected applications: the partner's application, connected here; disconnect it.
+        bearer = {"Authorization": f"Bearer {partner_token}"}
+        assert api.get(f"{base}/api/v1/me", headers=bearer, timeout=15).status_code == 200
+        page.goto(f"{base}/o/{organization.slug}/settings/")
+        shot(page, "organization-settings-oauth")
+        page.get_by_role("button", name="Connected applications").click()
+        page.wait_for_url(f"{base}/o/{organization.slug}/settings/connected-apps/")
+        row = page.locator(f"#org-connection-{partner.application.id}")
+        row.wait_for()
+        text = row.inner_text()
+        assert "Globex Dialer" in text and "registered by Globex Sales" in text and owner.email in text
+        assert "Read the organization's details" in text
+        shot(page, "oauth-organization-connected-apps")
+        page.once("dialog", lambda dialog: dialog.accept())
+        row.get_by_role("button", name="Disconnect").click()
+        page.get_by_text("“Globex Dialer” is disconnected from Acme Dental.").wait_for()
+        empty = page.locator("[data-empty-state]")
+        empty.wait_for()
+        assert "No application is connected to Acme Dental." in empty.inner_text()
+        shot(page, "oauth-organization-connected-apps-empty")
+        me = api.get(f"{base}/api/v1/me", headers=bearer, timeout=15)
+        assert me.status_code == 401, me.text
     finally:
         context.close()
         api.close()

@@ -11,6 +11,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 from django.urls import reverse
 
 from accounts.oauth.services import oauth_application_create
+from accounts.oauth.tokens import generate_access_token, generate_refresh_token
 
 REDIRECT_URI = "https://client.example/callback"
 
@@ -123,3 +124,30 @@ def tokens_for(http, client: Client, *, organization, scopes=("organization:read
     response = exchange(http, client, code, verifier)
     assert response.status_code == 200, response.content
     return response.json()
+
+
+def connect(application, *, organization, user, scope="organization:read") -> str:
+    """A live token pair of ``application`` acting for ``user`` in ``organization``, written directly
+    (for tests that need a connection without a browser); returns the access token."""
+    import uuid
+    from datetime import timedelta
+
+    from django.utils import timezone
+    from oauth2_provider.models import set_token_value
+
+    from accounts.oauth.models import AccessToken, RefreshToken
+
+    now = timezone.now()
+    raw = generate_access_token()
+    access_token = AccessToken(
+        organization=organization, user=user, application=application, scope=scope, expires=now + timedelta(hours=1)
+    )
+    set_token_value(access_token, raw)
+    access_token.save()
+    refresh_token = RefreshToken(
+        organization=organization, user=user, application=application, access_token=access_token,
+        token_family=uuid.uuid4(), expires_at=now + timedelta(days=30),
+    )
+    set_token_value(refresh_token, generate_refresh_token())
+    refresh_token.save()
+    return raw
