@@ -499,28 +499,43 @@ def audit_purge_expired(
 
 def audit_chains_verify_and_alert(*, organization=None) -> list:
     """Verify chains (all, or one organization's); log and emit a security event for each broken one."""
-    from accounts.models import Organization
-    from accounts.security_events import emit
     from compliance.selectors import audit_chains_verify
 
     reports = audit_chains_verify(organization=organization)
     for report in reports:
-        broken = report.broken
-        if broken is None:
-            continue
-        logger.error(
-            "audit chain broken: organization=%s seq=%s event=%s: %s",
-            report.chain_label, broken.seq, broken.event_id, broken.reason,
-            extra={"organization_id": report.organization_id, "seq": broken.seq, "event_id": broken.event_id},
-        )
-        chain_organization = (
-            Organization.objects.filter(pk=report.organization_id).first() if report.organization_id else None
-        )
-        emit(
-            "audit.chain_broken",
-            organization=chain_organization,
-            seq=broken.seq,
-            event_id=broken.event_id,
-            reason=broken.reason,
-        )
+        _alert_if_broken(report)
     return reports
+
+
+def audit_chain_verify_and_alert(*, organization_id):
+    """Verify one chain (``None``: the platform's); log and alert if it is broken. Returns its report."""
+    from accounts.models import Organization
+    from compliance.selectors import audit_chain_verify
+
+    label = "platform"
+    if organization_id is not None:
+        label = Organization.objects.filter(pk=organization_id).values_list("slug", flat=True).first() or str(organization_id)
+    report = audit_chain_verify(organization_id=organization_id, chain_label=label)
+    _alert_if_broken(report)
+    return report
+
+
+def _alert_if_broken(report) -> None:
+    from accounts.models import Organization
+    from accounts.security_events import emit
+
+    broken = report.broken
+    if broken is None:
+        return
+    logger.error(
+        "audit chain broken: organization=%s seq=%s event=%s: %s",
+        report.chain_label, broken.seq, broken.event_id, broken.reason,
+        extra={"organization_id": report.organization_id, "seq": broken.seq, "event_id": broken.event_id},
+    )
+    chain_organization = Organization.objects.filter(pk=report.organization_id).first() if report.organization_id else None
+    emit("audit.chain_broken", organization=chain_organization, seq=broken.seq, event_id=broken.event_id, reason=broken.reason)
+
+
+def audit_chain_ids() -> list:
+    """Every chain: None (the platform's) and each organization's id."""
+    return _chains_with_events()

@@ -141,8 +141,18 @@ def test_the_beat_tasks(organization, settings):
     settings.AUDIT_RETENTION_DAYS = 1
     aged_chain(organization, [timedelta(days=5), timedelta(hours=1)])
     assert tasks.purge_expired_events() == {"events_deleted": 1, "checkpoints": 1, "finished": True}
-    outcome = tasks.verify_chains()
-    assert outcome["broken"] == [] and outcome["events"] >= 1
+    outcome = tasks.verify_chain(str(organization.id))
+    assert outcome == {"chain": organization.slug, "events": 1, "broken": False}
+    assert tasks.verify_chain(None)["broken"] is False  # the platform's chain
+
+
+def test_the_daily_verification_runs_one_task_per_chain(organization, other_organization, monkeypatch):
+    from compliance import tasks
+
+    queued = []
+    monkeypatch.setattr(tasks.verify_chain, "delay", lambda organization_id: queued.append(organization_id))
+    assert tasks.verify_chains() == {"chains": 3}
+    assert sorted(queued, key=str) == sorted([None, str(organization.id), str(other_organization.id)], key=str)
 
 
 def test_verify_chains_logs_and_emits_a_security_event_when_broken(organization, events, caplog):
@@ -156,8 +166,8 @@ def test_verify_chains_logs_and_emits_a_security_event_when_broken(organization,
         cursor.execute(f"UPDATE {EVENTS} SET actor_label = 'someone else' WHERE id = %s", [first.id])
         cursor.execute(f"ALTER TABLE {EVENTS} ENABLE TRIGGER audit_event_append_only")
     with caplog.at_level("ERROR", logger="jagcall.audit"):
-        outcome = tasks.verify_chains()
-    assert outcome["broken"] == ["acme-dental"]
+        outcome = tasks.verify_chain(str(organization.id))
+    assert outcome["broken"] is True and outcome["chain"] == "acme-dental"
     assert any("audit chain broken" in r.getMessage() and str(first.id) in r.getMessage() for r in caplog.records)
     alert = [e for e in events if e["event"] == "audit.chain_broken"]
     assert len(alert) == 1 and alert[0]["organization_id"] == str(organization.id) and alert[0]["seq"] == 1
