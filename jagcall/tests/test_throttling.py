@@ -128,6 +128,23 @@ def test_the_sixth_read_is_refused(small_limits):
 
 
 @pytest.mark.django_db
+def test_with_the_limiter_unreachable_requests_go_through_and_it_is_logged(small_limits, caplog):
+    """A deliberate choice: the API stays up while its limiter's Redis is down, and operators are told."""
+    import socket
+
+    with socket.socket() as probe:  # a port with nothing listening
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    small_limits.REDIS_CACHE_URL = f"redis://127.0.0.1:{port}/0"
+    client = client_for(access_token())
+    with caplog.at_level("ERROR", logger="jagcall.api"):
+        answers = [client.get(ME_URL) for _ in range(7)]  # more than the 5 reads allowed
+    assert [a.status_code for a in answers] == [200] * 7
+    assert all("RateLimit-Limit" not in a for a in answers)  # nothing was counted, so nothing is announced
+    assert any("rate limiter unavailable" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.django_db
 def test_every_counted_response_carries_consistent_headers(small_limits):
     client = client_for(access_token())
     answers = [client.get(ME_URL) for _ in range(5)]
