@@ -488,6 +488,8 @@ REST_FRAMEWORK = {
 API_RATE_LIMIT_READS = env("API_RATE_LIMIT_READS", default=200, cast=int)
 API_RATE_LIMIT_WRITES = env("API_RATE_LIMIT_WRITES", default=30, cast=int)
 API_RATE_LIMIT_WINDOW_SECONDS = 60
+# All of an organization's keys and people together: this many times one caller's budget.
+API_RATE_LIMIT_ORGANIZATION_MULTIPLIER = env("API_RATE_LIMIT_ORGANIZATION_MULTIPLIER", default=5, cast=int)
 
 # --- OpenAPI schema of the API (drf-spectacular) -------------------------------
 # Served at /api/v1/schema/ with Swagger UI at /api/docs/; the UI's assets come

@@ -8,6 +8,10 @@ Contract:
   user (JWT and session: one person across their tokens). Requests with
   neither (the token endpoints, which carry the credential in the body and
   have their own sign-in limits) are not counted here.
+- The organization has a ceiling of its own over all its callers together
+  (API_RATE_LIMIT_ORGANIZATION_MULTIPLIER times the caller's budget), so
+  that creating more keys cannot multiply an organization's share. A request
+  is counted in both windows or in neither.
 - [!!] The check and the count are one Lua script, so Redis runs them as one
   step: with N concurrent requests exactly ``limit`` of them get in. Time is
   Redis's own (``TIME``), so clocks of web processes do not matter. Refused
@@ -41,35 +45,51 @@ READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 KEY_PREFIX = "jc:ratelimit"
 REQUEST_ATTRIBUTE = "jagcall_rate_limit"
 
-# KEYS[1]: the sorted set of one caller's counted requests in one budget (score: microseconds).
-# ARGV: limit, window in milliseconds, a random suffix that makes the member unique.
-# Returns {allowed (1/0), remaining, microseconds until the oldest counted request leaves the window}.
+# KEYS: the sorted sets of the windows a request counts in (the caller's, then the organization's),
+# each holding its counted requests (score: microseconds).
+# ARGV: window in milliseconds, a random suffix that makes the member unique, then one limit per key.
+# A request fits only if it fits every window, and is then counted in all of them.
+# Returns {allowed (1/0), remaining, microseconds until a slot frees, limit} of the window that
+# refused it, or else of the window with the fewest slots left.
 SLIDING_WINDOW_LUA = """
-local key = KEYS[1]
-local limit = tonumber(ARGV[1])
-local window_ms = tonumber(ARGV[2])
+local window_ms = tonumber(ARGV[1])
 local window_us = window_ms * 1000
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
-redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window_us)
-local count = redis.call('ZCARD', key)
-local allowed = 0
-if count < limit then
-    redis.call('ZADD', key, now, now .. '-' .. ARGV[3])
-    redis.call('PEXPIRE', key, window_ms)
-    count = count + 1
-    allowed = 1
+local counts = {}
+local refused = 0
+for i = 1, #KEYS do
+    redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now - window_us)
+    counts[i] = redis.call('ZCARD', KEYS[i])
+    if refused == 0 and counts[i] >= tonumber(ARGV[i + 2]) then
+        refused = i
+    end
 end
+local allowed = 0
+local report = refused
+if refused == 0 then
+    allowed = 1
+    report = 1
+    for i = 1, #KEYS do
+        redis.call('ZADD', KEYS[i], now, now .. '-' .. ARGV[2])
+        redis.call('PEXPIRE', KEYS[i], window_ms)
+        counts[i] = counts[i] + 1
+        if tonumber(ARGV[i + 2]) - counts[i] < tonumber(ARGV[report + 2]) - counts[report] then
+            report = i
+        end
+    end
+end
+local limit = tonumber(ARGV[report + 2])
 local reset = window_us
-local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+local oldest = redis.call('ZRANGE', KEYS[report], 0, 0, 'WITHSCORES')
 if oldest[2] then
     reset = tonumber(oldest[2]) + window_us - now
 end
-local remaining = limit - count
+local remaining = limit - counts[report]
 if remaining < 0 then
     remaining = 0
 end
-return {allowed, remaining, reset}
+return {allowed, remaining, reset, limit}
 """
 
 
@@ -104,9 +124,15 @@ def _script():
 
 def hit(key: str, *, limit: int, window_seconds: float) -> Decision:
     """Count one request against ``key`` if it fits in the window; say whether it did."""
+    return hit_all([(key, limit)], window_seconds=window_seconds)
+
+
+def hit_all(windows: list[tuple[str, int]], *, window_seconds: float) -> Decision:
+    """Count one request in every (key, limit) window if it fits them all; say whether it did."""
     window_ms = max(1, int(window_seconds * 1000))
-    allowed, remaining, reset_us = _script()(
-        keys=[f"{KEY_PREFIX}:{key}"], args=[int(limit), window_ms, secrets.token_hex(8)]
+    allowed, remaining, reset_us, limit = _script()(
+        keys=[f"{KEY_PREFIX}:{key}" for key, _limit in windows],
+        args=[window_ms, secrets.token_hex(8), *(int(limit) for _key, limit in windows)],
     )
     return Decision(
         allowed=bool(allowed),
@@ -123,6 +149,13 @@ def limits_for(request) -> tuple[int, int]:
     (``request.organization``) may raise them here.
     """
     return settings.API_RATE_LIMIT_READS, settings.API_RATE_LIMIT_WRITES
+
+
+def organization_limits_for(request) -> tuple[int, int]:
+    """(reads, writes) per window for all of an organization's callers together."""
+    reads, writes = limits_for(request)
+    multiplier = settings.API_RATE_LIMIT_ORGANIZATION_MULTIPLIER
+    return reads * multiplier, writes * multiplier
 
 
 def caller_key(request) -> str | None:
@@ -146,12 +179,13 @@ class SlidingWindowThrottle(BaseThrottle):
             return True
         reads, writes = limits_for(request)
         kind = "read" if request.method.upper() in READ_METHODS else "write"
+        windows = [(f"{kind}:{key}", reads if kind == "read" else writes)]
+        organization = getattr(request, "organization", None)
+        if organization is not None:
+            org_reads, org_writes = organization_limits_for(request)
+            windows.append((f"{kind}:org:{organization.pk}", org_reads if kind == "read" else org_writes))
         try:
-            decision = hit(
-                f"{kind}:{key}",
-                limit=reads if kind == "read" else writes,
-                window_seconds=settings.API_RATE_LIMIT_WINDOW_SECONDS,
-            )
+            decision = hit_all(windows, window_seconds=settings.API_RATE_LIMIT_WINDOW_SECONDS)
         except redis.RedisError:
             logger.exception("rate limiter unavailable; request let through", extra={"rate_limit_key": key})
             return True

@@ -88,7 +88,9 @@ def test_the_limiter_is_exact_when_sixty_callers_race_for_thirty_slots():
         client = redis.Redis.from_url(settings.REDIS_CACHE_URL)  # a connection of its own
         script = client.register_script(throttling.SLIDING_WINDOW_LUA)
         start.wait()
-        allowed, _remaining, _reset = script(keys=[f"{throttling.KEY_PREFIX}:{key}"], args=[30, 60_000, uuid.uuid4().hex])
+        allowed, _remaining, _reset, _limit = script(
+            keys=[f"{throttling.KEY_PREFIX}:{key}"], args=[60_000, uuid.uuid4().hex, 30]
+        )
         results.append(bool(allowed))
         client.close()
 
@@ -125,6 +127,36 @@ def test_the_sixth_read_is_refused(small_limits):
     client = client_for(access_token())
     statuses = [client.get(ME_URL).status_code for _ in range(6)]
     assert statuses == [200] * 5 + [429]
+
+
+@pytest.mark.django_db
+def test_an_organizations_callers_share_a_ceiling(small_limits):
+    """More keys or people cannot multiply an organization's share: 5 reads each, 2 x 5 = 10 for all."""
+    small_limits.API_RATE_LIMIT_ORGANIZATION_MULTIPLIER = 2
+    organization, elsewhere = OrganizationFactory(), OrganizationFactory()
+    first, second, third = (client_for(access_token(organization=organization)) for _ in range(3))
+    assert [first.get(ME_URL).status_code for _ in range(5)] == [200] * 5
+    assert [second.get(ME_URL).status_code for _ in range(5)] == [200] * 5
+    refused = third.get(ME_URL)  # its own budget is untouched, the organization's is spent
+    assert refused.status_code == 429
+    assert refused["RateLimit-Limit"] == "10" and refused["RateLimit-Remaining"] == "0"
+    assert 1 <= int(refused["Retry-After"]) <= 60
+    assert client_for(access_token(organization=elsewhere)).get(ME_URL).status_code == 200
+    # Refused requests are counted nowhere: the third caller's own window is still empty.
+    raw = redis.Redis.from_url(settings.REDIS_CACHE_URL)
+    assert raw.zcard(f"{throttling.KEY_PREFIX}:read:org:{organization.pk}") == 10
+
+
+@pytest.mark.django_db
+def test_the_headers_name_the_window_closest_to_its_limit(small_limits):
+    small_limits.API_RATE_LIMIT_ORGANIZATION_MULTIPLIER = 1  # the organization's window is as small as a caller's
+    organization = OrganizationFactory()
+    one, other = (client_for(access_token(organization=organization)) for _ in range(2))
+    one.get(ME_URL)
+    one.get(ME_URL)
+    answer = other.get(ME_URL)  # its own window has 4 left, the organization's 2
+    assert answer.status_code == 200
+    assert (answer["RateLimit-Limit"], answer["RateLimit-Remaining"]) == ("5", "2")
 
 
 @pytest.mark.django_db
