@@ -23,6 +23,7 @@ Contract:
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 
@@ -56,12 +57,18 @@ class SessionCredential:
         return f"user:{self.user.id}"
 
 
+_SLUG = re.compile(r"^[-a-z0-9_]{1,60}$")
+
+
 def _organization_named(value: str) -> Organization | None:
     active = Organization.objects.filter(status=OrganizationStatus.ACTIVE)
     try:
         return active.filter(pk=uuid.UUID(value)).first()
     except ValueError:
-        return active.filter(slug=value).first()
+        pass
+    if not _SLUG.match(value):
+        return None  # not a slug at all (and never sent to the database as one)
+    return active.filter(slug=value).first()
 
 
 class OrganizationSessionAuthentication(SessionAuthentication):

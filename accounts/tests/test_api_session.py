@@ -58,6 +58,13 @@ def test_an_organization_the_person_is_not_in_looks_like_one_that_does_not_exist
     assert answers[0].json()["error"]["code"] == "organization_unavailable"
 
 
+def test_a_malformed_organization_header_is_a_401_not_an_error(browser):
+    for value in ("a\x00b", "x" * 500, "Robert'); DROP TABLE--", "ünïcode"):
+        response = browser.get(ME, headers={"X-Organization": value})
+        assert response.status_code == 401, value
+        assert response.json()["error"]["code"] == "organization_unavailable"
+
+
 def test_a_write_without_the_csrf_token_is_refused_and_changes_nothing(browser, organization):
     response = browser.patch(
         ORGANIZATION,
