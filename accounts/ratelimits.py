@@ -71,7 +71,8 @@ class SensitiveRateLimitMiddleware:
         )
         if usage is None or not usage["should_limit"]:
             return None
-        retry_after = max(1, int(usage["time_left"])) if usage["time_left"] > 0 else None
+        # Whole seconds until the window turns; in its last second that rounds to 0, so say 1.
+        retry_after = max(1, int(usage["time_left"]))
         emit("rate_limit.exceeded", request=request, route=name, rate=rate, at=int(time.time()))
         from jagcall.views import too_many_requests
 

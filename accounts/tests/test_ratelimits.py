@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from types import SimpleNamespace
+
 import pytest
 from django.test import Client
 from django.urls import NoReverseMatch, reverse
@@ -15,9 +18,29 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def tight(settings):
+def tight(settings, monkeypatch):
     settings.SENSITIVE_RATE_LIMITS = {"default": "3/m", "accounts:invitation-accept": "2/m"}
+    # The limits count in fixed windows: hold the clock still so a test never straddles two of them.
+    import django_ratelimit.core
+
+    now = time.time()
+    monkeypatch.setattr(django_ratelimit.core, "time", SimpleNamespace(time=lambda: now))
     return settings
+
+
+def test_at_the_turn_of_a_window_retry_after_is_still_given(settings, monkeypatch):
+    import django_ratelimit.core
+
+    settings.SENSITIVE_RATE_LIMITS = {"default": "1/m", "accounts:invitation-accept": "1/m"}
+    window_end = django_ratelimit.core._get_window("203.0.113.30", 60)
+    # Each check reads the clock twice (its window, then the time left): the refused request's
+    # two readings fall either side of the window's end, so the time left rounds to 0.
+    readings = iter([window_end - 0.001] * 3 + [float(window_end)])
+    monkeypatch.setattr(django_ratelimit.core, "time", SimpleNamespace(time=lambda: next(readings, window_end)))
+    client = from_ip("203.0.113.30")
+    client.get("/invitations/guess-1/")
+    refused = client.get("/invitations/guess-2/")
+    assert refused.status_code == 429 and refused["Retry-After"] == "1"
 
 
 def from_ip(ip: str) -> Client:
