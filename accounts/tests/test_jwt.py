@@ -439,7 +439,7 @@ def test_a_spent_refresh_token_presented_again_revokes_its_whole_chain(api_clien
 def test_a_forged_token_naming_a_chain_cannot_revoke_it(api_client, owner, organization):
     pair = pair_for(api_client, owner, organization)
     family = decode(pair["refresh"])["fam"]
-    forged = sign(claims(owner, organization, token_type="refresh", fam=family), key="not-the-jwt-signing-key-at-all")
+    forged = sign(claims(owner, organization, token_type="refresh", fam=family), key="not-the-jwt-signing-key-of-this-deployment-at-all")
     assert refresh(api_client, forged).status_code == 401
     assert refresh(api_client, pair["refresh"]).status_code == 200  # the real chain goes on
 
