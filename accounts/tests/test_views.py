@@ -152,3 +152,12 @@ def test_page_titles_are_plain_text(owner_client, organization):
         page = owner_client.get(reverse(f"accounts:{name}", kwargs={"org_slug": organization.slug})).content.decode()
         title = re.search(r"<title>(.*?)</title>", page, re.S).group(1)
         assert "<" not in title and len(title) < 120, (name, title)
+
+
+def test_the_settings_tab_stays_current_on_every_settings_page(owner_client, organization):
+    import re
+
+    for path in ("settings/", "settings/api-keys/", "settings/oauth-apps/", "settings/connected-apps/"):
+        page = owner_client.get(f"/o/{organization.slug}/{path}").content.decode()
+        current = re.findall(r'<a href="[^"]*"\s+aria-current="page">([^<]+)</a>', page)
+        assert current == ["Settings"], (path, current)
