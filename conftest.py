@@ -144,6 +144,22 @@ def owner_client(client, owner):
 
 
 @pytest.fixture
+def staff_user(db):
+    """JagCall support staff, with the second factor the back office requires."""
+    from accounts.tests.factories import UserFactory, enable_totp
+
+    staff = UserFactory(email="support@jagcall.test", is_staff=True, is_superuser=True)
+    enable_totp(staff)
+    return staff
+
+
+@pytest.fixture
+def staff_client(client, staff_user):
+    client.force_login(staff_user)
+    return client
+
+
+@pytest.fixture
 def api_client():
     from rest_framework.test import APIClient
 

@@ -24,12 +24,6 @@ def project_models():
             yield from config.get_models()
 
 
-@pytest.fixture
-def staff_client(client):
-    staff = UserFactory(email="support@jagcall.test", is_staff=True, is_superuser=True)
-    enable_totp(staff)
-    client.force_login(staff)
-    return client
 
 
 def test_back_office_requires_two_factor_for_staff(client):

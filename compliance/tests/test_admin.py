@@ -6,19 +6,12 @@ import pytest
 from django.contrib import admin
 from django.urls import reverse
 
-from accounts.tests.factories import UserFactory, enable_totp
 from compliance.models import AuditChainCheckpoint, AuditEvent
 from compliance.tests.conftest import record
 
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def staff_client(client):
-    staff = UserFactory(email="support@jagcall.test", is_staff=True, is_superuser=True)
-    enable_totp(staff)
-    client.force_login(staff)
-    return client
 
 
 def test_events_of_every_organization_are_listed_and_searchable(staff_client, organization, other_organization, rf_request):

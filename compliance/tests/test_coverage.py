@@ -565,16 +565,6 @@ def test_login_code_page_changes_nothing(world):
 # --- the back office ------------------------------------------------------------------
 
 
-@pytest.fixture
-def staff_client(organization):
-    staff = UserFactory(email="support@jagcall.test", is_staff=True, is_superuser=True)
-    secret = enable_totp(staff)
-    client = Client()
-    sign_in(client, staff)
-    second_factor(client, code_at(secret))
-    return client, staff
-
-
 def _form_fields(html: str) -> dict:
     """The values a browser would submit from the page's inputs and selects (first form on the page)."""
     fields: dict = {}
@@ -590,10 +580,10 @@ def _form_fields(html: str) -> dict:
     return fields
 
 
-def test_back_office_changes_are_recorded_as_support(staff_client, organization, member):
+def test_back_office_changes_are_recorded_as_support(staff_client, staff_user, organization, member):
     from django.conf import settings
 
-    client, staff = staff_client
+    client, staff = staff_client, staff_user
     url = f"/{settings.ADMIN_URL}accounts/organization/{organization.id}/change/"
     page = client.get(url)
     assert page.status_code == 200
@@ -607,10 +597,10 @@ def test_back_office_changes_are_recorded_as_support(staff_client, organization,
     assert event.metadata["via"] == "back_office" and "Name" in str(event.metadata["change"])
 
 
-def test_back_office_actions_are_recorded(staff_client, organization, member):
+def test_back_office_actions_are_recorded(staff_client, staff_user, organization, member):
     from django.conf import settings
 
-    client, staff = staff_client
+    client, staff = staff_client, staff_user
     response = client.post(
         f"/{settings.ADMIN_URL}accounts/user/",
         {"action": "disable", "_selected_action": [str(member.id)]},
