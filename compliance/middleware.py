@@ -14,10 +14,6 @@ anything), and only on organization pages (``/o/<slug>/…``) and the API.
 
 from __future__ import annotations
 
-import logging
-
-logger = logging.getLogger("jagcall.audit")
-
 DENIED_STATUSES = frozenset({403, 404})
 
 
@@ -30,38 +26,7 @@ class AuditDenialsMiddleware:
         if response.status_code in DENIED_STATUSES:
             match = getattr(request, "resolver_match", None)
             if match is not None and (match.kwargs.get("org_slug") or request.path.startswith("/api/")):
-                self._record(request, response, match)
+                from compliance.services import audit_record_denial
+
+                audit_record_denial(request=request, status=response.status_code)
         return response
-
-    @staticmethod
-    def _record(request, response, match) -> None:
-        from compliance.services import audit_record
-
-        organization = getattr(request, "organization", None)
-        slug = match.kwargs.get("org_slug")
-        if organization is None and slug and getattr(request.user, "is_authenticated", False):
-            # A member refused a page of their own organization: their organization's log shows it.
-            from accounts.models import Organization
-            from accounts.selectors import membership_for_user
-
-            candidate = Organization.objects.filter(slug=slug).first()
-            if candidate is not None and membership_for_user(organization=candidate, user=request.user):
-                organization = candidate
-        metadata = {
-            "route": match.view_name,
-            "method": request.method,
-            "status": response.status_code,
-            "path": request.path[:300],
-        }
-        if organization is None and match.kwargs.get("org_slug"):
-            metadata["organization_slug"] = str(match.kwargs["org_slug"])[:60]
-        object_ids = {k: str(v) for k, v in match.kwargs.items() if k != "org_slug"}
-        audit_record(
-            action="access.denied",
-            organization=organization,
-            request=request,
-            outcome="denied",
-            resource_type=match.url_name.replace("-", "_")[:60] if match.url_name else "",
-            resource_id=next(iter(object_ids.values()), ""),
-            metadata=metadata,
-        )

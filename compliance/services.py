@@ -383,6 +383,103 @@ def audit_record_security_event(*, event: dict) -> AuditEvent:
     )
 
 
+# --- events announced by other code ---------------------------------------------------------
+
+
+def audit_record_activity(
+    *, action, organization, request, actor, resource_type, resource_id, before, after, metadata, outcome
+) -> AuditEvent:
+    """An accounts service's change (accounts.activity), in the service's transaction.
+
+    Who did it is the request's credential (a person, an API key, an OAuth
+    application, support staff in the back office); the service's ``actor``
+    counts only outside a request (commands, tasks) or before anyone is
+    signed in (accepting an invitation by creating the account).
+    """
+    who = actor_from_request(request) if request is not None else None
+    if who is None or who.type == ActorType.ANONYMOUS:
+        who = resolve_actor(actor, None)
+    return audit_record(
+        action=action,
+        organization=organization,
+        request=request,
+        actor=who,
+        resource_type=resource_type,
+        resource_id=resource_id,
+        outcome=outcome,
+        changes=audit_changes(before or {}, after or {}) if (before or after) else None,
+        metadata=metadata,
+    )
+
+
+ADMIN_VERBS = {1: "created", 2: "updated", 3: "deleted"}  # django.contrib.admin.models ADDITION, CHANGE, DELETION
+
+
+def audit_record_admin_change(*, log_entry) -> AuditEvent | None:
+    """One back-office add, change or delete (Django writes a LogEntry for each), as ``<model>.<verb>``.
+
+    The organization is the object's own (or the object, for an
+    organization); the actor is the staff member, recorded as support.
+    """
+    if log_entry.action_flag not in ADMIN_VERBS:
+        return None
+    from accounts.models import Organization
+    from jagcall.logging import current_request
+
+    model = log_entry.content_type.model_class() if log_entry.content_type_id else None
+    organization = None
+    if model is not None and log_entry.object_id:
+        if model is Organization:
+            organization = Organization.objects.filter(pk=log_entry.object_id).first()
+        elif any(f.name == "organization" for f in model._meta.get_fields()):
+            row = model._base_manager.filter(pk=log_entry.object_id).values("organization_id").first()
+            if row is not None:
+                organization = Organization.objects.filter(pk=row["organization_id"]).first()
+    resource_type = model._meta.model_name if model is not None else "object"
+    return audit_record(
+        action=f"{resource_type}.{ADMIN_VERBS[log_entry.action_flag]}",
+        organization=organization,
+        request=current_request(),
+        actor=Actor.support(log_entry.user),
+        resource_type=resource_type,
+        resource_id=str(log_entry.object_id or ""),
+        metadata={"via": "back_office", "object": log_entry.object_repr, "change": log_entry.get_change_message()},
+    )
+
+
+def audit_record_denial(*, request, status: int) -> AuditEvent:
+    """A refused request (403/404) on an organization's page or the API, as ``access.denied``.
+
+    Written to the organization the caller acted as: the API credential's, or
+    the page's when the caller belongs to it; otherwise to the platform chain,
+    so a probe of another organization's ids never writes to that
+    organization's log.
+    """
+    from accounts.models import Organization
+    from accounts.selectors import membership_for_user
+
+    match = request.resolver_match
+    organization = getattr(request, "organization", None)
+    slug = match.kwargs.get("org_slug")
+    if organization is None and slug and getattr(request.user, "is_authenticated", False):
+        candidate = Organization.objects.filter(slug=slug).first()
+        if candidate is not None and membership_for_user(organization=candidate, user=request.user):
+            organization = candidate  # a member refused a page of their own organization
+    metadata = {"route": match.view_name, "method": request.method, "status": status, "path": request.path[:300]}
+    if organization is None and slug:
+        metadata["organization_slug"] = str(slug)[:60]
+    object_ids = [str(v) for k, v in match.kwargs.items() if k != "org_slug"]
+    return audit_record(
+        action="access.denied",
+        organization=organization,
+        request=request,
+        outcome=Outcome.DENIED,
+        resource_type=match.url_name.replace("-", "_")[:60] if match.url_name else "",
+        resource_id=object_ids[0] if object_ids else "",
+        metadata=metadata,
+    )
+
+
 # --- retention -----------------------------------------------------------------------------
 
 
