@@ -10,7 +10,7 @@ from django.conf import settings
 
 from accounts.security_events import emit
 from compliance.models import ActorType, AuditEvent, Outcome
-from compliance.services import _security_action, _security_outcome
+from compliance.services.sources import _security_action, _security_outcome
 from compliance.tests.conftest import api_key_for
 
 pytestmark = pytest.mark.django_db
