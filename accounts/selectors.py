@@ -80,3 +80,18 @@ def api_key_for_authentication(*, prefix: str):
     # On every API request: the organization comes along (one query), the creator only when a write needs it.
     # The prefix is unique, so no ORDER BY (``first()`` would add one).
     return next(iter(ApiKey.objects.unscoped().select_related("organization").filter(prefix=prefix)[:1]), None)
+
+
+def organization_active_by_id_or_slug(*, value: str) -> Organization | None:
+    """The active organization named by its id or its slug, else None (the portal session names one per request)."""
+    import re
+    import uuid
+
+    active = Organization.objects.filter(status=OrganizationStatus.ACTIVE)
+    try:
+        return active.filter(pk=uuid.UUID(value)).first()
+    except ValueError:
+        pass
+    if not re.fullmatch(r"[-a-z0-9_]{1,60}", value or ""):
+        return None  # not a slug at all (and never sent to the database as one)
+    return active.filter(slug=value).first()

@@ -23,7 +23,6 @@ Contract:
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,15 +81,9 @@ class OAuthAccessTokenAuthentication(BaseAuthentication):
         if not raw.startswith(ACCESS_TOKEN_PREFIX):
             return None
 
-        from oauth2_provider.models import get_access_token_model
+        from accounts.oauth.selectors import oauth_access_token_for_authentication
 
-        token = (
-            get_access_token_model()
-            .objects.unscoped()  # the credential names its organization; it is checked below
-            .select_related("application", "application__organization", "user", "organization")
-            .filter(token_checksum=hashlib.sha256(raw.encode("utf-8")).hexdigest())
-            .first()
-        )
+        token = oauth_access_token_for_authentication(raw=raw)  # its organization is checked below
         if token is None or token.application is None:
             self._refuse(request, "unknown")
             raise exceptions.AuthenticationFailed(TOKEN_INVALID, code="oauth_token_invalid")

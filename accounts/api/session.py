@@ -23,17 +23,15 @@ Contract:
 
 from __future__ import annotations
 
-import re
-import uuid
 from dataclasses import dataclass
 
 from rest_framework import exceptions
 from rest_framework.authentication import SessionAuthentication
 
 from accounts.api.credentials import enforce_two_factor_rule
-from accounts.models import Organization, OrganizationStatus, User
+from accounts.models import Organization, User
 from accounts.scopes import scopes_for_role
-from accounts.selectors import membership_for_user
+from accounts.selectors import membership_for_user, organization_active_by_id_or_slug
 
 ORGANIZATION_HEADER = "X-Organization"
 ORGANIZATION_REQUIRED = (
@@ -57,20 +55,6 @@ class SessionCredential:
         return f"user:{self.user.id}"
 
 
-_SLUG = re.compile(r"^[-a-z0-9_]{1,60}$")
-
-
-def _organization_named(value: str) -> Organization | None:
-    active = Organization.objects.filter(status=OrganizationStatus.ACTIVE)
-    try:
-        return active.filter(pk=uuid.UUID(value)).first()
-    except ValueError:
-        pass
-    if not _SLUG.match(value):
-        return None  # not a slug at all (and never sent to the database as one)
-    return active.filter(slug=value).first()
-
-
 class OrganizationSessionAuthentication(SessionAuthentication):
     """``(user, SessionCredential)`` for a signed-in session naming its organization."""
 
@@ -83,7 +67,7 @@ class OrganizationSessionAuthentication(SessionAuthentication):
         name = (request.headers.get(ORGANIZATION_HEADER) or "").strip()
         if not name:
             raise exceptions.AuthenticationFailed(ORGANIZATION_REQUIRED, code="organization_required")
-        organization = _organization_named(name)
+        organization = organization_active_by_id_or_slug(value=name)
         membership = membership_for_user(organization=organization, user=user) if organization else None
         if membership is None:
             raise exceptions.AuthenticationFailed(ORGANIZATION_UNAVAILABLE, code="organization_unavailable")

@@ -219,3 +219,15 @@ def oauth_consent_choices(*, user: User, requested: list[str]) -> list[ConsentCh
             )
         )
     return choices
+
+
+def oauth_access_token_for_authentication(*, raw: str) -> AccessToken | None:
+    """The access token behind ``raw`` (found by its SHA-256), whatever its organization: the token names it."""
+    import hashlib
+
+    return (
+        AccessToken.objects.unscoped()
+        .select_related("application", "application__organization", "user", "organization")
+        .filter(token_checksum=hashlib.sha256(raw.encode("utf-8")).hexdigest())
+        .first()
+    )
