@@ -129,3 +129,15 @@ def test_exceeding_a_limit_is_a_security_event(tight, events):
         client.get(f"/invitations/guess-{n}/")
     exceeded = [e for e in events if e["event"] == "rate_limit.exceeded"]
     assert exceeded and exceeded[0]["route"] == "accounts:invitation-accept" and exceeded[0]["ip"] == "203.0.113.12"
+
+
+def test_second_factor_codes_get_the_tighter_default_limit(owner, monkeypatch):
+    import django_ratelimit.core
+
+    now = time.time()
+    monkeypatch.setattr(django_ratelimit.core, "time", SimpleNamespace(time=lambda: now))
+    client = from_ip("203.0.113.40")
+    statuses = [client.post("/auth/2fa/authenticate/", {"code": "000000"}).status_code for _ in range(11)]
+    assert 429 not in statuses[:10]
+    assert statuses[10] == 429
+    assert client.post("/auth/login/", {"login": owner.email, "password": "wrong"}).status_code == 200  # other pages: own count
