@@ -67,8 +67,8 @@ RUN chmod 0755 /app/deploy/docker-entrypoint.sh \
     DATABASE_URL=postgres://build:build@127.0.0.1:5432/build \
     REDIS_URL=redis://127.0.0.1:6379/0 \
     EMAIL_HOST=localhost \
-    JAGCALL_MASTER_KEYSET="$(python -m jagcall.crypto.keygen master)" \
-    JAGCALL_BLIND_INDEX_KEYS="$(python -m jagcall.crypto.keygen blind-index)" \
+    JAGCALL_MASTER_KEYSET="$(python -m jagcall.kernel.crypto.keygen master)" \
+    JAGCALL_BLIND_INDEX_KEYS="$(python -m jagcall.kernel.crypto.keygen blind-index)" \
     python manage.py collectstatic --noinput
 
 USER 10001:10001

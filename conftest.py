@@ -24,7 +24,7 @@ def _is_controller(config) -> bool:
 
 
 def _stop_and_remove(data_dir) -> None:
-    from jagcall.embedded import EmbeddedPostgres, EmbeddedRedis
+    from jagcall.kernel.embedded import EmbeddedPostgres, EmbeddedRedis
 
     EmbeddedRedis(data_dir / "redis").stop()
     EmbeddedPostgres(data_dir / "pg").stop()
@@ -61,7 +61,7 @@ def pytest_sessionfinish(session, exitstatus):
 
     if not getattr(settings, "TESTING", False):
         return
-    from jagcall.embedded import EmbeddedPostgres, EmbeddedRedis
+    from jagcall.kernel.embedded import EmbeddedPostgres, EmbeddedRedis
 
     # [!!] Only servers this process started: a pytest run started by a test
     # (on the same data directory) must never stop the servers of the run around it.
@@ -82,7 +82,7 @@ def _clear_cache_between_tests():
     and cold key caches: keysets made by a rolled-back test must not linger in memory."""
     from django.core.cache import cache
 
-    from jagcall.crypto import keys, sealed
+    from jagcall.kernel.crypto import keys, sealed
 
     cache.clear()
     keys.evict()

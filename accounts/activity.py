@@ -35,7 +35,7 @@ def activity_record(
     metadata: dict | None = None,
     outcome: str = "success",
 ) -> None:
-    from jagcall.logging import current_request
+    from jagcall.kernel.logging import current_request
 
     if resource is not None:
         resource_type = resource_type or getattr(type(resource), "audit_resource_type", None) or type(resource).__name__.lower()

@@ -8,7 +8,7 @@ from django.utils.html import format_html_join
 from accounts import services
 from accounts.models import ApiKey, Invitation, Membership, Organization, OrganizationStatus, SamlConfiguration, SamlIdentity, User
 from accounts.permissions import PERMISSIONS, has_permission
-from jagcall.admin import ReadOnlyModelAdmin
+from jagcall.kernel.admin import ReadOnlyModelAdmin
 
 
 class MembershipInline(admin.TabularInline):

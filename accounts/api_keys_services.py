@@ -23,7 +23,7 @@ from django.utils import timezone
 from accounts.models import ApiKey, Organization, User
 from accounts.scopes import SCOPES, unknown_scopes
 from accounts.security_events import emit
-from jagcall.errors import ApplicationError, PermissionDenied
+from jagcall.kernel.errors import ApplicationError, PermissionDenied
 
 KEY_PREFIX = "jc_live_"
 PREFIX_LENGTH = 10

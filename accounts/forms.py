@@ -5,7 +5,7 @@ from django.db import transaction
 
 from accounts import services
 from accounts.permissions import Role
-from jagcall.errors import ApplicationError
+from jagcall.kernel.errors import ApplicationError
 
 
 class OrganizationCreateForm(forms.Form):

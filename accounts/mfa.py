@@ -1,7 +1,7 @@
 """Two-factor authentication on django-allauth's MFA: our adapter and rules.
 
 - TOTP secrets and the recovery-code seed are sealed by the encryption
-  kernel (jagcall.crypto.sealed), never stored in clear.
+  kernel (jagcall.kernel.crypto.sealed), never stored in clear.
 - Recovery codes: 10 codes of 34 digits, i.e. about 113 bits each (ASVS asks
   112), derived from a sealed seed; each works once.
 - TOTP: RFC 6238, 30 s steps, codes of the previous and next step accepted;
@@ -16,7 +16,7 @@ from allauth.mfa.adapter import DefaultMFAAdapter
 from django.core.cache import cache
 
 from accounts.security_events import emit
-from jagcall.crypto.sealed import seal, unseal
+from jagcall.kernel.crypto.sealed import seal, unseal
 
 PURPOSE = "mfa"
 
@@ -66,7 +66,7 @@ def _sealed_values(authenticator) -> list[str]:
 
 
 def _key_ids(authenticator):
-    from jagcall.crypto.sealed import sealed_key_id
+    from jagcall.kernel.crypto.sealed import sealed_key_id
 
     return [sealed_key_id(v) for v in _sealed_values(authenticator)]
 
@@ -83,7 +83,7 @@ def _reseal(authenticator) -> None:
 
 
 def register_sealed_source() -> None:
-    from jagcall.crypto.sealed import register_source
+    from jagcall.kernel.crypto.sealed import register_source
 
     register_source("mfa-authenticators", iterate=_authenticators, reseal=_reseal, key_ids=_key_ids)
 

@@ -74,6 +74,6 @@ class SensitiveRateLimitMiddleware:
         # Whole seconds until the window turns; in its last second that rounds to 0, so say 1.
         retry_after = max(1, int(usage["time_left"]))
         emit("rate_limit.exceeded", request=request, route=name, rate=rate, at=int(time.time()))
-        from jagcall.views import too_many_requests
+        from jagcall.kernel.views import too_many_requests
 
         return too_many_requests(request, retry_after=retry_after)

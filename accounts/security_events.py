@@ -30,7 +30,7 @@ def client_ip(request) -> str | None:
 
 def emit(kind: str, *, request=None, user=None, email: str | None = None, organization=None, **details) -> dict:
     if request is None:  # a service called without it: the request being handled, if any
-        from jagcall.logging import current_request
+        from jagcall.kernel.logging import current_request
 
         request = current_request()
     event = {

@@ -25,8 +25,8 @@ from accounts.events import publish_org_event
 from accounts.models import Invitation, Membership, Organization, OrganizationStatus, User, normalize_email
 from accounts.permissions import Role, can_manage_member, has_permission
 from accounts.selectors import membership_for_user, user_email_verified
-from jagcall.crypto.services import organization_keys_create
-from jagcall.errors import ApplicationError, PermissionDenied
+from jagcall.kernel.crypto.services import organization_keys_create
+from jagcall.kernel.errors import ApplicationError, PermissionDenied
 
 RESERVED_SLUGS = {"new", "admin", "api", "static", "media", "o", "orgs", "login", "logout", "invitations"}
 

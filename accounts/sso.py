@@ -31,7 +31,7 @@ from accounts.permissions import Role
 from accounts.security_events import emit
 from accounts.selectors import membership_for_user
 from accounts.services import _require, user_create
-from jagcall.errors import ApplicationError
+from jagcall.kernel.errors import ApplicationError
 
 logger = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ from saml2.validate import ResponseLifetimeExceed, ToEarly
 
 from accounts import sso
 from accounts.security_events import emit
-from jagcall.errors import ApplicationError
+from jagcall.kernel.errors import ApplicationError
 
 logger = logging.getLogger(__name__)
 

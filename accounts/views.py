@@ -23,7 +23,7 @@ from accounts.forms import (
 )
 from accounts.mixins import SESSION_LAST_ORG, OrganizationViewMixin
 from accounts.permissions import Role, has_permission, permission_table
-from jagcall.errors import ApplicationError
+from jagcall.kernel.errors import ApplicationError
 
 
 def _apply_error(form, error: ApplicationError) -> None:

@@ -15,7 +15,7 @@ from rest_framework.views import APIView
 from accounts import selectors
 from accounts.api.views import MembershipOutputSerializer
 from accounts.models import Organization
-from jagcall.api.pagination import CursorPagination
+from jagcall.kernel.api.pagination import CursorPagination
 from jagcall.urls import handler403, handler404, handler500, urlpatterns as project_urlpatterns  # noqa: F401
 
 

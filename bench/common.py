@@ -124,7 +124,7 @@ def _cleanup(settings_loaded, environment_ready, old_name, data_dir: Path, owned
 
             teardown_test_environment()
         connections.close_all()
-    from jagcall.embedded import EmbeddedPostgres, EmbeddedRedis
+    from jagcall.kernel.embedded import EmbeddedPostgres, EmbeddedRedis
 
     if started_redis:
         EmbeddedRedis(data_dir / "redis").stop()

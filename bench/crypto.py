@@ -1,4 +1,4 @@
-"""Benchmark of the encryption kernel (jagcall/crypto): fields, listings, files.
+"""Benchmark of the encryption kernel (jagcall/kernel/crypto): fields, listings, files.
 
 Run from the repository root:
 
@@ -206,8 +206,8 @@ class NullSink(io.RawIOBase):
 
 
 def bench_fields(org, *, values: int, repeat: int, results: dict):
-    from jagcall.crypto.fields import FORMAT, Ciphertext
-    from jagcall.crypto.keys import organization_keys
+    from jagcall.kernel.crypto.fields import FORMAT, Ciphertext
+    from jagcall.kernel.crypto.keys import organization_keys
     from tests.crypto_example.models import SecretNote
 
     section(f"1. Field throughput: {values:,} values of 1 KB, median of {repeat}")
@@ -343,9 +343,9 @@ def bench_listing(org, *, rows: int, repeat: int, profile: bool, results: dict):
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    from jagcall.crypto import keys
-    from jagcall.crypto.fields import FORMAT, Ciphertext, associated_data
-    from jagcall.crypto.keys import organization_keys
+    from jagcall.kernel.crypto import keys
+    from jagcall.kernel.crypto.fields import FORMAT, Ciphertext, associated_data
+    from jagcall.kernel.crypto.keys import organization_keys
     from tests.crypto_example.models import PlainNote, SecretNote
 
     section(f"2. Listing cost: {rows:,} rows, two encrypted fields, median of {repeat} alternating A/B rounds")
@@ -648,8 +648,8 @@ def bench_listing(org, *, rows: int, repeat: int, profile: bool, results: dict):
 def bench_file(org, size_mb: int, block: bytes, results: dict, key: str):
     from django.core.files import File
 
-    from jagcall.crypto.keys import organization_keys
-    from jagcall.crypto.storage import CHUNK, HEADER_SIZE, EncryptedFileStorage, encrypted_upload_to, file_associated_data
+    from jagcall.kernel.crypto.keys import organization_keys
+    from jagcall.kernel.crypto.storage import CHUNK, HEADER_SIZE, EncryptedFileStorage, encrypted_upload_to, file_associated_data
     from tests.crypto_example.models import SecretNote
 
     size = size_mb * MB

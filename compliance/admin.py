@@ -14,7 +14,7 @@ from django.utils.functional import cached_property
 from django.utils.html import format_html
 
 from compliance.models import AuditChainCheckpoint, AuditEvent, AuditEventQuerySet
-from jagcall.admin import ReadOnlyModelAdmin
+from jagcall.kernel.admin import ReadOnlyModelAdmin
 
 # django-auditlog is used only for its model diff (compliance/diff.py); its LogEntry
 # table is never written, so its admin page would only mislead.

@@ -115,7 +115,7 @@ def json_safe(value):
     if isinstance(value, (uuid.UUID, Decimal)):
         return str(value)
     if isinstance(value, (bytes, bytearray, memoryview)):
-        from jagcall.crypto.fields import Ciphertext
+        from jagcall.kernel.crypto.fields import Ciphertext
 
         return ENCRYPTED if isinstance(value, Ciphertext) else "[binary]"
     if isinstance(value, Model):

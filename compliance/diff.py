@@ -46,7 +46,7 @@ def _registry():
 
 
 def _is_encrypted(field) -> bool:
-    from jagcall.crypto.fields import EncryptedFieldMixin
+    from jagcall.kernel.crypto.fields import EncryptedFieldMixin
 
     return isinstance(field, EncryptedFieldMixin) or type(field).__name__.startswith("Encrypted")
 

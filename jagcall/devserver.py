@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         _say(f"Redis (embedded, {settings.DATA_DIR / 'redis'}): "
              f"{'started' if settings.EMBEDDED_REDIS_STARTED else 'already running, reused'}")
 
-    from jagcall.crypto.keys import master
+    from jagcall.kernel.crypto.keys import master
 
     _say(f"encryption: master keyset from {master.source}"
          + (" (generated for development; keep it with the data)" if settings.JAGCALL_GENERATE_DEV_KEYS else ""))
@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
             except subprocess.TimeoutExpired:
                 os.killpg(child.pid, signal.SIGKILL)
                 child.wait()
-        from jagcall.embedded import EmbeddedPostgres, EmbeddedRedis
+        from jagcall.kernel.embedded import EmbeddedPostgres, EmbeddedRedis
 
         if embedded_redis:
             EmbeddedRedis(settings.DATA_DIR / "redis").stop()

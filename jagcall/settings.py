@@ -1,7 +1,7 @@
 """JagCall settings: one module, every value from the environment.
 
 Development needs nothing set: with DEBUG on, the project starts its own
-PostgreSQL + pgvector and Redis under .data/ (jagcall/embedded.py) and keeps
+PostgreSQL + pgvector and Redis under .data/ (jagcall/kernel/embedded.py) and keeps
 a generated SECRET_KEY there. With DEBUG off (the default) it refuses to
 start without SECRET_KEY, ALLOWED_HOSTS, DATABASE_URL, REDIS_URL and
 EMAIL_HOST.
@@ -19,7 +19,7 @@ import dj_database_url
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
-from jagcall.env import env, is_set
+from jagcall.kernel.env import env, is_set
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -68,7 +68,7 @@ EMBEDDED_POSTGRES_STARTED = EMBEDDED_REDIS_STARTED = False
 if is_set("DATABASE_URL"):
     DATABASE_URL = env("DATABASE_URL")
 else:
-    from jagcall.embedded import EmbeddedPostgres
+    from jagcall.kernel.embedded import EmbeddedPostgres
 
     _pg = EmbeddedPostgres(DATA_DIR / "pg")
     EMBEDDED_POSTGRES_STARTED = _pg.ensure_running()
@@ -76,7 +76,7 @@ else:
 if is_set("REDIS_URL"):
     REDIS_URL = env("REDIS_URL")
 else:
-    from jagcall.embedded import EmbeddedRedis
+    from jagcall.kernel.embedded import EmbeddedRedis
 
     _redis = EmbeddedRedis(DATA_DIR / "redis")
     EMBEDDED_REDIS_STARTED = _redis.ensure_running()
@@ -125,7 +125,7 @@ SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
 
-# --- encryption keys (jagcall/crypto, docs/security/encryption.md) -------------
+# --- encryption keys (jagcall/kernel/crypto, docs/security/encryption.md) -------------
 # The master keyset wraps every organization's data keysets. Give exactly one:
 # a Tink AES256_GCM keyset as JSON, a file holding it, or a KMS key URI.
 JAGCALL_MASTER_KEYSET = env("JAGCALL_MASTER_KEYSET", default="")
@@ -147,7 +147,7 @@ if not EMBEDDED_SERVICES_ALLOWED and not any(_master_sources):
     raise ImproperlyConfigured(
         "A master keyset is required when DEBUG is off: set JAGCALL_MASTER_KEYSET (Tink JSON), "
         "JAGCALL_MASTER_KEYSET_FILE or JAGCALL_MASTER_KEY_URI. Make one with "
-        "`python -m jagcall.crypto.keygen master` (see docs/security/encryption.md)."
+        "`python -m jagcall.kernel.crypto.keygen master` (see docs/security/encryption.md)."
     )
 if JAGCALL_GENERATE_DEV_KEYS:
     JAGCALL_MASTER_KEYSET_FILE = str(DATA_DIR / "master_keyset.json")
@@ -176,7 +176,7 @@ INSTALLED_APPS = [
     "django_filters",
     "django_htmx",
     "django_ratelimit",
-    "jagcall.crypto",
+    "jagcall.kernel.crypto",
     "allauth",
     "allauth.account",
     "allauth.mfa",
@@ -187,7 +187,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    "jagcall.logging.RequestIdMiddleware",
+    "jagcall.kernel.logging.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -203,7 +203,7 @@ MIDDLEWARE = [
     "accounts.ratelimits.SensitiveRateLimitMiddleware",
     "compliance.middleware.AuditDenialsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
-    "jagcall.api.throttling.RateLimitHeadersMiddleware",
+    "jagcall.kernel.api.throttling.RateLimitHeadersMiddleware",
 ]
 
 ROOT_URLCONF = "jagcall.urls"
@@ -477,11 +477,11 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
-    "DEFAULT_PAGINATION_CLASS": "jagcall.api.pagination.CursorPagination",
+    "DEFAULT_PAGINATION_CLASS": "jagcall.kernel.api.pagination.CursorPagination",
     "PAGE_SIZE": 50,
-    "EXCEPTION_HANDLER": "jagcall.api.errors.exception_handler",
-    "DEFAULT_SCHEMA_CLASS": "jagcall.api.schema.AutoSchema",
-    "DEFAULT_THROTTLE_CLASSES": ["jagcall.api.throttling.SlidingWindowThrottle"],
+    "EXCEPTION_HANDLER": "jagcall.kernel.api.errors.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "jagcall.kernel.api.schema.AutoSchema",
+    "DEFAULT_THROTTLE_CLASSES": ["jagcall.kernel.api.throttling.SlidingWindowThrottle"],
     "UNAUTHENTICATED_USER": None,
 }
 # Per credential (API key) or per person (JWT, session), per minute.
@@ -494,8 +494,8 @@ API_RATE_LIMIT_ORGANIZATION_MULTIPLIER = env("API_RATE_LIMIT_ORGANIZATION_MULTIP
 # --- OpenAPI schema of the API (drf-spectacular) -------------------------------
 # Served at /api/v1/schema/ with Swagger UI at /api/docs/; the UI's assets come
 # from drf-spectacular-sidecar through our own static files, never a CDN.
-# jagcall.api registers the schema extensions (jagcall/api/schema.py) at startup.
-INSTALLED_APPS = [*INSTALLED_APPS, "drf_spectacular", "drf_spectacular_sidecar", "jagcall.api"]
+# jagcall.kernel.api registers the schema extensions (jagcall/kernel/api/schema.py) at startup.
+INSTALLED_APPS = [*INSTALLED_APPS, "drf_spectacular", "drf_spectacular_sidecar", "jagcall.kernel.api"]
 SPECTACULAR_SETTINGS = {
     "TITLE": "JagCall API",
     "VERSION": "1.0.0",
@@ -515,7 +515,7 @@ SPECTACULAR_SETTINGS = {
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SERVE_AUTHENTICATION": [],
     # Only the public API: any other DRF view (none today) stays out of the schema.
-    "PREPROCESSING_HOOKS": ["jagcall.api.schema.only_public_api"],
+    "PREPROCESSING_HOOKS": ["jagcall.kernel.api.schema.only_public_api"],
     "COMPONENT_SPLIT_REQUEST": True,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
@@ -603,7 +603,7 @@ LOG_LEVEL = env("LOG_LEVEL", default="INFO")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "jagcall.logging.RequestIdFilter"}},
+    "filters": {"request_id": {"()": "jagcall.kernel.logging.RequestIdFilter"}},
     "formatters": {
         "json": {
             "()": "pythonjsonlogger.json.JsonFormatter",

@@ -4,7 +4,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from jagcall import health
+from jagcall.kernel import health
 
 admin.site.site_header = "JagCall back office"
 admin.site.site_title = "JagCall back office"
@@ -38,8 +38,8 @@ urlpatterns = [
     path("", include("accounts.urls")),
 ]
 
-handler403 = "jagcall.views.permission_denied"
-handler404 = "jagcall.views.page_not_found"
-handler500 = "jagcall.views.server_error"
+handler403 = "jagcall.kernel.views.permission_denied"
+handler404 = "jagcall.kernel.views.page_not_found"
+handler500 = "jagcall.kernel.views.server_error"
 # Also what allauth answers when its own limits are reached.
-handler429 = "jagcall.views.too_many_requests"
+handler429 = "jagcall.kernel.views.too_many_requests"

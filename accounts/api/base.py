@@ -21,7 +21,7 @@ from accounts.api.session import OrganizationSessionAuthentication
 from accounts.permissions import OrganizationScopePermission
 from accounts.selectors import membership_for_user
 from accounts.tenancy import get_for_org_or_404
-from jagcall.api import idempotency
+from jagcall.kernel.api import idempotency
 
 _SEALED = ("initial", "get_queryset", "get_object", "get_permissions")
 
@@ -36,7 +36,7 @@ class OrganizationAPIView(APIView):
     accepted in ``Authorization: Bearer``; a signed-in portal session is
     accepted with its CSRF token and an ``X-Organization`` header
     (accounts/api/session.py). A POST may carry an
-    ``Idempotency-Key`` (jagcall/api/idempotency.py): checked last in
+    ``Idempotency-Key`` (jagcall/kernel/api/idempotency.py): checked last in
     ``initial()``, its result stored in ``finalize_response()``.
     """
 

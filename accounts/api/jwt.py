@@ -48,7 +48,7 @@ from rest_framework_simplejwt.utils import datetime_from_epoch
 from accounts.models import Membership, Organization, OrganizationStatus, User
 from accounts.security_events import emit
 from accounts.selectors import membership_for_user, user_email_verified
-from jagcall.errors import ApplicationError
+from jagcall.kernel.errors import ApplicationError
 
 ORG_CLAIM = "org"
 FAMILY_CLAIM = "fam"  # one id per chain of rotated refresh tokens

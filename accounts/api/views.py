@@ -2,7 +2,7 @@
 
 Token endpoints take no credential header (the password, or the refresh
 token, is the credential) and answer errors in the API's one error shape
-(jagcall/api/errors.py), never cached.
+(jagcall/kernel/api/errors.py), never cached.
 Everything else derives from OrganizationAPIView and authenticates with a
 JWT bound to one organization (accounts/api/jwt.py).
 """
@@ -27,9 +27,9 @@ from accounts.api_keys_services import api_key_create, api_key_revoke
 from accounts.models import ApiKey, Membership
 from accounts.permissions import has_permission
 from accounts.scopes import ALL_SCOPES
-from jagcall.api.errors import exception_handler
-from jagcall.api.pagination import CursorPagination
-from jagcall.errors import ApplicationError, PermissionDenied
+from jagcall.kernel.api.errors import exception_handler
+from jagcall.kernel.api.pagination import CursorPagination
+from jagcall.kernel.errors import ApplicationError, PermissionDenied
 
 # Token responses must never be cached by a client or proxy (RFC 6749, 5.1).
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}

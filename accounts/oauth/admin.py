@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 
-from jagcall.admin import ReadOnlyModelAdmin
+from jagcall.kernel.admin import ReadOnlyModelAdmin
 from accounts.oauth import services
 
 _ORGANIZATION_SEARCH = ("organization__name", "organization__slug")

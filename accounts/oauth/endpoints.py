@@ -30,7 +30,7 @@ from oauthlib.oauth2.rfc6749 import errors
 from accounts.mixins import SESSION_LAST_ORG
 from accounts.scopes import SCOPES, scope_choices
 from accounts.security_events import emit
-from jagcall.errors import ApplicationError
+from jagcall.kernel.errors import ApplicationError
 from accounts.oauth import selectors, services
 from accounts.oauth.forms import ConsentForm
 from accounts.oauth.validators import RESOURCE_UNSUPPORTED

@@ -17,7 +17,7 @@ from django.utils import timezone
 from accounts.models import Organization, User
 from accounts.scopes import SCOPES, scopes_for_role, unknown_scopes
 from accounts.security_events import emit
-from jagcall.errors import ApplicationError
+from jagcall.kernel.errors import ApplicationError
 from accounts.oauth.models import LOOPBACK_HOSTS, AccessToken, Application, Grant, RefreshToken
 from accounts.oauth.selectors import oauth_application_acts_in
 from accounts.oauth.tokens import generate_client_secret_value

@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.views import View
 
 from accounts.mixins import OrganizationViewMixin
-from jagcall.errors import ApplicationError
+from jagcall.kernel.errors import ApplicationError
 from accounts.oauth import selectors, services
 from accounts.oauth.forms import ApplicationCreateForm, ApplicationUpdateForm
 

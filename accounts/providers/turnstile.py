@@ -40,7 +40,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.http.request import validate_host
 from django.utils import timezone
 
-from jagcall.errors import ApplicationError
+from jagcall.kernel.errors import ApplicationError
 
 logger = logging.getLogger(__name__)
 

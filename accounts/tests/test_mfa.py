@@ -15,7 +15,7 @@ from django.db import connection
 
 from accounts import services
 from accounts.tests.factories import DEFAULT_PASSWORD, MembershipFactory, UserFactory, enable_totp
-from jagcall.crypto import sealed
+from jagcall.kernel.crypto import sealed
 
 pytestmark = pytest.mark.django_db
 

@@ -10,7 +10,7 @@ from accounts import services
 from accounts.models import Invitation, Membership, Organization
 from accounts.permissions import Role
 from accounts.tests.factories import InvitationFactory, MembershipFactory, UserFactory
-from jagcall.errors import ApplicationError, PermissionDenied
+from jagcall.kernel.errors import ApplicationError, PermissionDenied
 
 pytestmark = pytest.mark.django_db
 

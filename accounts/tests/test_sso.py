@@ -30,7 +30,7 @@ from accounts.models import Membership, SamlConfiguration, SamlIdentity, User
 from accounts.permissions import Role
 from accounts.security_events import security_event
 from accounts.tests.factories import DEFAULT_PASSWORD, MembershipFactory, UserFactory
-from jagcall.errors import ApplicationError
+from jagcall.kernel.errors import ApplicationError
 
 pytestmark = pytest.mark.django_db
 

@@ -259,7 +259,7 @@ def test_plain_http_is_refused_for_a_verify_url_that_is_not_loopback(turnstile, 
 
 
 def test_the_refusal_is_an_application_error_for_the_form(turnstile):
-    from jagcall.errors import ApplicationError
+    from jagcall.kernel.errors import ApplicationError
 
     error = refused(turnstile.issue_token(action="login"))
 

@@ -11,7 +11,7 @@ from accounts.api.base import OrganizationAPIView
 from compliance import selectors, services
 from compliance.forms import AuditEventFilterSet
 from compliance.models import AuditEvent
-from jagcall.api.pagination import CursorPagination
+from jagcall.kernel.api.pagination import CursorPagination
 
 
 class AuditEventCursorPagination(CursorPagination):

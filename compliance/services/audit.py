@@ -88,7 +88,7 @@ def _resource_type_of(instance) -> str:
 
 def _request_facts(request) -> tuple[str | None, str, str]:
     """(ip, user agent, request id) of a request, or of the running task/request context."""
-    from jagcall.logging import current_request_id
+    from jagcall.kernel.logging import current_request_id
 
     request_id = current_request_id()
     request_id = "" if request_id == "-" else request_id

@@ -63,7 +63,7 @@ def _security_actor(kind: str, event: dict, details: dict) -> Actor:
     if kind == "api_key.rejected":
         return Actor.for_api_key_prefix(str(details.get("prefix") or ""))
     # An API key or OAuth application acting (e.g. a key creating another): the credential is the actor.
-    from jagcall.logging import current_request
+    from jagcall.kernel.logging import current_request
 
     request = current_request()
     credential = getattr(request, "auth", None) if request is not None else None
@@ -100,7 +100,7 @@ def audit_record_security_event(*, event: dict) -> AuditEvent:
     if event.get("email") and event.get("email") != actor.label:
         details["email"] = event["email"]
     resource_type, resource_id = _security_resource(kind, event, details)
-    from jagcall.logging import current_request_id
+    from jagcall.kernel.logging import current_request_id
 
     request_id = event.get("request_id") or current_request_id()
     return _append(
@@ -159,7 +159,7 @@ def audit_record_admin_change(*, log_entry) -> AuditEvent | None:
     if log_entry.action_flag not in ADMIN_VERBS:
         return None
     from accounts.models import Organization
-    from jagcall.logging import current_request
+    from jagcall.kernel.logging import current_request
 
     model = log_entry.content_type.model_class() if log_entry.content_type_id else None
     organization = None

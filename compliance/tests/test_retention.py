@@ -177,6 +177,6 @@ def test_verify_chains_logs_and_emits_a_security_event_when_broken(organization,
 
 
 def test_retention_defaults_to_a_year(settings):
-    from jagcall.env import env
+    from jagcall.kernel.env import env
 
     assert settings.AUDIT_RETENTION_DAYS == env("AUDIT_RETENTION_DAYS", default=365, cast=int)

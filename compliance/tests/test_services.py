@@ -125,7 +125,7 @@ def test_model_changes_come_from_the_model_diff_and_hide_secrets(organization):
 
 
 def test_encrypted_fields_are_never_decrypted_nor_recorded(organization, monkeypatch):
-    from jagcall.crypto.fields import EncryptedFieldMixin
+    from jagcall.kernel.crypto.fields import EncryptedFieldMixin
     from tests.crypto_example.models import SecretNote
 
     note = SecretNote(organization=organization, title="Call notes", body="the patient's diagnosis")

@@ -8,7 +8,7 @@ from rest_framework.response import Response
 from rest_framework.test import APIRequestFactory
 from rest_framework.views import APIView
 
-from jagcall.errors import ApplicationError
+from jagcall.kernel.errors import ApplicationError
 
 pytestmark = pytest.mark.django_db
 

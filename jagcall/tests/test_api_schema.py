@@ -1,7 +1,7 @@
 """The OpenAPI schema at /api/v1/schema/ and the docs at /api/docs/.
 
 The schema must describe every route under /api/v1/, carry the API's
-conventions on every operation (jagcall/api/schema.py), validate with
+conventions on every operation (jagcall/kernel/api/schema.py), validate with
 ``--fail-on-warn``, and its docs page must load nothing from outside.
 """
 
@@ -29,9 +29,9 @@ from rest_framework.response import Response
 from accounts.api.base import OrganizationAPIView
 from accounts.models import Membership
 from accounts.tests.urlwalk import all_routes
-from jagcall.api.errors import error_body, exception_handler
-from jagcall.api.schema import ERROR_SCHEMA
-from jagcall.errors import ApplicationError
+from jagcall.kernel.api.errors import error_body, exception_handler
+from jagcall.kernel.api.schema import ERROR_SCHEMA
+from jagcall.kernel.errors import ApplicationError
 
 SCHEMA_URL = "/api/v1/schema/"
 DOCS_URL = "/api/docs/"

@@ -29,7 +29,7 @@ import psycopg
 import pytest
 
 from accounts.management.commands.seed_demo import DEMO_PASSWORD
-from jagcall.embedded import EmbeddedPostgres, EmbeddedRedis
+from jagcall.kernel.embedded import EmbeddedPostgres, EmbeddedRedis
 
 pytestmark = pytest.mark.slow
 

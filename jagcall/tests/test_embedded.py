@@ -18,7 +18,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 from django.db import connection
 
-from jagcall.embedded import EmbeddedPostgres, EmbeddedRedis
+from jagcall.kernel.embedded import EmbeddedPostgres, EmbeddedRedis
 
 
 def _gone(pid: int) -> bool:

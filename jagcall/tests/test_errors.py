@@ -3,7 +3,7 @@
 import pytest
 from django.test import RequestFactory
 
-from jagcall.views import server_error
+from jagcall.kernel.views import server_error
 
 
 @pytest.mark.django_db

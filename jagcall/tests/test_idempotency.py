@@ -18,7 +18,7 @@ from accounts.api.base import OrganizationAPIView
 from accounts.api_keys_services import api_key_create
 from accounts.models import ApiKey
 from accounts.scopes import ALL_SCOPES
-from jagcall.api import idempotency
+from jagcall.kernel.api import idempotency
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls(__name__)]
 

@@ -11,7 +11,7 @@ import pytest
 from django.conf import settings
 from pythonjsonlogger.json import JsonFormatter
 
-from jagcall.logging import RequestIdFilter
+from jagcall.kernel.logging import RequestIdFilter
 
 HEX_ID = re.compile(r"^[0-9a-f]{32}$")
 

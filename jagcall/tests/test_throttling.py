@@ -1,4 +1,4 @@
-"""API rate limits (jagcall/api/throttling.py) against the real Redis of the test run.
+"""API rate limits (jagcall/kernel/api/throttling.py) against the real Redis of the test run.
 
 Most HTTP tests lower the limits through settings so they stay fast; the
 limiter itself is also checked at the real 200/30 figures, and the
@@ -27,7 +27,7 @@ from rest_framework.test import APIClient
 from accounts.api.jwt import OrganizationRefreshToken
 from accounts.permissions import Role
 from accounts.tests.factories import MembershipFactory, OrganizationFactory, UserFactory
-from jagcall.api import throttling
+from jagcall.kernel.api import throttling
 
 ME_URL = "/api/v1/me"
 TOKEN_URL = "/api/v1/auth/token"
@@ -169,7 +169,7 @@ def test_with_the_limiter_unreachable_requests_go_through_and_it_is_logged(small
         port = probe.getsockname()[1]
     small_limits.REDIS_CACHE_URL = f"redis://127.0.0.1:{port}/0"
     client = client_for(access_token())
-    with caplog.at_level("ERROR", logger="jagcall.api"):
+    with caplog.at_level("ERROR", logger="jagcall.kernel.api"):
         answers = [client.get(ME_URL) for _ in range(7)]  # more than the 5 reads allowed
     assert [a.status_code for a in answers] == [200] * 7
     assert all("RateLimit-Limit" not in a for a in answers)  # nothing was counted, so nothing is announced

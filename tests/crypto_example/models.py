@@ -1,9 +1,9 @@
 from django.db import models
 
 from accounts.tenancy import OrganizationOwned
-from jagcall.crypto.blind_index import BlindIndexField
-from jagcall.crypto.fields import EncryptedBinaryField, EncryptedJSONField, EncryptedTextField
-from jagcall.crypto.storage import EncryptedFileStorage, encrypted_upload_to
+from jagcall.kernel.crypto.blind_index import BlindIndexField
+from jagcall.kernel.crypto.fields import EncryptedBinaryField, EncryptedJSONField, EncryptedTextField
+from jagcall.kernel.crypto.storage import EncryptedFileStorage, encrypted_upload_to
 
 
 def normalize_phone(value: str) -> str:

@@ -364,8 +364,8 @@ def _settings_env(tmp_path: Path, **overrides: str) -> dict[str, str]:
         **env_example(),
         **service_environment("web"),
     }
-    # The keys an operator makes with jagcall.crypto.keygen (the example holds placeholders).
-    from jagcall.crypto.keygen import blind_index_key, master_keyset_json
+    # The keys an operator makes with jagcall.kernel.crypto.keygen (the example holds placeholders).
+    from jagcall.kernel.crypto.keygen import blind_index_key, master_keyset_json
 
     master = tmp_path / "master_keyset.json"
     master.write_text(master_keyset_json())

@@ -8,7 +8,7 @@ from django.utils import timezone
 from accounts.api_keys_services import api_key_create
 from accounts.models import Organization, OrganizationStatus
 from accounts.scopes import ALL_SCOPES, SCOPES, unknown_scopes
-from jagcall.errors import ApplicationError
+from jagcall.kernel.errors import ApplicationError
 
 
 class Command(BaseCommand):

@@ -7,7 +7,7 @@ from django.db import transaction
 
 from accounts import services
 from accounts.models import User
-from jagcall.errors import ApplicationError
+from jagcall.kernel.errors import ApplicationError
 
 
 class Command(BaseCommand):

@@ -9,7 +9,7 @@ from django.contrib.auth.hashers import check_password, identify_hasher
 from django.urls import reverse
 
 from compliance.models import AuditEvent
-from jagcall.errors import ApplicationError
+from jagcall.kernel.errors import ApplicationError
 from accounts.oauth.models import Application, Grant
 from accounts.oauth.services import oauth_application_rotate_secret, oauth_application_update
 from accounts.oauth.tests.factories import (

@@ -15,7 +15,7 @@ from django.urls import reverse
 from accounts.permissions import Role
 from accounts.tests.factories import MembershipFactory, OrganizationFactory
 from compliance.models import AuditEvent
-from jagcall.errors import ApplicationError
+from jagcall.kernel.errors import ApplicationError
 from accounts.oauth.models import AccessToken, Grant, RefreshToken
 from accounts.oauth.services import oauth_organization_connection_revoke
 from accounts.oauth.tests.factories import exchange, obtain_code, refresh, register, tokens_for

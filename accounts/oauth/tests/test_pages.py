@@ -7,7 +7,7 @@ from django.contrib import admin
 from django.urls import reverse
 
 from accounts.tests.factories import UserFactory, enable_totp
-from jagcall.errors import ApplicationError
+from jagcall.kernel.errors import ApplicationError
 from accounts.oauth.models import AccessToken, Application, RefreshToken
 from accounts.oauth.services import oauth_application_create
 from accounts.oauth.tests.factories import REDIRECT_URI, refresh, register, tokens_for

@@ -43,8 +43,8 @@ from django.http.request import RawPostDataException
 from rest_framework.response import Response
 from rest_framework.utils.encoders import JSONEncoder
 
-from jagcall.api.throttling import caller_key
-from jagcall.errors import ApplicationError
+from jagcall.kernel.api.throttling import caller_key
+from jagcall.kernel.errors import ApplicationError
 
 logger = logging.getLogger(__name__)
 

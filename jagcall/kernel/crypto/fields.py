@@ -24,7 +24,7 @@ from django.core import checks, exceptions
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 
-from jagcall.crypto.keys import organization_keys
+from jagcall.kernel.crypto.keys import organization_keys
 
 FORMAT = b"jc1"
 _FORMAT_LEN = len(FORMAT)

@@ -26,7 +26,7 @@ from django.core.files.storage import Storage
 from django.utils.deconstruct import deconstructible
 from django.utils.module_loading import import_string
 
-from jagcall.crypto.keys import organization_keys
+from jagcall.kernel.crypto.keys import organization_keys
 
 MAGIC = b"jcf1"
 HEADER_SIZE = len(MAGIC) + 4

@@ -1,6 +1,6 @@
 import pytest
 
-from jagcall.crypto import keys
+from jagcall.kernel.crypto import keys
 
 
 @pytest.fixture

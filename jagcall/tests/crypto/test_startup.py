@@ -6,12 +6,12 @@ import pytest
 import tink
 from tink import aead
 
-from jagcall.crypto import keys
+from jagcall.kernel.crypto import keys
 from jagcall.tests.test_settings import PRODUCTION_ENV, run_django
 
 
 def test_production_starts_with_a_valid_master_keyset():
-    result = run_django("from jagcall.crypto.keys import master; print(master.source)", PRODUCTION_ENV)
+    result = run_django("from jagcall.kernel.crypto.keys import master; print(master.source)", PRODUCTION_ENV)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "JAGCALL_MASTER_KEYSET"
 
@@ -59,7 +59,7 @@ class LocalKmsClient(tink.KmsClient):
 def test_kms_key_uri_wraps_organization_keys(organization, swap_master):
     from django.db import connection
 
-    from jagcall.crypto import services
+    from jagcall.kernel.crypto import services
     from tests.crypto_example.models import SecretNote
 
     client = LocalKmsClient()

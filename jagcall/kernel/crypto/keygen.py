@@ -1,7 +1,7 @@
 """Make new keys without a configured project (first deployment, image builds).
 
-    python -m jagcall.crypto.keygen master        # a Tink AES256_GCM keyset (JSON) for the master key
-    python -m jagcall.crypto.keygen blind-index   # a blind-index key, "v1:<base64 of 32 random bytes>"
+    python -m jagcall.kernel.crypto.keygen master        # a Tink AES256_GCM keyset (JSON) for the master key
+    python -m jagcall.kernel.crypto.keygen blind-index   # a blind-index key, "v1:<base64 of 32 random bytes>"
 
 Print to a file you protect (chmod 600); never commit the output.
 """

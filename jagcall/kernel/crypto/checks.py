@@ -10,8 +10,8 @@ def master_keyset_matches_database(app_configs=None, databases=None, **kwargs):
         return []  # like Django's own database checks: only when asked for
     from django.db import DatabaseError
 
-    from jagcall.crypto import keys
-    from jagcall.crypto.models import OrganizationKeyset
+    from jagcall.kernel.crypto import keys
+    from jagcall.kernel.crypto.models import OrganizationKeyset
 
     try:
         row = OrganizationKeyset.objects.filter(destroyed_at__isnull=True).order_by("created_at").first()

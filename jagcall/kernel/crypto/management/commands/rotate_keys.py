@@ -6,8 +6,8 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts.models import Organization
-from jagcall.crypto import keys, selectors, services
-from jagcall.crypto.models import OrganizationKeyset
+from jagcall.kernel.crypto import keys, selectors, services
+from jagcall.kernel.crypto.models import OrganizationKeyset
 
 
 class Command(BaseCommand):
@@ -45,7 +45,7 @@ class Command(BaseCommand):
         if options["all_orgs"]:
             return self._rotate_orgs(list(OrganizationKeyset.objects.filter(destroyed_at__isnull=True).values_list("organization_id", flat=True)))
         if options["platform"]:
-            from jagcall.crypto.sealed import platform_keys_rotate
+            from jagcall.kernel.crypto.sealed import platform_keys_rotate
 
             platform_keys_rotate()
             self.stdout.write(self.style.SUCCESS("New primary key for sealed secrets. Run `manage.py reencrypt` next."))
@@ -132,8 +132,8 @@ class Command(BaseCommand):
                     organization_id=row.organization_id, aead_key_ids=old_aead, streaming_key_ids=old_stream
                 )
                 retired += len(old_aead) + len(old_stream)
-        from jagcall.crypto import sealed
-        from jagcall.crypto.models import PlatformKeyset
+        from jagcall.kernel.crypto import sealed
+        from jagcall.kernel.crypto.models import PlatformKeyset
 
         for row in PlatformKeyset.objects.all():
             platform_handle = sealed.unwrap(row)

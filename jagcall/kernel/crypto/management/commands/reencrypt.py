@@ -4,7 +4,7 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
-from jagcall.crypto.reencrypt import VerificationError, reencrypt_all
+from jagcall.kernel.crypto.reencrypt import VerificationError, reencrypt_all
 
 
 class Command(BaseCommand):

@@ -1,7 +1,7 @@
 from django.contrib import admin
 
-from jagcall.admin import ReadOnlyModelAdmin
-from jagcall.crypto.models import OrganizationKeyset, PlatformKeyset, ReencryptionCheckpoint
+from jagcall.kernel.admin import ReadOnlyModelAdmin
+from jagcall.kernel.crypto.models import OrganizationKeyset, PlatformKeyset, ReencryptionCheckpoint
 
 
 @admin.register(OrganizationKeyset)

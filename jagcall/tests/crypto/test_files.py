@@ -10,7 +10,7 @@ import pytest
 from django.conf import settings
 from django.core.files.base import ContentFile
 
-from jagcall.crypto.storage import MAGIC, EncryptedFileError
+from jagcall.kernel.crypto.storage import MAGIC, EncryptedFileError
 from tests.crypto_example.models import SecretNote
 
 pytestmark = pytest.mark.django_db

@@ -9,7 +9,7 @@ Contract:
     the description, as ``x-required-scopes`` and in each security
     requirement (OpenAPI 3.1 lets a bearer requirement name the roles it needs);
   - the error responses, all referencing the one ``Error`` component, which is
-    exactly what jagcall/api/errors.py writes: 400 (field details) on writes
+    exactly what jagcall/kernel/api/errors.py writes: 400 (field details) on writes
     and on reads with query parameters beyond the paginator's,
     401, 403 (``missing_scope``), 404 for ids in the path and for lists (a bad
     cursor), 409 and 503 for the Idempotency-Key of organization-bound POSTs,
@@ -26,7 +26,7 @@ Contract:
   time (accounts/permissions.py); the schema warns about it, so
   ``manage.py spectacular --validate --fail-on-warn`` catches it.
 
-Imported at startup by jagcall/api/apps.py, which registers the extensions.
+Imported at startup by jagcall/kernel/api/apps.py, which registers the extensions.
 """
 
 from __future__ import annotations

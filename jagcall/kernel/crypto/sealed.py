@@ -17,8 +17,8 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from tink import aead
 
-from jagcall.crypto import keys
-from jagcall.crypto.fields import DecryptionError
+from jagcall.kernel.crypto import keys
+from jagcall.kernel.crypto.fields import DecryptionError
 
 PREFIX = "jcs1:"
 NAME = "secrets"
@@ -31,7 +31,7 @@ def _wrap_ad(name: str) -> bytes:
 
 
 def _row():
-    from jagcall.crypto.models import PlatformKeyset
+    from jagcall.kernel.crypto.models import PlatformKeyset
 
     row = PlatformKeyset.objects.filter(name=NAME).first()
     if row is not None:
@@ -111,7 +111,7 @@ def primary_key_id() -> int:
 
 
 def platform_keys_rotate() -> None:
-    from jagcall.crypto.models import PlatformKeyset
+    from jagcall.kernel.crypto.models import PlatformKeyset
     from django.utils import timezone
 
     with transaction.atomic():
@@ -125,7 +125,7 @@ def platform_keys_rotate() -> None:
 
 
 def platform_keys_rewrap() -> int:
-    from jagcall.crypto.models import PlatformKeyset
+    from jagcall.kernel.crypto.models import PlatformKeyset
 
     count = 0
     with transaction.atomic():

@@ -7,9 +7,9 @@ from django.core.exceptions import FieldError
 from django.db import connection, transaction
 
 from accounts.tests.factories import OrganizationFactory
-from jagcall.crypto import keys
-from jagcall.crypto.fields import FORMAT, DecryptionError, ciphertext_key_id
-from jagcall.crypto.models import OrganizationKeyset
+from jagcall.kernel.crypto import keys
+from jagcall.kernel.crypto.fields import FORMAT, DecryptionError, ciphertext_key_id
+from jagcall.kernel.crypto.models import OrganizationKeyset
 from tests.crypto_example.models import SecretNote, normalize_phone
 
 pytestmark = pytest.mark.django_db

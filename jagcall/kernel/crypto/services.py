@@ -5,8 +5,8 @@ from __future__ import annotations
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from jagcall.crypto import keys
-from jagcall.crypto.models import OrganizationKeyset
+from jagcall.kernel.crypto import keys
+from jagcall.kernel.crypto.models import OrganizationKeyset
 
 
 def organization_keys_create(*, organization_id) -> OrganizationKeyset:
@@ -75,7 +75,7 @@ def organization_keys_rewrap_all(*, batch_size: int = 200) -> int:
                 row.master_key_id = primary
                 row.save(update_fields=["aead_keyset", "streaming_keyset", "master_key_id"])
                 count += 1
-    from jagcall.crypto.sealed import platform_keys_rewrap
+    from jagcall.kernel.crypto.sealed import platform_keys_rewrap
 
     count += platform_keys_rewrap()
     keys.evict()

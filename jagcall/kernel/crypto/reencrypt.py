@@ -19,11 +19,11 @@ from django.core.files import File
 from django.db import transaction
 from django.utils import timezone
 
-from jagcall.crypto.blind_index import current_version
-from jagcall.crypto.fields import ciphertext_key_id, encrypted_fields
-from jagcall.crypto.keys import KeysetDestroyed, organization_keys
-from jagcall.crypto.models import ReencryptionCheckpoint
-from jagcall.crypto.selectors import (
+from jagcall.kernel.crypto.blind_index import current_version
+from jagcall.kernel.crypto.fields import ciphertext_key_id, encrypted_fields
+from jagcall.kernel.crypto.keys import KeysetDestroyed, organization_keys
+from jagcall.kernel.crypto.models import ReencryptionCheckpoint
+from jagcall.kernel.crypto.selectors import (
     blind_index_fields,
     encrypted_file_fields,
     models_with_encrypted_fields,
@@ -190,7 +190,7 @@ def reencrypt_files(
 
 def reencrypt_sealed(*, report=lambda p: None) -> ReencryptionCheckpoint:
     """Sealed secrets kept by libraries (TOTP secrets, recovery-code seeds): few rows, one pass."""
-    from jagcall.crypto.sealed import SOURCES, primary_key_id
+    from jagcall.kernel.crypto.sealed import SOURCES, primary_key_id
 
     checkpoint = _checkpoint("sealed-secrets", restart=True)
     primary = primary_key_id()

@@ -7,9 +7,9 @@ from collections import defaultdict
 from django.apps import apps
 from django.db import connection, models
 
-from jagcall.crypto.blind_index import BlindIndexField
-from jagcall.crypto.fields import FORMAT, encrypted_fields
-from jagcall.crypto.storage import EncryptedFileStorage
+from jagcall.kernel.crypto.blind_index import BlindIndexField
+from jagcall.kernel.crypto.fields import FORMAT, encrypted_fields
+from jagcall.kernel.crypto.storage import EncryptedFileStorage
 
 
 def models_with_encrypted_fields() -> list[type[models.Model]]:
@@ -61,7 +61,7 @@ def file_key_usage() -> dict[str, set[int]]:
 
 
 def master_key_usage() -> set[int]:
-    from jagcall.crypto.models import OrganizationKeyset, PlatformKeyset
+    from jagcall.kernel.crypto.models import OrganizationKeyset, PlatformKeyset
 
     used = set(
         OrganizationKeyset.objects.filter(destroyed_at__isnull=True, master_key_id__isnull=False)
@@ -73,7 +73,7 @@ def master_key_usage() -> set[int]:
 
 def sealed_key_usage() -> set[int]:
     """Platform-keyset key ids that sealed secrets registered by the apps still use."""
-    from jagcall.crypto.sealed import SOURCES
+    from jagcall.kernel.crypto.sealed import SOURCES
 
     used: set[int] = set()
     for iterate, _reseal, key_ids in SOURCES.values():

@@ -15,7 +15,7 @@ def page_not_found(request, exception=None):
     if _is_api(request):
         from django.http import JsonResponse
 
-        from jagcall.api.errors import error_body
+        from jagcall.kernel.api.errors import error_body
 
         return JsonResponse(error_body("not_found", f"No API endpoint at {request.path}. See /api/docs/ for the endpoints."), status=404)
     return render(request, "404.html", status=404)
@@ -25,7 +25,7 @@ def server_error(request):
     if _is_api(request):
         from django.http import JsonResponse
 
-        from jagcall.api.errors import error_body
+        from jagcall.kernel.api.errors import error_body
 
         message = f"Something went wrong on our side (request {getattr(request, 'request_id', '-')}). Try again later."
         return JsonResponse(error_body("server_error", message), status=500)
@@ -43,7 +43,7 @@ def too_many_requests(request, exception=None, *, retry_after: int | None = None
     if _is_api(request):
         from django.http import JsonResponse
 
-        from jagcall.api.errors import error_body
+        from jagcall.kernel.api.errors import error_body
 
         wait = f"Wait {retry_after} seconds" if retry_after else "Wait a minute"
         response = JsonResponse(error_body("throttled", f"Too many requests. {wait} and try again."), status=429)

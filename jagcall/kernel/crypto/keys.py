@@ -272,11 +272,11 @@ def organization_keys(organization_id) -> OrganizationKeys:
     hit = _cache.get(key)  # a single dict read is atomic: no lock on the hot path
     if hit is not None and hit[0] > now:
         return hit[1]
-    from jagcall.crypto.models import OrganizationKeyset
+    from jagcall.kernel.crypto.models import OrganizationKeyset
 
     row = OrganizationKeyset.objects.filter(organization_id=organization_id).first()
     if row is None:
-        from jagcall.crypto.services import organization_keys_create
+        from jagcall.kernel.crypto.services import organization_keys_create
 
         row = organization_keys_create(organization_id=organization_id)
     if row.destroyed_at is not None:

@@ -10,11 +10,11 @@ import pytest
 from django.core.files.base import ContentFile
 from django.core.management import call_command
 
-from jagcall.crypto import keys, selectors, services
-from jagcall.crypto.fields import ciphertext_key_id
-from jagcall.crypto.keys import KeysetDestroyed
-from jagcall.crypto.models import OrganizationKeyset, ReencryptionCheckpoint
-from jagcall.crypto.storage import EncryptedFileError
+from jagcall.kernel.crypto import keys, selectors, services
+from jagcall.kernel.crypto.fields import ciphertext_key_id
+from jagcall.kernel.crypto.keys import KeysetDestroyed
+from jagcall.kernel.crypto.models import OrganizationKeyset, ReencryptionCheckpoint
+from jagcall.kernel.crypto.storage import EncryptedFileError
 from tests.crypto_example.models import SecretNote
 
 pytestmark = pytest.mark.django_db
@@ -163,7 +163,7 @@ def test_a_reader_with_another_master_cannot_open_the_keys(organization, swap_ma
     swap_master(inline=keys.serialize_master_keyset(keys.new_handle("aead")))
     with pytest.raises(keys.KeyConfigurationError, match="not the master keyset these keys were wrapped with"):
         SecretNote.objects.for_org(organization).get().body
-    from jagcall.crypto.checks import master_keyset_matches_database
+    from jagcall.kernel.crypto.checks import master_keyset_matches_database
 
     assert master_keyset_matches_database() == []  # not asked to look at a database
     problems = master_keyset_matches_database(databases=["default"])
