@@ -32,11 +32,11 @@ DOCKERIGNORE = ROOT / ".dockerignore"
 ENV_EXAMPLE = ROOT / "deploy" / "env.example"
 ENTRYPOINT = ROOT / "deploy" / "docker-entrypoint.sh"
 NGINX_CONF = ROOT / "deploy" / "nginx" / "jagcall.conf"
-SETTINGS = ROOT / "jagcall" / "settings.py"
+SETTINGS = ROOT / "jagcall" / "settings"  # a package, one module per topic
 
 APP_SERVICES = ("web", "worker", "beat")
 SERVICES = ("web", "worker", "beat", "db", "redis", "nginx")
-# What jagcall/settings.py refuses to start without when DEBUG is off.
+# What jagcall/settings/ refuses to start without when DEBUG is off.
 REQUIRED_IN_PRODUCTION = {"SECRET_KEY", "ALLOWED_HOSTS", "DATABASE_URL", "REDIS_URL", "EMAIL_HOST"}
 TRUE_VALUES = {"1", "true", "yes", "on"}
 
@@ -87,10 +87,11 @@ def env_example_documented() -> set[str]:
 
 
 def settings_variables() -> tuple[set[str], set[str]]:
-    """(every variable settings.py reads, the ones it requires when DEBUG is off)."""
-    tree = ast.parse(SETTINGS.read_text())
+    """(every variable the settings package reads, the ones it requires when DEBUG is off)."""
+    modules = sorted(SETTINGS.glob("*.py"))
+    assert modules, f"no settings modules under {SETTINGS}"
     read, required = set(), set()
-    for node in ast.walk(tree):
+    for node in (node for module in modules for node in ast.walk(ast.parse(module.read_text()))):
         if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.args):
             continue
         first = node.args[0]

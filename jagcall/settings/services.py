@@ -1,0 +1,77 @@
+"""Backing services: PostgreSQL, Redis (cache, sessions, broker and channel
+layer databases). Without DATABASE_URL / REDIS_URL, development and tests start
+embedded servers (jagcall/kernel/embedded.py)."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit, urlunsplit
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from jagcall.kernel.env import env, is_set
+from jagcall.settings.core import DATA_DIR, _require_in_production
+
+# --- backing services ----------------------------------------------------
+_require_in_production("DATABASE_URL")
+_require_in_production("REDIS_URL")
+EMBEDDED_POSTGRES_STARTED = EMBEDDED_REDIS_STARTED = False
+if is_set("DATABASE_URL"):
+    DATABASE_URL = env("DATABASE_URL")
+else:
+    from jagcall.kernel.embedded import EmbeddedPostgres
+
+    _pg = EmbeddedPostgres(DATA_DIR / "pg")
+    EMBEDDED_POSTGRES_STARTED = _pg.ensure_running()
+    DATABASE_URL = _pg.url()
+if is_set("REDIS_URL"):
+    REDIS_URL = env("REDIS_URL")
+else:
+    from jagcall.kernel.embedded import EmbeddedRedis
+
+    _redis = EmbeddedRedis(DATA_DIR / "redis")
+    EMBEDDED_REDIS_STARTED = _redis.ensure_running()
+    REDIS_URL = _redis.url()
+
+if not DATABASE_URL.startswith(("postgres://", "postgresql://")):
+    raise ImproperlyConfigured("DATABASE_URL must point at PostgreSQL (postgres://...); no other database is supported.")
+
+DATABASES = {
+    "default": {
+        **dj_database_url.parse(DATABASE_URL, conn_max_age=env("DB_CONN_MAX_AGE", default=60, cast=int)),
+        "ATOMIC_REQUESTS": False,  # services own their transactions (STYLE.md #3)
+        "CONN_HEALTH_CHECKS": True,
+    }
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+
+def redis_url_for_db(url: str, db: int) -> str:
+    """The same Redis server, another logical database."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{db}", parts.query, parts.fragment))
+
+
+REDIS_DB_OFFSET = env("REDIS_DB_OFFSET", default=0, cast=int)
+REDIS_CACHE_URL = redis_url_for_db(REDIS_URL, REDIS_DB_OFFSET + 0)
+REDIS_BROKER_URL = redis_url_for_db(REDIS_URL, REDIS_DB_OFFSET + 1)
+REDIS_CHANNELS_URL = redis_url_for_db(REDIS_URL, REDIS_DB_OFFSET + 2)
+
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_CACHE_URL,
+        "KEY_PREFIX": "jc",
+        "TIMEOUT": 300,
+    },
+}
+
+# Sessions live in Redis (C25): the cache backend, on the same server.
+SESSION_ENGINE = "django.contrib.sessions.backends.cache"
+SESSION_CACHE_ALIAS = "default"
+SESSION_COOKIE_AGE = env("SESSION_COOKIE_AGE", default=60 * 60 * 12, cast=int)
+SESSION_IDLE_TIMEOUT = env("SESSION_IDLE_TIMEOUT", default=60 * 60 * 2, cast=int)
+SESSION_ABSOLUTE_TIMEOUT = env("SESSION_ABSOLUTE_TIMEOUT", default=SESSION_COOKIE_AGE, cast=int)
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"

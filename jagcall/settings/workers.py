@@ -1,0 +1,62 @@
+"""Background and live work: Celery (broker, queues, the beat schedule) and the Channels layer."""
+
+from __future__ import annotations
+
+from celery.schedules import crontab
+
+from jagcall.kernel.env import env
+from jagcall.settings.services import REDIS_BROKER_URL, REDIS_CHANNELS_URL
+
+# --- Celery --------------------------------------------------------------------
+CELERY_BROKER_URL = REDIS_BROKER_URL
+CELERY_RESULT_BACKEND = REDIS_BROKER_URL
+CELERY_RESULT_EXPIRES = 60 * 60 * 24
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TIMEZONE = "UTC"
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SOFT_TIME_LIMIT = env("CELERY_TASK_SOFT_TIME_LIMIT", default=240, cast=int)
+CELERY_TASK_TIME_LIMIT = env("CELERY_TASK_TIME_LIMIT", default=300, cast=int)
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT * 2}
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False  # keep our JSON log format in workers and beat
+CELERY_TASK_QUEUES_NAMES = ("default", "transcription", "embeddings", "webhooks")
+CELERY_TASK_ROUTES = {
+    "telephony.tasks.*transcri*": {"queue": "transcription"},
+    "knowledge.tasks.*": {"queue": "embeddings"},
+    "integrations.tasks.webhook_*": {"queue": "webhooks"},
+}
+CELERY_BEAT_SCHEDULE = {
+    # https://crontab.guru/#17_3_*_*_* : every day at 03:17 UTC
+    "invitations-purge-expired": {
+        "task": "accounts.tasks.invitation_purge_expired_task",
+        "schedule": crontab(minute=17, hour=3),
+    },
+    # https://crontab.guru/#7_*_*_*_* : every hour at minute 7
+    "oauth-tokens-purge-expired": {
+        "task": "accounts.oauth.tasks.oauth_tokens_purge_expired_task",
+        "schedule": crontab(minute=7),
+    },
+    # https://crontab.guru/#41_2_*_*_* : every day at 02:41 UTC
+    "audit-purge-expired-events": {
+        "task": "compliance.tasks.purge_expired_events",
+        "schedule": crontab(minute=41, hour=2),
+    },
+    # https://crontab.guru/#23_4_*_*_* : every day at 04:23 UTC
+    "audit-verify-chains": {
+        "task": "compliance.tasks.verify_chains",
+        "schedule": crontab(minute=23, hour=4),
+    },
+}
+
+# --- Channels ------------------------------------------------------------------
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {"hosts": [REDIS_CHANNELS_URL], "prefix": "jc-asgi"},
+    }
+}
