@@ -14,7 +14,7 @@ class AccountAdapter(DefaultAccountAdapter):
         # Single sign-on logs in outside allauth, so every login reaching here is
         # a non-SSO one: refused for non-owner members of an organization that
         # requires SSO (owners keep it as break-glass).
-        from accounts.sso import sso_required_organization
+        from accounts.sso.selectors import sso_required_organization
 
         organization = sso_required_organization(user) if user.is_active else None
         if organization is not None:

@@ -6,7 +6,8 @@ from django.db.models import Count
 from django.utils.html import format_html_join
 
 from accounts import services
-from accounts.models import ApiKey, Invitation, Membership, Organization, OrganizationStatus, SamlConfiguration, SamlIdentity, User
+from accounts.models import ApiKey, Invitation, Membership, Organization, OrganizationStatus, User
+from accounts.sso.models import SamlConfiguration, SamlIdentity
 from accounts.permissions import PERMISSIONS, has_permission
 from jagcall.kernel.admin import ReadOnlyModelAdmin
 

@@ -58,30 +58,6 @@ def user_email_verified(*, user) -> bool:
     return EmailAddress.objects.filter(user=user, email__iexact=user.email, verified=True).exists()
 
 
-# --- API keys ------------------------------------------------------------------
-
-
-def api_key_list(*, organization: Organization):
-    from accounts.models import ApiKey
-
-    return ApiKey.objects.for_org(organization).select_related("created_by")
-
-
-def api_key_get(*, organization: Organization, id):
-    from accounts.models import ApiKey
-
-    return get_for_org_or_404(ApiKey.objects.select_related("created_by"), organization=organization, id=id)
-
-
-def api_key_for_authentication(*, prefix: str):
-    """The key with this prefix, whatever its organization: the credential names it."""
-    from accounts.models import ApiKey
-
-    # On every API request: the organization comes along (one query), the creator only when a write needs it.
-    # The prefix is unique, so no ORDER BY (``first()`` would add one).
-    return next(iter(ApiKey.objects.unscoped().select_related("organization").filter(prefix=prefix)[:1]), None)
-
-
 def organization_active_by_id_or_slug(*, value: str) -> Organization | None:
     """The active organization named by its id or its slug, else None (the portal session names one per request)."""
     import re

@@ -6,7 +6,6 @@ the management commands and tasks all call these functions.
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from datetime import timedelta
 
@@ -22,6 +21,7 @@ from django.utils.text import slugify
 
 from accounts.activity import activity_record
 from accounts.events import publish_org_event
+from accounts.hashing import secret_digest
 from accounts.models import Invitation, Membership, Organization, OrganizationStatus, User, normalize_email
 from accounts.permissions import Role, can_manage_member, has_permission
 from accounts.selectors import membership_for_user, user_email_verified
@@ -290,10 +290,6 @@ def membership_leave(*, organization: Organization, user: User) -> None:
 # --- invitations -----------------------------------------------------------
 
 
-def _token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 @transaction.atomic
 def invitation_create(*, organization: Organization, actor: User, email: str, role: str = Role.MEMBER) -> tuple[Invitation, str]:
     """Invite ``email``; returns the invitation and its token (sent by email, never stored)."""
@@ -320,7 +316,7 @@ def invitation_create(*, organization: Organization, actor: User, email: str, ro
         organization=organization,
         email=email,
         role=role,
-        token_hash=_token_hash(token),
+        token_hash=secret_digest(token),
         invited_by=actor,
         expires_at=timezone.now() + timedelta(hours=settings.INVITATION_TTL_HOURS),
     )
@@ -354,7 +350,7 @@ def invitation_revoke(*, organization: Organization, actor: User, invitation: In
 def invitation_find(*, token: str) -> Invitation:
     """The invitation behind a token, whatever its state; ApplicationError if unknown."""
     invitation = (
-        Invitation.objects.unscoped().select_related("organization", "invited_by").filter(token_hash=_token_hash(token or "")).first()
+        Invitation.objects.unscoped().select_related("organization", "invited_by").filter(token_hash=secret_digest(token or "")).first()
     )
     if invitation is None:
         raise ApplicationError("This invitation link is not valid. Ask for a new invitation.", code="not_found", status=404)

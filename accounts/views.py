@@ -14,7 +14,6 @@ from django.views.generic import TemplateView
 
 from accounts import selectors, services
 from accounts.forms import (
-    ApiKeyCreateForm,
     InvitationForm,
     InvitationSignupForm,
     OrganizationCreateForm,
@@ -26,7 +25,7 @@ from accounts.permissions import Role, has_permission, permission_table
 from jagcall.kernel.errors import ApplicationError
 
 
-def _apply_error(form, error: ApplicationError) -> None:
+def apply_error(form, error: ApplicationError) -> None:
     form.add_error(error.field if error.field in form.fields else None, error.message)
 
 
@@ -66,7 +65,7 @@ class OrganizationCreateView(LoginRequiredMixin, View):
                     name=form.cleaned_data["name"], slug=form.cleaned_data["slug"] or None, owner=request.user
                 )
             except ApplicationError as error:
-                _apply_error(form, error)
+                apply_error(form, error)
             else:
                 messages.success(request, f"{organization.name} is ready. Invite your team to get started.")
                 return redirect("accounts:team", org_slug=organization.slug)
@@ -97,7 +96,7 @@ class OrganizationSettingsView(OrganizationViewMixin, View):
             try:
                 services.organization_update(organization=self.organization, actor=request.user, name=form.cleaned_data["name"])
             except ApplicationError as error:
-                _apply_error(form, error)
+                apply_error(form, error)
             else:
                 messages.success(request, "Settings saved.")
                 return redirect("accounts:organization-settings", org_slug=self.organization.slug)
@@ -122,64 +121,6 @@ class OrganizationSecurityView(OrganizationViewMixin, View):
                 "Two-factor sign-in is now required for everyone." if required else "Two-factor sign-in is now optional.",
             )
         return redirect("accounts:organization-settings", org_slug=self.organization.slug)
-
-
-class OrganizationSsoView(OrganizationViewMixin, View):
-    """Owners set up SAML single sign-on (Enterprise plan)."""
-
-    permission_required = "sso.manage"
-    template_name = "accounts/organization_sso.html"
-
-    def _render(self, request, form=None, status=200):
-        from accounts import sso
-        from accounts.entitlements import has_entitlement
-        from accounts.sso_views import SsoSettingsForm
-
-        configuration = sso.sso_configuration_get(organization=self.organization)
-        if form is None:
-            initial = {}
-            if configuration is not None:
-                initial = {
-                    "metadata_xml": configuration.idp_metadata_xml,
-                    "metadata_url": configuration.idp_metadata_url,
-                    "enabled": configuration.enabled,
-                    "require_sso": configuration.require_sso,
-                }
-            form = SsoSettingsForm(initial=initial)
-        context = {
-            "form": form,
-            "configuration": configuration,
-            "sso_available": has_entitlement(self.organization, "sso"),
-            "sp_urls": sso.sp_urls(self.organization),
-        }
-        return render(request, self.template_name, context, status=status)
-
-    def get(self, request, org_slug):
-        return self._render(request)
-
-    def post(self, request, org_slug):
-        from accounts import sso
-        from accounts.sso_views import SsoSettingsForm
-
-        form = SsoSettingsForm(request.POST)
-        status = 400
-        if form.is_valid():
-            try:
-                sso.sso_configure(
-                    organization=self.organization,
-                    actor=request.user,
-                    metadata_xml=form.cleaned_data["metadata_xml"],
-                    metadata_url=form.cleaned_data["metadata_url"],
-                    enabled=form.cleaned_data["enabled"],
-                    require_sso=form.cleaned_data["require_sso"],
-                )
-            except ApplicationError as error:
-                _apply_error(form, error)
-                status = error.status
-            else:
-                messages.success(request, "Single sign-on settings saved.")
-                return redirect("accounts:organization-sso", org_slug=self.organization.slug)
-        return self._render(request, form=form, status=status)
 
 
 # --- team ----------------------------------------------------------------------
@@ -225,7 +166,7 @@ class InvitationCreateView(TeamView):
                     role=form.cleaned_data["role"],
                 )
             except ApplicationError as error:
-                _apply_error(form, error)
+                apply_error(form, error)
             else:
                 hours = settings.INVITATION_TTL_HOURS
                 messages.success(request, f"Invitation sent to {invitation.email}. It works once and expires in {hours} hours.")
@@ -351,101 +292,8 @@ class InvitationAcceptView(View):
                 login(request, membership.user, backend="allauth.account.auth_backends.AuthenticationBackend")
         except ApplicationError as error:
             if form is not None and error.field in ("password", "email"):
-                _apply_error(form, error)
+                apply_error(form, error)
                 return self._render(request, invitation, form=form, status=400)
             return self._render(request, invitation, form=form, error=error.message, status=error.status)
         messages.success(request, f"Welcome to {membership.organization.name}.")
         return redirect("accounts:dashboard", org_slug=membership.organization.slug)
-
-
-# --- API keys --------------------------------------------------------------------
-
-# [!!] The secret of a key just created waits in the session for the one
-# page that shows it, and is removed from there as that page is rendered.
-SESSION_NEW_API_KEY = "api_key_just_created"
-
-
-class ApiKeyListView(OrganizationViewMixin, View):
-    """The organization's API keys, the form to create one, and (once) the secret of the new key."""
-
-    permission_required = "api_keys.manage"
-    template_name = "accounts/api_keys.html"
-
-    def _allowed_scopes(self):
-        from accounts.scopes import scopes_for_role
-
-        return scopes_for_role(self.membership.role)
-
-    def _render(self, request, form=None, status=200):
-        created = request.session.pop(SESSION_NEW_API_KEY, None)
-        if created and created.get("organization_id") != str(self.organization.id):
-            created = None
-        context = {
-            "api_keys": selectors.api_key_list(organization=self.organization),
-            "form": form or ApiKeyCreateForm(allowed_scopes=self._allowed_scopes()),
-            "created": created,
-        }
-        response = render(request, self.template_name, context, status=status)
-        if created:
-            response["Cache-Control"] = "no-store"
-        return response
-
-    def get(self, request, org_slug):
-        return self._render(request)
-
-    def post(self, request, org_slug):
-        from datetime import timedelta
-
-        from django.utils import timezone
-
-        from accounts.api_keys_services import api_key_create
-
-        allowed = self._allowed_scopes()
-        form = ApiKeyCreateForm(request.POST, allowed_scopes=allowed)
-        if form.is_valid():
-            days = form.cleaned_data.get("expires_in_days")
-            try:
-                api_key, raw_key = api_key_create(
-                    organization=self.organization,
-                    created_by=request.user,
-                    grantor_scopes=allowed,
-                    name=form.cleaned_data["name"],
-                    scopes=form.cleaned_data["scopes"],
-                    expires_at=timezone.now() + timedelta(days=days) if days else None,
-                    request=request,
-                )
-            except ApplicationError as error:
-                _apply_error(form, error)
-            else:
-                request.session[SESSION_NEW_API_KEY] = {
-                    "organization_id": str(self.organization.id),
-                    "id": str(api_key.id),
-                    "name": api_key.name,
-                    "key": raw_key,
-                }
-                return HttpResponseRedirect(reverse("accounts:api-key-list", kwargs={"org_slug": self.organization.slug}))
-        return self._render(request, form=form, status=400)
-
-
-class ApiKeyRevokeView(OrganizationViewMixin, View):
-    permission_required = "api_keys.manage"
-    http_method_names = ["post"]
-
-    def post(self, request, org_slug, api_key_id):
-        from accounts.api_keys_services import api_key_revoke
-        from accounts.scopes import scopes_for_role
-
-        api_key = selectors.api_key_get(organization=self.organization, id=api_key_id)
-        try:
-            api_key_revoke(
-                organization=self.organization,
-                api_key=api_key,
-                actor=request.user,
-                grantor_scopes=scopes_for_role(self.membership.role),
-                request=request,
-            )
-        except ApplicationError as error:
-            messages.error(request, error.message)
-        else:
-            messages.success(request, f"API key “{api_key.name}” revoked. Requests using it are refused from now on.")
-        return HttpResponseRedirect(reverse("accounts:api-key-list", kwargs={"org_slug": self.organization.slug}))

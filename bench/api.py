@@ -63,7 +63,7 @@ def free_port() -> int:
 
 def seed(members: int):
     """One organization with ``members`` members and a members:read API key; returns (organization, raw key)."""
-    from accounts.api_keys_services import api_key_create
+    from accounts.api_keys.services import api_key_create
     from accounts.models import Membership
     from accounts.scopes import ALL_SCOPES
     from accounts.services import organization_create, user_create

@@ -435,7 +435,7 @@ def print_plans():
 def bench_api(organization, owner, *, repeat, results):
     from rest_framework.test import APIClient
 
-    from accounts.api.jwt import OrganizationRefreshToken
+    from accounts.jwt.tokens import OrganizationRefreshToken
 
     section(f"2b. API end to end: GET /api/v1/audit-events on the largest organization, {repeat} requests each")
     client = APIClient()

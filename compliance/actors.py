@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from accounts.api_keys.models import API_KEY_PREFIX
 from compliance.models import ActorType
 
-API_KEY_LABEL_PREFIX = "jc_live_"
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ class Actor:
     def for_api_key(cls, api_key) -> "Actor":
         return cls(
             type=ActorType.API_KEY,
-            label=f"{API_KEY_LABEL_PREFIX}{api_key.prefix}",
+            label=f"{API_KEY_PREFIX}{api_key.prefix}",
             key=f"api_key:{api_key.prefix}",
             api_key_prefix=api_key.prefix,
         )
@@ -50,7 +50,7 @@ class Actor:
         prefix = (prefix or "")[:16]
         return cls(
             type=ActorType.API_KEY,
-            label=f"{API_KEY_LABEL_PREFIX}{prefix}" if prefix else "",
+            label=f"{API_KEY_PREFIX}{prefix}" if prefix else "",
             key=f"api_key:{prefix}" if prefix else "",
             api_key_prefix=prefix,
         )

@@ -19,10 +19,10 @@ from django.db.models import BooleanField, Q, QuerySet
 from django.db.models.expressions import RawSQL
 from django.utils.dateparse import parse_datetime
 
+from accounts.api_keys.models import API_KEY_PREFIX
 from compliance.chain import GENESIS_HASH, chain_key, event_hash, normalize_ip
 from compliance.models import AuditChainCheckpoint, AuditEvent
 
-API_KEY_PREFIX = "jc_live_"
 PAGE_SIZE = 50
 EXPORT_BATCH_SIZE = 2000
 _ORDER = ("-occurred_at", "-id")

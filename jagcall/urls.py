@@ -32,7 +32,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     # One namespace ("api:…") for every app's endpoints; accounts' own come first.
     path("api/v1/", include(_api_v1_patterns())),
-    path("sso/", include("accounts.sso_urls")),
+    path("sso/", include("accounts.sso.urls")),
     path("o/<slug:org_slug>/audit/", include("compliance.urls")),
     path("", include("accounts.oauth.urls")),  # /oauth/… (authorization server), /account/connected-apps/, org OAuth apps
     path("", include("accounts.urls")),

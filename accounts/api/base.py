@@ -14,9 +14,9 @@ from rest_framework.exceptions import NotAuthenticated
 from rest_framework.views import APIView
 
 from accounts.models import OrganizationStatus
-from accounts.api.api_keys import ApiKeyAuthentication
-from accounts.api.jwt import OrganizationJWTAuthentication
-from accounts.api.oauth import OAuthAccessTokenAuthentication
+from accounts.api_keys.authentication import ApiKeyAuthentication
+from accounts.jwt.authentication import OrganizationJWTAuthentication
+from accounts.oauth.authentication import OAuthAccessTokenAuthentication
 from accounts.api.session import OrganizationSessionAuthentication
 from accounts.permissions import OrganizationScopePermission
 from accounts.selectors import membership_for_user

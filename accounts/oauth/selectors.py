@@ -10,6 +10,7 @@ from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
 
+from accounts.hashing import secret_digest
 from accounts.models import Organization, User
 from accounts.scopes import SCOPES, scope_choices, scopes_for_role
 from accounts.selectors import organization_list_for_user
@@ -223,11 +224,9 @@ def oauth_consent_choices(*, user: User, requested: list[str]) -> list[ConsentCh
 
 def oauth_access_token_for_authentication(*, raw: str) -> AccessToken | None:
     """The access token behind ``raw`` (found by its SHA-256), whatever its organization: the token names it."""
-    import hashlib
-
     return (
         AccessToken.objects.unscoped()
         .select_related("application", "application__organization", "user", "organization")
-        .filter(token_checksum=hashlib.sha256(raw.encode("utf-8")).hexdigest())
+        .filter(token_checksum=secret_digest(raw))
         .first()
     )

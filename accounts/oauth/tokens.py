@@ -9,13 +9,14 @@ as their SHA-256, client secrets as a password hash (oauth/models.py).
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 
 from oauth2_provider.generators import BaseHashGenerator
 
-from accounts.api.oauth import ACCESS_TOKEN_PREFIX, REFRESH_TOKEN_PREFIX
+from accounts.hashing import secret_digest
 
+ACCESS_TOKEN_PREFIX = "jc_oat_"
+REFRESH_TOKEN_PREFIX = "jc_ort_"
 CLIENT_SECRET_PREFIX = "jc_ocs_"
 
 
@@ -33,8 +34,8 @@ class ClientSecretGenerator(BaseHashGenerator):
 
 
 def digest(value: str) -> str:
-    """SHA-256 (hex) of a token or code: what the database holds instead of it."""
-    return hashlib.sha256(value.encode("utf-8")).hexdigest()
+    """What the database holds instead of a token or code (accounts.hashing)."""
+    return secret_digest(value)
 
 
 def generate_client_secret_value() -> str:

@@ -12,8 +12,8 @@ from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts.api.jwt import OrganizationRefreshToken
-from accounts.api_keys_services import api_key_create
+from accounts.jwt.tokens import OrganizationRefreshToken
+from accounts.api_keys.services import api_key_create
 from accounts.models import ApiKey
 from accounts.permissions import Role
 from accounts.scopes import ALL_SCOPES, scopes_for_role

@@ -8,8 +8,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from accounts.api.jwt import OrganizationRefreshToken
-from accounts.api_keys_services import api_key_create
+from accounts.jwt.tokens import OrganizationRefreshToken
+from accounts.api_keys.services import api_key_create
 from accounts.models import Membership
 from accounts.permissions import Role
 from accounts.scopes import ALL_SCOPES

@@ -27,7 +27,7 @@ def test_every_organization_form_refuses_garbage_with_a_4xx(name, organization):
     if name in ("accounts:membership-role", "accounts:membership-remove"): kwargs["membership_id"] = target.id
     if name == "accounts:invitation-revoke": kwargs["invitation_id"] = invitation.id
     if name == "accounts:api-key-revoke":
-        from accounts.api_keys_services import api_key_create
+        from accounts.api_keys.services import api_key_create
         kwargs["api_key_id"] = api_key_create(organization=organization, created_by=None, grantor_scopes={"api_keys:write"}, name="K", scopes=["api_keys:write"])[0].id
     if name.startswith("oauth:application-") and name not in ("oauth:application-list", "oauth:application-create"):
         from accounts.oauth.services import oauth_application_create

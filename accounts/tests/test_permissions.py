@@ -100,7 +100,7 @@ def test_role_matrix(client, organization, name, method, role, expected):
     if name == "accounts:invitation-revoke":
         kwargs["invitation_id"] = invitation.id
     if name == "accounts:api-key-revoke":
-        from accounts.api_keys_services import api_key_create
+        from accounts.api_keys.services import api_key_create
 
         kwargs["api_key_id"] = api_key_create(
             organization=organization, created_by=None, grantor_scopes={"api_keys:write"}, name="K", scopes=["api_keys:write"]

@@ -23,10 +23,11 @@ from saml2.metadata import create_metadata_string
 from saml2.saml import NAME_FORMAT_URI, NAMEID_FORMAT_PERSISTENT, NameID
 from saml2.server import Server
 
-from accounts import sso
+from accounts.sso import saml as sso_saml, services as sso
 from accounts.adapter import SSO_REQUIRED_MESSAGE
 from accounts.entitlements import PLAN_ENTITLEMENTS, has_entitlement
-from accounts.models import Membership, SamlConfiguration, SamlIdentity, User
+from accounts.models import Membership, User
+from accounts.sso.models import SamlConfiguration, SamlIdentity
 from accounts.permissions import Role
 from accounts.security_events import security_event
 from accounts.tests.factories import DEFAULT_PASSWORD, MembershipFactory, UserFactory
@@ -100,7 +101,7 @@ class TestIdP:
         xml = response.content.decode()
         self.sp_metadata = [xml]
         if extra_sp_entity_id:  # another SP this IdP also serves, with the same ACS
-            self.sp_metadata.append(xml.replace(sso.sp_urls(organization)["entity_id"], extra_sp_entity_id))
+            self.sp_metadata.append(xml.replace(sso_saml.sp_urls(organization)["entity_id"], extra_sp_entity_id))
 
     def server(self, *, key=None, cert=None, lifetime=None) -> Server:
         return Server(config=_idp_config(key or self.key, cert or self.cert, self.sp_metadata, lifetime))
@@ -109,7 +110,7 @@ class TestIdP:
                 sign_assertion=True, key=None, cert=None, lifetime=None, sp_entity_id=None) -> str:
         server = self.server(key=key, cert=cert, lifetime=lifetime)
         request = server.parse_authn_request(saml_request, BINDING_HTTP_REDIRECT)
-        urls = sso.sp_urls(organization)
+        urls = sso_saml.sp_urls(organization)
         response = server.create_authn_response(
             identity={"mail": [email], "displayName": [name]},
             in_response_to=request.message.id,
@@ -355,7 +356,7 @@ def test_garbage_response_is_a_clear_refusal_not_a_server_error(client, configur
 def test_sp_metadata_names_our_entity_and_acs(client, configured):
     response = client.get(reverse("sso:metadata", kwargs={"sso_slug": configured.slug}))
     body = response.content.decode()
-    urls = sso.sp_urls(configured)
+    urls = sso_saml.sp_urls(configured)
     assert f'entityID="{urls["entity_id"]}"' in body
     assert urls["acs"] in body and BINDING_HTTP_POST in body
     assert 'WantAssertionsSigned="true"' in body
@@ -454,7 +455,7 @@ def test_sso_page_for_a_non_enterprise_plan_explains_and_refuses(owner_client, o
 def test_owner_saves_sso_on_the_page(owner_client, enterprise, idp):
     url = reverse("accounts:organization-sso", kwargs={"org_slug": enterprise.slug})
     page = owner_client.get(url).content.decode()
-    urls = sso.sp_urls(enterprise)
+    urls = sso_saml.sp_urls(enterprise)
     assert urls["entity_id"] in page and urls["acs"] in page
     response = owner_client.post(url, {"metadata_xml": idp.metadata_xml, "enabled": "on", "require_sso": "on"})
     assert response.status_code == 302

@@ -11,7 +11,7 @@ import pytest
 from django.http import Http404
 from django.urls import reverse
 
-from accounts.api_keys_services import api_key_create
+from accounts.api_keys.services import api_key_create
 from accounts.models import Invitation, Membership, Organization
 from accounts.permissions import Role
 from accounts.tenancy import get_for_org_or_404
@@ -138,7 +138,7 @@ def test_no_api_route_reaches_another_organization(two_tenants):
     """With a token of my organization: their ids are 404, and no answer holds their data."""
     from rest_framework.test import APIClient
 
-    from accounts.api.jwt import OrganizationRefreshToken
+    from accounts.jwt.tokens import OrganizationRefreshToken
     from accounts.models import User
 
     _client, mine, theirs = two_tenants

@@ -10,14 +10,14 @@ def record(organization=None, action="member.invited", **kwargs):
 
 
 def jwt_for(user, organization) -> str:
-    from accounts.api.jwt import OrganizationRefreshToken
+    from accounts.jwt.tokens import OrganizationRefreshToken
 
     return str(OrganizationRefreshToken.for_membership(user=user, organization=organization).access_token)
 
 
 def api_key_for(organization, scopes=("audit:read",), name="Audit reader"):
     """(ApiKey, raw key)."""
-    from accounts.api_keys_services import api_key_create
+    from accounts.api_keys.services import api_key_create
     from accounts.scopes import ALL_SCOPES
 
     return api_key_create(organization=organization, created_by=None, grantor_scopes=ALL_SCOPES, name=name, scopes=list(scopes))

@@ -21,7 +21,7 @@ from django.test import Client
 from django.urls import reverse
 from rest_framework.test import APIClient
 
-from accounts.api_keys_services import api_key_create
+from accounts.api_keys.services import api_key_create
 from accounts.models import ApiKey, Invitation, Membership
 from accounts.permissions import Role
 from accounts.scopes import ALL_SCOPES

@@ -31,7 +31,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from accounts.api_keys_services import api_key_create
+from accounts.api_keys.services import api_key_create
 from accounts.models import ApiKey, Membership
 from accounts.permissions import Role
 from accounts.scopes import ALL_SCOPES

@@ -15,7 +15,7 @@ from rest_framework.response import Response
 from rest_framework.test import APIClient
 
 from accounts.api.base import OrganizationAPIView
-from accounts.api_keys_services import api_key_create
+from accounts.api_keys.services import api_key_create
 from accounts.models import ApiKey
 from accounts.scopes import ALL_SCOPES
 from jagcall.kernel.api import idempotency

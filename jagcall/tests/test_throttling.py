@@ -24,7 +24,7 @@ from django.db import connections
 from django.test.testcases import LiveServerThread
 from rest_framework.test import APIClient
 
-from accounts.api.jwt import OrganizationRefreshToken
+from accounts.jwt.tokens import OrganizationRefreshToken
 from accounts.permissions import Role
 from accounts.tests.factories import MembershipFactory, OrganizationFactory, UserFactory
 from jagcall.kernel.api import throttling

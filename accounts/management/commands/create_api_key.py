@@ -5,7 +5,7 @@ from datetime import timedelta
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from accounts.api_keys_services import api_key_create
+from accounts.api_keys.services import api_key_create
 from accounts.models import Organization, OrganizationStatus
 from accounts.scopes import ALL_SCOPES, SCOPES, unknown_scopes
 from jagcall.kernel.errors import ApplicationError

@@ -118,8 +118,8 @@ def test_a_refresh_token_sent_as_bearer_is_refused_with_advice(client, organizat
 
 
 def test_jwts_and_api_keys_still_pass_through(organization, owner, bearer):
-    from accounts.api.jwt import OrganizationRefreshToken
-    from accounts.api_keys_services import api_key_create
+    from accounts.jwt.tokens import OrganizationRefreshToken
+    from accounts.api_keys.services import api_key_create
 
     jwt = str(OrganizationRefreshToken.for_membership(user=owner, organization=organization).access_token)
     assert _call_me(bearer, jwt).status_code == 200
@@ -133,7 +133,7 @@ def test_jwts_and_api_keys_still_pass_through(organization, owner, bearer):
 def test_credential_carries_what_the_api_needs(client, organization, owner, app_client):
     from rest_framework.test import APIRequestFactory
 
-    from accounts.api.oauth import OAuthAccessTokenAuthentication, OAuthCredential
+    from accounts.oauth.authentication import OAuthAccessTokenAuthentication, OAuthCredential
 
     client.force_login(owner)
     tokens = tokens_for(client, app_client, organization=organization)

@@ -86,3 +86,7 @@ def exception_handler(exc, context):
         code = detail.code
     response.data = error_body(code, message, details)
     return response
+
+
+# Answers that carry a secret (tokens, a new key) must never be cached by a client or proxy (RFC 6749, 5.1).
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}

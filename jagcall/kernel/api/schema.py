@@ -395,7 +395,7 @@ class AutoSchema(openapi.AutoSchema):
 
 
 class ApiKeyScheme(OpenApiAuthenticationExtension):
-    target_class = "accounts.api.api_keys.ApiKeyAuthentication"
+    target_class = "accounts.api_keys.authentication.ApiKeyAuthentication"
     match_subclasses = True
     name = "ApiKeyAuth"
 
@@ -412,7 +412,7 @@ class ApiKeyScheme(OpenApiAuthenticationExtension):
 
 
 class OrganizationJWTScheme(OpenApiAuthenticationExtension):
-    target_class = "accounts.api.jwt.OrganizationJWTAuthentication"
+    target_class = "accounts.jwt.authentication.OrganizationJWTAuthentication"
     match_subclasses = True
     priority = 1  # above drf-spectacular's own simplejwt scheme
     name = "JwtAuth"
@@ -430,9 +430,9 @@ class OrganizationJWTScheme(OpenApiAuthenticationExtension):
 
 
 class OAuthScheme(OpenApiAuthenticationExtension):
-    """Access tokens of OAuth applications (accounts/api/oauth.py), with the one flow the server offers."""
+    """Access tokens of OAuth applications (accounts/oauth/authentication.py), with the one flow the server offers."""
 
-    target_class = "accounts.api.oauth.OAuthAccessTokenAuthentication"
+    target_class = "accounts.oauth.authentication.OAuthAccessTokenAuthentication"
     match_subclasses = True
     optional = True  # if the class moves, FallbackScheme describes it instead of a warning
     name = "OAuth2"

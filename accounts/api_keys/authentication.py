@@ -22,10 +22,12 @@ from rest_framework.authentication import BaseAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 
 from accounts.api.credentials import bearer_token
-from accounts.api_keys_services import KEY_PREFIX, api_key_hash, api_key_parse, api_key_record_use
-from accounts.models import ApiKey, Organization
+from accounts.api_keys.models import API_KEY_PREFIX, ApiKey
+from accounts.api_keys.selectors import api_key_for_authentication
+from accounts.api_keys.services import api_key_parse, api_key_record_use
+from accounts.hashing import secret_digest
+from accounts.models import Organization
 from accounts.security_events import client_ip, emit
-from accounts.selectors import api_key_for_authentication
 
 INVALID_KEY = "Invalid API key."
 
@@ -51,11 +53,11 @@ class ApiKeyAuthentication(BaseAuthentication):
 
     def authenticate(self, request):
         raw_key = bearer_token(request)
-        if raw_key is None or not raw_key.startswith(KEY_PREFIX):
+        if raw_key is None or not raw_key.startswith(API_KEY_PREFIX):
             return None
         prefix = api_key_parse(raw_key)
         api_key = api_key_for_authentication(prefix=prefix) if prefix else None
-        if api_key is None or not hmac.compare_digest(api_key.key_hash, api_key_hash(raw_key)):
+        if api_key is None or not hmac.compare_digest(api_key.key_hash, secret_digest(raw_key)):
             self._reject(request, "unknown", prefix=prefix)
             raise AuthenticationFailed(INVALID_KEY, code="api_key_invalid")
         if api_key.revoked_at is not None:

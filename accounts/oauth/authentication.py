@@ -1,6 +1,6 @@
 """OAuth 2.0 access tokens as API credentials, each bound to one organization.
 
-The authorization server lives in accounts/oauth/ (django-oauth-toolkit); this class
+The authorization server lives beside it in accounts/oauth/ (django-oauth-toolkit); this class
 only reads its access tokens, through the toolkit's swappable-model API
 (``get_access_token_model()``), so accounts still imports no other app.
 
@@ -34,10 +34,10 @@ from accounts.api.credentials import bearer_token, enforce_two_factor_rule
 from accounts.models import Organization, OrganizationStatus
 from accounts.scopes import scopes_for_role
 from accounts.security_events import emit
+from accounts.oauth.selectors import oauth_access_token_for_authentication
+from accounts.oauth.tokens import ACCESS_TOKEN_PREFIX, REFRESH_TOKEN_PREFIX
 from accounts.selectors import membership_for_user
 
-ACCESS_TOKEN_PREFIX = "jc_oat_"
-REFRESH_TOKEN_PREFIX = "jc_ort_"
 
 TOKEN_INVALID = "This OAuth access token is invalid or was revoked. Connect the application again to get a new one."
 TOKEN_UNAVAILABLE = "This OAuth access token's organization is no longer available to the person who authorized it."
@@ -81,7 +81,6 @@ class OAuthAccessTokenAuthentication(BaseAuthentication):
         if not raw.startswith(ACCESS_TOKEN_PREFIX):
             return None
 
-        from accounts.oauth.selectors import oauth_access_token_for_authentication
 
         token = oauth_access_token_for_authentication(raw=raw)  # its organization is checked below
         if token is None or token.application is None:

@@ -25,183 +25,35 @@ Contract:
   their 15 minutes.
 - Tokens are read from the ``Authorization: Bearer`` header only.
 
-The functions named ``api_token_*`` are this module's services (writes:
-outstanding and blacklisted tokens, authenticator usage); the views in
-accounts/api/views.py only parse input and render their result.
+The functions named ``api_token_*`` are the services (writes: outstanding
+and blacklisted tokens, authenticator usage); the views in
+accounts/jwt/api.py only parse input and render their result.
 """
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 
 import jwt as pyjwt
-from django.core.exceptions import ImproperlyConfigured, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import transaction
-from rest_framework_simplejwt.authentication import JWTAuthentication
-from rest_framework_simplejwt.exceptions import AuthenticationFailed, InvalidToken, TokenError
+from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
-from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
-from rest_framework_simplejwt.utils import datetime_from_epoch
 
-from accounts.models import Membership, Organization, OrganizationStatus, User
+from accounts.jwt.tokens import (
+    _TWO_FACTOR_WHAT_TO_DO,
+    FAMILY_CLAIM,
+    INVALID_CREDENTIALS,
+    ORG_CLAIM,
+    REFRESH_INVALID,
+    OrganizationRefreshToken,
+)
+from accounts.models import Organization, OrganizationStatus, User
 from accounts.security_events import emit
 from accounts.selectors import membership_for_user, user_email_verified
+from accounts.sso.selectors import sso_required_organization
 from jagcall.kernel.errors import ApplicationError
-
-ORG_CLAIM = "org"
-FAMILY_CLAIM = "fam"  # one id per chain of rotated refresh tokens
-# [!!] The one algorithm a token may name. Widening this is a security review.
-ALLOWED_ALGORITHMS = frozenset({"HS256"})
-
-if api_settings.ALGORITHM not in ALLOWED_ALGORITHMS:
-    raise ImproperlyConfigured(
-        f"SIMPLE_JWT['ALGORITHM'] must be one of {sorted(ALLOWED_ALGORITHMS)} (accounts/api/jwt.py)."
-    )
-
-INVALID_CREDENTIALS = "Invalid email, password or organization."
-REFRESH_INVALID = "The refresh token is invalid, expired, revoked or already used. Request a new token pair."
-
-
-# --- the tokens -------------------------------------------------------------------
-
-
-def _check_algorithm(raw_token) -> None:
-    try:
-        header = pyjwt.get_unverified_header(raw_token)
-    except pyjwt.PyJWTError as e:
-        raise TokenError("Token is invalid") from e
-    if header.get("alg") not in ALLOWED_ALGORITHMS:
-        raise TokenError("Token is invalid")
-
-
-def _require_organization_claims(payload: dict) -> None:
-    for claim in (api_settings.USER_ID_CLAIM, ORG_CLAIM, "iat", api_settings.JTI_CLAIM):
-        if claim not in payload:
-            raise TokenError(f"Token has no '{claim}' claim")
-    for claim in (api_settings.USER_ID_CLAIM, ORG_CLAIM):
-        try:
-            uuid.UUID(str(payload[claim]))
-        except ValueError as e:
-            raise TokenError("Token is invalid") from e
-
-
-class _OrganizationBound:
-    """Shared by both token kinds: the allow-listed algorithm and the claims we rely on."""
-
-    def __init__(self, token=None, verify: bool = True) -> None:
-        if token is not None:
-            _check_algorithm(token)
-        super().__init__(token, verify)
-
-    def verify(self) -> None:
-        _require_organization_claims(self.payload)
-        super().verify()
-
-
-class OrganizationAccessToken(_OrganizationBound, AccessToken):
-    pass
-
-
-class OrganizationRefreshToken(_OrganizationBound, RefreshToken):
-    access_token_class = OrganizationAccessToken
-
-    @classmethod
-    def for_membership(
-        cls, *, user: User, organization: Organization, not_after: int | None = None, family: str | None = None
-    ):
-        """A new refresh token for ``user`` in ``organization``, recorded as outstanding.
-
-        ``not_after`` (epoch seconds) caps the expiry and ``family`` continues
-        the chain: a rotated token keeps its predecessor's end of life and family.
-        """
-        token = cls()
-        token[api_settings.USER_ID_CLAIM] = str(getattr(user, api_settings.USER_ID_FIELD))
-        token[ORG_CLAIM] = str(organization.pk)
-        token[FAMILY_CLAIM] = family or uuid.uuid4().hex
-        if not_after is not None:
-            token["exp"] = min(int(not_after), token["exp"])
-        OutstandingToken.objects.create(
-            user=user,
-            jti=token[api_settings.JTI_CLAIM],
-            token=str(token),
-            created_at=token.current_time,
-            expires_at=datetime_from_epoch(token["exp"]),
-        )
-        return token
-
-    @property
-    def access_token(self) -> OrganizationAccessToken:
-        access = super().access_token
-        # Same instant as the refresh token's exp base: exp - iat is exactly the lifetime.
-        access.set_iat(at_time=self.current_time)
-        return access
-
-
-# --- the authentication class ----------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class OrganizationCredential:
-    """What ``request.auth`` holds for a JWT: OrganizationAPIView reads ``.organization`` and ``.role``."""
-
-    organization: Organization
-    role: str
-    token: OrganizationAccessToken
-    scopes: frozenset = frozenset()  # every scope the role allows (accounts/scopes.py)
-    rate_limit_key: str = ""  # one person across their tokens
-
-
-class OrganizationJWTAuthentication(JWTAuthentication):
-    """``Authorization: Bearer <access token>`` bound to one organization.
-
-    Returns ``(user, OrganizationCredential)``. Refuses (401) a token that is
-    malformed, not HS256, badly signed, expired or not yet valid, for another
-    audience or issuer, not an access token, of an unknown or inactive user,
-    or for an organization the user no longer belongs to or that is no
-    longer active; 403 when the organization requires two-factor sign-in
-    and the user has none.
-    """
-
-    def authenticate(self, request):
-        header = self.get_header(request)
-        if header is None:
-            return None
-        raw_token = self.get_raw_token(header)
-        if raw_token is None:
-            return None
-        token = self.get_validated_token(raw_token)
-        user = self.get_user(token)
-        membership = self.get_membership(token, user)
-        from accounts.scopes import scopes_for_role
-
-        return user, OrganizationCredential(
-            organization=membership.organization,
-            role=membership.role,
-            token=token,
-            scopes=scopes_for_role(membership.role),
-            rate_limit_key=f"user:{user.id}",
-        )
-
-    def get_validated_token(self, raw_token) -> OrganizationAccessToken:
-        try:
-            return OrganizationAccessToken(raw_token)
-        except TokenError as e:
-            raise InvalidToken(e.args[0]) from e
-
-    def get_membership(self, token, user) -> Membership:
-        organization = Organization.objects.filter(pk=token[ORG_CLAIM], status=OrganizationStatus.ACTIVE).first()
-        membership = membership_for_user(organization=organization, user=user) if organization else None
-        if membership is None:
-            raise AuthenticationFailed(
-                "This token's organization is not available to this user.", code="organization_unavailable"
-            )
-        membership.organization = organization
-        from accounts.api.credentials import enforce_two_factor_rule
-
-        enforce_two_factor_rule(organization, user, what_to_do=_TWO_FACTOR_WHAT_TO_DO)
-        return membership
 
 
 # --- services ------------------------------------------------------------------------------
@@ -216,9 +68,6 @@ class TokenPair:
     token_type: str = "Bearer"
 
 
-_TWO_FACTOR_WHAT_TO_DO = (
-    "Set up an authenticator app in your account's security settings, then request a token again with otp_code."
-)
 
 
 def _two_factor_required_message(organization: Organization) -> str:
@@ -389,8 +238,6 @@ def api_token_issue(
     second_factor = _validate_second_factor(request, user=user, otp_code=otp_code)
     organization = Organization.objects.filter(slug=organization_slug).first()
     _check_organization_access(request, user=user, organization=organization, slug=organization_slug)
-    from accounts.sso import sso_required_organization
-
     if sso_required_organization(user) is not None:
         # A password must not open the API where the web requires single sign-on.
         raise _refuse(

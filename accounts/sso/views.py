@@ -1,21 +1,22 @@
-"""SAML single sign-on endpoints at ``/sso/<sso_slug>/``: SP metadata, login, assertion consumer.
+"""Single sign-on pages: the owner's settings page, and the SAML endpoints at ``/sso/<sso_slug>/``: SP metadata, login, assertion consumer.
 
 These routes are public (the visitor is not signed in yet); the organization
 comes from the URL and must have an enabled SAML configuration on the
 Enterprise plan. djangosaml2 runs the protocol; what an accepted assertion
-means is decided by ``accounts.sso.sso_login_complete``.
+means is decided by ``accounts.sso.services.sso_login_complete``.
 """
 
 from __future__ import annotations
 
 import logging
 
-from django import forms
+from django.contrib import messages
 from django.contrib.auth import login
 from django.core.exceptions import PermissionDenied
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.decorators import method_decorator
+from django.views import View
 from django.views.decorators.csrf import csrf_exempt
 from djangosaml2 import views as saml_views
 from saml2.response import IncorrectlySigned, StatusError, UnsolicitedResponse
@@ -23,33 +24,67 @@ from saml2.saml import NAMEID_FORMAT_TRANSIENT
 from saml2.sigver import MissingKey, SignatureError
 from saml2.validate import ResponseLifetimeExceed, ToEarly
 
-from accounts import sso
+from accounts.entitlements import has_entitlement
+from accounts.mixins import OrganizationViewMixin
 from accounts.security_events import emit
+from accounts.sso import saml, services as sso_services
+from accounts.sso.forms import SsoSettingsForm
+from accounts.sso.selectors import sso_configuration_for_login, sso_configuration_get
+from accounts.views import apply_error
 from jagcall.kernel.errors import ApplicationError
 
 logger = logging.getLogger(__name__)
 
-class SsoSettingsForm(forms.Form):
-    """The owner's single sign-on settings (organization settings, accounts.views.OrganizationSsoView)."""
 
-    metadata_xml = forms.CharField(
-        label="Identity provider metadata (XML)",
-        widget=forms.Textarea(attrs={"rows": 10, "spellcheck": "false"}),
-        max_length=sso.MAX_METADATA_CHARS,
-        help_text="Download the SAML metadata file from your identity provider and paste all of it here.",
-    )
-    metadata_url = forms.URLField(
-        label="Metadata address (optional)",
-        required=False,
-        assume_scheme="https",
-        help_text="Kept for reference only; JagCall uses the metadata pasted above.",
-    )
-    enabled = forms.BooleanField(label="Turn on single sign-on", required=False)
-    require_sso = forms.BooleanField(
-        label="Require single sign-on",
-        required=False,
-        help_text="Members and admins can then sign in only through your identity provider. Owners keep their password.",
-    )
+class OrganizationSsoView(OrganizationViewMixin, View):
+    """Owners set up SAML single sign-on (Enterprise plan)."""
+
+    permission_required = "sso.manage"
+    template_name = "accounts/organization_sso.html"
+
+    def _render(self, request, form=None, status=200):
+        configuration = sso_configuration_get(organization=self.organization)
+        if form is None:
+            initial = {}
+            if configuration is not None:
+                initial = {
+                    "metadata_xml": configuration.idp_metadata_xml,
+                    "metadata_url": configuration.idp_metadata_url,
+                    "enabled": configuration.enabled,
+                    "require_sso": configuration.require_sso,
+                }
+            form = SsoSettingsForm(initial=initial)
+        context = {
+            "form": form,
+            "configuration": configuration,
+            "sso_available": has_entitlement(self.organization, "sso"),
+            "sp_urls": saml.sp_urls(self.organization),
+        }
+        return render(request, self.template_name, context, status=status)
+
+    def get(self, request, org_slug):
+        return self._render(request)
+
+    def post(self, request, org_slug):
+        form = SsoSettingsForm(request.POST)
+        status = 400
+        if form.is_valid():
+            try:
+                sso_services.sso_configure(
+                    organization=self.organization,
+                    actor=request.user,
+                    metadata_xml=form.cleaned_data["metadata_xml"],
+                    metadata_url=form.cleaned_data["metadata_url"],
+                    enabled=form.cleaned_data["enabled"],
+                    require_sso=form.cleaned_data["require_sso"],
+                )
+            except ApplicationError as error:
+                apply_error(form, error)
+                status = error.status
+            else:
+                messages.success(request, "Single sign-on settings saved.")
+                return redirect("accounts:organization-sso", org_slug=self.organization.slug)
+        return self._render(request, form=form, status=status)
 
 
 NOT_SET_UP = "Single sign-on is not set up for this organization. Sign in with your email and password instead."
@@ -63,7 +98,7 @@ class _OrganizationSsoMixin:
     """Resolve ``sso_slug`` to an enabled configuration once, before djangosaml2 runs."""
 
     def dispatch(self, request, *args, **kwargs):
-        configuration = sso.sso_configuration_for_login(slug=kwargs.get("sso_slug", ""))
+        configuration = sso_configuration_for_login(slug=kwargs.get("sso_slug", ""))
         if configuration is None:
             return sso_error(request, NOT_SET_UP)
         self.saml_configuration = request.saml_configuration = configuration
@@ -71,7 +106,7 @@ class _OrganizationSsoMixin:
         kwargs.pop("sso_slug", None)
         try:
             return super().dispatch(request, *args, **kwargs)
-        except sso.SsoUnavailable:
+        except saml.SsoUnavailable:
             return sso_error(request, NOT_SET_UP)
 
 
@@ -146,14 +181,14 @@ class SsoAssertionConsumerView(_OrganizationSsoMixin, saml_views.AssertionConsum
             )
         if not assertion_info.get("assertion_id"):
             raise PermissionDenied("The sign-in response has no bearer confirmation.")
-        if not sso.assertion_mark_used(
+        if not sso_services.assertion_mark_used(
             assertion_id=assertion_info["assertion_id"],
-            not_on_or_after=sso.not_on_or_after(assertion_info.get("not_on_or_after")),
+            not_on_or_after=saml.not_on_or_after(assertion_info.get("not_on_or_after")),
         ):
             raise PermissionDenied("This sign-in response was already used. Start signing in again.")
-        email, name = sso.attributes_email_and_name(session_info.get("ava") or {}, name_id.text.strip())
+        email, name = saml.attributes_email_and_name(session_info.get("ava") or {}, name_id.text.strip())
         try:
-            user = sso.sso_login_complete(
+            user = sso_services.sso_login_complete(
                 request=request,
                 organization=self.organization,
                 idp_entity_id=issuer,

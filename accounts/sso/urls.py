@@ -1,6 +1,6 @@
 from django.urls import path
 
-from accounts import sso_views
+from accounts.sso import views as sso_views
 
 app_name = "sso"
 

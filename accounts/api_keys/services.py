@@ -10,7 +10,6 @@ and a key gets no scope its grantor lacks.
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 import string
 from collections.abc import Collection, Iterable
@@ -20,28 +19,25 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from accounts.models import ApiKey, Organization, User
+from accounts.api_keys.models import API_KEY_PREFIX, ApiKey
+from accounts.hashing import secret_digest
+from accounts.models import Organization, User
 from accounts.scopes import SCOPES, unknown_scopes
 from accounts.security_events import emit
 from jagcall.kernel.errors import ApplicationError, PermissionDenied
 
-KEY_PREFIX = "jc_live_"
 PREFIX_LENGTH = 10
-# No "_" in the prefix: the key splits on the first "_" after KEY_PREFIX.
+# No "_" in the prefix: the key splits on the first "_" after API_KEY_PREFIX.
 _PREFIX_ALPHABET = string.ascii_letters + string.digits
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 MANAGE_SCOPE = "api_keys:write"
 
 
-def api_key_hash(raw_key: str) -> str:
-    return hashlib.sha256(raw_key.encode()).hexdigest()
-
-
 def api_key_parse(raw_key: str) -> str | None:
     """The prefix of a well-formed key, else None."""
-    if not raw_key.startswith(KEY_PREFIX):
+    if not raw_key.startswith(API_KEY_PREFIX):
         return None
-    prefix, sep, secret = raw_key[len(KEY_PREFIX):].partition("_")
+    prefix, sep, secret = raw_key[len(API_KEY_PREFIX):].partition("_")
     if not sep or len(prefix) != PREFIX_LENGTH or not secret or any(c not in _PREFIX_ALPHABET for c in prefix):
         return None
     return prefix
@@ -50,7 +46,7 @@ def api_key_parse(raw_key: str) -> str | None:
 def _generate() -> tuple[str, str]:
     prefix = "".join(secrets.choice(_PREFIX_ALPHABET) for _ in range(PREFIX_LENGTH))
     # 32 random bytes: 256 bits of secret.
-    return prefix, f"{KEY_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
+    return prefix, f"{API_KEY_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
 
 
 def _clean_scopes(scopes: Iterable[str], *, grantor_scopes: Collection[str]) -> list[str]:
@@ -99,7 +95,7 @@ def api_key_create(
         organization=organization,
         name=name,
         prefix=prefix,
-        key_hash=api_key_hash(raw_key),
+        key_hash=secret_digest(raw_key),
         scopes=cleaned,
         created_by=created_by,
         expires_at=expires_at,
