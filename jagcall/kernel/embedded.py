@@ -13,6 +13,13 @@ and every pytest-xdist worker shares them. ``ensure_*`` is idempotent and
 guarded by a file lock; a server left over from a killed run is reused when
 it answers, and a stale pid file is cleared when it does not.
 
+[!!] Only the process that started a server stops it (``stop_if_owned``):
+one server is shared by a ``make run``, a ``manage.py shell`` in another
+terminal, a test run..., and the one that merely reused it must not pull the
+database from under the others. ``<root>/owner`` records the starter (pid
+and start time, so a recycled pid is not mistaken for it); a server whose
+starter has ended (a killed run) can be ``adopt``ed by the next run.
+
 [!!] Never used with DEBUG off: production settings refuse to start without
 a real DATABASE_URL and REDIS_URL (see jagcall/settings.py).
 """
@@ -20,6 +27,7 @@ a real DATABASE_URL and REDIS_URL (see jagcall/settings.py).
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import secrets
 import shutil
@@ -30,6 +38,8 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+import psutil
 
 PG_SYSTEM_USER = "embedded_postgres"
 
@@ -94,12 +104,81 @@ def _is_zombie(pid: int) -> bool:
 
 
 # --------------------------------------------------------------------------
+# Ownership: who started a server, so that only that process stops it
+# --------------------------------------------------------------------------
+
+
+def _identity(pid: int) -> dict | None:
+    """A live process as pid + start time; None once it has exited (zombies included)."""
+    try:
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return None
+        return {"pid": pid, "started": process.create_time()}
+    except psutil.Error:
+        return None
+
+
+class _Owned:
+    """Ownership of a server under ``root``; the subclass says whether it runs and how it stops."""
+
+    root: Path
+
+    @property
+    def owner_file(self) -> Path:
+        return self.root / "owner"
+
+    def _lock(self):
+        return _locked(self.root.parent / f".{self.root.name}.lock")
+
+    def _claim(self) -> None:
+        self.owner_file.write_text(json.dumps(_identity(os.getpid())))
+
+    def owner(self) -> int | None:
+        """The pid of the live process that started (or adopted) this server; None when it has ended."""
+        try:
+            recorded = json.loads(self.owner_file.read_text())
+            pid, started = int(recorded["pid"]), float(recorded["started"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        current = _identity(pid)
+        # Start times are compared loosely (clock adjustments move them by up to a second);
+        # a pid recycled by another process starts later than that.
+        if current is None or abs(current["started"] - started) > 1:
+            return None
+        return pid
+
+    def adopt(self) -> bool:
+        """Take over a running server whose starter has ended (a killed run left it behind),
+        so that this process stops it when it ends. True when this process owns it now."""
+        with self._lock():
+            if not self.is_running():
+                return False
+            owner = self.owner()
+            if owner is None:
+                self._claim()
+                return True
+            return owner == os.getpid()
+
+    def stop_if_owned(self) -> bool:
+        """Stop the server if this process started or adopted it; True when it did.
+
+        [!!] A server another live process started is left running: it may be serving it.
+        """
+        with self._lock():
+            if self.owner() != os.getpid():
+                return False
+            self.stop()
+            return True
+
+
+# --------------------------------------------------------------------------
 # PostgreSQL
 # --------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class EmbeddedPostgres:
+class EmbeddedPostgres(_Owned):
     root: Path  # .data/pg: holds cluster/, password, port
 
     @property
@@ -180,8 +259,8 @@ class EmbeddedPostgres:
         return pid is None or _pid_alive(pid)
 
     def ensure_running(self) -> bool:
-        """Start the server unless it already runs; True when this call started it."""
-        with _locked(self.root.parent / f".{self.root.name}.lock"):
+        """Start the server unless it already runs; True when this call started it (and owns it)."""
+        with self._lock():
             self.root.mkdir(parents=True, exist_ok=True)
             self.root.chmod(0o700)
             _read_or_create(self.root / "password", lambda: secrets.token_urlsafe(24))
@@ -199,6 +278,7 @@ class EmbeddedPostgres:
             if not port_file.exists() or _port_in_use(int(port_file.read_text())):
                 port_file.write_text(str(_free_port()))
             self._start(run_as)
+            self._claim()
             self._ensure_database(run_as)
             return True
 
@@ -272,6 +352,7 @@ class EmbeddedPostgres:
             capture_output=True,
             **self._run_as(),
         )
+        self.owner_file.unlink(missing_ok=True)
 
 
 # --------------------------------------------------------------------------
@@ -280,7 +361,7 @@ class EmbeddedPostgres:
 
 
 @dataclass(frozen=True)
-class EmbeddedRedis:
+class EmbeddedRedis(_Owned):
     root: Path  # .data/redis: holds password, port, redis.pid, dump
 
     @property
@@ -318,7 +399,8 @@ class EmbeddedRedis:
         return pid is not None and _pid_alive(pid) and (self.root / "port").exists() and self._answers()
 
     def ensure_running(self) -> bool:
-        with _locked(self.root.parent / f".{self.root.name}.lock"):
+        """Start the server unless it already runs; True when this call started it (and owns it)."""
+        with self._lock():
             self.root.mkdir(parents=True, exist_ok=True)
             self.root.chmod(0o700)
             _read_or_create(self.root / "password", lambda: secrets.token_urlsafe(24))
@@ -334,6 +416,7 @@ class EmbeddedRedis:
             if not port_file.exists() or _port_in_use(int(port_file.read_text())):
                 port_file.write_text(str(_free_port()))
             self._start()
+            self._claim()
             return True
 
     def _start(self) -> None:
@@ -372,9 +455,11 @@ class EmbeddedRedis:
         pid = self._pid()
         if pid is None or not _pid_alive(pid):
             self.pid_file.unlink(missing_ok=True)
+            self.owner_file.unlink(missing_ok=True)
             return
         _terminate_if_ours(pid, "redis-server")
         self.pid_file.unlink(missing_ok=True)
+        self.owner_file.unlink(missing_ok=True)
 
 
 def _terminate_if_ours(pid: int, name: str, timeout: float = 10.0) -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -19,6 +21,8 @@ from redis.retry import Retry
 from django.db import connection
 
 from jagcall.kernel.embedded import EmbeddedPostgres, EmbeddedRedis
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
 
 def _gone(pid: int) -> bool:
@@ -169,6 +173,81 @@ def test_embedded_redis_never_kills_a_foreign_process_named_by_its_pid_file(tmp_
         assert bystander.poll() is None, "ensure_running() killed a process that is not its redis-server"
         assert started_pid != bystander.pid
         assert _client(server).ping() is True
+    finally:
+        server.stop()
+        _kill_if_running(started_pid, "redis-server")
+        bystander.kill()
+        bystander.wait(timeout=10)
+
+
+# --- ownership: only the starter stops a server ---------------------------------
+
+_HOLDER = """
+import sys, time
+from pathlib import Path
+from jagcall.kernel.embedded import EmbeddedRedis
+print(EmbeddedRedis(Path(sys.argv[1])).ensure_running(), flush=True)
+time.sleep(120)
+"""
+
+
+def test_embedded_redis_is_stopped_only_by_its_starter_and_adopted_once_the_starter_ends(tmp_path):
+    """Another live process's server is never stopped by one that merely reused it; after a crash it is adopted."""
+    server = EmbeddedRedis(tmp_path / "redis")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLDER, str(server.root)], cwd=BASE_DIR, stdout=subprocess.PIPE, text=True
+    )
+    started_pid = None
+    try:
+        assert holder.stdout.readline().strip() == "True"  # the holder started it
+        started_pid = server._pid()
+        assert server.owner() == holder.pid
+        assert server.ensure_running() is False  # reused here
+
+        assert server.adopt() is False  # its starter is alive: not ours to take
+        assert server.stop_if_owned() is False
+        assert _client(server).ping() is True, "a process that merely reused the server stopped it"
+        assert server.owner() == holder.pid
+
+        holder.kill()  # the starter dies without stopping it (kill -9)
+        holder.wait(timeout=10)
+        assert server.owner() is None
+        assert _client(server).ping() is True  # the server runs detached from its starter
+        assert server.adopt() is True
+        assert server.owner() == os.getpid()
+        assert server.adopt() is True  # idempotent for the owner
+
+        assert server.stop_if_owned() is True
+        _wait_gone(started_pid, timeout=5)
+        assert not server.is_running()
+        assert not server.owner_file.exists()
+        assert server.adopt() is False  # nothing runs: nothing to adopt
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait(timeout=10)
+        server.stop()
+        _kill_if_running(started_pid, "redis-server")
+
+
+def test_embedded_redis_owner_is_not_a_recycled_pid(tmp_path):
+    """An owner record naming a live process that started at another time (a pid reused) names nobody."""
+    server = EmbeddedRedis(tmp_path / "redis")
+    bystander = subprocess.Popen(["sleep", "60"])
+    started_pid = None
+    try:
+        assert server.ensure_running() is True
+        started_pid = server._pid()
+        assert server.owner() == os.getpid()
+        started = psutil.Process(bystander.pid).create_time()
+        server.owner_file.write_text(json.dumps({"pid": bystander.pid, "started": started - 3600}))
+        assert server.owner() is None
+        assert server.stop_if_owned() is False  # not recorded as ours any more
+        assert bystander.poll() is None
+        assert server.adopt() is True
+        assert server.stop_if_owned() is True
+        _wait_gone(started_pid, timeout=5)
+        assert bystander.poll() is None, "stopping the server signalled the process its owner record named"
     finally:
         server.stop()
         _kill_if_running(started_pid, "redis-server")
