@@ -12,3 +12,9 @@ class AccountsConfig(AppConfig):
         mfa.install_totp_reuse_guard()
         mfa.register_sealed_source()
         mfa.connect_signals()
+
+        # The API schema's kernel imports no app: accounts tells it which views are
+        # organization-bound and how its credentials are described.
+        from accounts.api import schema
+
+        schema.register()

@@ -35,7 +35,7 @@ INSTALLED_APPS = [
     "oauth2_provider",
     "accounts.oauth",
     # OpenAPI schema of the API (settings/api.py). jagcall.kernel.api registers the
-    # schema extensions (jagcall/kernel/api/schema.py) at startup.
+    # schema extensions (jagcall/kernel/api/schema/) at startup.
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "jagcall.kernel.api",

@@ -1,7 +1,7 @@
 """The OpenAPI schema at /api/v1/schema/ and the docs at /api/docs/.
 
 The schema must describe every route under /api/v1/, carry the API's
-conventions on every operation (jagcall/kernel/api/schema.py), validate with
+conventions on every operation (jagcall/kernel/api/schema/), validate with
 ``--fail-on-warn``, and its docs page must load nothing from outside.
 """
 

@@ -9,4 +9,4 @@ class ApiConfig(AppConfig):
     verbose_name = "API conventions"
 
     def ready(self):
-        from jagcall.kernel.api import schema  # noqa: F401  (registers the OpenAPI authentication extensions)
+        from jagcall.kernel.api import schema  # noqa: F401  (registers FallbackScheme, the OpenAPI extension of last resort)

@@ -11,7 +11,7 @@ class CursorPagination(pagination.CursorPagination):
     cursor_query_description = "Where the page starts: take it from `next` or `previous` as given (opaque)."
     page_size_query_description = "How many results per page (1-200, default 50)."
 
-    # How the OpenAPI schema (jagcall/kernel/api/schema.py) describes a list. OpenAPI 3.1:
+    # How the OpenAPI schema (jagcall/kernel/api/schema/) describes a list. OpenAPI 3.1:
     # a nullable value is a type list, not ``nullable: true``.
     def get_schema_operation_parameters(self, view):
         parameters = super().get_schema_operation_parameters(view)
