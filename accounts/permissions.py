@@ -91,37 +91,3 @@ class OrganizationPermission(BasePermission):
     def has_permission(self, request, view) -> bool:
         action = self.action_map.get(request.method)
         return action is not None and has_permission(getattr(request, "membership_role", None), action)
-
-
-class OrganizationScopePermission(BasePermission):
-    """DRF permission asking one thing: does the credential hold the scope this method needs.
-
-    Views declare ``required_scopes = {"GET": "api_keys:read", "POST": "api_keys:write"}``
-    (HEAD and OPTIONS fall back to GET's). The credential's ``scopes`` come from
-    its API key, or from its member's role through accounts.scopes (which maps
-    every scope to an action of the table above); a credential without
-    ``scopes`` gets its role's. A method the view has no handler for is let
-    through, so it answers 405. [!!] A handled method with no scope declared is
-    refused (fail closed).
-    """
-
-    def has_permission(self, request, view) -> bool:
-        from rest_framework.exceptions import PermissionDenied
-
-        from accounts.scopes import scopes_for_role
-
-        method = request.method.upper()
-        if not hasattr(view, method.lower()):
-            return True
-        required_scopes = getattr(view, "required_scopes", None) or {}
-        scope = required_scopes.get(method)
-        if scope is None and method in ("HEAD", "OPTIONS"):
-            scope = required_scopes.get("GET")
-        if scope is None:
-            return False
-        held = getattr(request.auth, "scopes", None)
-        if held is None:
-            held = scopes_for_role(getattr(request, "membership_role", None))
-        if scope not in held:
-            raise PermissionDenied(f"This request needs the scope {scope}.", code="missing_scope")
-        return True

@@ -16,6 +16,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from rest_framework.exceptions import PermissionDenied
+from rest_framework.permissions import BasePermission
+
 from accounts.permissions import PERMISSIONS, has_permission
 
 # scope -> (permission-table action it needs, what it lets a client do)
@@ -50,3 +53,33 @@ def scope_choices(allowed: Iterable[str] | None = None) -> list[tuple[str, str]]
     """(scope, label) pairs in registry order, limited to ``allowed`` when given."""
     allowed = ALL_SCOPES if allowed is None else frozenset(allowed)
     return [(scope, label) for scope, (_action, label) in SCOPES.items() if scope in allowed]
+
+
+class OrganizationScopePermission(BasePermission):
+    """DRF permission asking one thing: does the credential hold the scope this method needs.
+
+    Views declare ``required_scopes = {"GET": "api_keys:read", "POST": "api_keys:write"}``
+    (HEAD and OPTIONS fall back to GET's). The credential's ``scopes`` come from
+    its API key, or from its member's role (scopes_for_role above, which maps
+    every scope to an action of the permission table); a credential without
+    ``scopes`` gets its role's. A method the view has no handler for is let
+    through, so it answers 405. [!!] A handled method with no scope declared is
+    refused (fail closed).
+    """
+
+    def has_permission(self, request, view) -> bool:
+        method = request.method.upper()
+        if not hasattr(view, method.lower()):
+            return True
+        required_scopes = getattr(view, "required_scopes", None) or {}
+        scope = required_scopes.get(method)
+        if scope is None and method in ("HEAD", "OPTIONS"):
+            scope = required_scopes.get("GET")
+        if scope is None:
+            return False
+        held = getattr(request.auth, "scopes", None)
+        if held is None:
+            held = scopes_for_role(getattr(request, "membership_role", None))
+        if scope not in held:
+            raise PermissionDenied(f"This request needs the scope {scope}.", code="missing_scope")
+        return True

@@ -18,7 +18,7 @@ from accounts.api_keys.authentication import ApiKeyAuthentication
 from accounts.jwt.authentication import OrganizationJWTAuthentication
 from accounts.oauth.authentication import OAuthAccessTokenAuthentication
 from accounts.api.session import OrganizationSessionAuthentication
-from accounts.permissions import OrganizationScopePermission
+from accounts.scopes import OrganizationScopePermission
 from accounts.selectors import membership_for_user
 from accounts.tenancy import get_for_org_or_404
 from jagcall.kernel.api import idempotency
