@@ -13,6 +13,12 @@ class AccountsConfig(AppConfig):
         mfa.register_sealed_source()
         mfa.connect_signals()
 
+        # The encryption kernel imports no app: it learns the tenants from here, and
+        # destroys an organization's keys when its row is deleted (crypto-shredding).
+        from jagcall.kernel.crypto.registry import register_tenant_model
+
+        register_tenant_model(self.get_model("Organization"), handle_field="slug")
+
         # The API schema's kernel imports no app: accounts tells it which views are
         # organization-bound and how its credentials are described.
         from accounts.api import schema

@@ -1,7 +1,11 @@
 """Two-factor authentication on django-allauth's MFA: our adapter and rules.
 
 - TOTP secrets and the recovery-code seed are sealed by the encryption
-  kernel (jagcall.kernel.crypto.sealed), never stored in clear.
+  kernel (jagcall.kernel.crypto.sealed), never stored in clear, and bound to
+  their row's owner: the user, the factor's type and the slot in its data
+  (allauth keeps one TOTP and one recovery-code row per user). A sealed value
+  copied onto another row does not decrypt; that factor then refuses every
+  code (logged), never a server error. See "Sealing at the model layer".
 - Recovery codes: 10 codes of 34 digits, i.e. about 113 bits each (ASVS asks
   112), derived from a sealed seed; each works once.
 - TOTP: RFC 6238, 30 s steps, codes of the previous and next step accepted;
@@ -12,21 +16,34 @@
 
 from __future__ import annotations
 
+import functools
+import logging
+
 from allauth.mfa.adapter import DefaultMFAAdapter
 from django.core.cache import cache
 
 from accounts.security_events import emit
-from jagcall.kernel.crypto.sealed import seal, unseal
+from jagcall.kernel.crypto.errors import DecryptionError
+from jagcall.kernel.crypto.registry import register_sealed_source as register_with_kernel
+from jagcall.kernel.crypto.sealed import is_sealed, seal, unseal
+
+logger = logging.getLogger(__name__)
 
 PURPOSE = "mfa"
 
 
 class MFAAdapter(DefaultMFAAdapter):
+    # allauth hands these only the text; the row that owns it is known to the
+    # values themselves (see "Sealing at the model layer" below).
     def encrypt(self, text: str) -> str:
-        return seal(text, purpose=PURPOSE)
+        return _Pending(text)
 
     def decrypt(self, encrypted_text: str) -> str:
-        return unseal(encrypted_text, purpose=PURPOSE)
+        if isinstance(encrypted_text, _Pending):
+            return encrypted_text.plaintext
+        if isinstance(encrypted_text, _Owned):
+            return unseal(encrypted_text, purpose=PURPOSE, owner=encrypted_text.owner, allow_unbound=True)
+        raise DecryptionError("a second-factor secret reached decrypt() without the authenticator row it belongs to")
 
     def get_totp_issuer(self) -> str:
         return "JagCall"
@@ -49,43 +66,169 @@ def install_totp_reuse_guard() -> None:
     TOTP._mark_code_used = _mark_totp_code_used
 
 
+# --- Sealing at the model layer ----------------------------------------------------------
+#
+# allauth builds an authenticator's data with encrypt() before the row exists
+# and calls decrypt() with nothing but the stored text, so the owner cannot be
+# known inside the adapter. The row knows it: a value loaded from a row is
+# tagged with that row's owner (post_init), and a value allauth just encrypted
+# is held in memory until its row is saved, when it is sealed for that row's
+# owner (pre_save). [!!] The owner therefore always comes from the row the
+# ciphertext was read from, so a ciphertext copied onto another user's row is
+# opened with that other owner and fails.
+
+SLOTS = ("secret", "seed")  # one sealed value each
+LIST_SLOTS = ("migrated_codes",)  # a list of sealed values
+SEALED_TYPES = ("totp", "recovery_codes")
+_PLACEHOLDER = "jcs-pending:"
+
+
+class _Pending(str):
+    """A secret allauth just encrypted, held in memory until its row is saved.
+
+    Its text is a placeholder, never the secret: if it reached the database by
+    a path that skips pre_save, the factor would not work, but nothing leaks.
+    """
+
+    def __new__(cls, plaintext: str):
+        value = super().__new__(cls, _PLACEHOLDER)
+        value.plaintext = plaintext
+        return value
+
+    def __reduce__(self):
+        return (str, (_PLACEHOLDER,))  # never pickle the secret (caches, sessions)
+
+
+class _Owned(str):
+    """A sealed value as read from its row, carrying that row's owner."""
+
+    def __new__(cls, sealed: str, owner: str):
+        value = super().__new__(cls, sealed)
+        value.owner = owner
+        return value
+
+    def __reduce__(self):
+        return (_Owned, (str(self), self.owner))
+
+
+def owner_of(authenticator, slot: str) -> str:
+    return f"user:{authenticator.user_id}|{authenticator.type}|{slot}"
+
+
+def _map_sealed(authenticator, convert) -> None:
+    data = authenticator.__dict__.get("data")
+    if not isinstance(data, dict) or authenticator.type not in SEALED_TYPES:
+        return
+    for slot in SLOTS:
+        if isinstance(data.get(slot), str):
+            data[slot] = convert(data[slot], owner_of(authenticator, slot))
+    for slot in LIST_SLOTS:
+        if isinstance(data.get(slot), list):
+            data[slot] = [convert(v, owner_of(authenticator, slot)) if isinstance(v, str) else v for v in data[slot]]
+
+
+def _tag_loaded(sender, instance, **kwargs) -> None:
+    if "data" not in instance.__dict__:
+        return  # deferred: tagged when it is loaded
+
+    def tag(value, owner):
+        return value if isinstance(value, (_Pending, _Owned)) else _Owned(value, owner)
+
+    _map_sealed(instance, tag)
+
+
+def _seal_before_save(sender, instance, update_fields=None, **kwargs) -> None:
+    if update_fields is not None and "data" not in update_fields:
+        return
+
+    def sealed_for_row(value, owner):
+        if isinstance(value, _Pending):
+            return _Owned(seal(value.plaintext, purpose=PURPOSE, owner=owner), owner)
+        if isinstance(value, _Owned) and value.owner == owner and value.startswith("jcs2:"):
+            return value
+        if isinstance(value, _Owned) and value.owner == owner and is_sealed(value):
+            # Sealed before owners were bound (jcs1): bind it now, on this save.
+            return _Owned(seal(unseal(value, purpose=PURPOSE, owner=owner, allow_unbound=True), purpose=PURPOSE, owner=owner), owner)
+        raise DecryptionError(
+            f"refusing to store a second-factor secret of {owner} that is not sealed for this row"
+        )
+
+    _map_sealed(instance, sealed_for_row)
+
+
+def _refuse_unreadable(fallback):
+    """[!!] A factor whose sealed secret does not decrypt refuses every code; it never raises into a page."""
+
+    def decorate(method):
+        @functools.wraps(method)
+        def guarded(self, *args, **kwargs):
+            try:
+                return method(self, *args, **kwargs)
+            except DecryptionError as error:
+                instance = self.instance
+                logger.error(
+                    "The %s factor (authenticator %s) of user %s cannot be used: %s. Its codes are refused; the person "
+                    "can sign in with another factor or a recovery code, or support removes this factor so they enrol again.",
+                    instance.type, instance.pk, instance.user_id, error,
+                )
+                return fallback()
+
+        guarded.jagcall_fail_closed = True
+        return guarded
+
+    return decorate
+
+
+def _install_fail_closed_guards() -> None:
+    from allauth.mfa.recovery_codes.internal.auth import RecoveryCodes
+    from allauth.mfa.totp.internal.auth import TOTP
+
+    for cls, name, fallback in (
+        (TOTP, "validate_code", lambda: False),
+        (RecoveryCodes, "generate_codes", list),  # no codes: none validates, the page lists none
+        (RecoveryCodes, "_get_migrated_codes", list),
+    ):
+        method = getattr(cls, name)
+        if not getattr(method, "jagcall_fail_closed", False):
+            setattr(cls, name, _refuse_unreadable(fallback)(method))
+
+
 # --- sealed secrets this app keeps (for reencrypt and key retirement) -------------------
 
 
 def _authenticators():
     from allauth.mfa.models import Authenticator
 
-    return Authenticator.objects.filter(type__in=[Authenticator.Type.TOTP, Authenticator.Type.RECOVERY_CODES])
+    return Authenticator.objects.filter(type__in=SEALED_TYPES).order_by("pk")
 
 
 def _sealed_values(authenticator) -> list[str]:
     data = authenticator.data or {}
-    values = [data[k] for k in ("secret", "seed") if isinstance(data.get(k), str)]
-    values += [c for c in data.get("migrated_codes") or [] if isinstance(c, str)]
+    values = [data[k] for k in SLOTS if isinstance(data.get(k), str)]
+    for slot in LIST_SLOTS:
+        values += [c for c in data.get(slot) or [] if isinstance(c, str)]
     return values
 
 
-def _key_ids(authenticator):
-    from jagcall.kernel.crypto.sealed import sealed_key_id
-
-    return [sealed_key_id(v) for v in _sealed_values(authenticator)]
-
-
 def _reseal(authenticator) -> None:
-    data = dict(authenticator.data)
-    for key in ("secret", "seed"):
-        if isinstance(data.get(key), str):
-            data[key] = seal(unseal(data[key], purpose=PURPOSE), purpose=PURPOSE)
-    if data.get("migrated_codes"):
-        data["migrated_codes"] = [seal(unseal(c, purpose=PURPOSE), purpose=PURPOSE) for c in data["migrated_codes"]]
-    authenticator.data = data
+    """Seal every value again for its row under the primary key (pre_save does the sealing)."""
+
+    def reopen(value, owner):
+        return _Pending(unseal(value, purpose=PURPOSE, owner=owner, allow_unbound=True))
+
+    _map_sealed(authenticator, reopen)
     authenticator.save(update_fields=["data"])
 
 
 def register_sealed_source() -> None:
-    from jagcall.kernel.crypto.sealed import register_source
+    """Seal second-factor secrets for their row, fail closed, and tell the kernel where they are."""
+    from allauth.mfa.models import Authenticator
+    from django.db.models.signals import post_init, pre_save
 
-    register_source("mfa-authenticators", iterate=_authenticators, reseal=_reseal, key_ids=_key_ids)
+    post_init.connect(_tag_loaded, sender=Authenticator, weak=False, dispatch_uid="jagcall-mfa-tag-sealed")
+    pre_save.connect(_seal_before_save, sender=Authenticator, weak=False, dispatch_uid="jagcall-mfa-seal")
+    _install_fail_closed_guards()
+    register_with_kernel("mfa-authenticators", iterate=_authenticators, values=_sealed_values, reseal=_reseal)
 
 
 # --- security events ------------------------------------------------------------------------

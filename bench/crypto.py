@@ -666,7 +666,7 @@ def bench_file(org, size_mb: int, block: bytes, results: dict, key: str):
     source = GeneratedRecording(size, block)
     sink = NullSink()
     start = time.perf_counter()
-    with organization_keys(org.id).streaming.new_encrypting_stream(sink, file_associated_data(name)) as stream:
+    with organization_keys(org.id).streaming.new_encrypting_stream(sink, file_associated_data(org.id, name)) as stream:
         for chunk in iter(lambda: source.read(CHUNK), b""):
             stream.write(chunk)
     tink_seconds = time.perf_counter() - start
@@ -674,7 +674,7 @@ def bench_file(org, size_mb: int, block: bytes, results: dict, key: str):
     source = GeneratedRecording(size, block)
     with PeakRss() as write_rss:
         start = time.perf_counter()
-        saved = storage.save(name, File(source, name="recording.wav"))
+        saved = storage.save_for(organization_id=org.id, name=name, content=File(source, name="recording.wav"))
         write_seconds = time.perf_counter() - start
     assert saved == name
     stored = storage.size(name)
@@ -683,7 +683,7 @@ def bench_file(org, size_mb: int, block: bytes, results: dict, key: str):
     read_bytes = 0
     with PeakRss() as read_rss:
         start = time.perf_counter()
-        with storage.open(name) as handle:
+        with storage.open_for(organization_id=org.id, name=name) as handle:
             while True:
                 chunk = handle.read(CHUNK)
                 if not chunk:

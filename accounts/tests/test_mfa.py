@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import logging
 import math
 import time
+from datetime import timedelta
 
 import pytest
 from allauth.mfa.models import Authenticator
@@ -12,10 +15,12 @@ from allauth.mfa.totp.internal.auth import format_hotp_value, hotp_value
 from django.core import mail
 from django.core.management import call_command
 from django.db import connection
+from django.utils import timezone
 
 from accounts import services
 from accounts.tests.factories import DEFAULT_PASSWORD, MembershipFactory, UserFactory, enable_totp
-from jagcall.kernel.crypto import sealed
+from jagcall.kernel.crypto import keys, sealed
+from jagcall.kernel.crypto.models import PlatformKeyset
 
 pytestmark = pytest.mark.django_db
 
@@ -41,9 +46,9 @@ def test_totp_secret_and_recovery_seed_are_sealed_at_rest(owner):
         cursor.execute("SELECT data::text FROM mfa_authenticator WHERE user_id = %s", [owner.pk])
         raw = " ".join(row[0] for row in cursor.fetchall())
     assert secret not in raw and secret.lower() not in raw
-    assert raw.count("jcs1:") == 2
+    assert raw.count("jcs2:") == 2 and "jcs1:" not in raw
     totp = Authenticator.objects.get(user=owner, type="totp")
-    assert sealed.unseal(totp.data["secret"], purpose="mfa") == secret
+    assert sealed.unseal(str(totp.data["secret"]), purpose="mfa", owner=f"user:{owner.pk}|totp|secret") == secret
 
 
 def test_sign_in_needs_the_second_factor_and_a_code_works_once(client, owner, organization, events):
@@ -184,7 +189,10 @@ def test_sealed_secrets_follow_key_rotation(client, owner, organization):
     for authenticator in Authenticator.objects.filter(user=owner):
         values = [v for k, v in authenticator.data.items() if k in ("secret", "seed")]
         assert {sealed.sealed_key_id(v) for v in values} == {new_primary}
+    PlatformKeyset.objects.update(rotated_at=timezone.now() - keys.retirement_grace() - timedelta(seconds=1))
     call_command("rotate_keys", "--retire-unused", stdout=open("/dev/null", "w"))
+    keys.evict()
+    assert keys.platform_keys("secrets").key_ids == (new_primary,)
     sign_in(client, owner)
     assert second_factor(client, code_at(secret)).status_code == 302
 
@@ -202,3 +210,130 @@ def test_disabling_totp_emails_the_person_and_is_recorded(client, owner, events)
     assert not Authenticator.objects.filter(user=owner, type="totp").exists()
     assert any(owner.email in m.to for m in mail.outbox)
     assert any(e["event"] == "user.mfa_disabled" for e in events)
+
+
+# --- sealed secrets are bound to their row (owner) ------------------------------------------------
+
+
+def raw_data(user, kind) -> dict:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT data FROM mfa_authenticator WHERE user_id = %s AND type = %s", [user.pk, kind])
+        value = cursor.fetchone()[0]
+    import json
+
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def copy_sealed_value(*, kind, slot, source_user, target_user):
+    """What someone with write access to the database could do: move one row's ciphertext onto another row."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE mfa_authenticator AS target SET data = jsonb_set(target.data::jsonb, %s, source.data::jsonb -> %s) "
+            "FROM mfa_authenticator AS source WHERE source.user_id = %s AND source.type = %s "
+            "AND target.user_id = %s AND target.type = %s",
+            [[slot], slot, source_user.pk, kind, target_user.pk, kind],
+        )
+        assert cursor.rowcount == 1
+
+
+def test_a_totp_secret_copied_onto_another_users_row_does_not_decrypt(client, owner, organization, caplog):
+    victim_secret = enable_totp(owner)
+    intruder = UserFactory(email="intruder@example.test")
+    MembershipFactory(user=intruder, organization=organization)
+    intruder_secret = enable_totp(intruder)
+    copy_sealed_value(kind="totp", slot="secret", source_user=owner, target_user=intruder)
+    assert raw_data(intruder, "totp")["secret"] == raw_data(owner, "totp")["secret"]
+
+    caplog.set_level(logging.ERROR, logger="accounts.mfa")
+    sign_in(client, intruder)
+    for code in (code_at(victim_secret), code_at(intruder_secret)):
+        response = second_factor(client, code)
+        assert response.status_code == 200  # the form again: refused, not a server error
+    assert client.get(f"/o/{organization.slug}/").status_code == 302  # not in
+    assert any(
+        "cannot be used" in r.getMessage() and f"user {intruder.pk}" in r.getMessage() and "does not decrypt" in r.getMessage()
+        for r in caplog.records
+    )
+    # The original, on its own row, still works.
+    client.post("/auth/logout/")
+    sign_in(client, owner)
+    assert second_factor(client, code_at(victim_secret, 1)).status_code == 302
+    assert client.get(f"/o/{organization.slug}/").status_code == 200
+
+
+def test_a_recovery_seed_copied_onto_another_users_row_does_not_decrypt(client, owner, organization):
+    enable_totp(owner)
+    victim_codes = RecoveryCodes.activate(owner).generate_codes()
+    intruder = UserFactory(email="intruder@example.test")
+    MembershipFactory(user=intruder, organization=organization)
+    enable_totp(intruder)
+    RecoveryCodes.activate(intruder)
+    copy_sealed_value(kind="recovery_codes", slot="seed", source_user=owner, target_user=intruder)
+
+    sign_in(client, intruder)
+    assert second_factor(client, victim_codes[0]).status_code == 200
+    assert client.get(f"/o/{organization.slug}/").status_code == 302
+    assert RecoveryCodes(Authenticator.objects.get(user=intruder, type="recovery_codes")).get_unused_codes() == []
+    # A seed moved onto the same person's TOTP row (another slot and type) does not decrypt either.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE mfa_authenticator SET data = jsonb_set(data::jsonb, '{secret}', %s::jsonb) WHERE user_id = %s AND type = 'totp'",
+            [f'"{raw_data(owner, "recovery_codes")["seed"]}"', owner.pk],
+        )
+    assert Authenticator.objects.get(user=owner, type="totp").wrap().validate_code("123456") is False
+    client.post("/auth/logout/")
+    sign_in(client, owner)
+    assert second_factor(client, victim_codes[0]).status_code == 302  # the recovery codes on their own row still work
+
+
+def _seal_the_old_way(text: str) -> str:
+    """A value as sealed before owners were bound: ``jcs1:``, associated data naming only the purpose."""
+    from jagcall.kernel.crypto import services
+
+    primitive = services.platform_keys_for_write("secrets").aead
+    return "jcs1:" + base64.urlsafe_b64encode(primitive.encrypt(text.encode(), b"jagcall:sealed:v1|mfa")).decode()
+
+
+def _set_raw_secret(user, value: str):
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE mfa_authenticator SET data = jsonb_set(data::jsonb, '{secret}', %s::jsonb) WHERE user_id = %s AND type = 'totp'",
+            [f'"{value}"', user.pk],
+        )
+
+
+def test_secrets_sealed_before_owner_binding_keep_working_and_reencrypt_binds_them(client, owner, organization):
+    secret = enable_totp(owner)
+    _set_raw_secret(owner, _seal_the_old_way(secret))
+    out = __import__("io").StringIO()
+    call_command("rotate_keys", "--status", stdout=out)
+    assert "1 sealed secret(s) are in the old format" in out.getvalue()
+
+    sign_in(client, owner)
+    assert second_factor(client, code_at(secret)).status_code == 302  # the old format still opens
+    assert raw_data(owner, "totp")["secret"].startswith("jcs1:")  # a use saves last_used_at only
+    call_command("reencrypt", stdout=open("/dev/null", "w"))
+    assert raw_data(owner, "totp")["secret"].startswith("jcs2:")
+    out = __import__("io").StringIO()
+    call_command("rotate_keys", "--status", stdout=out)
+    assert "old format" not in out.getvalue()
+    client.post("/auth/logout/")
+    sign_in(client, owner)
+    assert second_factor(client, code_at(secret, 1)).status_code == 302
+
+
+def test_a_secret_sealed_the_old_way_is_bound_on_the_next_save_of_its_row(owner):
+    secret = enable_totp(owner)
+    _set_raw_secret(owner, _seal_the_old_way(secret))
+    authenticator = Authenticator.objects.get(user=owner, type="totp")
+    authenticator.save()
+    stored = raw_data(owner, "totp")["secret"]
+    assert stored.startswith("jcs2:")
+    assert sealed.unseal(stored, purpose="mfa", owner=f"user:{owner.pk}|totp|secret") == secret
+    assert Authenticator.objects.get(user=owner, type="totp").wrap().validate_code(code_at(secret)) is True
+
+
+def test_a_secret_in_clear_in_the_database_is_refused(owner):
+    secret = enable_totp(owner)
+    _set_raw_secret(owner, secret)  # written around the app
+    assert Authenticator.objects.get(user=owner, type="totp").wrap().validate_code(code_at(secret)) is False

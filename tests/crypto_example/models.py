@@ -3,7 +3,7 @@ from django.db import models
 from accounts.tenancy import OrganizationOwned
 from jagcall.kernel.crypto.blind_index import BlindIndexField
 from jagcall.kernel.crypto.fields import EncryptedBinaryField, EncryptedJSONField, EncryptedTextField
-from jagcall.kernel.crypto.storage import EncryptedFileStorage, encrypted_upload_to
+from jagcall.kernel.crypto.storage import EncryptedFileField
 
 
 def normalize_phone(value: str) -> str:
@@ -18,9 +18,7 @@ class SecretNote(OrganizationOwned):
     blob = EncryptedBinaryField(null=True, blank=True)
     phone = EncryptedTextField(null=True, blank=True)
     phone_index = BlindIndexField(source="phone", normalize=normalize_phone)
-    attachment = models.FileField(
-        storage=EncryptedFileStorage(), upload_to=encrypted_upload_to, blank=True, max_length=255
-    )
+    attachment = EncryptedFileField(blank=True)
 
 
 class PlainNote(OrganizationOwned):

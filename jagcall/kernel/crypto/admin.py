@@ -11,11 +11,10 @@ class OrganizationKeysetAdmin(ReadOnlyModelAdmin):
     Destroying keys is crypto-shredding: a service call, never a click here.
     """
 
-    list_display = ("organization", "created_at", "rotated_at", "destroyed_at", "master_key_id")
+    list_display = ("organization_id", "created_at", "rotated_at", "destroyed_at", "master_key_id")
     list_filter = ("destroyed_at", "rotated_at")
-    search_fields = ("organization__name", "organization__slug", "=organization__id")
-    list_select_related = ("organization",)
-    fields = ("organization", "created_at", "rotated_at", "destroyed_at", "master_key_id")
+    search_fields = ("=organization_id",)
+    fields = ("organization_id", "created_at", "rotated_at", "destroyed_at", "master_key_id")
     readonly_fields = fields
 
 

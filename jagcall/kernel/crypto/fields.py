@@ -24,15 +24,13 @@ from django.core import checks, exceptions
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 
+from jagcall.kernel.crypto.errors import DecryptionError  # noqa: F401  (also caught from this module)
 from jagcall.kernel.crypto.keys import organization_keys
+from jagcall.kernel.crypto.services import organization_keys_for_write
 
 FORMAT = b"jc1"
 _FORMAT_LEN = len(FORMAT)
 KEY_ID_SLICE = slice(len(FORMAT) + 1, len(FORMAT) + 5)  # after Tink's 0x01 version byte
-
-
-class DecryptionError(Exception):
-    """A stored value could not be decrypted (wrong row, field, organization or key)."""
 
 
 class Ciphertext(bytes):
@@ -126,7 +124,7 @@ class EncryptedFieldMixin:
             return None
         if model_instance.pk is None:
             raise ValueError(f"{model_instance._meta.label}.{self.name}: encrypted fields need the primary key before saving")
-        keys = organization_keys(model_instance.organization_id)
+        keys = organization_keys_for_write(model_instance.organization_id)  # a write may create the keys; a read never does
         ciphertext = keys.aead.encrypt(self.encode_value(plaintext), associated_data(model_instance, self.name))
         return _Sealed(FORMAT + ciphertext)
 

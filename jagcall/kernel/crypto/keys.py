@@ -1,4 +1,4 @@
-"""The key hierarchy: one master keyset wraps each organization's data keysets.
+"""The key hierarchy (reads only): one master keyset wraps each organization's data keysets.
 
 - The master keyset (Tink AES256_GCM) comes from the environment: inline
   JSON, a file, or a KMS key URI (then the KMS does the wrapping). In
@@ -6,8 +6,15 @@
 - Each organization has an AEAD keyset (AES256_GCM) for fields and a
   streaming AEAD keyset (AES256_GCM_HKDF_1MB) for files, stored wrapped by
   the master keyset with associated data naming the organization and kind.
+- Platform keysets (e.g. "secrets" for sealed secrets) are wrapped the same
+  way under their name.
 - Unwrapped primitives are cached in this process for
-  JAGCALL_KEY_CACHE_SECONDS; key material is never written in clear.
+  JAGCALL_KEY_CACHE_SECONDS; a master keyset read from a file is re-read
+  when the file changes, checked at the same interval. Key material is never
+  written in clear.
+
+[!!] Reading never creates keys: a missing keyset raises KeysetMissing.
+Keys are created by ``services`` at write time or at set-up.
 """
 
 from __future__ import annotations
@@ -18,13 +25,18 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 from pathlib import Path
 
 import tink
 from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
+from django.utils import timezone
 from tink import aead, cleartext_keyset_handle, core, secret_key_access, streaming_aead
 from tink.proto import aes_gcm_hkdf_streaming_pb2, aes_gcm_pb2, tink_pb2
+
+from jagcall.kernel.crypto.errors import KeyConfigurationError, KeysetDestroyed, KeysetMissing  # noqa: F401  (also raised from here)
+from jagcall.kernel.crypto.models import OrganizationKeyset, PlatformKeyset
 
 aead.register()
 streaming_aead.register()
@@ -36,14 +48,6 @@ STREAMING_TEMPLATE = streaming_aead.streaming_aead_key_templates.AES256_GCM_HKDF
 AES_GCM_KEY = "type.googleapis.com/google.crypto.tink.AesGcmKey"
 STREAMING_KEY = "type.googleapis.com/google.crypto.tink.AesGcmHkdfStreamingKey"
 KINDS = {"aead": (AEAD_TEMPLATE, AES_GCM_KEY), "streaming": (STREAMING_TEMPLATE, STREAMING_KEY)}
-
-
-class KeyConfigurationError(ImproperlyConfigured):
-    """The master keyset is missing, malformed, not AES-256, or not the one the data was wrapped with."""
-
-
-class KeysetDestroyed(Exception):
-    """The organization's keys were destroyed (crypto-shredded): its ciphertexts are gone for good."""
 
 
 # --- keyset helpers -------------------------------------------------------------
@@ -115,13 +119,22 @@ def assert_aes256(handle: tink.KeysetHandle, kind: str, what: str) -> None:
 
 
 class MasterKey:
-    """The master keyset of this process, loaded once from settings."""
+    """The master keyset of this process, loaded from settings.
+
+    [!!] A keyset read from a file is a cache like any other: when the file
+    changes (``rotate_keys --master`` writes it), this process picks the new
+    keyset up within JAGCALL_KEY_CACHE_SECONDS, so no process keeps wrapping
+    under a retired master key for longer than the retirement grace period.
+    """
 
     def __init__(self):
         self._lock = threading.Lock()
         self._aead = None
         self._handle: tink.KeysetHandle | None = None
         self.source = ""
+        self._file: Path | None = None
+        self._file_mtime_ns: int | None = None
+        self._recheck_at = 0.0
 
     def load(self, *, force: bool = False):
         with self._lock:
@@ -130,30 +143,59 @@ class MasterKey:
             uri = settings.JAGCALL_MASTER_KEY_URI
             if uri:
                 self._aead, self._handle, self.source = _kms_aead(uri), None, f"KMS key {uri}"
+                self._file = self._file_mtime_ns = None
                 return self._aead
-            handle, self.source = _read_master_keyset()
+            handle, self.source, self._file = _read_master_keyset()
             assert_aes256(handle, "aead", "The master keyset")
             self._handle = handle
             self._aead = handle.primitive(aead.Aead)
+            self._file_mtime_ns = self._file.stat().st_mtime_ns if self._file is not None else None
+            self._recheck_at = time.monotonic() + settings.JAGCALL_KEY_CACHE_SECONDS
             return self._aead
+
+    def _reload_if_file_changed(self) -> None:
+        if self._file is None or time.monotonic() < self._recheck_at:
+            return
+        try:
+            changed = self._file.stat().st_mtime_ns != self._file_mtime_ns
+        except OSError:
+            changed = False  # keep what is loaded; the start-up check reports a missing file
+        if changed:
+            self.load(force=True)
+        else:
+            self._recheck_at = time.monotonic() + settings.JAGCALL_KEY_CACHE_SECONDS
 
     @property
     def aead(self):
-        return self._aead or self.load()
+        if self._aead is None:
+            return self.load()
+        self._reload_if_file_changed()
+        return self._aead
 
     @property
     def handle(self) -> tink.KeysetHandle | None:
-        self.load()
+        self.aead  # noqa: B018  (loads, or reloads a changed file)
         return self._handle
 
     @property
     def primary_key_id(self) -> int | None:
         return primary_key_id(self.handle) if self.handle is not None else None
 
+    def changed_at(self):
+        """When the master keyset file last changed (a new primary, a retirement), or None if not file-based.
 
-def _read_master_keyset() -> tuple[tink.KeysetHandle, str]:
+        The keys that are not primary stopped being primary no later than this.
+        """
+        self.aead  # noqa: B018
+        if self._file is None or self._file_mtime_ns is None:
+            return None
+        return datetime.fromtimestamp(self._file_mtime_ns / 1e9, tz=dt_timezone.utc)
+
+
+def _read_master_keyset() -> tuple[tink.KeysetHandle, str, Path | None]:
     inline = settings.JAGCALL_MASTER_KEYSET
     path = settings.JAGCALL_MASTER_KEYSET_FILE
+    file = None
     if inline:
         text, source = inline, "JAGCALL_MASTER_KEYSET"
     elif path:
@@ -172,7 +214,7 @@ def _read_master_keyset() -> tuple[tink.KeysetHandle, str]:
         handle = tink.json_proto_keyset_format.parse(text, secret_key_access.TOKEN)
     except Exception as exc:  # TinkError, JSON and protobuf errors alike
         raise KeyConfigurationError(f"{source} is not a valid Tink keyset in JSON: {exc}") from None
-    return handle, source
+    return handle, source, file
 
 
 def write_master_keyset(file: Path, handle: tink.KeysetHandle) -> None:
@@ -258,27 +300,29 @@ def _cache_key(organization_id) -> uuid.UUID:
 
 
 def evict(organization_id=None) -> None:
+    """Forget unwrapped keys: one organization's, or (no argument) every organization's and platform keyset's."""
     with _cache_lock:
         if organization_id is None:
             _cache.clear()
+            _platform_cache.clear()
         else:
             _cache.pop(_cache_key(organization_id), None)
 
 
 def organization_keys(organization_id) -> OrganizationKeys:
-    """The organization's unwrapped primitives (created on first use; KeysetDestroyed once shredded)."""
+    """The organization's unwrapped primitives.
+
+    Raises KeysetMissing when the organization has no keys yet (nothing can
+    have been encrypted for it) and KeysetDestroyed once they were shredded.
+    """
     key = _cache_key(organization_id)
     now = time.monotonic()
     hit = _cache.get(key)  # a single dict read is atomic: no lock on the hot path
     if hit is not None and hit[0] > now:
         return hit[1]
-    from jagcall.kernel.crypto.models import OrganizationKeyset
-
-    row = OrganizationKeyset.objects.filter(organization_id=organization_id).first()
+    row = OrganizationKeyset.objects.filter(organization_id=key).first()
     if row is None:
-        from jagcall.kernel.crypto.services import organization_keys_create
-
-        row = organization_keys_create(organization_id=organization_id)
+        raise KeysetMissing(f"Organization {organization_id} has no encryption keys, so nothing of it can be decrypted.")
     if row.destroyed_at is not None:
         raise KeysetDestroyed(f"The keys of organization {organization_id} were destroyed on {row.destroyed_at:%Y-%m-%d}.")
     aead_handle = unwrap(row.aead_keyset, organization_id, "aead")
@@ -295,3 +339,84 @@ def organization_keys(organization_id) -> OrganizationKeys:
     with _cache_lock:
         _cache[key] = (now + settings.JAGCALL_KEY_CACHE_SECONDS, keys)
     return keys
+
+
+# --- platform keysets (not tied to one organization) -------------------------------
+
+
+def platform_wrap_ad(name: str) -> bytes:
+    return f"jagcall:platform-keyset:v1|{name}".encode()
+
+
+def wrap_platform(handle: tink.KeysetHandle, name: str) -> bytes:
+    return tink.proto_keyset_format.serialize_encrypted(handle, master.aead, platform_wrap_ad(name))
+
+
+def unwrap_platform(blob: bytes, name: str) -> tink.KeysetHandle:
+    try:
+        handle = tink.proto_keyset_format.parse_encrypted(bytes(blob), master.aead, platform_wrap_ad(name))
+    except tink.TinkError:
+        raise KeyConfigurationError(
+            f"The master keyset ({master.source}) cannot unwrap the platform keyset {name!r}."
+        ) from None
+    assert_aes256(handle, "aead", f"Platform keyset {name}")
+    return handle
+
+
+@dataclass(frozen=True)
+class PlatformKeys:
+    name: str
+    aead: object
+    primary_id: int
+    key_ids: tuple[int, ...]
+
+
+_platform_cache: dict = {}
+
+
+def platform_keys(name: str) -> PlatformKeys:
+    """A platform keyset's unwrapped primitive; KeysetMissing when it was never created."""
+    now = time.monotonic()
+    hit = _platform_cache.get(name)
+    if hit is not None and hit[0] > now:
+        return hit[1]
+    row = PlatformKeyset.objects.filter(name=name).first()
+    if row is None:
+        raise KeysetMissing(f"The platform keyset {name!r} does not exist yet, so nothing sealed with it can exist.")
+    handle = unwrap_platform(row.aead_keyset, name)
+    keys = PlatformKeys(name=name, aead=handle.primitive(aead.Aead), primary_id=primary_key_id(handle),
+                        key_ids=tuple(key_ids(handle)))
+    with _cache_lock:
+        _platform_cache[name] = (now + settings.JAGCALL_KEY_CACHE_SECONDS, keys)
+    return keys
+
+
+def evict_platform(name: str | None = None) -> None:
+    with _cache_lock:
+        if name is None:
+            _platform_cache.clear()
+        else:
+            _platform_cache.pop(name, None)
+
+
+# --- retirement timing ------------------------------------------------------------------
+
+
+def retirement_grace():
+    """How long a key must have stopped being primary before it may be retired.
+
+    [!!] Longer than any cache of keys: a process that loaded the keys just
+    before a rotation committed keeps encrypting under the old primary for up
+    to JAGCALL_KEY_CACHE_SECONDS; the same again covers writes still in
+    flight when their cache expired, and a minute covers clock differences
+    between hosts. Only after that can a count of ciphertexts under the old
+    key be final.
+    """
+    return timedelta(seconds=2 * settings.JAGCALL_KEY_CACHE_SECONDS + 60)
+
+
+def retirable_from(stopped_being_primary_at):
+    """The moment keys that stopped being primary at the given time may be retired (None: not known, now)."""
+    if stopped_being_primary_at is None:
+        return timezone.now()
+    return stopped_being_primary_at + retirement_grace()

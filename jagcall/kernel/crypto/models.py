@@ -8,16 +8,21 @@ class OrganizationKeyset(models.Model):
     [!!] Key material never appears here in clear. Destroying the wrapped
     keysets (crypto-shredding) makes every ciphertext of the organization,
     in the database, in files and in backups, unreadable.
+
+    The organization is a plain id, not a foreign key: the kernel imports no
+    app. The app that owns tenants registers them
+    (``jagcall.kernel.crypto.registry.register_tenant_model``); deleting a
+    tenant then destroys its keys here and leaves this row as the record.
     """
 
-    organization = models.OneToOneField(
-        "accounts.Organization", on_delete=models.PROTECT, primary_key=True, related_name="+"
-    )
+    organization_id = models.UUIDField(primary_key=True, db_column="organization_id")
     aead_keyset = models.BinaryField(null=True, editable=False)
     streaming_keyset = models.BinaryField(null=True, editable=False)
     master_key_id = models.BigIntegerField(null=True, editable=False, help_text="Master key that wrapped these keysets")
     created_at = models.DateTimeField(default=timezone.now)
-    rotated_at = models.DateTimeField(null=True, blank=True)
+    rotated_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the last new primary key was added (older keys stopped being primary then)"
+    )
     destroyed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

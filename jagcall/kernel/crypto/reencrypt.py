@@ -4,13 +4,15 @@ Resumable: progress is checkpointed per model after each batch
 (ReencryptionCheckpoint), so an interrupted run continues where it stopped.
 Verifying: each rewritten row is read back, decrypted and compared, and
 must now carry the primary key's id; each rewritten file is re-read and its
-SHA-256 compared with the original plaintext.
+SHA-256 compared with the original plaintext. Sealed secrets registered by
+the apps are resealed under the primary key and bound to their owner.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,9 +21,11 @@ from django.core.files import File
 from django.db import transaction
 from django.utils import timezone
 
+from jagcall.kernel.crypto import registry, sealed
 from jagcall.kernel.crypto.blind_index import current_version
+from jagcall.kernel.crypto.errors import KeysetDestroyed
 from jagcall.kernel.crypto.fields import ciphertext_key_id, encrypted_fields
-from jagcall.kernel.crypto.keys import KeysetDestroyed, organization_keys
+from jagcall.kernel.crypto.keys import organization_keys
 from jagcall.kernel.crypto.models import ReencryptionCheckpoint
 from jagcall.kernel.crypto.selectors import (
     blind_index_fields,
@@ -60,10 +64,10 @@ def _needs_rewrite(instance, fields, indexes) -> bool:
 
 
 def _rewrite_row(model, pk, fields, indexes) -> None:
-    instance = model._default_manager.select_for_update().get(pk=pk)
+    instance = model._base_manager.select_for_update().get(pk=pk)
     plaintexts = {field.attname: getattr(instance, field.attname) for field in fields}
     instance.save(update_fields=[f.name for f in fields] + [i.name for i in indexes])
-    stored = model._default_manager.get(pk=pk)
+    stored = model._base_manager.get(pk=pk)
     primary = organization_keys(stored.organization_id).aead_primary_id
     for field in fields:
         raw = stored.__dict__.get(field.attname)
@@ -90,7 +94,7 @@ def _run_in_batches(model, target, *, rewrite, batch_size, restart, max_batches,
     run resumes.
     """
     checkpoint = _checkpoint(target, restart)
-    manager = model._default_manager
+    manager = model._base_manager  # a system job over every organization
     total = manager.count()
     batches = 0
     while max_batches is None or batches < max_batches:
@@ -145,21 +149,21 @@ def _rewrite_file(instance, field) -> None:
     old_name = getattr(instance, field.attname).name
     folder = os.path.dirname(old_name)
     new_name = f"{folder}/{uuid.uuid4().hex}{os.path.splitext(old_name)[1]}"
-    import tempfile
+    organization_id = instance.organization_id  # [!!] from the row, never from the file's name
 
     with tempfile.TemporaryFile() as plain:
-        with storage.open(old_name) as source:
+        with storage.open_for(organization_id=organization_id, name=old_name) as source:
             expected = _copy_hash(source, plain)
         plain.seek(0)
-        storage.save(new_name, File(plain, name=os.path.basename(new_name)))
-    with storage.open(new_name) as check:
+        storage.save_for(organization_id=organization_id, name=new_name, content=File(plain, name=os.path.basename(new_name)))
+    with storage.open_for(organization_id=organization_id, name=new_name) as check:
         if _copy_hash(check) != expected:
             storage.delete(new_name)
             raise VerificationError(f"{new_name} reads back differently")
     primary = organization_keys(instance.organization_id).streaming_primary_id
     if storage.key_id(new_name) != primary:
         raise VerificationError(f"{new_name} is not under the primary streaming key")
-    type(instance)._default_manager.filter(pk=instance.pk).update(**{field.attname: new_name})
+    type(instance)._base_manager.filter(pk=instance.pk).update(**{field.attname: new_name})
     transaction.on_commit(lambda: storage.delete(old_name))
 
 
@@ -189,19 +193,25 @@ def reencrypt_files(
 
 
 def reencrypt_sealed(*, report=lambda p: None) -> ReencryptionCheckpoint:
-    """Sealed secrets kept by libraries (TOTP secrets, recovery-code seeds): few rows, one pass."""
-    from jagcall.kernel.crypto.sealed import SOURCES, primary_key_id
+    """Sealed secrets kept by libraries (TOTP secrets, recovery-code seeds): few rows, one pass.
 
+    A value is resealed when it is under an older key or still in the old
+    format that is not bound to its owner.
+    """
     checkpoint = _checkpoint("sealed-secrets", restart=True)
-    primary = primary_key_id()
-    for _name, (iterate, reseal, key_ids) in SOURCES.items():
-        objects = list(iterate())
-        for obj in objects:
-            if set(key_ids(obj)) - {primary}:
+    primary = sealed.primary_key_id()
+
+    def stale(obj) -> bool:
+        return any(sealed.sealed_key_id(v) != primary or not sealed.is_bound(v) for v in source.values(obj))
+
+    for source in registry.SEALED_SOURCES.values():
+        for obj in list(source.iterate()):
+            if stale(obj):
                 with transaction.atomic():
-                    reseal(obj)
-                if set(key_ids(obj)) - {primary}:
-                    raise VerificationError(f"sealed secret of {obj!r} is not under the primary key after rewrite")
+                    source.reseal(obj)
+                primary = sealed.primary_key_id()  # the first seal ever creates the keyset
+                if stale(obj):
+                    raise VerificationError(f"sealed secret of {obj!r} is not bound and under the primary key after rewrite")
                 checkpoint.rewritten += 1
             checkpoint.done += 1
         report(Progress("sealed-secrets", checkpoint.done, checkpoint.done, checkpoint.rewritten))

@@ -1,147 +1,98 @@
 """Sealed secrets: short strings that belong to a person rather than an organization.
 
 Used where a library stores a secret for us as text (allauth's TOTP secret
-and recovery-code seed): ``seal`` returns ``jcs1:<key id>:<base64 ciphertext>``
+and recovery-code seed). ``seal`` returns ``jcs2:<base64 Tink ciphertext>``
 under the platform keyset "secrets" (Tink AES256_GCM, wrapped by the master
-keyset), bound by associated data to its purpose. ``unseal`` fails closed.
+keyset). [!!] The associated data names the purpose and the owner, the row
+the value belongs to (for a second factor: the user, the factor's type and
+the slot in its data), so a sealed value copied onto another row does not
+decrypt. ``unseal`` fails closed with DecryptionError.
+
+``jcs1:`` values, sealed before owners were bound, name only their purpose.
+``unseal`` opens them only when the caller says ``allow_unbound=True``
+during the upgrade; ``manage.py reencrypt`` reseals every one of them bound
+to its owner (see docs/security/encryption.md).
 """
 
 from __future__ import annotations
 
 import base64
-import threading
-import time
+import binascii
 
 import tink
-from django.conf import settings
-from django.db import IntegrityError, transaction
-from tink import aead
 
 from jagcall.kernel.crypto import keys
-from jagcall.kernel.crypto.fields import DecryptionError
+from jagcall.kernel.crypto.errors import DecryptionError, KeysetMissing
+from jagcall.kernel.crypto.services import platform_keys_for_write
 
-PREFIX = "jcs1:"
+PREFIX = "jcs2:"
+UNBOUND_PREFIX = "jcs1:"
 NAME = "secrets"
-_lock = threading.Lock()
-_cached: tuple[float, object, int] | None = None
 
 
-def _wrap_ad(name: str) -> bytes:
-    return f"jagcall:platform-keyset:v1|{name}".encode()
+def _associated_data(purpose: str, owner: str) -> bytes:
+    if not owner or "|" in purpose:
+        raise ValueError("a sealed secret needs a purpose without '|' and the owner it belongs to")
+    return f"jagcall:sealed:v2|{purpose}|{owner}".encode()
 
 
-def _row():
-    from jagcall.kernel.crypto.models import PlatformKeyset
-
-    row = PlatformKeyset.objects.filter(name=NAME).first()
-    if row is not None:
-        return row
-    handle = keys.new_handle("aead")
-    row = PlatformKeyset(
-        name=NAME,
-        aead_keyset=tink.proto_keyset_format.serialize_encrypted(handle, keys.master.aead, _wrap_ad(NAME)),
-        master_key_id=keys.master.primary_key_id,
-    )
-    try:
-        with transaction.atomic():
-            row.save(force_insert=True)
-    except IntegrityError:
-        row = PlatformKeyset.objects.get(name=NAME)
-    return row
+def _unbound_associated_data(purpose: str) -> bytes:
+    return f"jagcall:sealed:v1|{purpose}".encode()
 
 
-def unwrap(row) -> tink.KeysetHandle:
-    try:
-        handle = tink.proto_keyset_format.parse_encrypted(bytes(row.aead_keyset), keys.master.aead, _wrap_ad(row.name))
-    except tink.TinkError:
-        raise keys.KeyConfigurationError(
-            f"The master keyset ({keys.master.source}) cannot unwrap the platform keyset {row.name!r}."
-        ) from None
-    keys.assert_aes256(handle, "aead", f"Platform keyset {row.name}")
-    return handle
-
-
-def wrap(handle, name: str = NAME) -> bytes:
-    return tink.proto_keyset_format.serialize_encrypted(handle, keys.master.aead, _wrap_ad(name))
-
-
-def _primitive():
-    global _cached
-    now = time.monotonic()
-    cached = _cached
-    if cached is not None and cached[0] > now:
-        return cached[1], cached[2]
-    with _lock:
-        handle = unwrap(_row())
-        _cached = (now + settings.JAGCALL_KEY_CACHE_SECONDS, handle.primitive(aead.Aead), keys.primary_key_id(handle))
-        return _cached[1], _cached[2]
-
-
-def evict() -> None:
-    global _cached
-    _cached = None
-
-
-def seal(text: str, *, purpose: str) -> str:
-    primitive, _primary = _primitive()
-    ciphertext = primitive.encrypt(text.encode("utf-8"), f"jagcall:sealed:v1|{purpose}".encode())
+def seal(text: str, *, purpose: str, owner: str) -> str:
+    """Encrypt ``text`` for ``owner`` (e.g. ``"user:42|totp|secret"``) under the primary key."""
+    primitive = platform_keys_for_write(NAME).aead  # the first seal creates the keyset; reads never do
+    ciphertext = primitive.encrypt(text.encode("utf-8"), _associated_data(purpose, owner))
     return PREFIX + base64.urlsafe_b64encode(ciphertext).decode("ascii")
 
 
-def unseal(value: str, *, purpose: str) -> str:
-    if not isinstance(value, str) or not value.startswith(PREFIX):
-        raise DecryptionError(f"a {purpose} secret is not sealed (refusing to use a plaintext value)")
-    primitive, _primary = _primitive()
+def is_sealed(value) -> bool:
+    return isinstance(value, str) and (value.startswith(PREFIX) or value.startswith(UNBOUND_PREFIX))
+
+
+def is_bound(value) -> bool:
+    return isinstance(value, str) and value.startswith(PREFIX)
+
+
+def unseal(value: str, *, purpose: str, owner: str, allow_unbound: bool = False) -> str:
+    if is_bound(value):
+        body, associated_data = value[len(PREFIX):], _associated_data(purpose, owner)
+    elif allow_unbound and isinstance(value, str) and value.startswith(UNBOUND_PREFIX):
+        body, associated_data = value[len(UNBOUND_PREFIX):], _unbound_associated_data(purpose)
+    else:
+        raise DecryptionError(f"a {purpose} secret of {owner} is not sealed for its owner (refusing to use it)")
     try:
-        plaintext = primitive.decrypt(base64.urlsafe_b64decode(value[len(PREFIX):]), f"jagcall:sealed:v1|{purpose}".encode())
-    except (tink.TinkError, ValueError):
-        raise DecryptionError(f"a sealed {purpose} secret does not decrypt") from None
+        primitive = keys.platform_keys(NAME).aead
+    except KeysetMissing:
+        raise DecryptionError(f"a sealed {purpose} secret of {owner} exists but no sealing keys do") from None
+    try:
+        plaintext = primitive.decrypt(base64.urlsafe_b64decode(body), associated_data)
+    except (tink.TinkError, ValueError, binascii.Error):
+        raise DecryptionError(
+            f"a sealed {purpose} secret does not decrypt for {owner} (copied from another row, altered, or its key is gone)"
+        ) from None
     return plaintext.decode("utf-8")
 
 
 def sealed_key_id(value: str) -> int | None:
-    if not isinstance(value, str) or not value.startswith(PREFIX):
+    """The platform key a sealed value was encrypted under (from its Tink prefix), or None if it is not sealed."""
+    if not is_sealed(value):
         return None
-    raw = base64.urlsafe_b64decode(value[len(PREFIX):])
-    return int.from_bytes(raw[1:5], "big")
+    try:
+        raw = base64.urlsafe_b64decode(value.split(":", 1)[1])
+    except (ValueError, binascii.Error):
+        return None
+    return int.from_bytes(raw[1:5], "big") if len(raw) >= 5 else None
 
 
-def primary_key_id() -> int:
-    return _primitive()[1]
+def primary_key_id() -> int | None:
+    """The key new seals use, or None before anything was ever sealed."""
+    try:
+        return keys.platform_keys(NAME).primary_id
+    except KeysetMissing:
+        return None
 
 
-def platform_keys_rotate() -> None:
-    from jagcall.kernel.crypto.models import PlatformKeyset
-    from django.utils import timezone
-
-    with transaction.atomic():
-        row = PlatformKeyset.objects.select_for_update().get(pk=_row().pk)
-        handle = keys.add_primary_key(unwrap(row), "aead")
-        row.aead_keyset = wrap(handle, row.name)
-        row.master_key_id = keys.master.primary_key_id
-        row.rotated_at = timezone.now()
-        row.save(update_fields=["aead_keyset", "master_key_id", "rotated_at"])
-    evict()
-
-
-def platform_keys_rewrap() -> int:
-    from jagcall.kernel.crypto.models import PlatformKeyset
-
-    count = 0
-    with transaction.atomic():
-        for row in PlatformKeyset.objects.select_for_update():
-            row.aead_keyset = wrap(unwrap(row), row.name)
-            row.master_key_id = keys.master.primary_key_id
-            row.save(update_fields=["aead_keyset", "master_key_id"])
-            count += 1
-    evict()
-    return count
-
-
-# --- other apps register where they keep sealed values, so reencrypt covers them ---------
-# name -> (iterate() yielding objects, reseal(obj) rewriting its sealed values under the primary key)
-SOURCES: dict = {}
-
-
-def register_source(name: str, *, iterate, reseal, key_ids) -> None:
-    SOURCES[name] = (iterate, reseal, key_ids)
+def evict() -> None:
+    keys.evict_platform(NAME)

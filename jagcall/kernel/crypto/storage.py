@@ -7,8 +7,13 @@ keyset, with associated data binding it to the organization and the file's
 name. Writing and reading are streamed segment by segment, so memory stays
 flat whatever the file size.
 
-Names must start with ``orgs/<organization uuid>/``; ``encrypted_upload_to``
-builds such names. Encrypted files have no public URL: views that serve
+[!!] The organization comes from the caller, never from the file's name or
+path: ``EncryptedFileField`` passes its row's ``organization_id``, other
+callers use ``save_for`` / ``open_for``. The plain Storage ``save`` and
+``open``, which carry only a name, are refused. Names must also lie in the
+caller's folder, ``orgs/<organization uuid>/`` (``encrypted_upload_to``
+builds such names): a name naming another organization is refused before
+any key is touched. Encrypted files have no public URL: views that serve
 them read and stream the plaintext after their own permission checks.
 """
 
@@ -23,32 +28,42 @@ import tink
 from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import Storage
+from django.core.files.utils import validate_file_name
+from django.db import models
+from django.db.models.fields.files import FieldFile
 from django.utils.deconstruct import deconstructible
 from django.utils.module_loading import import_string
 
+from jagcall.kernel.crypto.errors import EncryptedFileError
 from jagcall.kernel.crypto.keys import organization_keys
+from jagcall.kernel.crypto.services import organization_keys_for_write
 
 MAGIC = b"jcf1"
 HEADER_SIZE = len(MAGIC) + 4
 CHUNK = 1024 * 1024
 
 
-class EncryptedFileError(Exception):
-    pass
-
-
-def _org_id_from_name(name: str) -> uuid.UUID:
-    parts = name.replace("\\", "/").split("/")
+def _organization_uuid(organization_id) -> uuid.UUID:
     try:
-        if parts[0] != "orgs":
-            raise ValueError
-        return uuid.UUID(parts[1])
-    except (ValueError, IndexError):
-        raise EncryptedFileError(f"encrypted files live under orgs/<organization id>/, not {name!r}") from None
+        return organization_id if isinstance(organization_id, uuid.UUID) else uuid.UUID(str(organization_id))
+    except (TypeError, ValueError):
+        raise EncryptedFileError(f"an encrypted file needs the id of the organization that owns it, not {organization_id!r}") from None
 
 
-def file_associated_data(name: str) -> bytes:
-    return f"jagcall:file:v1|{_org_id_from_name(name)}|{name}".encode()
+def _check_name(organization_id, name: str) -> uuid.UUID:
+    """[!!] The caller's organization decides the keys; the name must only agree with it."""
+    organization = _organization_uuid(organization_id)
+    folder = f"orgs/{organization}/"
+    if not str(name).replace("\\", "/").startswith(folder) or ".." in str(name).split("/"):
+        raise EncryptedFileError(
+            f"{name!r} is not in the folder of organization {organization} ({folder}); "
+            "build names with encrypted_upload_to"
+        )
+    return organization
+
+
+def file_associated_data(organization_id, name: str) -> bytes:
+    return f"jagcall:file:v1|{_check_name(organization_id, name)}|{name}".encode()
 
 
 def encrypted_upload_to(instance, filename: str) -> str:
@@ -73,6 +88,12 @@ class _NonClosing(io.RawIOBase):
         return self.target.write(data)
 
 
+_NO_ORGANIZATION = (
+    "encrypted files are written and read for the organization of the row that owns them: "
+    "use an EncryptedFileField, or storage.save_for(organization_id=..., ...) / storage.open_for(organization_id=..., ...)"
+)
+
+
 @deconstructible
 class EncryptedFileStorage(Storage):
     def __init__(self, backend: str | None = None, options: dict | None = None):
@@ -89,12 +110,25 @@ class EncryptedFileStorage(Storage):
         return self._backend
 
     # --- writing -----------------------------------------------------------------
+    def save_for(self, *, organization_id, name, content, max_length=None) -> str:
+        """Encrypt ``content`` for ``organization_id`` under ``name`` (in that organization's folder)."""
+        if name is None:
+            name = content.name
+        if not hasattr(content, "chunks"):
+            content = File(content, name)
+        organization = _check_name(organization_id, name)
+        validate_file_name(name, allow_relative_path=True)
+        name = self.get_available_name(name, max_length=max_length)
+        return self._write(organization, name, content)
+
     def _save(self, name, content):
-        organization_id = _org_id_from_name(name)
-        keys = organization_keys(organization_id)
+        raise EncryptedFileError(_NO_ORGANIZATION)
+
+    def _write(self, organization_id, name, content) -> str:
+        keys = organization_keys_for_write(organization_id)
         with tempfile.TemporaryFile(dir=getattr(settings, "FILE_UPLOAD_TEMP_DIR", None)) as sealed:
             sealed.write(MAGIC + keys.streaming_primary_id.to_bytes(4, "big"))
-            with keys.streaming.new_encrypting_stream(_NonClosing(sealed), file_associated_data(name)) as stream:
+            with keys.streaming.new_encrypting_stream(_NonClosing(sealed), file_associated_data(organization_id, name)) as stream:
                 if hasattr(content, "seek") and getattr(content, "seekable", lambda: True)():
                     content.seek(0)
                 for chunk in content.chunks(CHUNK) if hasattr(content, "chunks") else iter(lambda: content.read(CHUNK), b""):
@@ -108,23 +142,34 @@ class EncryptedFileStorage(Storage):
         return name
 
     # --- reading ------------------------------------------------------------------
-    def _open(self, name, mode="rb"):
+    def open_for(self, *, organization_id, name, mode="rb") -> File:
+        """The plaintext of ``name``, decrypted with ``organization_id``'s keys (streamed)."""
         if "w" in mode or "a" in mode or "+" in mode:
             raise EncryptedFileError("encrypted files are written with save(), not opened for writing")
+        organization = _check_name(organization_id, name)
         raw = self.backend.open(name, "rb")
         header = raw.read(HEADER_SIZE)
         if len(header) != HEADER_SIZE or not header.startswith(MAGIC):
             raw.close()
             raise EncryptedFileError(f"{name} is not an encrypted file")
-        keys = organization_keys(_org_id_from_name(name))
         try:
-            stream = keys.streaming.new_decrypting_stream(raw, file_associated_data(name))
+            keys = organization_keys(organization)
+            stream = keys.streaming.new_decrypting_stream(raw, file_associated_data(organization, name))
         except tink.TinkError:
             raw.close()
-            raise EncryptedFileError(f"{name} does not decrypt for its organization") from None
+            raise EncryptedFileError(f"{name} does not decrypt for organization {organization}") from None
+        except Exception:
+            raw.close()
+            raise
         return File(_CheckedReader(stream, name), name=name)
 
+    def _open(self, name, mode="rb"):
+        if "w" in mode or "a" in mode or "+" in mode:
+            raise EncryptedFileError("encrypted files are written with save(), not opened for writing")
+        raise EncryptedFileError(_NO_ORGANIZATION)
+
     def key_id(self, name) -> int:
+        """The streaming key a stored file was encrypted under (read from its header; no key needed)."""
         with self.backend.open(name, "rb") as raw:
             header = raw.read(HEADER_SIZE)
         if not header.startswith(MAGIC):
@@ -181,3 +226,59 @@ class _CheckedReader(io.RawIOBase):
             self.stream.close()
         finally:
             super().close()
+
+
+class EncryptedFieldFile(FieldFile):
+    """A FieldFile that reads and writes with its row's organization, never one taken from the name."""
+
+    def _get_file(self):
+        self._require_file()
+        if getattr(self, "_file", None) is None:
+            self._file = self.storage.open_for(organization_id=self.instance.organization_id, name=self.name)
+        return self._file
+
+    file = property(_get_file, FieldFile._set_file, FieldFile._del_file)
+
+    def open(self, mode="rb"):
+        self._require_file()
+        if getattr(self, "_file", None) is None:
+            self.file = self.storage.open_for(organization_id=self.instance.organization_id, name=self.name, mode=mode)
+        else:
+            self.file.open(mode)
+        return self
+
+    open.alters_data = True
+
+    def save(self, name, content, save=True):
+        name = self.field.generate_filename(self.instance, name)
+        self.name = self.storage.save_for(
+            organization_id=self.instance.organization_id, name=name, content=content, max_length=self.field.max_length
+        )
+        self._set_instance_attribute(self.name, content)
+        self._committed = True
+        if save:
+            self.instance.save()
+
+    save.alters_data = True
+
+
+class EncryptedFileField(models.FileField):
+    """A file encrypted with its row's organization keys (the row needs ``organization``)."""
+
+    attr_class = EncryptedFieldFile
+
+    def __init__(self, *args, storage=None, upload_to=encrypted_upload_to, max_length=255, **kwargs):
+        super().__init__(*args, storage=storage or EncryptedFileStorage(), upload_to=upload_to, max_length=max_length, **kwargs)
+        if not isinstance(self.storage, EncryptedFileStorage):
+            raise TypeError("EncryptedFileField stores through an EncryptedFileStorage")
+
+    def deconstruct(self):
+        name, path, args, kwargs = super().deconstruct()
+        kwargs.pop("storage", None)
+        if kwargs.get("upload_to") is encrypted_upload_to:
+            kwargs.pop("upload_to")
+        if kwargs.get("max_length") == 255:
+            kwargs.pop("max_length")
+        else:
+            kwargs.setdefault("max_length", 100)  # FileField drops its own default of 100
+        return name, path, args, kwargs

@@ -6,7 +6,7 @@ from jagcall.kernel.crypto import keys
 @pytest.fixture
 def swap_master(settings):
     """Point this process at another master keyset for one test, then restore everything."""
-    saved = (keys.master._aead, keys.master._handle, keys.master.source)
+    saved = {name: value for name, value in vars(keys.master).items() if name != "_lock"}
     saved_settings = (settings.JAGCALL_MASTER_KEYSET, settings.JAGCALL_MASTER_KEYSET_FILE, settings.JAGCALL_MASTER_KEY_URI)
 
     def use(*, inline="", file="", uri=""):
@@ -15,7 +15,7 @@ def swap_master(settings):
         return keys.master.load(force=True)
 
     yield use
-    keys.master._aead, keys.master._handle, keys.master.source = saved
+    vars(keys.master).update(saved)
     settings.JAGCALL_MASTER_KEYSET, settings.JAGCALL_MASTER_KEYSET_FILE, settings.JAGCALL_MASTER_KEY_URI = saved_settings
     keys.evict()
 

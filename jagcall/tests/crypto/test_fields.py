@@ -8,7 +8,8 @@ from django.db import connection, transaction
 
 from accounts.tests.factories import OrganizationFactory
 from jagcall.kernel.crypto import keys
-from jagcall.kernel.crypto.fields import FORMAT, DecryptionError, ciphertext_key_id
+from jagcall.kernel.crypto.errors import DecryptionError, KeysetDestroyed, KeysetMissing
+from jagcall.kernel.crypto.fields import FORMAT, ciphertext_key_id
 from jagcall.kernel.crypto.models import OrganizationKeyset
 from tests.crypto_example.models import SecretNote, normalize_phone
 
@@ -53,7 +54,7 @@ def test_raw_sql_finds_no_plaintext_and_values_read_back(organization):
 def test_the_cipher_is_aes_256_gcm_with_random_nonces(organization):
     first, second = make_note(organization), make_note(organization)
     assert bytes(raw_row(first.pk)["body"]) != bytes(raw_row(second.pk)["body"])  # fresh 96-bit nonce each time
-    row = OrganizationKeyset.objects.get(organization=organization)
+    row = OrganizationKeyset.objects.get(organization_id=organization.id)
     handle = keys.unwrap(row.aead_keyset, organization.id, "aead")
     keyset = keys.keyset_proto(handle)
     from tink.proto import aes_gcm_pb2
@@ -150,7 +151,7 @@ def test_organization_keys_are_created_with_the_organization_and_never_stored_in
     from accounts import services
 
     organization = services.organization_create(name="Keys Test Clinic", owner=owner)
-    row = OrganizationKeyset.objects.get(organization=organization)
+    row = OrganizationKeyset.objects.get(organization_id=organization.id)
     for kind, blob in (("aead", row.aead_keyset), ("streaming", row.streaming_keyset)):
         handle = keys.unwrap(blob, organization.id, kind)
         for key in keys.keyset_proto(handle).key:
@@ -161,3 +162,41 @@ def test_organization_keys_are_created_with_the_organization_and_never_stored_in
         keys.unwrap(row.aead_keyset, other.id, "aead")
     with pytest.raises(keys.KeyConfigurationError):
         keys.unwrap(row.aead_keyset, organization.id, "streaming")
+
+
+def test_reading_never_creates_keys_and_fails_closed_without_them(organization, other_organization):
+    note = make_note(organization)
+    stolen = bytes(raw_row(note.pk)["body"])
+    assert not OrganizationKeyset.objects.filter(organization_id=other_organization.id).exists()
+    with connection.cursor() as cursor:  # a ciphertext planted in a row of an organization that has no keys
+        cursor.execute("UPDATE crypto_example_secretnote SET organization_id = %s WHERE id = %s", [other_organization.id, note.pk])
+    with pytest.raises(KeysetMissing, match="has no encryption keys"):
+        SecretNote.objects.get(pk=note.pk).body
+    with pytest.raises(KeysetMissing):
+        keys.organization_keys(other_organization.id)
+    assert not OrganizationKeyset.objects.filter(organization_id=other_organization.id).exists()
+    assert bytes(raw_row(note.pk)["body"]) == stolen
+    # The first write creates them (a service at write time).
+    SecretNote.objects.create(organization=other_organization, title="first", body="first secret")
+    assert OrganizationKeyset.objects.filter(organization_id=other_organization.id).exists()
+
+
+def test_deleting_an_organization_destroys_its_keys():
+    """The kernel holds no foreign key to organizations: accounts registers them, and deletion shreds."""
+    from accounts.models import Organization
+
+    organization = OrganizationFactory(name="Short Lived Clinic")
+    organization_id = organization.id
+    make_note(organization).delete()  # its first write gave it keys; the purge removes its rows first
+    assert keys.organization_keys(organization_id).aead_key_ids
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM information_schema.table_constraints "
+            "WHERE table_name = 'crypto_organizationkeyset' AND constraint_type = 'FOREIGN KEY'"
+        )
+        assert cursor.fetchone()[0] == 0
+    Organization.objects.filter(pk=organization_id).delete()
+    row = OrganizationKeyset.objects.get(organization_id=organization_id)
+    assert row.destroyed_at is not None and row.aead_keyset is None and row.streaming_keyset is None
+    with pytest.raises(KeysetDestroyed):
+        keys.organization_keys(organization_id)

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import io
 import json
-from pathlib import Path
+import os
+from datetime import timedelta
+from datetime import timezone as dt_timezone
 
 import pytest
 from django.core.files.base import ContentFile
 from django.core.management import call_command
 
-from jagcall.kernel.crypto import keys, selectors, services
+from django.utils import timezone
+
+from jagcall.kernel.crypto import keys, retirement, selectors, services
+from jagcall.kernel.crypto.errors import EncryptedFileError, KeyRetirementRefused, KeysetDestroyed
 from jagcall.kernel.crypto.fields import ciphertext_key_id
-from jagcall.kernel.crypto.keys import KeysetDestroyed
-from jagcall.kernel.crypto.models import OrganizationKeyset, ReencryptionCheckpoint
-from jagcall.kernel.crypto.storage import EncryptedFileError
+from jagcall.kernel.crypto.models import OrganizationKeyset, PlatformKeyset, ReencryptionCheckpoint
 from tests.crypto_example.models import SecretNote
 
 pytestmark = pytest.mark.django_db
@@ -35,6 +38,16 @@ def seed(organization, count=5, files=2):
         note.save()
         notes.append(note)
     return notes
+
+
+def let_the_grace_period_pass(master_file=None):
+    """Rotations happened longer ago than any key cache (moves the recorded moments back, like a clock would)."""
+    earlier = timezone.now() - keys.retirement_grace() - timedelta(seconds=1)
+    OrganizationKeyset.objects.filter(rotated_at__isnull=False).update(rotated_at=earlier)
+    PlatformKeyset.objects.filter(rotated_at__isnull=False).update(rotated_at=earlier)
+    if master_file is not None:
+        os.utime(master_file, (earlier.timestamp(), earlier.timestamp()))
+        keys.master.load(force=True)
 
 
 def snapshot(organization):
@@ -63,7 +76,8 @@ def test_rotate_then_reencrypt_leaves_everything_readable_and_nothing_under_the_
     assert selectors.file_key_usage()[str(organization.id)] == {new.streaming_primary_id}
     assert (snapshot(organization), snapshot(other_organization)) == before
 
-    # Nothing references the old keys any more, so they can go; data stays readable.
+    # Nothing references the old keys any more, so they can go once no cache can hold them as primary.
+    let_the_grace_period_pass()
     run("rotate_keys", "--retire-unused")
     keys.evict()
     retired = keys.organization_keys(organization.id)
@@ -76,8 +90,9 @@ def test_old_keys_in_use_are_not_retired(organization):
     seed(organization, count=2, files=1)
     old = keys.organization_keys(organization.id)
     run("rotate_keys", "--org", organization.slug)
+    let_the_grace_period_pass()
     output = run("rotate_keys", "--retire-unused")
-    assert "still in use" in output
+    assert "still encrypts" in output and "run `manage.py reencrypt`" in output.lower()
     keys.evict()
     assert old.aead_primary_id in keys.organization_keys(organization.id).aead_key_ids
     assert SecretNote.objects.for_org(organization).get(title="n0").body == "secret body 0"
@@ -118,6 +133,10 @@ def test_master_rotation_rewraps_every_organization(organization, other_organiza
     on_disk = json.loads(master_file.read_text())
     assert on_disk["primaryKeyId"] == new_master and len(on_disk["key"]) == 2
 
+    output = run("rotate_keys", "--retire-unused")
+    assert "Retiring becomes possible at" in output  # the file just changed: other processes may hold the old primary
+    assert len(json.loads(master_file.read_text())["key"]) == 2
+    let_the_grace_period_pass(master_file)
     run("rotate_keys", "--retire-unused")
     assert len(json.loads(master_file.read_text())["key"]) == 1
     swap_master(file=str(master_file))  # a fresh process: reload from the file
@@ -141,7 +160,7 @@ def test_destroying_an_organizations_keys_shreds_its_data_only(organization, oth
         SecretNote.objects.get(pk=mine[0].pk).body
     with pytest.raises(KeysetDestroyed):
         SecretNote.objects.get(pk=mine[0].pk).attachment.open().read()
-    row = OrganizationKeyset.objects.get(organization=organization)
+    row = OrganizationKeyset.objects.get(organization_id=organization.id)
     assert row.aead_keyset is None and row.streaming_keyset is None and row.destroyed_at is not None
     # The ciphertexts (as in a backup) are still there, and useless.
     assert SecretNote.objects.get(pk=mine[0].pk).__dict__["body"] is not None
@@ -168,3 +187,75 @@ def test_a_reader_with_another_master_cannot_open_the_keys(organization, swap_ma
     assert master_keyset_matches_database() == []  # not asked to look at a database
     problems = master_keyset_matches_database(databases=["default"])
     assert [p.id for p in problems] == ["crypto.E001"]
+
+
+def test_retiring_a_key_still_in_use_is_refused_saying_what_uses_it(organization):
+    seed(organization, count=3, files=1)
+    old = keys.organization_keys(organization.id)
+    services.organization_keys_rotate(organization_id=organization.id)
+    let_the_grace_period_pass()
+    with pytest.raises(KeyRetirementRefused) as refusal:
+        retirement.organization_keys_retire(
+            organization_id=organization.id, aead_key_ids={old.aead_primary_id}, streaming_key_ids={old.streaming_primary_id}
+        )
+    message = str(refusal.value)
+    assert f"field key {old.aead_primary_id} still encrypts 3 values of crypto_example.secretnote.body" in message
+    assert "3 values of crypto_example.secretnote.phone" in message
+    assert f"file key {old.streaming_primary_id} still encrypts 1 file of crypto_example.secretnote.attachment" in message
+    assert "Run `manage.py reencrypt`" in message
+    keys.evict()
+    assert old.aead_primary_id in keys.organization_keys(organization.id).aead_key_ids
+    assert SecretNote.objects.for_org(organization).get(title="n2").body == "secret body 2"
+
+
+def test_retiring_is_refused_until_no_key_cache_can_still_hold_the_old_primary(organization, settings):
+    settings.JAGCALL_KEY_CACHE_SECONDS = 300
+    assert keys.retirement_grace() > timedelta(seconds=300)
+    seed(organization, count=1, files=0)
+    old = keys.organization_keys(organization.id)
+    services.organization_keys_rotate(organization_id=organization.id)
+    run("reencrypt")  # nothing uses the old key any more...
+    rotated_at = OrganizationKeyset.objects.get(organization_id=organization.id).rotated_at
+    with pytest.raises(KeyRetirementRefused) as refusal:  # ...but a process may still encrypt under it
+        retirement.organization_keys_retire(
+            organization_id=organization.id, aead_key_ids={old.aead_primary_id}, streaming_key_ids=set(),
+            now=rotated_at + timedelta(seconds=301),
+        )
+    ready = rotated_at + keys.retirement_grace()
+    assert "JAGCALL_KEY_CACHE_SECONDS=300" in str(refusal.value)
+    assert f"Retiring becomes possible at {ready.astimezone(dt_timezone.utc):%Y-%m-%d %H:%M:%S} UTC" in str(refusal.value)
+    output = run("rotate_keys", "--retire-unused")
+    assert "Retiring becomes possible at" in output and f"organization {organization.slug}" in output
+    keys.evict()
+    assert old.aead_primary_id in keys.organization_keys(organization.id).aead_key_ids
+
+    retirement.organization_keys_retire(
+        organization_id=organization.id, aead_key_ids={old.aead_primary_id}, streaming_key_ids=set(), now=ready
+    )
+    keys.evict()
+    assert old.aead_primary_id not in keys.organization_keys(organization.id).aead_key_ids
+    assert SecretNote.objects.for_org(organization).get().body == "secret body 0"
+
+
+def test_the_primary_key_is_never_retired(organization):
+    seed(organization, count=1, files=0)
+    primary = keys.organization_keys(organization.id).aead_primary_id
+    with pytest.raises(KeyRetirementRefused, match="is the primary key"):
+        retirement.organization_keys_retire(organization_id=organization.id, aead_key_ids={primary}, streaming_key_ids=set())
+
+
+def test_a_write_under_a_cached_old_key_after_rotation_is_counted_before_retiring(organization, settings):
+    """A process whose cache still holds the old primary writes after the rotation: the count sees it."""
+    seed(organization, count=1, files=0)
+    stale = keys.organization_keys(organization.id)  # this process cached the keys
+    rotated = services.organization_keys_rotate(organization_id=organization.id)
+    keys._cache[keys._cache_key(organization.id)] = (float("inf"), stale)  # as another process's cache would
+    late = SecretNote.objects.create(organization=organization, title="late", body="written with the old primary")
+    keys.evict()
+    assert ciphertext_key_id(bytes(SecretNote.objects.get(pk=late.pk).__dict__["body"])) == stale.aead_primary_id
+    with pytest.raises(KeyRetirementRefused, match="still encrypts 2 values of crypto_example.secretnote.body"):
+        retirement.organization_keys_retire(
+            organization_id=organization.id, aead_key_ids={stale.aead_primary_id}, streaming_key_ids=set(),
+            now=rotated.rotated_at + keys.retirement_grace(),
+        )
+    assert SecretNote.objects.get(pk=late.pk).body == "written with the old primary"

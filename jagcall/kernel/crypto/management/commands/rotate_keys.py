@@ -5,9 +5,8 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from accounts.models import Organization
-from jagcall.kernel.crypto import keys, selectors, services
-from jagcall.kernel.crypto.models import OrganizationKeyset
+from jagcall.kernel.crypto import keys, registry, retirement, sealed, selectors, services
+from jagcall.kernel.crypto.models import OrganizationKeyset, PlatformKeyset
 
 
 class Command(BaseCommand):
@@ -15,7 +14,8 @@ class Command(BaseCommand):
         "Rotate encryption keys. --master adds a new primary key to the master keyset and re-wraps every "
         "organization keyset; --org SLUG / --all-orgs add new primary data keys; --rewrap re-wraps under the "
         "deployed master; --status shows keys and what still uses them; --retire-unused removes keys nothing "
-        "references; --new-master-keyset prints a fresh master keyset for a first deployment. After rotating "
+        "references once they stopped being primary longer ago than the key cache allows (it says what keeps the "
+        "others, and when to retry); --new-master-keyset prints a fresh master keyset for a first deployment. After rotating "
         "data keys, run `manage.py reencrypt`."
     )
 
@@ -37,17 +37,16 @@ class Command(BaseCommand):
         if options["master"]:
             return self._rotate_master()
         if options["org"]:
-            organization = Organization.objects.filter(slug=options["org"]).first()
-            if organization is None:
+            organization_id = registry.tenant_id_for(options["org"])
+            if organization_id is None:
                 raise CommandError(f"No organization with short name {options['org']!r}.")
-            self._rotate_orgs([organization.id])
+            self._rotate_orgs([organization_id])
             return
         if options["all_orgs"]:
-            return self._rotate_orgs(list(OrganizationKeyset.objects.filter(destroyed_at__isnull=True).values_list("organization_id", flat=True)))
+            destroyed = set(OrganizationKeyset.objects.filter(destroyed_at__isnull=False).values_list("organization_id", flat=True))
+            return self._rotate_orgs([i for i in registry.tenant_ids() if i not in destroyed])
         if options["platform"]:
-            from jagcall.kernel.crypto.sealed import platform_keys_rotate
-
-            platform_keys_rotate()
+            services.platform_keys_rotate(name=sealed.NAME)
             self.stdout.write(self.style.SUCCESS("New primary key for sealed secrets. Run `manage.py reencrypt` next."))
             return
         if options["rewrap"]:
@@ -102,62 +101,50 @@ class Command(BaseCommand):
                 self.stdout.write(f"master key {key_id}: {', '.join(flags)}")
         else:
             self.stdout.write(f"master key: {keys.master.source}")
-        fields, files = selectors.field_key_usage(), selectors.file_key_usage()
-        for row in OrganizationKeyset.objects.select_related("organization").filter(destroyed_at__isnull=True):
+        fields, files = selectors.field_key_counts(), selectors.file_key_counts()
+        rows = list(OrganizationKeyset.objects.filter(destroyed_at__isnull=True).order_by("created_at"))
+        labels = registry.tenant_labels([row.organization_id for row in rows])
+        for row in rows:
+            org = str(row.organization_id)
             org_keys = keys.organization_keys(row.organization_id)
-            used = fields.get(str(row.organization_id), set())
-            used_files = files.get(str(row.organization_id), set())
             for kind, ids, primary, in_use in (
-                ("field", org_keys.aead_key_ids, org_keys.aead_primary_id, used),
-                ("file", org_keys.streaming_key_ids, org_keys.streaming_primary_id, used_files),
+                ("field", org_keys.aead_key_ids, org_keys.aead_primary_id, fields.get(org, {})),
+                ("file", org_keys.streaming_key_ids, org_keys.streaming_primary_id, files.get(org, {})),
             ):
                 for key_id in ids:
-                    flags = (["primary"] if key_id == primary else []) + (["in use"] if key_id in in_use else ["unused"])
-                    self.stdout.write(f"{row.organization.slug} {kind} key {key_id}: {', '.join(flags)}")
+                    flags = (["primary"] if key_id == primary else []) + (
+                        [f"in use ({sum(in_use[key_id].values())})"] if in_use.get(key_id) else ["unused"]
+                    )
+                    self.stdout.write(f"{labels[org]} {kind} key {key_id}: {', '.join(flags)}")
+        sealed_in_use = selectors.sealed_key_counts()
+        for row in PlatformKeyset.objects.order_by("name"):
+            platform = keys.platform_keys(row.name)
+            for key_id in platform.key_ids:
+                flags = (["primary"] if key_id == platform.primary_id else []) + (
+                    [f"in use ({sum(sealed_in_use[key_id].values())})"] if sealed_in_use.get(key_id) else ["unused"]
+                )
+                self.stdout.write(f"platform keyset {row.name} key {key_id}: {', '.join(flags)}")
+        unbound = selectors.sealed_unbound_count()
+        if unbound:
+            self.stdout.write(self.style.WARNING(
+                f"{unbound} sealed secret(s) are in the old format that is not bound to their owner: run `manage.py reencrypt`."
+            ))
 
     def _retire(self):
-        fields, files = selectors.field_key_usage(), selectors.file_key_usage()
-        retired = 0
-        for row in OrganizationKeyset.objects.filter(destroyed_at__isnull=True):
-            org_keys = keys.organization_keys(row.organization_id)
-            old_aead = set(org_keys.aead_key_ids) - {org_keys.aead_primary_id} - fields.get(str(row.organization_id), set())
-            old_stream = set(org_keys.streaming_key_ids) - {org_keys.streaming_primary_id} - files.get(str(row.organization_id), set())
-            still = (set(org_keys.aead_key_ids) - {org_keys.aead_primary_id} - old_aead) | (
-                set(org_keys.streaming_key_ids) - {org_keys.streaming_primary_id} - old_stream
-            )
-            if still:
-                self.stdout.write(f"organization {row.organization_id}: keys {sorted(still)} still in use; run `manage.py reencrypt` first")
-            if old_aead or old_stream:
-                services.organization_keys_retire(
-                    organization_id=row.organization_id, aead_key_ids=old_aead, streaming_key_ids=old_stream
-                )
-                retired += len(old_aead) + len(old_stream)
-        from jagcall.kernel.crypto import sealed
-        from jagcall.kernel.crypto.models import PlatformKeyset
-
-        for row in PlatformKeyset.objects.all():
-            platform_handle = sealed.unwrap(row)
-            unused = set(keys.key_ids(platform_handle)) - {keys.primary_key_id(platform_handle)} - selectors.sealed_key_usage()
-            if unused:
-                row.aead_keyset = sealed.wrap(keys.remove_keys(platform_handle, unused), row.name)
-                row.save(update_fields=["aead_keyset"])
-                sealed.evict()
-                retired += len(unused)
-        handle = keys.master.handle
-        if handle is not None:
-            in_use = selectors.master_key_usage()
-            old_master = set(keys.key_ids(handle)) - {keys.master.primary_key_id} - in_use
-            stuck = set(keys.key_ids(handle)) - {keys.master.primary_key_id} - old_master
-            if stuck:
-                self.stdout.write(f"master keys {sorted(stuck)} still wrap organization keysets; run `rotate_keys --rewrap` first")
-            if old_master:
-                new_handle = keys.remove_keys(handle, old_master)
-                file = self._master_file()
-                if file is None:
-                    self.stdout.write("Master keyset without the retired keys; deploy it as JAGCALL_MASTER_KEYSET:\n")
-                    self.stdout.write(keys.serialize_master_keyset(new_handle))
-                else:
-                    keys.write_master_keyset(file, new_handle)
-                    keys.master.load(force=True)
-                retired += len(old_master)
-        self.stdout.write(self.style.SUCCESS(f"Retired {retired} key(s) that nothing references."))
+        report = retirement.keys_retire_unused()
+        if report.master_handle is not None:
+            file = self._master_file()
+            if file is None:
+                self.stdout.write("Master keyset without the retired keys; deploy it as JAGCALL_MASTER_KEYSET:\n")
+                self.stdout.write(keys.serialize_master_keyset(report.master_handle))
+            else:
+                keys.write_master_keyset(file, report.master_handle)
+                keys.master.load(force=True)
+        for line in report.retired:
+            self.stdout.write(f"retired {line}")
+        for line in report.refused:
+            self.stdout.write(self.style.WARNING(f"kept {line}"))
+        summary = f"Retired {len(report.retired)} group(s) of keys that nothing uses."
+        if report.refused:
+            summary += f" Kept {len(report.refused)} group(s): see above for what still uses them and when to retry."
+        self.stdout.write(self.style.SUCCESS(summary))
