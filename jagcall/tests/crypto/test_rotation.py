@@ -259,3 +259,17 @@ def test_a_write_under_a_cached_old_key_after_rotation_is_counted_before_retirin
             now=rotated.rotated_at + keys.retirement_grace(),
         )
     assert SecretNote.objects.get(pk=late.pk).body == "written with the old primary"
+
+
+def test_a_master_keyset_file_changed_by_another_process_is_picked_up_within_the_cache_time(tmp_path, swap_master, settings):
+    master_file = tmp_path / "master.json"
+    keys.write_master_keyset(master_file, keys.new_handle("aead"))
+    swap_master(file=str(master_file))
+    first = keys.master.primary_key_id
+    rotated = keys.add_primary_key(keys.master.handle, "aead")
+    keys.write_master_keyset(master_file, rotated)  # as `rotate_keys --master` in another process
+    os.utime(master_file, ns=(master_file.stat().st_atime_ns, master_file.stat().st_mtime_ns + 1_000_000))
+    assert keys.master.primary_key_id == first  # still cached in this process
+    keys.master._recheck_at = 0  # the cache time has passed
+    assert keys.master.primary_key_id == keys.primary_key_id(rotated) != first
+    assert keys.master.changed_at().timestamp() == pytest.approx(master_file.stat().st_mtime, abs=0.01)
