@@ -5,9 +5,11 @@ from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.db.models import Count
 from django.utils.html import format_html_join
 
+from accounts.principals import Principal
 from accounts import services
 from accounts.models import ApiKey, Invitation, Membership, Organization, OrganizationStatus, User
-from accounts.sso.models import SamlConfiguration, SamlIdentity
+from accounts.sso import services as sso_services
+from accounts.sso.models import SamlConfiguration, SamlIdentity, SsoDomain
 from accounts.permissions import PERMISSIONS, has_permission
 from jagcall.kernel.admin import ReadOnlyModelAdmin
 
@@ -51,7 +53,7 @@ class OrganizationAdmin(admin.ModelAdmin):
     def terminate(self, request, queryset):
         count = 0
         for organization in queryset.filter(status=OrganizationStatus.ACTIVE):
-            services.organization_terminate(organization=organization, actor=None)
+            services.organization_terminate(organization=organization, actor=Principal.support(request.user))
             count += 1
         self.message_user(request, f"{count} organization(s) terminated.", messages.SUCCESS)
 
@@ -136,6 +138,36 @@ class SamlIdentityAdmin(ReadOnlyModelAdmin):
     list_select_related = ("user", "organization")
     fields = ("id", "organization", "user", "idp_entity_id", "name_id", "created_at", "last_login_at")
     readonly_fields = fields
+
+
+@admin.register(SsoDomain)
+class SsoDomainAdmin(ReadOnlyModelAdmin):
+    """Email domains claimed for single sign-on. Read-only but for one action: support's approval.
+
+    [!!] Approve only once the customer has shown that their organization owns
+    the domain (e.g. from the domain's registrant address); every approval is
+    audited with the staff member as the actor (accounts.sso.services.sso_domain_approve).
+    """
+
+    list_display = ("domain", "organization", "verified_at", "verification_method", "verified_by", "created_at")
+    list_filter = ("verification_method",)
+    search_fields = ("domain", "organization__name", "organization__slug")
+    list_select_related = ("organization", "verified_by")
+    # [!!] The token is public once published, but it is not shown here: support never needs it.
+    fields = (
+        "id", "organization", "domain", "created_at", "created_by", "verified_at", "verification_method",
+        "verified_by", "last_checked_at",
+    )
+    readonly_fields = fields
+    actions = ["approve"]
+
+    @admin.action(description="Approve selected domains (the customer showed they own them)")
+    def approve(self, request, queryset):
+        count = 0
+        for row in queryset.select_related("organization").filter(verified_at__isnull=True):
+            sso_services.sso_domain_approve(domain=row, actor=request.user)
+            count += 1
+        self.message_user(request, f"{count} domain(s) approved for single sign-on.", messages.SUCCESS)
 
 
 @admin.register(ApiKey)

@@ -26,3 +26,20 @@ class SsoSettingsForm(forms.Form):
         required=False,
         help_text="Members and admins can then sign in only through your identity provider. Owners keep their password.",
     )
+
+
+class SsoDomainForm(forms.Form):
+    """An email domain the owner claims for single sign-on (accounts.sso.services.sso_domain_add)."""
+
+    domain = forms.CharField(
+        label="Email domain",
+        max_length=253,
+        widget=forms.TextInput(attrs={"placeholder": "acme.com", "autocomplete": "off", "spellcheck": "false"}),
+        help_text="The part of your team's email addresses after the @. Add each domain they use.",
+    )
+
+
+class SsoDomainChoiceForm(forms.Form):
+    """Which of the organization's domains a Verify or Remove button means."""
+
+    domain_id = forms.UUIDField()

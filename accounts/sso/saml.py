@@ -12,12 +12,14 @@ started, and used once (``assertion_mark_used``).
 
 from __future__ import annotations
 
+import calendar
 import logging
 from datetime import datetime, timezone as dt_timezone
 
 import saml2
 from django.conf import settings
 from django.urls import reverse
+from saml2 import time_util
 from saml2.attribute_converter import ac_factory
 from saml2.config import SPConfig
 from saml2.mdstore import InMemoryMetaData
@@ -168,3 +170,22 @@ def not_on_or_after(value) -> datetime | None:
         except ValueError:
             return None
     return parsed.replace(tzinfo=dt_timezone.utc) if parsed.tzinfo is None else parsed
+
+
+def session_not_on_or_after(response) -> float | None:
+    """The AuthnStatement's SessionNotOnOrAfter (epoch seconds): when the IdP says this sign-on ends.
+
+    Not the SubjectConfirmation's or the Conditions' NotOnOrAfter, which only
+    bound when the assertion may be presented. None when the IdP set no end.
+    pysaml2 has already refused an assertion whose session end has passed.
+    """
+    assertion = getattr(response, "assertion", None)
+    for statement in getattr(assertion, "authn_statement", None) or []:
+        value = getattr(statement, "session_not_on_or_after", None)
+        if value:
+            try:
+                return float(calendar.timegm(time_util.str_to_time(value)))
+            except (TypeError, ValueError):
+                logger.info("Unreadable SessionNotOnOrAfter %r", value)
+                return None
+    return None

@@ -1,11 +1,11 @@
-"""Single sign-on reads: an organization's configuration, and who must sign in through it."""
+"""Single sign-on reads: an organization's configuration and domains, and who must sign in through it."""
 
 from __future__ import annotations
 
 from accounts.entitlements import has_entitlement
 from accounts.models import Membership, Organization, OrganizationStatus, User
 from accounts.permissions import Role
-from accounts.sso.models import SamlConfiguration
+from accounts.sso.models import SamlConfiguration, SsoDomain
 
 
 def sso_configuration_get(*, organization: Organization) -> SamlConfiguration | None:
@@ -41,3 +41,16 @@ def sso_required_organization(user: User) -> Organization | None:
         .order_by("organization__name")
     )
     return next((m.organization for m in memberships if has_entitlement(m.organization, "sso")), None)
+
+
+def sso_domain_list(*, organization: Organization):
+    return SsoDomain.objects.for_org(organization).select_related("verified_by").order_by("domain")
+
+
+def sso_domain_is_verified(*, organization: Organization, domain: str) -> bool:
+    """[!!] Exact match on the normalized domain: a verified acme.com does not cover eu.acme.com or evil-acme.com."""
+    return (
+        SsoDomain.objects.for_org(organization).filter(domain=domain, verified_at__isnull=False).exists()
+        if domain
+        else False
+    )

@@ -27,9 +27,10 @@ from saml2.validate import ResponseLifetimeExceed, ToEarly
 from accounts.entitlements import has_entitlement
 from accounts.mixins import OrganizationViewMixin
 from accounts.security_events import emit
-from accounts.sso import saml, services as sso_services
-from accounts.sso.forms import SsoSettingsForm
-from accounts.sso.selectors import sso_configuration_for_login, sso_configuration_get
+from accounts.access import sign_in_record_sso
+from accounts.sso import domains as domains_dns, saml, services as sso_services
+from accounts.sso.forms import SsoDomainChoiceForm, SsoDomainForm, SsoSettingsForm
+from accounts.sso.selectors import sso_configuration_for_login, sso_configuration_get, sso_domain_list
 from accounts.views import apply_error
 from jagcall.kernel.errors import ApplicationError
 
@@ -37,12 +38,17 @@ logger = logging.getLogger(__name__)
 
 
 class OrganizationSsoView(OrganizationViewMixin, View):
-    """Owners set up SAML single sign-on (Enterprise plan)."""
+    """Owners set up SAML single sign-on (Enterprise plan) and verify their email domains.
+
+    One page, one address: the POST's ``action`` says which form was sent
+    (``domain_add``, ``domain_verify``, ``domain_remove``; the settings form
+    otherwise). A domain id names a row of this organization or answers 404.
+    """
 
     permission_required = "sso.manage"
     template_name = "accounts/organization_sso.html"
 
-    def _render(self, request, form=None, status=200):
+    def _render(self, request, form=None, domain_form=None, domain_error=None, status=200):
         configuration = sso_configuration_get(organization=self.organization)
         if form is None:
             initial = {}
@@ -54,8 +60,19 @@ class OrganizationSsoView(OrganizationViewMixin, View):
                     "require_sso": configuration.require_sso,
                 }
             form = SsoSettingsForm(initial=initial)
+        domains = [
+            {
+                "row": row,
+                "record_name": domains_dns.txt_record_names(row.domain)[0],
+                "record_value": domains_dns.txt_record_value(row.token),
+            }
+            for row in sso_domain_list(organization=self.organization)
+        ]
         context = {
             "form": form,
+            "domain_form": domain_form or SsoDomainForm(),
+            "domain_error": domain_error,
+            "domains": domains,
             "configuration": configuration,
             "sso_available": has_entitlement(self.organization, "sso"),
             "sp_urls": saml.sp_urls(self.organization),
@@ -66,13 +83,21 @@ class OrganizationSsoView(OrganizationViewMixin, View):
         return self._render(request)
 
     def post(self, request, org_slug):
+        action = request.POST.get("action", "")
+        if action == "domain_add":
+            return self._domain_add(request)
+        if action in ("domain_verify", "domain_remove"):
+            return self._domain_change(request, action)
+        return self._settings_save(request)
+
+    def _settings_save(self, request):
         form = SsoSettingsForm(request.POST)
         status = 400
         if form.is_valid():
             try:
                 sso_services.sso_configure(
                     organization=self.organization,
-                    actor=request.user,
+                    actor=self.principal,
                     metadata_xml=form.cleaned_data["metadata_xml"],
                     metadata_url=form.cleaned_data["metadata_url"],
                     enabled=form.cleaned_data["enabled"],
@@ -83,8 +108,43 @@ class OrganizationSsoView(OrganizationViewMixin, View):
                 status = error.status
             else:
                 messages.success(request, "Single sign-on settings saved.")
-                return redirect("accounts:organization-sso", org_slug=self.organization.slug)
+                return self._back()
         return self._render(request, form=form, status=status)
+
+    def _domain_add(self, request):
+        form = SsoDomainForm(request.POST)
+        status = 400
+        if form.is_valid():
+            try:
+                row = sso_services.sso_domain_add(
+                    organization=self.organization, actor=self.principal, domain=form.cleaned_data["domain"]
+                )
+            except ApplicationError as error:
+                apply_error(form, error)
+                status = error.status
+            else:
+                messages.success(request, f"{row.domain} added. Publish its TXT record, then press Verify.")
+                return self._back()
+        return self._render(request, domain_form=form, status=status)
+
+    def _domain_change(self, request, action):
+        choice = SsoDomainChoiceForm(request.POST)
+        if not choice.is_valid():
+            return self._render(request, domain_error="Choose one of the domains listed below.", status=400)
+        domain_id = choice.cleaned_data["domain_id"]
+        try:
+            if action == "domain_verify":
+                row = sso_services.sso_domain_verify(organization=self.organization, actor=self.principal, domain_id=domain_id)
+                messages.success(request, f"{row.domain} is verified.")
+            else:
+                sso_services.sso_domain_remove(organization=self.organization, actor=self.principal, domain_id=domain_id)
+                messages.success(request, "Domain removed.")
+        except ApplicationError as error:
+            return self._render(request, domain_error=error.message, status=error.status)
+        return self._back()
+
+    def _back(self):
+        return redirect("accounts:organization-sso", org_slug=self.organization.slug)
 
 
 NOT_SET_UP = "Single sign-on is not set up for this organization. Sign in with your email and password instead."
@@ -135,6 +195,10 @@ class SsoLoginView(_OrganizationSsoMixin, saml_views.LoginView):
             )
 
 
+class _Refused(PermissionDenied):
+    """The service refused the person (accounts.sso.services.SsoLoginRefused); its message is shown as is."""
+
+
 def _failure_message(exception) -> str:
     if isinstance(exception, (SignatureError, MissingKey, IncorrectlySigned)):
         return "The sign-in response was not signed with your identity provider's certificate, so it was refused."
@@ -158,7 +222,16 @@ class SsoAssertionConsumerView(_OrganizationSsoMixin, saml_views.AssertionConsum
 
     http_method_names = ["post"]
 
+    session_not_on_or_after: float | None = None
+
+    def custom_validation(self, response):
+        # Called by djangosaml2 with the verified response, before authenticate_user.
+        self.session_not_on_or_after = saml.session_not_on_or_after(response)
+
     def handle_acs_failure(self, request, exception=None, status=403, **kwargs):
+        if isinstance(exception, _Refused):
+            # Already recorded as sso.login_refused, with its reason, by the service.
+            return sso_error(request, str(exception), status=status, organization=self.organization)
         emit(
             "sso.login_failed",
             request=request,
@@ -196,9 +269,16 @@ class SsoAssertionConsumerView(_OrganizationSsoMixin, saml_views.AssertionConsum
                 email=email,
                 name=name,
             )
+        except sso_services.SsoLoginRefused as refusal:
+            raise _Refused(refusal.message) from None
         except ApplicationError as error:
             raise PermissionDenied(error.message) from None
         login(request, user, backend="allauth.account.auth_backends.AuthenticationBackend")
+        # [!!] This sign-on vouches for this organization only, and only until the
+        # IdP's SessionNotOnOrAfter (accounts.access decides what it opens).
+        sign_in_record_sso(
+            request, user=user, organization=self.organization, not_on_or_after=self.session_not_on_or_after
+        )
         return user
 
     def custom_redirect(self, user, relay_state, session_info):

@@ -107,7 +107,8 @@ class TestIdP:
         return Server(config=_idp_config(key or self.key, cert or self.cert, self.sp_metadata, lifetime))
 
     def respond(self, saml_request, organization, *, name_id="okta|00u1", email="ana@acme.test", name="Ana Ruiz",
-                sign_assertion=True, key=None, cert=None, lifetime=None, sp_entity_id=None) -> str:
+                sign_assertion=True, key=None, cert=None, lifetime=None, sp_entity_id=None,
+                session_not_on_or_after=None) -> str:
         server = self.server(key=key, cert=cert, lifetime=lifetime)
         request = server.parse_authn_request(saml_request, BINDING_HTTP_REDIRECT)
         urls = sso_saml.sp_urls(organization)
@@ -120,6 +121,7 @@ class TestIdP:
             authn=AUTHN,
             sign_assertion=sign_assertion,
             sign_response=False,
+            session_not_on_or_after=session_not_on_or_after,  # the AuthnStatement's, when given
         )
         return base64.b64encode(str(response).encode()).decode()
 
@@ -136,9 +138,17 @@ def enterprise(organization):
     return organization
 
 
+def verify_domain(organization, owner, domain="acme.test"):
+    """The organization has verified ``domain`` (here through support staff's approval)."""
+    staff = UserFactory(email=f"support.{organization.slug}@jagcall.test", is_staff=True)
+    row = sso.sso_domain_add(organization=organization, actor=owner, domain=domain)
+    return sso.sso_domain_approve(domain=row, actor=staff)
+
+
 @pytest.fixture
 def configured(enterprise, owner, idp, client):
     sso.sso_configure(organization=enterprise, actor=owner, metadata_xml=idp.metadata_xml, enabled=True, require_sso=False)
+    verify_domain(enterprise, owner)
     idp.learn_sp(client, enterprise, extra_sp_entity_id="https://other-sp.example.test/metadata/")
     return enterprise
 
@@ -232,15 +242,19 @@ def test_existing_member_is_linked_by_email(client, configured, idp, member):
     assert Membership.objects.filter(organization=configured, user=member).count() == 1
 
 
-def test_idp_cannot_take_over_an_account_of_another_organization(client, configured, idp, other_owner):
+def test_idp_cannot_take_over_an_account_of_another_organization(client, configured, idp, other_organization):
+    # An address in the organization's own verified domain, whose account belongs only to another organization.
+    elsewhere = MembershipFactory(organization=other_organization, user=UserFactory(email="dr.lee@acme.test")).user
     response = post_response(
-        client, configured, idp.respond(start_login(client, configured), configured, email=other_owner.email)
+        client, configured, idp.respond(start_login(client, configured), configured, email=elsewhere.email)
     )
     assert response.status_code == 403
-    assert "already exists" in response.content.decode()
+    page = response.content.decode()
+    assert "cannot sign you in through single sign-on" in page
+    assert "already exists" not in page and "exists" not in page  # [!!] never says whether an account exists
     assert not signed_in_user(client).is_authenticated
     assert not SamlIdentity.objects.exists()
-    assert not Membership.objects.filter(organization=configured, user=other_owner).exists()
+    assert not Membership.objects.filter(organization=configured, user=elsewhere).exists()
 
 
 def _refusal(events):
@@ -481,6 +495,7 @@ def test_bad_metadata_on_the_page_is_a_400_and_saves_nothing(owner_client, enter
 @pytest.fixture
 def sso_required(enterprise, owner, idp):
     sso.sso_configure(organization=enterprise, actor=owner, metadata_xml=idp.metadata_xml, enabled=True, require_sso=True)
+    verify_domain(enterprise, owner)
     return enterprise
 
 

@@ -189,3 +189,8 @@ SAML_DEFAULT_BINDING = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect"
 SAML_XMLSEC_BINARY = "/usr/bin/xmlsec1"  # Debian package xmlsec1
 SAML_ACCEPTED_TIME_DIFF = 60  # seconds of clock skew tolerated with the IdP
 SAML_CSP_HANDLER = ""  # our pages set their own headers; djangosaml2 need not patch them
+# Verified email domains (accounts/sso/domains.py): the DNS servers asked for the
+# TXT record that proves a domain, as "ip" or "ip:port"; empty means the system's
+# resolver (/etc/resolv.conf). Tests point it at a stand-in on 127.0.0.1.
+SSO_DNS_NAMESERVERS = env("SSO_DNS_NAMESERVERS", default=[], cast=list)
+SSO_DNS_TIMEOUT_SECONDS = env("SSO_DNS_TIMEOUT_SECONDS", default=5, cast=int)

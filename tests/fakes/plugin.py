@@ -23,3 +23,17 @@ def turnstile(settings):
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def dns_server(settings):
+    """A running DNS stand-in (tests/fakes/dns_server.py), with SSO_DNS_NAMESERVERS pointing at it."""
+    from tests.fakes.dns_server import DnsStandIn
+
+    server = DnsStandIn().start()
+    settings.SSO_DNS_NAMESERVERS = [server.address]
+    settings.SSO_DNS_TIMEOUT_SECONDS = 2
+    try:
+        yield server
+    finally:
+        server.stop()
