@@ -7,7 +7,13 @@ class ComplianceConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        from compliance import diff, receivers
+        from django.core import checks
+        from django.db.models.signals import post_migrate
+
+        from compliance import diff, receivers, roles
 
         diff.silence_auditlog()  # [!!] our table is the record: django-auditlog never writes LogEntry rows
         receivers.connect()
+        # [!!] After every migrate (as the owner): the application's role gets its rights and no more.
+        post_migrate.connect(roles.on_post_migrate, sender=self, dispatch_uid="compliance.roles.grant_app_role")
+        checks.register(roles.check_app_role, checks.Tags.database)

@@ -31,10 +31,16 @@ WHITENOISE_USE_FINDERS = True
 # Connections opened by server threads in the browser tests close after each
 # request, so the test database can be dropped at the end of the run.
 DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405
-# Transactional tests empty every table with TRUNCATE between tests; the audit
-# tables refuse TRUNCATE unless the session allows it (compliance/migrations/0002).
-# Production never sets this.
-_db_options = DATABASES["default"].setdefault("OPTIONS", {})  # noqa: F405
-_db_options["options"] = f"{_db_options.get('options', '')} -c jagcall.audit_allow_truncate=on".strip()
+# [!!] Tests connect as the application's restricted role ("default"), as production
+# does; the owner role ("owner") creates, migrates and drops the test database, and
+# empties it between transactional tests, through the engine in tests/postgres/.
+for _alias in DATABASES:  # noqa: F405
+    DATABASES[_alias]["ENGINE"] = "tests.postgres"  # noqa: F405
+if MIGRATION_DATABASE == "default":  # noqa: F405
+    # One role for everything (DATABASE_URL given without DATABASE_OWNER_URL): the
+    # flush between transactional tests is a plain TRUNCATE, which the audit tables
+    # refuse unless the session allows it (compliance/migrations/0002). Production never sets this.
+    _db_options = DATABASES["default"].setdefault("OPTIONS", {})  # noqa: F405
+    _db_options["options"] = f"{_db_options.get('options', '')} -c jagcall.audit_allow_truncate=on".strip()
 # Example models for the encryption kernel's tests and benchmark.
 INSTALLED_APPS = [*INSTALLED_APPS, "tests.crypto_example"]  # noqa: F405

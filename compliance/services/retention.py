@@ -10,8 +10,7 @@ from datetime import timedelta
 from django.db import connections, router, transaction
 from django.utils import timezone
 
-from compliance.chain import chain_key, chain_lock_id
-from compliance.models import AuditChainCheckpoint, AuditEvent
+from compliance.models import AuditEvent
 
 logger = logging.getLogger("jagcall.audit")
 
@@ -40,51 +39,22 @@ def _chains_with_events() -> list:
 def _purge_batch(*, organization_id, cutoff, batch_size: int) -> tuple[int, bool]:
     """Delete the oldest expired run of one chain, at most ``batch_size`` events.
 
-    Returns (events deleted, whether more may follow). [!!] Deletes only a
-    leading run of the chain (lowest seq) whose every event is older than
-    ``cutoff``: an event at or after the cutoff stops the run, so nothing
-    newer is ever removed, and the chain stays a contiguous suffix that
-    verification can resume from the checkpoint written just before.
+    Returns (events deleted, whether more may follow). [!!] The application's
+    database role has no DELETE on the audit tables: this calls
+    ``audit_purge_batch`` (migration 0003), a function owned by the tables'
+    owner that deletes only a leading run of the chain (lowest seq) whose
+    every event is older than ``cutoff`` and than the database's own retention
+    floor, writing the checkpoint verification resumes from in the same
+    transaction. Writers are not held up: they take the chain's head (the
+    newest row, else the newest checkpoint), and the checkpoint and the DELETE
+    commit together, so a writer sees either the rows or their checkpoint.
     """
     using = router.db_for_write(AuditEvent)
-    table = AuditEvent._meta.db_table
-    chain_sql, chain_params = (
-        ("organization_id IS NULL", []) if organization_id is None else ("organization_id = %s", [organization_id])
-    )
-    with transaction.atomic(using=using):
-        with connections[using].cursor() as cursor:
-            # Purges of one chain run one at a time. Writers are not held up: they take the
-            # chain's head (the newest row, else the newest checkpoint), and this transaction
-            # commits the checkpoint and the DELETE together, so a writer sees either the
-            # deleted rows or the checkpoint that replaces them, never neither.
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [chain_lock_id(f"purge:{chain_key(organization_id)}")])
-            cursor.execute(
-                f'SELECT seq, hash, occurred_at FROM "{table}" WHERE {chain_sql} ORDER BY seq LIMIT %s',
-                [*chain_params, batch_size],
-            )
-            rows = cursor.fetchall()
-            segment = []
-            for row in rows:
-                if row[2] >= cutoff:
-                    break
-                segment.append(row)
-            if not segment:
-                return 0, False
-            last_seq, last_hash, last_at = segment[-1]
-            AuditChainCheckpoint.objects.using(using).create(
-                organization_id=organization_id, seq=last_seq, hash=last_hash, occurred_at=last_at,
-                events_purged=len(segment),
-            )
-            # Only this transaction may delete (the trigger of migration 0002 checks it).
-            cursor.execute("SET LOCAL jagcall.audit_purge = 'on'")
-            cursor.execute(
-                f'DELETE FROM "{table}" WHERE {chain_sql} AND seq >= %s AND seq <= %s',
-                [*chain_params, segment[0][0], last_seq],
-            )
-            deleted = cursor.rowcount
-            # Off again at once: when a caller's transaction surrounds this one, the flag must not outlive the DELETE.
-            cursor.execute("SET LOCAL jagcall.audit_purge = 'off'")
-    more = len(segment) == len(rows) == batch_size
+    with transaction.atomic(using=using), connections[using].cursor() as cursor:
+        cursor.execute(
+            "SELECT events_deleted, more FROM audit_purge_batch(%s, %s, %s)", [organization_id, cutoff, batch_size]
+        )
+        deleted, more = cursor.fetchone()
     return deleted, more
 
 
@@ -93,7 +63,7 @@ def audit_purge_expired(
 ) -> PurgeResult:
     """Delete events older than the retention (AUDIT_RETENTION_DAYS), chain by chain, in batches.
 
-    Each batch is its own transaction: checkpoint first, then the DELETE.
+    Each batch is its own transaction: checkpoint first, then the DELETE (``_purge_batch``).
     With ``time_budget_seconds`` it stops between batches when the budget is
     spent (``finished`` False); the next run carries on.
     """

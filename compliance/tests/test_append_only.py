@@ -12,6 +12,7 @@ from accounts.tests.factories import UserFactory
 from compliance.models import AuditChainCheckpoint, AuditEvent
 from compliance.selectors import audit_chain_verify
 from compliance.tests.conftest import record
+from compliance.tests.superuser import as_superuser, tamper
 
 pytestmark = pytest.mark.django_db
 
@@ -19,8 +20,8 @@ EVENTS = AuditEvent._meta.db_table
 CHECKPOINTS = AuditChainCheckpoint._meta.db_table
 
 
-def refused(statement, params=None):
-    with pytest.raises(DatabaseError, match="append-only"):
+def refused(statement, params=None, match="append-only"):
+    with pytest.raises(DatabaseError, match=match):
         with transaction.atomic():
             if callable(statement):
                 statement()
@@ -29,51 +30,99 @@ def refused(statement, params=None):
                     cursor.execute(statement, params or [])
 
 
+def denied(statement, params=None):
+    """Refused by PostgreSQL's privileges, before any trigger runs."""
+    refused(statement, params, match="permission denied")
+
+
+def test_the_application_connects_as_its_restricted_role():
+    from django.conf import settings
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_user, rolsuper FROM pg_roles WHERE rolname = current_user")
+        user, superuser = cursor.fetchone()
+        cursor.execute("SELECT pg_has_role(current_user, relowner, 'USAGE') FROM pg_class WHERE oid = %s::regclass", [EVENTS])
+        owner = cursor.fetchone()[0]
+    assert user == settings.DATABASE_APP_ROLE and settings.MIGRATION_DATABASE == "owner"
+    assert superuser is False and owner is False
+
+
 def test_orm_update_and_delete_are_refused(organization):
     event = record(organization)
     event.action = "member.removed"
-    refused(event.save)
-    refused(lambda: AuditEvent.objects.filter(pk=event.pk).update(outcome="failed"))
-    refused(event.delete)
-    refused(lambda: AuditEvent.objects.all().delete())
+    denied(event.save)
+    denied(lambda: AuditEvent.objects.filter(pk=event.pk).update(outcome="failed"))
+    denied(event.delete)
+    denied(lambda: AuditEvent.objects.all().delete())
     event.refresh_from_db()
     assert event.action == "member.invited"
 
 
 def test_raw_sql_update_delete_and_truncate_are_refused(organization):
+    """The application's role: no UPDATE, DELETE, TRUNCATE or ALTER TABLE on either audit table."""
     event = record(organization)
-    refused(f"UPDATE {EVENTS} SET metadata = '{{\"x\": 1}}' WHERE id = %s", [event.id])
-    refused(f"UPDATE {EVENTS} SET actor_id = NULL, action = 'member.removed' WHERE id = %s", [event.id])
-    refused(f"DELETE FROM {EVENTS} WHERE id = %s", [event.id])
-    # The test settings allow TRUNCATE for the harness (settings_test.py); a real session does not.
+    as_superuser(
+        f"INSERT INTO {CHECKPOINTS} (organization_id, seq, hash, occurred_at, events_purged, created_at) "
+        "VALUES (%s, 0, %s, now(), 0, now())",
+        [organization.id, "a" * 64],
+    )
+    denied(f"UPDATE {EVENTS} SET metadata = '{{\"x\": 1}}' WHERE id = %s", [event.id])
+    denied(f"UPDATE {EVENTS} SET actor_id = NULL, action = 'member.removed' WHERE id = %s", [event.id])
+    denied(f"DELETE FROM {EVENTS} WHERE id = %s", [event.id])
+    denied(f"UPDATE {CHECKPOINTS} SET seq = 1")
+    denied(f"DELETE FROM {CHECKPOINTS}")
+    denied(f"INSERT INTO {CHECKPOINTS} (seq, hash, occurred_at, events_purged, created_at) VALUES (9, 'x', now(), 1, now())")
     # (SET CONSTRAINTS: no deferred FK checks may be pending for TRUNCATE to be tried at all.)
-    refused(f"SET CONSTRAINTS ALL IMMEDIATE; SET LOCAL jagcall.audit_allow_truncate = 'off'; TRUNCATE {EVENTS}")
-    refused(f"SET CONSTRAINTS ALL IMMEDIATE; SET LOCAL jagcall.audit_allow_truncate = 'off'; TRUNCATE {CHECKPOINTS}")
+    for table in (EVENTS, CHECKPOINTS):
+        # Even with the flag the test harness's flush uses, TRUNCATE needs a privilege the role lacks.
+        denied(f"SET CONSTRAINTS ALL IMMEDIATE; SET LOCAL jagcall.audit_allow_truncate = 'on'; TRUNCATE {table}")
+        for trigger in ("ALL", "audit_event_append_only" if table == EVENTS else "audit_checkpoint_append_only"):
+            refused(f"SET CONSTRAINTS ALL IMMEDIATE; ALTER TABLE {table} DISABLE TRIGGER {trigger}", match="must be owner")
+    refused(f"SET CONSTRAINTS ALL IMMEDIATE; ALTER TABLE {EVENTS} OWNER TO CURRENT_USER", match="must be owner")
+    refused("RESET ROLE; SET ROLE postgres", match="permission denied to set role")
     assert AuditEvent.objects.filter(pk=event.pk).exists()
 
 
-def test_the_purge_flag_allows_delete_but_never_update(organization):
+def test_the_only_column_it_may_change_is_the_deleted_persons_and_only_to_null(organization):
+    person = UserFactory(email="someone@acme.test")
+    other = UserFactory(email="other@acme.test")
+    event = record(organization, actor=person)
+    refused(f"UPDATE {EVENTS} SET actor_id = %s WHERE id = %s", [other.pk, event.id])  # privilege yes, trigger no
+
+
+def test_the_triggers_still_refuse_the_owner(organization):
+    """Defence in depth: a session of the owner (here a superuser) meets the triggers too."""
     event = record(organization)
-    refused(f"SET LOCAL jagcall.audit_purge = 'on'; UPDATE {EVENTS} SET action = 'x.y' WHERE id = %s", [event.id])
+    refused(lambda: as_superuser(f"UPDATE {EVENTS} SET metadata = '{{\"x\": 1}}' WHERE id = %s", [event.id]))
+    refused(lambda: as_superuser(f"DELETE FROM {EVENTS} WHERE id = %s", [event.id]))
+    for table in (EVENTS, CHECKPOINTS):
+        refused(lambda: as_superuser(f"SET CONSTRAINTS ALL IMMEDIATE; SET LOCAL jagcall.audit_allow_truncate = 'off'; TRUNCATE {table}"))
+    assert AuditEvent.objects.filter(pk=event.pk).exists()
+
+
+def test_the_purge_flag_allows_the_owner_to_delete_but_never_update(organization):
+    event = record(organization)
+    refused(lambda: as_superuser(f"SET LOCAL jagcall.audit_purge = 'on'; UPDATE {EVENTS} SET action = 'x.y' WHERE id = %s", [event.id]))
     with transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute("SET LOCAL jagcall.audit_purge = 'on'")
-            cursor.execute(f"DELETE FROM {EVENTS} WHERE id = %s", [event.id])
-            cursor.execute("SET LOCAL jagcall.audit_purge = 'off'")
+        as_superuser(f"SET LOCAL jagcall.audit_purge = 'on'; DELETE FROM {EVENTS} WHERE id = %s; SET LOCAL jagcall.audit_purge = 'off'", [event.id])
         assert not AuditEvent.objects.filter(pk=event.pk).exists()
     other = record(organization)
-    refused(f"DELETE FROM {EVENTS} WHERE id = %s", [other.id])
+    refused(lambda: as_superuser(f"DELETE FROM {EVENTS} WHERE id = %s", [other.id]))
+    # The flag does nothing for the application's role: it has no DELETE at all.
+    denied(f"SET LOCAL jagcall.audit_purge = 'on'; DELETE FROM {EVENTS} WHERE id = %s", [other.id])
 
 
 def test_checkpoints_are_append_only(organization):
-    from django.utils import timezone
-
-    checkpoint = AuditChainCheckpoint.objects.create(
-        organization=organization, seq=5, hash="a" * 64, occurred_at=timezone.now(), events_purged=5
+    as_superuser(
+        f"INSERT INTO {CHECKPOINTS} (organization_id, seq, hash, occurred_at, events_purged, created_at) "
+        "VALUES (%s, 5, %s, now(), 5, now())",
+        [organization.id, "a" * 64],
     )
-    refused(lambda: AuditChainCheckpoint.objects.filter(pk=checkpoint.pk).update(seq=6))
-    refused(checkpoint.delete)
-    refused(f"SET LOCAL jagcall.audit_purge = 'on'; DELETE FROM {CHECKPOINTS}")
+    checkpoint = AuditChainCheckpoint.objects.for_org(organization).get()
+    denied(lambda: AuditChainCheckpoint.objects.filter(pk=checkpoint.pk).update(seq=6))
+    denied(checkpoint.delete)
+    refused(lambda: as_superuser(f"UPDATE {CHECKPOINTS} SET seq = 6"))
+    refused(lambda: as_superuser(f"SET LOCAL jagcall.audit_purge = 'on'; DELETE FROM {CHECKPOINTS}"))
 
 
 def test_deleting_a_person_keeps_their_events_and_the_chain(organization):
@@ -81,23 +130,35 @@ def test_deleting_a_person_keeps_their_events_and_the_chain(organization):
     person_id = person.pk
     event = record(organization, actor=person)
     record(organization)
-    person.delete()  # Django sets actor_id to NULL: the one update the trigger allows
+    person.delete()  # Django sets actor_id to NULL: the one update the role may make and the trigger allows
     event.refresh_from_db()
     assert event.actor_id is None
     assert (event.actor_label, event.actor_key) == ("leaver@acme.test", f"user:{person_id}")
     assert audit_chain_verify(organization_id=organization.id).ok
 
 
+@pytest.mark.django_db(databases=["default", "owner"])
+def test_the_start_up_check_accepts_the_application_role_and_refuses_the_owner():
+    from compliance.roles import app_role_problems, check_app_role, grant_app_role
+
+    assert app_role_problems(using="default") == []
+    assert check_app_role(databases=["default"]) == []
+    problems = app_role_problems(using="owner")  # what connecting as the owner would allow
+    assert any("superuser" in p for p in problems) and any("may DELETE audit events" in p for p in problems)
+    # The application's own connection never grants (a flush between tests sends post_migrate on it).
+    assert grant_app_role(using="default") is False
+
+
+def test_the_start_up_check_is_an_error_with_debug_off(monkeypatch, settings):
+    from compliance import roles
+
+    settings.DEBUG = False
+    monkeypatch.setattr(roles, "app_role_problems", lambda using: ["the role x is a superuser"])
+    [error] = roles.check_app_role(databases=["default"])
+    assert error.id == "compliance.E001" and error.level == 40 and "DATABASE_OWNER_URL" in error.hint
+
+
 # --- tampering and verify_audit_chain -----------------------------------------------------
-
-
-def tamper(sql, params):
-    """What someone with the table's ownership could do: switch the guard off, edit, switch it on."""
-    with connection.cursor() as cursor:
-        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # no deferred FK checks pending before ALTER TABLE
-        cursor.execute(f"ALTER TABLE {EVENTS} DISABLE TRIGGER audit_event_append_only")
-        cursor.execute(sql, params)
-        cursor.execute(f"ALTER TABLE {EVENTS} ENABLE TRIGGER audit_event_append_only")
 
 
 def test_a_clean_chain_verifies(organization, other_organization, capsys):

@@ -6,13 +6,14 @@ from datetime import timedelta
 
 import pytest
 from django.core.management import call_command
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
 from compliance.models import AuditChainCheckpoint, AuditEvent
 from compliance.selectors import audit_chain_verify
 from compliance.services import audit_purge_expired
 from compliance.tests.conftest import record
+from compliance.tests.superuser import as_superuser, set_database_retention, tamper
 
 pytestmark = pytest.mark.django_db
 
@@ -21,27 +22,25 @@ EVENTS = AuditEvent._meta.db_table
 
 def backdate(events, when):
     """Move events into the past, as if written then (rehash_chain makes the chain valid again)."""
-    with connection.cursor() as cursor:
-        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-        cursor.execute(f"ALTER TABLE {EVENTS} DISABLE TRIGGER audit_event_append_only")
-        for event in events:
-            cursor.execute(f"UPDATE {EVENTS} SET occurred_at = %s WHERE id = %s", [when(event), event.id])
-        cursor.execute(f"ALTER TABLE {EVENTS} ENABLE TRIGGER audit_event_append_only")
+    for event in events:
+        tamper(f"UPDATE {EVENTS} SET occurred_at = %s WHERE id = %s", [when(event), event.id])
 
 
 def rehash_chain(organization_id):
     from compliance.chain import GENESIS_HASH, event_hash
 
-    with connection.cursor() as cursor:
-        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-        cursor.execute(f"ALTER TABLE {EVENTS} DISABLE TRIGGER audit_event_append_only")
-        previous = GENESIS_HASH
-        for event in AuditEvent.objects.for_chain(organization_id).order_by("seq"):
-            event.prev_hash = previous
-            event.hash = event_hash(event)
-            cursor.execute(f"UPDATE {EVENTS} SET prev_hash = %s, hash = %s WHERE id = %s", [event.prev_hash, event.hash, event.id])
-            previous = event.hash
-        cursor.execute(f"ALTER TABLE {EVENTS} ENABLE TRIGGER audit_event_append_only")
+    previous = GENESIS_HASH
+    for event in AuditEvent.objects.for_chain(organization_id).order_by("seq"):
+        event.prev_hash = previous
+        event.hash = event_hash(event)
+        tamper(f"UPDATE {EVENTS} SET prev_hash = %s, hash = %s WHERE id = %s", [event.prev_hash, event.hash, event.id])
+        previous = event.hash
+
+
+def keep_for(settings, days):
+    """AUDIT_RETENTION_DAYS, and the floor the database enforces (migrate keeps them equal)."""
+    settings.AUDIT_RETENTION_DAYS = days
+    set_database_retention(days)
 
 
 def aged_chain(organization, ages):
@@ -56,7 +55,7 @@ def aged_chain(organization, ages):
 
 
 def test_the_retention_boundary(organization, settings):
-    settings.AUDIT_RETENTION_DAYS = 30
+    keep_for(settings, 30)
     retention = timedelta(days=30)
     now, events = aged_chain(
         organization,
@@ -77,7 +76,7 @@ def test_the_retention_boundary(organization, settings):
 
 def test_nothing_newer_than_the_cutoff_goes_even_out_of_order(organization, settings):
     """A clock step back can put a newer event before an older one; the purge stops at the first newer one."""
-    settings.AUDIT_RETENTION_DAYS = 10
+    keep_for(settings, 10)
     now, _events = aged_chain(
         organization, [timedelta(days=20), timedelta(days=5), timedelta(days=15), timedelta(days=1)]
     )
@@ -87,7 +86,7 @@ def test_nothing_newer_than_the_cutoff_goes_even_out_of_order(organization, sett
 
 
 def test_batches_leave_a_checkpoint_each_and_verification_still_passes(organization, other_organization, settings, capsys):
-    settings.AUDIT_RETENTION_DAYS = 7
+    keep_for(settings, 7)
     now, _events = aged_chain(organization, [timedelta(days=30 - n) for n in range(12)] + [timedelta(hours=1)])
     record(other_organization)
     result = audit_purge_expired(now=now, batch_size=5)
@@ -100,7 +99,7 @@ def test_batches_leave_a_checkpoint_each_and_verification_still_passes(organizat
 
 
 def test_a_fully_purged_chain_continues_from_its_checkpoint(organization, settings):
-    settings.AUDIT_RETENTION_DAYS = 1
+    keep_for(settings, 1)
     now, events = aged_chain(organization, [timedelta(days=3), timedelta(days=2)])
     audit_purge_expired(now=now)
     assert not AuditEvent.objects.for_org(organization).exists()
@@ -110,7 +109,7 @@ def test_a_fully_purged_chain_continues_from_its_checkpoint(organization, settin
 
 
 def test_the_platform_chain_is_purged_too(settings):
-    settings.AUDIT_RETENTION_DAYS = 1
+    keep_for(settings, 1)
     now, _events = aged_chain(None, [timedelta(days=5), timedelta(hours=2)])
     audit_purge_expired(now=now)
     assert list(AuditEvent.objects.platform().values_list("seq", flat=True)) == [2]
@@ -120,15 +119,15 @@ def test_the_platform_chain_is_purged_too(settings):
 def test_the_purge_flag_does_not_outlive_the_purge(organization, settings):
     from django.db.utils import DatabaseError
 
-    settings.AUDIT_RETENTION_DAYS = 1
+    keep_for(settings, 1)
     now, _events = aged_chain(organization, [timedelta(days=5), timedelta(hours=2)])
     audit_purge_expired(now=now)  # inside the test's transaction
     with pytest.raises(DatabaseError, match="append-only"):
-        AuditEvent.objects.for_org(organization).delete()
+        as_superuser(f"DELETE FROM {EVENTS} WHERE organization_id = %s", [organization.id])
 
 
 def test_time_budget_stops_between_batches(organization, settings):
-    settings.AUDIT_RETENTION_DAYS = 1
+    keep_for(settings, 1)
     now, _events = aged_chain(organization, [timedelta(days=5)] * 3)
     result = audit_purge_expired(now=now, batch_size=1, time_budget_seconds=0)
     assert result.finished is False and result.events_deleted == 0
@@ -138,7 +137,7 @@ def test_time_budget_stops_between_batches(organization, settings):
 def test_the_beat_tasks(organization, settings):
     from compliance import tasks
 
-    settings.AUDIT_RETENTION_DAYS = 1
+    keep_for(settings, 1)
     aged_chain(organization, [timedelta(days=5), timedelta(hours=1)])
     assert tasks.purge_expired_events() == {"events_deleted": 1, "checkpoints": 1, "finished": True}
     outcome = tasks.verify_chain(str(organization.id))
@@ -160,11 +159,7 @@ def test_verify_chains_logs_and_emits_a_security_event_when_broken(organization,
 
     first = record(organization)
     record(organization)
-    with connection.cursor() as cursor:
-        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-        cursor.execute(f"ALTER TABLE {EVENTS} DISABLE TRIGGER audit_event_append_only")
-        cursor.execute(f"UPDATE {EVENTS} SET actor_label = 'someone else' WHERE id = %s", [first.id])
-        cursor.execute(f"ALTER TABLE {EVENTS} ENABLE TRIGGER audit_event_append_only")
+    tamper(f"UPDATE {EVENTS} SET actor_label = 'someone else' WHERE id = %s", [first.id])
     with caplog.at_level("ERROR", logger="jagcall.audit"):
         outcome = tasks.verify_chain(str(organization.id))
     assert outcome["broken"] is True and outcome["chain"] == "acme-dental"
@@ -180,3 +175,59 @@ def test_retention_defaults_to_a_year(settings):
     from jagcall.kernel.env import env
 
     assert settings.AUDIT_RETENTION_DAYS == env("AUDIT_RETENTION_DAYS", default=365, cast=int)
+
+
+# --- the purge runs through a guarded function -------------------------------------------
+
+
+def test_the_application_role_deletes_only_through_the_guarded_function(organization, settings):
+    """The role has no DELETE; the function it may call deletes only what the database's retention allows."""
+    from django.db.utils import DatabaseError
+
+    settings.AUDIT_RETENTION_DAYS = 365  # and the database's floor, as migrate set it
+    now, events = aged_chain(organization, [timedelta(days=400), timedelta(days=3), timedelta(0)])
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_user")
+        assert cursor.fetchone()[0] == settings.DATABASE_APP_ROLE
+    # Asking the function for everything up to now is refused, and says what to do.
+    with pytest.raises(DatabaseError, match="newer than the 365 days of retention") as refusal:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SELECT * FROM audit_purge_batch(%s, %s, 100)", [organization.id, now])
+    assert "manage.py migrate" in str(refusal.value.__cause__.diag.message_hint)
+    # A lower AUDIT_RETENTION_DAYS that migrate has not applied yet: the purge is refused, nothing goes.
+    settings.AUDIT_RETENTION_DAYS = 1
+    with pytest.raises(DatabaseError, match="audit purge refused"):
+        with transaction.atomic():
+            audit_purge_expired(now=now)
+    assert AuditEvent.objects.for_org(organization).count() == 3
+    # Within the floor it purges, as the application's role.
+    settings.AUDIT_RETENTION_DAYS = 365
+    assert audit_purge_expired(now=now).events_deleted == 1
+    assert list(AuditEvent.objects.for_org(organization).values_list("seq", flat=True).order_by("seq")) == [2, 3]
+
+
+def test_a_bad_batch_size_is_refused(organization):
+    from django.db.utils import DatabaseError
+
+    with pytest.raises(DatabaseError, match="batch size"):
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SELECT * FROM audit_purge_batch(%s, now() - interval '400 days', 0)", [organization.id])
+
+
+@pytest.mark.django_db(databases=["default", "owner"])
+def test_migrate_sets_the_databases_retention_floor_from_the_setting(settings):
+    from django.db import connections
+
+    from compliance.roles import grant_app_role
+
+    settings.AUDIT_RETENTION_DAYS = 42
+    assert grant_app_role(using="owner") is True
+    with connections["owner"].cursor() as cursor:
+        cursor.execute("SELECT proconfig FROM pg_proc WHERE proname = 'audit_purge_batch'")
+        assert "jagcall.audit_retention_days=42" in cursor.fetchone()[0]
+        cursor.execute(
+            "SELECT has_function_privilege(%s, 'audit_purge_batch(uuid, timestamptz, integer)', 'EXECUTE'), "
+            "has_function_privilege('public', 'audit_purge_batch(uuid, timestamptz, integer)', 'EXECUTE')",
+            [settings.DATABASE_APP_ROLE],
+        )
+        assert cursor.fetchone() == (True, False)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from django.db import connection
+
 from django.utils import timezone
 
 from accounts.tests.factories import UserFactory
@@ -14,6 +14,7 @@ from compliance.forms import AuditEventFilterSet
 from compliance.models import AuditEvent
 from compliance.selectors import audit_event_iter, audit_event_list, audit_event_page, decode_cursor, encode_cursor
 from compliance.tests.conftest import api_key_for, record
+from compliance.tests.superuser import tamper
 
 pytestmark = pytest.mark.django_db
 
@@ -70,11 +71,7 @@ def test_keyset_pages_are_exact_even_when_times_tie(organization):
     events = [record(organization, resource_id=f"{n:02d}") for n in range(9)]
     # Same instant for several rows: the id breaks the tie, so no row is skipped or repeated.
     same = timezone.now()
-    with connection.cursor() as cursor:
-        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-        cursor.execute("ALTER TABLE compliance_auditevent DISABLE TRIGGER audit_event_append_only")
-        cursor.execute("UPDATE compliance_auditevent SET occurred_at = %s WHERE id = ANY(%s)", [same, [e.id for e in events[2:7]]])
-        cursor.execute("ALTER TABLE compliance_auditevent ENABLE TRIGGER audit_event_append_only")
+    tamper("UPDATE compliance_auditevent SET occurred_at = %s WHERE id = ANY(%s)", [same, [e.id for e in events[2:7]]])
     queryset = audit_event_list(organization=organization)
     expected = [e.resource_id for e in queryset]
     seen, cursor_value = [], None

@@ -354,6 +354,43 @@ class EmbeddedPostgres(_Owned):
         )
         self.owner_file.unlink(missing_ok=True)
 
+    # ----------------------------------------------------------------------
+    # Roles: the application connects as a restricted role, as in production
+    # ----------------------------------------------------------------------
+    # [!!] ``postgres`` (the superuser, ``url()``) owns the tables and runs the
+    # migrations; the web, worker, beat and test processes connect as
+    # APP_ROLE (``app_url()``), a separate LOGIN role that owns nothing and is
+    # a member of no other role, so it cannot take the owner's rights back
+    # (unlike SET ROLE, which RESET ROLE undoes). What it may do to each table
+    # is granted by the migrations (compliance/roles.py): it cannot UPDATE,
+    # DELETE or TRUNCATE audit rows, nor disable their triggers.
+
+    APP_ROLE = "jagcall_app"
+
+    @property
+    def app_password(self) -> str:
+        return _read_or_create(self.root / "app_password", lambda: secrets.token_urlsafe(24))
+
+    def app_url(self, database: str = "jagcall") -> str:
+        return f"postgres://{self.APP_ROLE}:{self.app_password}@127.0.0.1:{self.port}/{database}"
+
+    def ensure_app_role(self) -> None:
+        """Create the application's login role if missing, and (re)set its password and limits.
+
+        Idempotent; run by every process that uses the server, so a cluster made
+        before this role existed gets it too.
+        """
+        import psycopg
+        from psycopg import sql
+
+        with self._lock(), psycopg.connect(self.url("postgres"), autocommit=True, connect_timeout=10) as conn:
+            attributes = sql.SQL(
+                "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT NOREPLICATION NOBYPASSRLS PASSWORD {}"
+            ).format(sql.Literal(self.app_password))
+            exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [self.APP_ROLE]).fetchone()
+            verb = "ALTER ROLE {} WITH " if exists else "CREATE ROLE {} WITH "
+            conn.execute(sql.SQL(verb).format(sql.Identifier(self.APP_ROLE)) + attributes)
+
 
 # --------------------------------------------------------------------------
 # Redis

@@ -4,6 +4,7 @@ embedded servers (jagcall/kernel/embedded.py)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import dj_database_url
@@ -16,14 +17,18 @@ from jagcall.settings.core import DATA_DIR, _require_in_production
 _require_in_production("DATABASE_URL")
 _require_in_production("REDIS_URL")
 EMBEDDED_POSTGRES_STARTED = EMBEDDED_REDIS_STARTED = False
+DATABASE_OWNER_URL = ""
 if is_set("DATABASE_URL"):
     DATABASE_URL = env("DATABASE_URL")
+    DATABASE_OWNER_URL = env("DATABASE_OWNER_URL", default="")
 else:
     from jagcall.kernel.embedded import EmbeddedPostgres
 
     _pg = EmbeddedPostgres(DATA_DIR / "pg")
     EMBEDDED_POSTGRES_STARTED = _pg.ensure_running()
-    DATABASE_URL = _pg.url()
+    _pg.ensure_app_role()
+    DATABASE_URL = _pg.app_url()  # the restricted role, as in production
+    DATABASE_OWNER_URL = _pg.url()  # the superuser that owns the tables: migrations only
 if is_set("REDIS_URL"):
     REDIS_URL = env("REDIS_URL")
 else:
@@ -43,6 +48,30 @@ DATABASES = {
         "CONN_HEALTH_CHECKS": True,
     }
 }
+
+# --- database roles (docs/security/audit.md, "Who can change the log") ----------
+# [!!] DATABASE_URL is the application's role: web, worker and beat connect as a
+# LOGIN role that owns no table, so it cannot UPDATE, DELETE or TRUNCATE audit
+# rows nor disable their triggers (what it may do is granted by
+# compliance/roles.py after every migrate). DATABASE_OWNER_URL is the role that
+# owns the tables; only the process that runs `manage.py migrate` is given it
+# (the "migrate" service of compose.yaml; the embedded server's superuser in
+# development and tests), as the "owner" alias that migrate uses by default
+# (compliance/management/commands/migrate.py). DATABASE_OWNER_PASSWORD_FILE,
+# when set, holds the owner's password (a secret file shared with the db container).
+if DATABASE_OWNER_URL:
+    if not DATABASE_OWNER_URL.startswith(("postgres://", "postgresql://")):
+        raise ImproperlyConfigured("DATABASE_OWNER_URL must point at PostgreSQL (postgres://...).")
+    _owner = dj_database_url.parse(DATABASE_OWNER_URL, conn_max_age=0)
+    if is_set("DATABASE_OWNER_PASSWORD_FILE"):
+        try:
+            _owner["PASSWORD"] = Path(env("DATABASE_OWNER_PASSWORD_FILE")).read_text().strip()
+        except OSError as exc:
+            raise ImproperlyConfigured(f"DATABASE_OWNER_PASSWORD_FILE cannot be read: {exc}") from exc
+    DATABASES["owner"] = {**_owner, "ATOMIC_REQUESTS": False, "CONN_HEALTH_CHECKS": True}
+# The alias `manage.py migrate` uses, and the role the migrations grant the application's rights to.
+MIGRATION_DATABASE = "owner" if "owner" in DATABASES else "default"
+DATABASE_APP_ROLE = DATABASES["default"]["USER"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 
