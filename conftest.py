@@ -90,6 +90,58 @@ def _clear_cache_between_tests():
     yield
 
 
+def record_sign_in(session, user, *, password: bool = True, second_factor: bool | None = None) -> None:
+    """Write into ``session`` what signing in through the form proves (accounts.access reads it):
+    a password, and the second factor when the account has one (or as ``second_factor`` says)."""
+    import time
+
+    from accounts.mfa import user_has_two_factor
+
+    if second_factor is None:
+        second_factor = user_has_two_factor(user)
+    records = []
+    if password:
+        records.append({"method": "password", "at": time.time(), "email": user.email})
+    if second_factor:
+        records.append({"method": "mfa", "at": time.time(), "type": "totp"})
+    session["account_authentication_methods"] = records
+    session["account_authentication_methods_user"] = str(user.pk)
+
+
+@pytest.fixture(autouse=True)
+def _force_login_signs_in_as_the_form_does(monkeypatch):
+    """``Client.force_login`` skips the sign-in form, so it would leave a session that proved nothing
+    (accounts.access refuses such a session everywhere). Here it records what the form would have
+    proved: the password, and the second factor when the account has one. Tests of other sign-ins
+    (single sign-on only, no second factor) write their session with ``record_sign_in``."""
+    from django.test import client as test_client
+
+    original = test_client.ClientMixin.force_login
+
+    def force_login(self, user, backend=None):
+        original(self, user, backend)
+        session = self.session
+        record_sign_in(session, user)
+        session.save()
+
+    original_async = test_client.ClientMixin.aforce_login
+
+    async def aforce_login(self, user, backend=None):
+        from asgiref.sync import sync_to_async
+
+        await original_async(self, user, backend)
+        session = await self.asession()
+
+        def write():
+            record_sign_in(session, user)
+            session.save()
+
+        await sync_to_async(write)()
+
+    monkeypatch.setattr(test_client.ClientMixin, "force_login", force_login)
+    monkeypatch.setattr(test_client.ClientMixin, "aforce_login", aforce_login)
+
+
 @pytest.fixture
 def password() -> str:
     from accounts.tests.factories import DEFAULT_PASSWORD

@@ -13,6 +13,13 @@ class AccountsConfig(AppConfig):
         mfa.register_sealed_source()
         mfa.connect_signals()
 
+        # Password and second-factor changes end the person's other sign-ins; a factor set up
+        # in a session counts as passed in it.
+        from accounts import access, revocation
+
+        revocation.connect_signals()
+        access.connect_signals()
+
         # The encryption kernel imports no app: it learns the tenants from here, and
         # destroys an organization's keys when its row is deleted (crypto-shredding).
         from jagcall.kernel.crypto.registry import register_tenant_model

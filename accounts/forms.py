@@ -4,6 +4,7 @@ from django.conf import settings
 from django.db import transaction
 
 from accounts import services
+from accounts.api_keys.services import KeyDisposition
 from accounts.permissions import Role
 from jagcall.kernel.errors import ApplicationError
 
@@ -34,6 +35,12 @@ class InvitationForm(forms.Form):
 
 class RoleChangeForm(forms.Form):
     role = forms.ChoiceField(choices=Role.choices)
+    # On a demotion: what happens to the API keys the member created (accounts.api_keys.services).
+    api_keys = forms.ChoiceField(choices=KeyDisposition.CHOICES, required=False)
+
+
+class MembershipRemoveForm(forms.Form):
+    api_keys = forms.ChoiceField(choices=KeyDisposition.CHOICES, required=False)
 
 
 class InvitationSignupForm(forms.Form):

@@ -81,5 +81,19 @@ class OrganizationScopePermission(BasePermission):
         if held is None:
             held = scopes_for_role(getattr(request, "membership_role", None))
         if scope not in held:
+            api_key = getattr(request.auth, "api_key", None)
+            if api_key is not None and scope in (api_key.scopes or []):
+                # [!!] The key has the scope, but the role it acts within no longer allows it: say which.
+                if api_key.service_role:
+                    whose = f"this service key's role ({api_key.service_role})"
+                elif request.auth.role:
+                    whose = f"the current role ({request.auth.role}) of the person who created this key"
+                else:
+                    whose = "the person who created this key, who is no longer a member,"
+                raise PermissionDenied(
+                    f"This request needs the scope {scope}, which {whose} does not allow. "
+                    "Ask an owner or admin to create a key with the rights it needs.",
+                    code="missing_scope",
+                )
             raise PermissionDenied(f"This request needs the scope {scope}.", code="missing_scope")
         return True

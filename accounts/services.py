@@ -23,7 +23,10 @@ from accounts.activity import activity_record
 from accounts.events import publish_org_event
 from accounts.hashing import secret_digest
 from accounts.models import Invitation, Membership, Organization, OrganizationStatus, User, normalize_email
-from accounts.permissions import Role, can_manage_member, has_permission
+from accounts.permissions import Role, can_manage_member
+from accounts.api_keys.services import KeyDisposition, api_keys_of_member_dispose
+from accounts.principals import Principal, as_principal
+from accounts.revocation import organization_oauth_connections_revoke, person_sign_ins_revoke
 from accounts.selectors import membership_for_user, user_email_verified
 from jagcall.kernel.crypto.services import organization_keys_create
 from jagcall.kernel.errors import ApplicationError, PermissionDenied
@@ -34,13 +37,11 @@ RESERVED_SLUGS = {"new", "admin", "api", "static", "media", "o", "orgs", "login"
 # --- helpers -------------------------------------------------------------------
 
 
-def _require(organization: Organization, actor: User, action: str) -> Membership:
-    membership = membership_for_user(organization=organization, user=actor)
-    if membership is None:
-        raise PermissionDenied("You are not a member of this organization.")
-    if not has_permission(membership.role, action):
-        raise PermissionDenied()
-    return membership
+def _require(organization: Organization, actor, action: str) -> Principal:
+    """The acting Principal, if it may do ``action`` in ``organization`` (accounts.principals)."""
+    principal = as_principal(actor, organization)
+    principal.require(action)
+    return principal
 
 
 def _clean_email(email: str) -> str:
@@ -174,8 +175,8 @@ def organization_create(*, name: str, owner: User, slug: str | None = None, plan
 
 
 @transaction.atomic
-def organization_update(*, organization: Organization, actor: User, name: str) -> Organization:
-    _require(organization, actor, "organization.update")
+def organization_update(*, organization: Organization, actor, name: str) -> Organization:
+    actor = _require(organization, actor, "organization.update")
     name = (name or "").strip()
     if not name:
         raise ApplicationError("Give the organization a name.", field="name")
@@ -193,22 +194,30 @@ def organization_update(*, organization: Organization, actor: User, name: str) -
 
 
 @transaction.atomic
-def organization_require_two_factor(*, organization: Organization, actor: User, required: bool) -> Organization:
-    """Owners may require two-factor sign-in of every member (members without it enrol at their next visit)."""
-    _require(organization, actor, "security.manage")
+def organization_require_two_factor(*, organization: Organization, actor, required: bool, request=None) -> Organization:
+    """Owners may require two-factor sign-in of every member (members without it enrol at their next visit).
+
+    Turning it on ends the organization's OAuth connections (their consent was
+    given under the old rule); JWTs say how they were obtained and are checked
+    on every request.
+    """
+    principal = _require(organization, actor, "security.manage")
     from accounts.mfa import user_has_two_factor
 
-    if required and not user_has_two_factor(actor):
+    if required and principal.user is not None and not user_has_two_factor(principal.user):
         raise ApplicationError(
             "Set up two-factor sign-in for yourself first, so the rule cannot lock you out.", code="actor_without_2fa"
         )
     before = {"require_two_factor": organization.require_two_factor}
+    tightened = bool(required) and not organization.require_two_factor
     organization.require_two_factor = bool(required)
     organization.save(update_fields=["require_two_factor", "updated_at"])
     activity_record(
-        "organization.security_changed", organization=organization, actor=actor, resource=organization,
+        "organization.security_changed", organization=organization, actor=principal, resource=organization,
         before=before, after={"require_two_factor": bool(required)},
     )
+    if tightened:
+        organization_oauth_connections_revoke(organization=organization, reason="two_factor_required", request=request)
     publish_org_event(organization.id, "organization.security_changed", {"require_two_factor": bool(required)})
     return organization
 
@@ -217,7 +226,7 @@ def organization_require_two_factor(*, organization: Organization, actor: User, 
 def organization_terminate(*, organization: Organization, actor: User | None) -> Organization:
     """Close an organization (owners; staff act with actor=None). Its data is kept until purge."""
     if actor is not None:
-        _require(organization, actor, "organization.delete")
+        actor = _require(organization, actor, "organization.delete")
     before = {"status": organization.status}
     organization.status = OrganizationStatus.TERMINATED
     organization.terminated_at = timezone.now()
@@ -232,58 +241,82 @@ def organization_terminate(*, organization: Organization, actor: User | None) ->
 # --- memberships ---------------------------------------------------------------
 
 
+ROLE_RANK = {Role.MEMBER: 0, Role.ADMIN: 1, Role.OWNER: 2}
+
+
 @transaction.atomic
-def membership_role_change(*, organization: Organization, actor: User, membership: Membership, role: str) -> Membership:
+def membership_role_change(
+    *, organization: Organization, actor, membership: Membership, role: str, api_keys: str = KeyDisposition.REVOKE
+) -> Membership:
+    """Change a member's role. On a demotion, their API keys are revoked or handed to the actor (``api_keys``)."""
     role = _clean_role(role)
-    actor_membership = _require(organization, actor, "members.change_role")
+    principal = _require(organization, actor, "members.change_role")
     membership = Membership.objects.for_org(organization).select_for_update().get(pk=membership.pk)
-    if not can_manage_member(actor_role=actor_membership.role, target_role=membership.role, new_role=role):
+    if not can_manage_member(actor_role=principal.role, target_role=membership.role, new_role=role):
         raise PermissionDenied("Only an owner can change an owner's role or make someone an owner.")
     if membership.role == role:
         return membership
     if membership.role == Role.OWNER:
         _ensure_owner_remains(organization, membership)
     before = {"role": membership.role}
+    demoted = ROLE_RANK[role] < ROLE_RANK[membership.role]
+    keys = []
+    if demoted:
+        keys = api_keys_of_member_dispose(organization=organization, member=membership.user, disposition=api_keys, actor=principal)
     membership.role = role
     membership.save(update_fields=["role", "updated_at"])
     activity_record(
-        "member.role_changed", organization=organization, actor=actor, resource=membership,
-        before=before, after={"role": role}, metadata={"email": membership.user.email},
+        "member.role_changed", organization=organization, actor=principal, resource=membership,
+        before=before, after={"role": role},
+        metadata={"email": membership.user.email, **({"api_keys": keys, "api_keys_disposition": api_keys} if demoted else {})},
     )
     publish_org_event(organization.id, "member.role_changed", {"email": membership.user.email, "role": role})
     return membership
 
 
 @transaction.atomic
-def membership_remove(*, organization: Organization, actor: User, membership: Membership) -> None:
-    actor_membership = _require(organization, actor, "members.remove")
+def membership_remove(
+    *, organization: Organization, actor, membership: Membership, api_keys: str = KeyDisposition.REVOKE, request=None
+) -> None:
+    """Remove a member. Their API keys are revoked or handed to the actor (``api_keys``); their
+    refresh tokens for this organization and their sessions end (accounts.revocation)."""
+    principal = _require(organization, actor, "members.remove")
     membership = Membership.objects.for_org(organization).select_for_update().get(pk=membership.pk)
-    if membership.user_id == actor.pk:
+    if principal.user is not None and membership.user_id == principal.user.pk:
         raise ApplicationError("To remove yourself, use “Leave organization”.", code="use_leave")
-    if not can_manage_member(actor_role=actor_membership.role, target_role=membership.role):
+    if not can_manage_member(actor_role=principal.role, target_role=membership.role):
         raise PermissionDenied("Only an owner can remove an owner.")
     _ensure_owner_remains(organization, membership)
-    email = membership.user.email
+    user = membership.user
+    keys = api_keys_of_member_dispose(organization=organization, member=user, disposition=api_keys, actor=principal)
     activity_record(
-        "member.removed", organization=organization, actor=actor, resource=membership,
-        before={"role": membership.role}, metadata={"email": email},
+        "member.removed", organization=organization, actor=principal, resource=membership,
+        before={"role": membership.role},
+        metadata={"email": user.email, "api_keys": keys, "api_keys_disposition": api_keys},
     )
     membership.delete()
-    publish_org_event(organization.id, "member.removed", {"email": email})
+    person_sign_ins_revoke(user=user, reason="removed_from_organization", organization=organization, request=request)
+    publish_org_event(organization.id, "member.removed", {"email": user.email})
 
 
 @transaction.atomic
-def membership_leave(*, organization: Organization, user: User) -> None:
+def membership_leave(*, organization: Organization, user: User, request=None) -> None:
+    """Leave an organization: the keys one made there are revoked (nobody chose to keep them)."""
     membership = membership_for_user(organization=organization, user=user)
     if membership is None:
         raise PermissionDenied("You are not a member of this organization.")
     membership = Membership.objects.for_org(organization).select_for_update().get(pk=membership.pk)
     _ensure_owner_remains(organization, membership)
+    membership.organization = organization
+    principal = Principal.member(membership)
+    keys = api_keys_of_member_dispose(organization=organization, member=user, disposition=KeyDisposition.REVOKE, actor=principal)
     activity_record(
-        "member.left", organization=organization, actor=user, resource=membership,
-        before={"role": membership.role}, metadata={"email": user.email},
+        "member.left", organization=organization, actor=principal, resource=membership,
+        before={"role": membership.role}, metadata={"email": user.email, "api_keys": keys},
     )
     membership.delete()
+    keep = getattr(getattr(request, "session", None), "session_key", None)
+    person_sign_ins_revoke(user=user, reason="left_organization", organization=organization, keep_session_key=keep, request=request)
     publish_org_event(organization.id, "member.removed", {"email": user.email})
 
 
@@ -293,7 +326,10 @@ def membership_leave(*, organization: Organization, user: User) -> None:
 @transaction.atomic
 def invitation_create(*, organization: Organization, actor: User, email: str, role: str = Role.MEMBER) -> tuple[Invitation, str]:
     """Invite ``email``; returns the invitation and its token (sent by email, never stored)."""
-    actor_membership = _require(organization, actor, "members.invite")
+    principal = _require(organization, actor, "members.invite")
+    if principal.user is None:
+        raise PermissionDenied("Invitations are sent by a person; sign in to invite someone.")
+    actor_membership, actor = principal, principal.user
     if not user_email_verified(user=actor):
         raise ApplicationError(
             f"Verify your email address first: open the link we sent to {actor.email}. "
@@ -326,7 +362,7 @@ def invitation_create(*, organization: Organization, actor: User, email: str, ro
     body = render_to_string("accounts/email/invitation.txt", context)
     transaction.on_commit(lambda: send_mail(subject=subject, message=body, from_email=None, recipient_list=[email]))
     activity_record(
-        "invitation.created", organization=organization, actor=actor, resource=invitation,
+        "invitation.created", organization=organization, actor=principal, resource=invitation,
         after={"email": email, "role": role, "expires_at": invitation.expires_at.isoformat()},
     )
     publish_org_event(organization.id, "invitation.created", {"email": email, "role": role})
@@ -334,8 +370,8 @@ def invitation_create(*, organization: Organization, actor: User, email: str, ro
 
 
 @transaction.atomic
-def invitation_revoke(*, organization: Organization, actor: User, invitation: Invitation) -> Invitation:
-    _require(organization, actor, "members.invite")
+def invitation_revoke(*, organization: Organization, actor, invitation: Invitation) -> Invitation:
+    actor = _require(organization, actor, "members.invite")
     if invitation.status != "pending":
         raise ApplicationError(f"This invitation is already {invitation.status}.", code="not_pending")
     invitation.revoked_at = timezone.now()

@@ -16,10 +16,14 @@ from accounts import selectors, services
 from accounts.forms import (
     InvitationForm,
     InvitationSignupForm,
+    MembershipRemoveForm,
     OrganizationCreateForm,
     OrganizationSettingsForm,
     RoleChangeForm,
 )
+from accounts.access import sign_in_record_password
+from accounts.api_keys.selectors import api_key_live_counts_by_creator
+from accounts.api_keys.services import KeyDisposition
 from accounts.mixins import SESSION_LAST_ORG, OrganizationViewMixin
 from accounts.permissions import Role, has_permission, permission_table
 from jagcall.kernel.errors import ApplicationError
@@ -94,7 +98,7 @@ class OrganizationSettingsView(OrganizationViewMixin, View):
         form = OrganizationSettingsForm(request.POST)
         if form.is_valid():
             try:
-                services.organization_update(organization=self.organization, actor=request.user, name=form.cleaned_data["name"])
+                services.organization_update(organization=self.organization, actor=self.principal, name=form.cleaned_data["name"])
             except ApplicationError as error:
                 apply_error(form, error)
             else:
@@ -112,7 +116,7 @@ class OrganizationSecurityView(OrganizationViewMixin, View):
     def post(self, request, org_slug):
         required = request.POST.get("require_two_factor") == "on"
         try:
-            services.organization_require_two_factor(organization=self.organization, actor=request.user, required=required)
+            services.organization_require_two_factor(organization=self.organization, actor=self.principal, required=required)
         except ApplicationError as error:
             messages.error(request, error.message)
         else:
@@ -132,9 +136,13 @@ class TeamView(OrganizationViewMixin, View):
 
     def context(self, invite_form=None):
         role = self.membership.role
-        memberships = selectors.membership_list(organization=self.organization)
+        memberships = list(selectors.membership_list(organization=self.organization))
+        key_counts = api_key_live_counts_by_creator(organization=self.organization)
+        for membership in memberships:
+            membership.live_api_keys = key_counts.get(membership.user_id, 0)
         return {
             "memberships": memberships,
+            "key_dispositions": KeyDisposition.CHOICES,
             "invitations": selectors.invitation_list_pending(organization=self.organization)
             if has_permission(role, "members.invite")
             else [],
@@ -161,7 +169,7 @@ class InvitationCreateView(TeamView):
             try:
                 invitation, _token = services.invitation_create(
                     organization=self.organization,
-                    actor=request.user,
+                    actor=self.principal,
                     email=form.cleaned_data["email"],
                     role=form.cleaned_data["role"],
                 )
@@ -194,7 +202,7 @@ class InvitationRevokeView(_TeamActionView):
     def post(self, request, org_slug, invitation_id):
         invitation = selectors.invitation_get(organization=self.organization, id=invitation_id)
         try:
-            services.invitation_revoke(organization=self.organization, actor=request.user, invitation=invitation)
+            services.invitation_revoke(organization=self.organization, actor=self.principal, invitation=invitation)
         except ApplicationError as error:
             return self.failed(error)
         return self.done(f"Invitation to {invitation.email} withdrawn.")
@@ -210,7 +218,11 @@ class MembershipRoleChangeView(_TeamActionView):
             return self.failed(ApplicationError("Choose a role: owner, admin or member."))
         try:
             services.membership_role_change(
-                organization=self.organization, actor=request.user, membership=membership, role=form.cleaned_data["role"]
+                organization=self.organization,
+                actor=self.principal,
+                membership=membership,
+                role=form.cleaned_data["role"],
+                api_keys=form.cleaned_data["api_keys"] or KeyDisposition.REVOKE,
             )
         except ApplicationError as error:
             return self.failed(error)
@@ -222,8 +234,17 @@ class MembershipRemoveView(_TeamActionView):
 
     def post(self, request, org_slug, membership_id):
         membership = selectors.membership_get(organization=self.organization, id=membership_id)
+        form = MembershipRemoveForm(request.POST)
+        if not form.is_valid():
+            return self.failed(ApplicationError("Choose whether their API keys are revoked or kept in your name."))
         try:
-            services.membership_remove(organization=self.organization, actor=request.user, membership=membership)
+            services.membership_remove(
+                organization=self.organization,
+                actor=self.principal,
+                membership=membership,
+                api_keys=form.cleaned_data["api_keys"] or KeyDisposition.REVOKE,
+                request=request,
+            )
         except ApplicationError as error:
             return self.failed(error)
         return self.done(f"{membership.user.email} was removed from {self.organization.name}.")
@@ -234,7 +255,7 @@ class OrganizationLeaveView(_TeamActionView):
 
     def post(self, request, org_slug):
         try:
-            services.membership_leave(organization=self.organization, user=request.user)
+            services.membership_leave(organization=self.organization, user=request.user, request=request)
         except ApplicationError as error:
             return self.failed(error)
         request.session.pop(SESSION_LAST_ORG, None)
@@ -290,6 +311,7 @@ class InvitationAcceptView(View):
                     token=token, name=form.cleaned_data["name"], password=form.cleaned_data["password"]
                 )
                 login(request, membership.user, backend="allauth.account.auth_backends.AuthenticationBackend")
+                sign_in_record_password(request, user=membership.user)
         except ApplicationError as error:
             if form is not None and error.field in ("password", "email"):
                 apply_error(form, error)

@@ -50,6 +50,10 @@ elif str(ROOT) not in sys.path:
 
 from bench.common import median, percentile, scratch_database, section  # noqa: E402
 
+from accounts.principals import Principal
+
+OPERATOR = Principal.system("operator")  # service keys, as the create_api_key command makes them
+
 SECURED = "/api/v1/members"
 OPEN = "/bench/open-members"
 TARGET_COST = 0.25
@@ -74,7 +78,7 @@ def seed(members: int):
         person = user_create(email=f"person{n:03d}@bench.invalid", password=None, name=f"Person {n}")
         Membership.objects.create(organization=organization, user=person, role="member")
     _key, raw = api_key_create(
-        organization=organization, created_by=None, grantor_scopes=ALL_SCOPES, name="Bench", scopes=["members:read"]
+        organization=organization, actor=OPERATOR, service_role="owner", name="Bench", scopes=["members:read"]
     )
     return organization, raw
 

@@ -66,6 +66,23 @@ class Actor:
         )
 
     @classmethod
+    def from_principal(cls, principal) -> "Actor":
+        """The actor columns of an accounts Principal, exactly as the edge built it."""
+        from accounts.principals import Kind
+
+        if principal.kind == Kind.API_KEY:
+            return cls.for_api_key(principal.api_key)
+        if principal.kind == Kind.OAUTH_APPLICATION:
+            return cls.for_oauth_application(principal.application, user=principal.user)
+        if principal.kind == Kind.SUPPORT:
+            return cls.support(principal.user)
+        if principal.kind == Kind.MEMBER:
+            return cls.for_user(principal.user)
+        if principal.kind == Kind.WEBHOOK:
+            return cls(type=ActorType.SYSTEM, label=f"{principal.name} webhook", key=f"webhook:{principal.name}")
+        return cls.system(principal.name or "system")
+
+    @classmethod
     def system(cls, label: str = "system") -> "Actor":
         return cls(type=ActorType.SYSTEM, label=label, key="system")
 
@@ -102,8 +119,12 @@ def actor_from_request(request) -> Actor:
 
 def resolve_actor(actor, request) -> Actor:
     """An explicit actor (Actor, person, API key, OAuth application) wins over the request's."""
+    from accounts.principals import Principal
+
     if isinstance(actor, Actor):
         return actor
+    if isinstance(actor, Principal):
+        return Actor.from_principal(actor)
     if actor is None:
         return actor_from_request(request) if request is not None else Actor.system()
     from accounts.models import ApiKey, User

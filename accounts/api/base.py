@@ -1,10 +1,11 @@
 """The API's tenancy base view.
 
 [!!] The organization comes from the credential, never from the URL or the
-body: every API credential is bound to exactly one organization, and the
-authentication class exposes it as ``request.auth.organization`` (API keys,
-OAuth tokens and JWTs all follow this). ``initial()`` resolves it once,
-together with the caller's role, before permissions and the handler run.
+body: every API credential is bound to exactly one organization. Each
+authentication class builds the caller's Principal once (accounts/principals.py)
+as ``request.auth``, after the one access check (accounts/access.py) for
+people; ``initial()`` takes the organization and the role from it, before
+permissions and the handler run.
 """
 
 from __future__ import annotations
@@ -14,12 +15,12 @@ from rest_framework.exceptions import NotAuthenticated
 from rest_framework.views import APIView
 
 from accounts.models import OrganizationStatus
+from accounts.principals import Principal
 from accounts.api_keys.authentication import ApiKeyAuthentication
 from accounts.jwt.authentication import OrganizationJWTAuthentication
 from accounts.oauth.authentication import OAuthAccessTokenAuthentication
 from accounts.api.session import OrganizationSessionAuthentication
 from accounts.scopes import OrganizationScopePermission
-from accounts.selectors import membership_for_user
 from accounts.tenancy import get_for_org_or_404
 from jagcall.kernel.api import idempotency
 
@@ -72,17 +73,14 @@ class OrganizationAPIView(APIView):
         version, scheme = self.determine_version(request, *args, **kwargs)
         request.version, request.versioning_scheme = version, scheme
         self.perform_authentication(request)
-        credential = request.auth
-        organization = getattr(credential, "organization", None)
-        if organization is None or organization.status != OrganizationStatus.ACTIVE:
+        principal = request.auth
+        organization = getattr(principal, "organization", None)
+        if not isinstance(principal, Principal) or organization is None or organization.status != OrganizationStatus.ACTIVE:
             raise NotAuthenticated("Authenticate with a credential bound to an active organization.")
         request.organization = self.organization = organization
         request._request.organization = organization  # for middleware (audit of refusals) after the view
-        role = getattr(credential, "role", None)
-        if role is None:
-            membership = membership_for_user(organization=organization, user=request.user)
-            role = membership.role if membership else None
-        request.membership_role = role
+        request.principal = request._request.principal = principal
+        request.membership_role = principal.role
         self.check_permissions(request)
         self.check_throttles(request)
         self._idempotency_claim = idempotency.begin(request)

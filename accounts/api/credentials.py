@@ -1,4 +1,4 @@
-"""What every API authentication class shares: reading the bearer token, and the two-factor rule.
+"""What every API authentication class shares: reading the bearer token, and answering an access denial.
 
 Each class (API keys, OAuth tokens, JWTs, the portal session) returns its own
 credential, bound to one organization; these helpers keep the parts they
@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from rest_framework import exceptions
 from rest_framework.authentication import get_authorization_header
+
+from accounts.access import AccessDenied
 
 
 def bearer_token(request) -> str | None:
@@ -22,13 +24,13 @@ def bearer_token(request) -> str | None:
         return None
 
 
-def enforce_two_factor_rule(organization, user, *, what_to_do: str) -> None:
-    """403 ``two_factor_required`` when ``organization`` requires two-factor sign-in and ``user`` has none."""
-    if not organization.require_two_factor:
-        return
-    from accounts.mfa import user_has_two_factor
+def denial_as_api_error(denial: AccessDenied, *, unavailable: str) -> exceptions.APIException:
+    """An access denial in the API's terms: 401 for who you are, 403 for what this sign-in lacks.
 
-    if not user_has_two_factor(user):
-        raise exceptions.PermissionDenied(
-            {"detail": f"{organization.name} requires two-factor sign-in. {what_to_do}", "code": "two_factor_required"}
-        )
+    [!!] Not a member and no such organization read the same (``unavailable``).
+    """
+    if denial.reason == AccessDenied.NOT_FOUND:
+        return exceptions.AuthenticationFailed(unavailable, code="organization_unavailable")
+    if denial.reason in (AccessDenied.NOT_SIGNED_IN, AccessDenied.SESSION_EXPIRED):
+        return exceptions.AuthenticationFailed(denial.message, code=denial.reason)
+    return exceptions.PermissionDenied({"detail": denial.message, "code": denial.reason})

@@ -12,10 +12,12 @@ Contract:
   body. The caller must be a member of an active organization of that name;
   anything else is 401 with the same message, so the header cannot be used
   to learn which organizations exist.
-- The organization's two-factor rule applies as on the portal (403
-  ``two_factor_required``).
-- The credential carries the member's role and every scope the role allows
-  (accounts/scopes.py); rate limits count per person, shared with their JWTs.
+- The one access check of the portal applies (accounts/access.py): how
+  this session was signed in must open the organization (its single
+  sign-on, its two-factor rule), answered 403 with the reason as ``code``.
+- ``request.auth`` is the member's Principal (accounts/principals.py), with
+  every scope the role allows; rate limits count per person, shared with
+  their JWTs.
 - A request without a signed-in session is left to the next class; the
   session's idle and absolute timeouts are enforced by the middleware that
   runs before any view.
@@ -23,15 +25,12 @@ Contract:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from rest_framework import exceptions
 from rest_framework.authentication import SessionAuthentication
 
-from accounts.api.credentials import enforce_two_factor_rule
-from accounts.models import Organization, User
-from accounts.scopes import scopes_for_role
-from accounts.selectors import membership_for_user, organization_active_by_id_or_slug
+from accounts.access import AccessDenied, organization_access, sign_in_of
+from accounts.api.credentials import denial_as_api_error
+from accounts.principals import Principal
 
 ORGANIZATION_HEADER = "X-Organization"
 ORGANIZATION_REQUIRED = (
@@ -41,22 +40,8 @@ ORGANIZATION_REQUIRED = (
 ORGANIZATION_UNAVAILABLE = f"The organization named in {ORGANIZATION_HEADER} is not available to you."
 
 
-@dataclass(frozen=True)
-class SessionCredential:
-    """What ``request.auth`` holds for a signed-in portal session."""
-
-    organization: Organization
-    role: str
-    user: User
-    scopes: frozenset = frozenset()
-
-    @property
-    def rate_limit_key(self) -> str:
-        return f"user:{self.user.id}"
-
-
 class OrganizationSessionAuthentication(SessionAuthentication):
-    """``(user, SessionCredential)`` for a signed-in session naming its organization."""
+    """``(user, Principal)`` for a signed-in session naming its organization."""
 
     def authenticate(self, request):
         user = getattr(request._request, "user", None)
@@ -67,16 +52,11 @@ class OrganizationSessionAuthentication(SessionAuthentication):
         name = (request.headers.get(ORGANIZATION_HEADER) or "").strip()
         if not name:
             raise exceptions.AuthenticationFailed(ORGANIZATION_REQUIRED, code="organization_required")
-        organization = organization_active_by_id_or_slug(value=name)
-        membership = membership_for_user(organization=organization, user=user) if organization else None
-        if membership is None:
-            raise exceptions.AuthenticationFailed(ORGANIZATION_UNAVAILABLE, code="organization_unavailable")
-        enforce_two_factor_rule(
-            organization, user, what_to_do="Set up an authenticator app in your account to continue."
-        )
-        return user, SessionCredential(
-            organization=organization, role=membership.role, user=user, scopes=scopes_for_role(membership.role)
-        )
+        try:
+            membership = organization_access(request._request, name)
+        except AccessDenied as denial:
+            raise denial_as_api_error(denial, unavailable=ORGANIZATION_UNAVAILABLE) from None
+        return user, Principal.member(membership, via="session", sign_in=sign_in_of(request._request))
 
     def enforce_csrf(self, request):
         try:

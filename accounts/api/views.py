@@ -14,9 +14,8 @@ from rest_framework.response import Response
 from accounts import selectors, services
 from accounts.api.base import OrganizationAPIView
 from accounts.models import Membership
-from accounts.permissions import has_permission
+from accounts.api_keys.services import KeyDisposition
 from jagcall.kernel.api.pagination import CursorPagination
-from jagcall.kernel.errors import PermissionDenied
 
 
 class MeApi(OrganizationAPIView):
@@ -69,26 +68,6 @@ class MeApi(OrganizationAPIView):
 # --- the organization and its members ---------------------------------------------
 
 
-def _acting_member(request, organization, action: str):
-    """Who changes the organization or its team: the person (JWT), or the API key's creator.
-
-    [!!] A key acts with its own scopes *and* its creator's role: when the
-    creator has left the organization or no longer holds a role allowed to do
-    ``action`` (accounts/permissions.py), the key cannot do it either.
-    """
-    api_key = getattr(request.auth, "api_key", None)
-    if api_key is None:
-        return request.user
-    creator = api_key.created_by
-    membership = selectors.membership_for_user(organization=organization, user=creator) if creator else None
-    if membership is None or not has_permission(membership.role, action):
-        raise PermissionDenied(
-            "This API key acts for the person who created it, who no longer holds a role allowed to do this. "
-            "Ask an owner or admin to create a new key."
-        )
-    return creator
-
-
 class OrganizationOutputSerializer(serializers.Serializer):
     id = serializers.UUIDField()
     name = serializers.CharField()
@@ -122,7 +101,7 @@ class OrganizationDetailApi(OrganizationAPIView):
         serializer.is_valid(raise_exception=True)
         organization = services.organization_update(
             organization=self.organization,
-            actor=_acting_member(request, self.organization, "organization.update"),
+            actor=request.auth,
             name=serializer.validated_data["name"],
         )
         return Response(self.OutputSerializer(organization).data)
@@ -165,6 +144,20 @@ class MembershipDetailApi(OrganizationAPIView):
 
     class InputSerializer(serializers.Serializer):
         role = serializers.CharField(max_length=20)
+        api_keys = serializers.ChoiceField(
+            choices=KeyDisposition.CHOICES,
+            default=KeyDisposition.REVOKE,
+            help_text="On a demotion: revoke the member's API keys, or keep them working in the caller's name "
+            "(only a person can take keys over).",
+        )
+
+    class RemoveInputSerializer(serializers.Serializer):
+        api_keys = serializers.ChoiceField(
+            choices=KeyDisposition.CHOICES,
+            default=KeyDisposition.REVOKE,
+            help_text="Revoke the member's API keys, or keep them working in the caller's name (only a person "
+            "can take keys over).",
+        )
 
     def get_org_queryset(self):
         return Membership.objects.select_related("user")
@@ -176,18 +169,23 @@ class MembershipDetailApi(OrganizationAPIView):
         serializer.is_valid(raise_exception=True)
         membership = services.membership_role_change(
             organization=self.organization,
-            actor=_acting_member(request, self.organization, "members.change_role"),
+            actor=request.auth,
             membership=membership,
             role=serializer.validated_data["role"],
+            api_keys=serializer.validated_data["api_keys"],
         )
         return Response(self.OutputSerializer(membership).data)
 
-    @extend_schema(responses={204: None})
+    @extend_schema(parameters=[RemoveInputSerializer], responses={204: None})
     def delete(self, request, membership_id):
         membership = selectors.membership_get(organization=self.organization, id=membership_id)
+        serializer = self.RemoveInputSerializer(data=request.query_params)
+        serializer.is_valid(raise_exception=True)
         services.membership_remove(
             organization=self.organization,
-            actor=_acting_member(request, self.organization, "members.remove"),
+            actor=request.auth,
             membership=membership,
+            api_keys=serializer.validated_data["api_keys"],
+            request=request._request,
         )
         return Response(status=status.HTTP_204_NO_CONTENT)

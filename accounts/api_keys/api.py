@@ -31,14 +31,6 @@ class ApiKeyOutputSerializer(serializers.Serializer):
     revoked_at = serializers.DateTimeField(allow_null=True)
 
 
-def _actor(request):
-    """The person behind the request (JWT), or the creator of the calling API key."""
-    api_key = getattr(request.auth, "api_key", None)
-    if api_key is not None:
-        return api_key.created_by
-    return request.user
-
-
 class ApiKeyListApi(OrganizationAPIView):
     """GET -> the organization's keys (cursor-paginated); POST -> a new key, its secret shown this once."""
 
@@ -72,8 +64,7 @@ class ApiKeyListApi(OrganizationAPIView):
         data = serializer.validated_data
         api_key, raw_key = api_key_create(
             organization=self.organization,
-            created_by=_actor(request),
-            grantor_scopes=request.auth.scopes,
+            actor=request.auth,
             name=data["name"],
             scopes=data["scopes"],
             expires_at=data.get("expires_at"),
@@ -103,8 +94,7 @@ class ApiKeyDetailApi(OrganizationAPIView):
         api_key_revoke(
             organization=self.organization,
             api_key=api_key,
-            actor=_actor(request),
-            grantor_scopes=request.auth.scopes,
+            actor=request.auth,
             request=request._request,
         )
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -8,14 +8,16 @@ Contract:
 - Unknown, revoked and expired keys are refused with 401 and a
   ``api_key.rejected`` security event; a key of an organization that is no
   longer active is refused by OrganizationAPIView.
-- The credential acts as its organization only: the request has no user
-  (``request.user`` is None), ``role`` is None and ``scopes`` are the key's.
+- The key acts as itself (``request.user`` is None; ``request.auth`` is its
+  Principal), within the rights of its creator's *current* role in the
+  organization, or a service key's own role: its effective scopes are its
+  scopes intersected with that role's, on every request. A key whose
+  creator is no longer a member is refused (401).
 """
 
 from __future__ import annotations
 
 import hmac
-from dataclasses import dataclass
 
 from django.utils import timezone
 from rest_framework.authentication import BaseAuthentication
@@ -23,27 +25,13 @@ from rest_framework.exceptions import AuthenticationFailed
 
 from accounts.api.credentials import bearer_token
 from accounts.api_keys.models import API_KEY_PREFIX, ApiKey
-from accounts.api_keys.selectors import api_key_for_authentication
+from accounts.api_keys.selectors import api_key_effective_role, api_key_for_authentication
 from accounts.api_keys.services import api_key_parse, api_key_record_use
 from accounts.hashing import secret_digest
-from accounts.models import Organization
+from accounts.principals import Principal
 from accounts.security_events import client_ip, emit
 
 INVALID_KEY = "Invalid API key."
-
-
-@dataclass(frozen=True)
-class ApiKeyCredential:
-    """What ``request.auth`` holds for an API key."""
-
-    organization: Organization
-    scopes: frozenset
-    api_key: ApiKey
-    role: None = None
-
-    @property
-    def rate_limit_key(self) -> str:
-        return f"key:{self.api_key.id}"
 
 
 class ApiKeyAuthentication(BaseAuthentication):
@@ -69,9 +57,16 @@ class ApiKeyAuthentication(BaseAuthentication):
                 f"This API key expired on {api_key.expires_at:%Y-%m-%d %H:%M} UTC. Create a new key.",
                 code="api_key_expired",
             )
+        role = api_key_effective_role(api_key)
+        if role is None:
+            self._reject(request, "creator_not_a_member", api_key=api_key)
+            raise AuthenticationFailed(
+                "This API key's creator is no longer a member of the organization, so the key no longer works. "
+                "Ask an owner or admin to create a new key.",
+                code="api_key_orphaned",
+            )
         api_key_record_use(api_key=api_key, ip=client_ip(getattr(request, "_request", request)))
-        credential = ApiKeyCredential(organization=api_key.organization, scopes=frozenset(api_key.scopes), api_key=api_key)
-        return None, credential
+        return None, Principal.for_api_key(api_key, role=role)
 
     @staticmethod
     def _reject(request, reason: str, *, api_key: ApiKey | None = None, prefix: str | None = None) -> None:

@@ -2,10 +2,10 @@
 
 [!!] A key's secret leaves ``api_key_create`` once, in its return value;
 the database holds only the prefix and a SHA-256 of the whole key.
-Authority is a set of scopes (accounts/scopes.py): whoever grants a key
-(a member through the portal or the API, another API key, the operator's
-command) passes the scopes they hold; creating needs ``api_keys:write``,
-and a key gets no scope its grantor lacks.
+Authority is a set of scopes (accounts/scopes.py) within a role: whoever
+grants a key (a member through the portal or the API, another API key, an
+OAuth application, the operator's command) is a Principal whose effective
+scopes bound what it may grant; creating needs ``api_keys:write``.
 """
 
 from __future__ import annotations
@@ -22,7 +22,9 @@ from django.utils import timezone
 from accounts.api_keys.models import API_KEY_PREFIX, ApiKey
 from accounts.hashing import secret_digest
 from accounts.models import Organization, User
-from accounts.scopes import SCOPES, unknown_scopes
+from accounts.permissions import Role
+from accounts.principals import Kind, Principal, as_principal
+from accounts.scopes import SCOPES, scopes_for_role, unknown_scopes
 from accounts.security_events import emit
 from jagcall.kernel.errors import ApplicationError, PermissionDenied
 
@@ -68,26 +70,57 @@ def _clean_scopes(scopes: Iterable[str], *, grantor_scopes: Collection[str]) -> 
     return [s for s in SCOPES if s in set(scopes)]  # registry order, no duplicates
 
 
+def _grant(*, organization: Organization, actor, service_role: str) -> tuple[Collection[str], User | None, str]:
+    """(scopes the actor may grant, the new key's creator, its service role).
+
+    [!!] No credential creates a credential with more rights than itself: a
+    person grants within their role; an API key grants within its own
+    effective scopes, and the new key stands on the same footing as it (the
+    same creator, or the same service role); an OAuth application within what
+    it was granted. Only the operator (a system principal) makes service keys,
+    each with an explicit role.
+    """
+    if isinstance(actor, Principal) and actor.kind == Kind.SYSTEM:
+        if service_role not in Role.values:
+            raise ApplicationError(
+                f"A service key needs the role it acts within: one of {', '.join(Role.values)}.", field="service_role"
+            )
+        return scopes_for_role(service_role), None, service_role
+    principal = as_principal(actor, organization)
+    if service_role:
+        raise PermissionDenied("Only the operator creates service keys.")
+    if principal.kind == Kind.API_KEY:
+        parent = principal.api_key
+        return principal.scopes, parent.created_by, parent.service_role
+    return principal.scopes, principal.user, ""
+
+
 @transaction.atomic
 def api_key_create(
     *,
     organization: Organization,
-    created_by: User | None,
-    grantor_scopes: Collection[str],
+    actor,
     name: str,
     scopes: Iterable[str],
     expires_at: datetime | None = None,
+    service_role: str = "",
     request=None,
 ) -> tuple[ApiKey, str]:
-    """A new key and its secret (returned once, never stored)."""
-    if MANAGE_SCOPE not in grantor_scopes:
-        raise PermissionDenied(f"Creating API keys needs the scope {MANAGE_SCOPE}.")
+    """A new key and its secret (returned once, never stored).
+
+    ``actor``: the Principal creating it (a User acts as their membership);
+    ``Principal.system(...)`` with ``service_role`` for the operator's service keys.
+    """
+    grantable, created_by, service_role = _grant(organization=organization, actor=actor, service_role=service_role)
+    if not isinstance(actor, Principal) or actor.kind != Kind.SYSTEM:
+        if MANAGE_SCOPE not in grantable:
+            raise PermissionDenied(f"Creating API keys needs the scope {MANAGE_SCOPE}.")
     name = (name or "").strip()
     if not name:
         raise ApplicationError("Give the key a name, e.g. where it is used.", field="name")
     if len(name) > 100:
         raise ApplicationError("Keep the name under 100 characters.", field="name")
-    cleaned = _clean_scopes(scopes, grantor_scopes=grantor_scopes)
+    cleaned = _clean_scopes(scopes, grantor_scopes=grantable)
     if expires_at is not None and expires_at <= timezone.now():
         raise ApplicationError("The expiry must be in the future.", field="expires_at")
     prefix, raw_key = _generate()
@@ -98,6 +131,7 @@ def api_key_create(
         key_hash=secret_digest(raw_key),
         scopes=cleaned,
         created_by=created_by,
+        service_role=service_role,
         expires_at=expires_at,
     )
     emit(
@@ -108,33 +142,81 @@ def api_key_create(
         api_key_id=str(api_key.id),
         prefix=prefix,
         scopes=cleaned,
+        service_role=service_role or None,
     )
     return api_key, raw_key
 
 
 @transaction.atomic
-def api_key_revoke(
-    *, organization: Organization, api_key: ApiKey, actor: User | None, grantor_scopes: Collection[str], request=None
-) -> ApiKey:
+def api_key_revoke(*, organization: Organization, api_key: ApiKey, actor, request=None, reason: str = "") -> ApiKey:
     """Revoke at once; revoking a revoked key changes nothing."""
-    if MANAGE_SCOPE not in grantor_scopes:
+    principal = as_principal(actor, organization)
+    if principal.kind != Kind.SYSTEM and MANAGE_SCOPE not in principal.scopes:
         raise PermissionDenied(f"Revoking API keys needs the scope {MANAGE_SCOPE}.")
     if api_key.organization_id != organization.id:
         raise ApplicationError("Not found.", code="not_found", status=404)
     if api_key.revoked_at is not None:
         return api_key
     api_key.revoked_at = timezone.now()
-    api_key.revoked_by = actor
+    api_key.revoked_by = principal.user
     api_key.save(update_fields=["revoked_at", "revoked_by"])
     emit(
         "api_key.revoked",
         request=request,
-        user=actor,
+        user=principal.user,
         organization=organization,
         api_key_id=str(api_key.id),
         prefix=api_key.prefix,
+        reason=reason or None,
     )
     return api_key
+
+
+class KeyDisposition:
+    """What happens to a member's API keys when they are removed or demoted (the remover chooses)."""
+
+    REVOKE = "revoke"
+    TRANSFER = "transfer"
+    CHOICES = [
+        (REVOKE, "Revoke their API keys"),
+        (TRANSFER, "Keep their API keys working, in my name"),
+    ]
+
+
+@transaction.atomic
+def api_keys_of_member_dispose(*, organization: Organization, member: User, disposition: str, actor) -> list[dict]:
+    """Revoke ``member``'s live keys in ``organization``, or hand them to the person acting; returns what was done.
+
+    A key handed over then acts within its new owner's role. [!!] Only a person
+    can take keys over (never an API key or an application), and never beyond
+    their own rights: the key's scopes are cut to the new owner's.
+    """
+    if disposition not in (KeyDisposition.REVOKE, KeyDisposition.TRANSFER):
+        raise ApplicationError("Choose whether their API keys are revoked or handed to you.", field="api_keys")
+    principal = as_principal(actor, organization)
+    keys = list(
+        ApiKey.objects.for_org(organization)
+        .select_for_update()
+        .filter(created_by=member, revoked_at__isnull=True)
+        .order_by("created_at")
+    )
+    done = []
+    if disposition == KeyDisposition.TRANSFER and keys:
+        if principal.kind != Kind.MEMBER or principal.user is None:
+            raise PermissionDenied("Only a person can take over API keys; choose to revoke them instead.")
+        for api_key in keys:
+            kept = [s for s in api_key.scopes if s in principal.scopes]
+            api_key.created_by = principal.user
+            api_key.scopes = kept
+            api_key.save(update_fields=["created_by", "scopes"])
+            if not kept:
+                api_key_revoke(organization=organization, api_key=api_key, actor=principal, reason="no_scope_left")
+            done.append({"id": str(api_key.id), "prefix": api_key.prefix, "name": api_key.name, "to": "revoked" if not kept else "transferred"})
+    else:
+        for api_key in keys:
+            api_key_revoke(organization=organization, api_key=api_key, actor=principal, reason="member_removed_or_demoted")
+            done.append({"id": str(api_key.id), "prefix": api_key.prefix, "name": api_key.name, "to": "revoked"})
+    return done
 
 
 def api_key_record_use(*, api_key: ApiKey, ip: str | None) -> None:

@@ -60,8 +60,7 @@ class ApiKeyListView(OrganizationViewMixin, View):
             try:
                 api_key, raw_key = api_key_create(
                     organization=self.organization,
-                    created_by=request.user,
-                    grantor_scopes=allowed,
+                    actor=self.principal,
                     name=form.cleaned_data["name"],
                     scopes=form.cleaned_data["scopes"],
                     expires_at=timezone.now() + timedelta(days=days) if days else None,
@@ -90,8 +89,7 @@ class ApiKeyRevokeView(OrganizationViewMixin, View):
             api_key_revoke(
                 organization=self.organization,
                 api_key=api_key,
-                actor=request.user,
-                grantor_scopes=scopes_for_role(self.membership.role),
+                actor=self.principal,
                 request=request,
             )
         except ApplicationError as error:

@@ -2,38 +2,29 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from types import SimpleNamespace
 
 from rest_framework_simplejwt.authentication import JWTAuthentication
-from rest_framework_simplejwt.exceptions import AuthenticationFailed, InvalidToken, TokenError
+from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
 
-from accounts.api.credentials import enforce_two_factor_rule
-from accounts.jwt.tokens import _TWO_FACTOR_WHAT_TO_DO, ORG_CLAIM, OrganizationAccessToken
-from accounts.models import Membership, Organization, OrganizationStatus
-from accounts.scopes import scopes_for_role
-from accounts.selectors import membership_for_user
+from accounts.access import AccessDenied, organization_access
+from accounts.api.credentials import denial_as_api_error
+from accounts.jwt.tokens import ORG_CLAIM, OrganizationAccessToken, token_sign_in
+from accounts.principals import Principal
 
-
-@dataclass(frozen=True)
-class OrganizationCredential:
-    """What ``request.auth`` holds for a JWT: OrganizationAPIView reads ``.organization`` and ``.role``."""
-
-    organization: Organization
-    role: str
-    token: OrganizationAccessToken
-    scopes: frozenset = frozenset()  # every scope the role allows (accounts/scopes.py)
-    rate_limit_key: str = ""  # one person across their tokens
+UNAVAILABLE = "This token's organization is not available to this user."
 
 
 class OrganizationJWTAuthentication(JWTAuthentication):
     """``Authorization: Bearer <access token>`` bound to one organization.
 
-    Returns ``(user, OrganizationCredential)``. Refuses (401) a token that is
-    malformed, not HS256, badly signed, expired or not yet valid, for another
-    audience or issuer, not an access token, of an unknown or inactive user,
-    or for an organization the user no longer belongs to or that is no
-    longer active; 403 when the organization requires two-factor sign-in
-    and the user has none.
+    Returns ``(user, Principal)``. Refuses (401) a token that is malformed,
+    not HS256, badly signed, expired or not yet valid, for another audience or
+    issuer, not an access token, of an unknown or inactive user, or for an
+    organization the user no longer belongs to or that is no longer active.
+    [!!] The one access check (accounts/access.py) then reads how the token
+    was obtained (``amr``): an organization that requires two-factor sign-in
+    or its single sign-on refuses a token that did not pass it (403).
     """
 
     def authenticate(self, request):
@@ -45,30 +36,15 @@ class OrganizationJWTAuthentication(JWTAuthentication):
             return None
         token = self.get_validated_token(raw_token)
         user = self.get_user(token)
-        membership = self.get_membership(token, user)
-        return user, OrganizationCredential(
-            organization=membership.organization,
-            role=membership.role,
-            token=token,
-            scopes=scopes_for_role(membership.role),
-            rate_limit_key=f"user:{user.id}",
-        )
+        sign_in = token_sign_in(token)
+        try:
+            membership = organization_access(SimpleNamespace(user=user, session=None), token[ORG_CLAIM], sign_in=sign_in)
+        except AccessDenied as denial:
+            raise denial_as_api_error(denial, unavailable=UNAVAILABLE) from None
+        return user, Principal.member(membership, via="jwt", sign_in=sign_in)
 
     def get_validated_token(self, raw_token) -> OrganizationAccessToken:
         try:
             return OrganizationAccessToken(raw_token)
         except TokenError as e:
             raise InvalidToken(e.args[0]) from e
-
-    def get_membership(self, token, user) -> Membership:
-        organization = Organization.objects.filter(pk=token[ORG_CLAIM], status=OrganizationStatus.ACTIVE).first()
-        membership = membership_for_user(organization=organization, user=user) if organization else None
-        if membership is None:
-            raise AuthenticationFailed(
-                "This token's organization is not available to this user.", code="organization_unavailable"
-            )
-        membership.organization = organization
-        enforce_two_factor_rule(organization, user, what_to_do=_TWO_FACTOR_WHAT_TO_DO)
-        return membership
-
-

@@ -33,6 +33,7 @@ accounts/jwt/api.py only parse input and render their result.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import jwt as pyjwt
 from django.core.exceptions import ValidationError
@@ -41,6 +42,7 @@ from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
+from accounts.access import AccessDenied, SignIn, organization_access, organization_lookup
 from accounts.jwt.tokens import (
     _TWO_FACTOR_WHAT_TO_DO,
     FAMILY_CLAIM,
@@ -48,11 +50,11 @@ from accounts.jwt.tokens import (
     ORG_CLAIM,
     REFRESH_INVALID,
     OrganizationRefreshToken,
+    token_sign_in,
 )
-from accounts.models import Organization, OrganizationStatus, User
+from accounts.models import Organization, User
 from accounts.security_events import emit
-from accounts.selectors import membership_for_user, user_email_verified
-from accounts.sso.selectors import sso_required_organization
+from accounts.selectors import user_email_verified
 from jagcall.kernel.errors import ApplicationError
 
 
@@ -179,16 +181,17 @@ def _check_organization_access(
     *,
     user: User,
     organization: Organization | None,
+    sign_in: SignIn,
     slug: str | None = None,
     unavailable: tuple[str, str] = (INVALID_CREDENTIALS, "invalid_credentials"),
 ):
     """The rules every issuance and refresh re-applies; returns the membership.
 
-    ``unavailable`` is the (message, code) answered when the organization is
-    unknown, inactive or not the user's.
+    [!!] The one access check (accounts/access.py) with the sign-in this
+    pair was obtained with: membership, the organization's single sign-on
+    and two-factor rules. ``unavailable`` is the (message, code) answered
+    when the organization is unknown, inactive or not the user's.
     """
-    from accounts.mfa import user_has_two_factor
-
     if not user_email_verified(user=user):
         raise _refuse(
             request,
@@ -199,31 +202,28 @@ def _check_organization_access(
             status=403,
             user=user,
         )
-    membership = None
-    if organization is not None and organization.status == OrganizationStatus.ACTIVE:
-        membership = membership_for_user(organization=organization, user=user)
-    if membership is None:
-        # [!!] Unknown, terminated or not yours: one answer, so the slug's existence is not revealed.
+    try:
+        return organization_access(SimpleNamespace(user=user, session=None), organization, sign_in=sign_in)
+    except AccessDenied as denial:
+        if denial.reason == AccessDenied.TWO_FACTOR_REQUIRED:
+            message = _two_factor_required_message(denial.organization)
+        elif denial.reason == AccessDenied.SSO_REQUIRED:
+            # A password must not open the API where the web requires single sign-on.
+            message = f"{denial.organization.name} requires its single sign-on; API tokens cannot be issued with a password."
+        else:
+            # [!!] Unknown, terminated or not yours: one answer, so the slug's existence is not revealed.
+            raise _refuse(
+                request,
+                "not_a_member",
+                unavailable[0],
+                code=unavailable[1],
+                status=401,
+                user=user,
+                organization_slug=slug or (organization.slug if organization else None),
+            ) from None
         raise _refuse(
-            request,
-            "not_a_member",
-            unavailable[0],
-            code=unavailable[1],
-            status=401,
-            user=user,
-            organization_slug=slug or (organization.slug if organization else None),
-        )
-    if organization.require_two_factor and not user_has_two_factor(user):
-        raise _refuse(
-            request,
-            "two_factor_required",
-            _two_factor_required_message(organization),
-            code="two_factor_required",
-            status=403,
-            user=user,
-            organization=organization,
-        )
-    return membership
+            request, denial.reason, message, code=denial.reason, status=403, user=user, organization=denial.organization
+        ) from None
 
 
 def api_token_issue(
@@ -236,16 +236,13 @@ def api_token_issue(
     """
     user = _authenticate_password(request, email=email, password=password)
     second_factor = _validate_second_factor(request, user=user, otp_code=otp_code)
-    organization = Organization.objects.filter(slug=organization_slug).first()
-    _check_organization_access(request, user=user, organization=organization, slug=organization_slug)
-    if sso_required_organization(user) is not None:
-        # A password must not open the API where the web requires single sign-on.
-        raise _refuse(
-            request, "sso_required", "Sign in through your organization's single sign-on.",
-            code="sso_required", status=403, email=user.email,
-        )
+    sign_in = SignIn(password=True, second_factor=second_factor)
+    membership = _check_organization_access(
+        request, user=user, organization=organization_lookup(organization_slug), sign_in=sign_in, slug=organization_slug
+    )
+    organization = membership.organization
     with transaction.atomic():
-        refresh = OrganizationRefreshToken.for_membership(user=user, organization=organization)
+        refresh = OrganizationRefreshToken.for_membership(user=user, organization=organization, methods=sign_in.methods)
     emit(
         "api.token_issued",
         request=request,
@@ -295,10 +292,15 @@ def api_token_refresh(*, request, refresh: str) -> TokenPair:
     user = User.objects.filter(pk=old[api_settings.USER_ID_CLAIM]).first()
     if user is None or not user.is_active:
         raise _refuse(request, "inactive", REFRESH_INVALID, code="token_not_valid", status=401, user=user)
-    organization = Organization.objects.filter(pk=old[ORG_CLAIM]).first()
-    _check_organization_access(
-        request, user=user, organization=organization, unavailable=(REFRESH_INVALID, "token_not_valid")
+    sign_in = token_sign_in(old)
+    membership = _check_organization_access(
+        request,
+        user=user,
+        organization=organization_lookup(old[ORG_CLAIM]),
+        sign_in=sign_in,
+        unavailable=(REFRESH_INVALID, "token_not_valid"),
     )
+    organization = membership.organization
     spent = False
     with transaction.atomic():
         # order_by: the model's default ordering joins the (nullable) user, which FOR UPDATE refuses.
@@ -315,7 +317,11 @@ def api_token_refresh(*, request, refresh: str) -> TokenPair:
             spent = not created
         if not spent:
             new = OrganizationRefreshToken.for_membership(
-                user=user, organization=organization, not_after=old["exp"], family=old.get(FAMILY_CLAIM)
+                user=user,
+                organization=organization,
+                methods=sign_in.methods,
+                not_after=old["exp"],
+                family=old.get(FAMILY_CLAIM),
             )
     if spent:
         revoked = _revoke_family(user=user, family=old.get(FAMILY_CLAIM))

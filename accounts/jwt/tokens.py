@@ -20,6 +20,8 @@ from accounts.models import Organization, User
 
 ORG_CLAIM = "org"
 FAMILY_CLAIM = "fam"  # one id per chain of rotated refresh tokens
+# How the pair was obtained (RFC 8176 names: pwd, mfa); the one access check reads it on every use.
+METHODS_CLAIM = "amr"
 # [!!] The one algorithm a token may name. Widening this is a security review.
 ALLOWED_ALGORITHMS = frozenset({"HS256"})
 
@@ -77,17 +79,25 @@ class OrganizationRefreshToken(_OrganizationBound, RefreshToken):
 
     @classmethod
     def for_membership(
-        cls, *, user: User, organization: Organization, not_after: int | None = None, family: str | None = None
+        cls,
+        *,
+        user: User,
+        organization: Organization,
+        methods=("pwd",),
+        not_after: int | None = None,
+        family: str | None = None,
     ):
         """A new refresh token for ``user`` in ``organization``, recorded as outstanding.
 
+        ``methods`` says how the person signed in for it (accounts.access.SignIn.methods);
         ``not_after`` (epoch seconds) caps the expiry and ``family`` continues
-        the chain: a rotated token keeps its predecessor's end of life and family.
+        the chain: a rotated token keeps its predecessor's end of life, family and methods.
         """
         token = cls()
         token[api_settings.USER_ID_CLAIM] = str(getattr(user, api_settings.USER_ID_FIELD))
         token[ORG_CLAIM] = str(organization.pk)
         token[FAMILY_CLAIM] = family or uuid.uuid4().hex
+        token[METHODS_CLAIM] = list(methods)
         if not_after is not None:
             token["exp"] = min(int(not_after), token["exp"])
         OutstandingToken.objects.create(
@@ -109,3 +119,12 @@ class OrganizationRefreshToken(_OrganizationBound, RefreshToken):
 _TWO_FACTOR_WHAT_TO_DO = (
     "Set up an authenticator app in your account's security settings, then request a token again with otp_code."
 )
+
+
+def token_sign_in(token):
+    """How the person signed in for ``token`` (its ``amr``). A token from before the claim existed
+    was obtained with a password, and is taken as nothing more."""
+    from accounts.access import SignIn
+
+    methods = token.get(METHODS_CLAIM)
+    return SignIn.from_methods(methods if isinstance(methods, list) else ["pwd"])

@@ -14,6 +14,7 @@ from __future__ import annotations
 from django.contrib import admin, messages
 
 from jagcall.kernel.admin import ReadOnlyModelAdmin
+from accounts.principals import Principal
 from accounts.oauth import services
 
 _ORGANIZATION_SEARCH = ("organization__name", "organization__slug")
@@ -36,7 +37,7 @@ class ApplicationAdmin(ReadOnlyModelAdmin):
         ended = 0
         for application in queryset.select_related("organization"):
             ended += services.oauth_application_revoke_tokens(
-                organization=application.organization, application=application, actor=request.user, request=request
+                organization=application.organization, application=application, actor=Principal.support(request.user), request=request
             )
         self.message_user(request, f"{ended} connection(s) ended.", messages.SUCCESS)
 

@@ -15,7 +15,9 @@ Contract:
 - [!!] Every request re-checks what the token cannot know: the person is
   still active and still a member of the token's organization (their role
   is read now, not at consent), that organization and the application's
-  are still active, and the organization's two-factor rule is met (403).
+  are still active (accounts.access.member_access). The consent itself
+  passed the one access check in the person's session (two-factor, single
+  sign-on), and tightening those rules revokes the organization's tokens.
   Removing a member takes effect on the next request.
 - The credential's scopes are those granted at consent that the member's
   current role still allows (accounts/scopes.py).
@@ -23,36 +25,21 @@ Contract:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
-
 from django.utils import timezone
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
 
-from accounts.api.credentials import bearer_token, enforce_two_factor_rule
-from accounts.models import Organization, OrganizationStatus
-from accounts.scopes import scopes_for_role
+from accounts.access import AccessDenied, member_access
+from accounts.api.credentials import bearer_token
+from accounts.models import OrganizationStatus
+from accounts.principals import Principal
 from accounts.security_events import emit
 from accounts.oauth.selectors import oauth_access_token_for_authentication
 from accounts.oauth.tokens import ACCESS_TOKEN_PREFIX, REFRESH_TOKEN_PREFIX
-from accounts.selectors import membership_for_user
 
 
 TOKEN_INVALID = "This OAuth access token is invalid or was revoked. Connect the application again to get a new one."
 TOKEN_UNAVAILABLE = "This OAuth access token's organization is no longer available to the person who authorized it."
-
-
-@dataclass(frozen=True)
-class OAuthCredential:
-    """What ``request.auth`` holds for an OAuth access token."""
-
-    organization: Organization
-    role: str
-    scopes: frozenset
-    rate_limit_key: str  # one person across their tokens, shared with their JWTs and sessions
-    application: Any  # the toolkit's Application (oauth.Application)
-    token: Any  # the toolkit's AccessToken (oauth.AccessToken)
 
 
 class OAuthAccessTokenAuthentication(BaseAuthentication):
@@ -60,7 +47,7 @@ class OAuthAccessTokenAuthentication(BaseAuthentication):
     person who connected the application, in the organization they chose, with the scopes they gave
     (within what their role allows).
 
-    ``authenticate()`` returns ``(user, OAuthCredential)``.
+    ``authenticate()`` returns ``(user, Principal)``.
     """
 
 
@@ -98,24 +85,15 @@ class OAuthAccessTokenAuthentication(BaseAuthentication):
             self._refuse(request, "application_unavailable", **event)
             raise exceptions.AuthenticationFailed(TOKEN_INVALID, code="oauth_token_invalid")
         user, organization = token.user, token.organization
-        membership = None
-        if user is not None and user.is_active and organization.status == OrganizationStatus.ACTIVE:
-            membership = membership_for_user(organization=organization, user=user)
-        if membership is None:
+        try:
+            # [!!] The consent passed the one access check in the person's session; a
+            # tightening of the organization's rules since then revoked this token.
+            membership = member_access(user, organization)
+        except AccessDenied:
             self._refuse(request, "not_a_member", **event)
-            raise exceptions.AuthenticationFailed(TOKEN_UNAVAILABLE, code="organization_unavailable")
-        enforce_two_factor_rule(
-            organization, user,
-            what_to_do="The person who connected this application must set up an authenticator app first.",
-        )
-        granted = frozenset(token.scope.split())
-        return user, OAuthCredential(
-            organization=organization,
-            role=membership.role,
-            scopes=granted & scopes_for_role(membership.role),
-            rate_limit_key=f"user:{user.id}",
-            application=token.application,
-            token=token,
+            raise exceptions.AuthenticationFailed(TOKEN_UNAVAILABLE, code="organization_unavailable") from None
+        return user, Principal.for_oauth_application(
+            token.application, membership=membership, granted_scopes=token.scope.split()
         )
 
     @staticmethod

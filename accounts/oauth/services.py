@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from django.db import transaction
 from django.utils import timezone
 
+from accounts.principals import as_principal
 from accounts.models import Organization, User
 from accounts.scopes import SCOPES, scopes_for_role, unknown_scopes
 from accounts.security_events import emit
@@ -84,6 +85,17 @@ def _clean_name(value: str) -> str:
     return name
 
 
+def _acting_person(organization: Organization, actor) -> User | None:
+    """The person behind ``actor`` (a Principal built at the edge, or a User), once they may manage applications."""
+    if actor is None:
+        return None  # a system job
+    principal = as_principal(actor, organization)
+    if principal.kind == "support":
+        return principal.user  # support staff in the back office (staff only reach it)
+    principal.require("oauth_apps.manage")
+    return principal.user
+
+
 def _check_owned(*, organization: Organization, application: Application) -> None:
     """[!!] Only the organization that registered an application changes it."""
     if application.organization_id != organization.id:
@@ -94,13 +106,14 @@ def _check_owned(*, organization: Organization, application: Application) -> Non
 def oauth_application_create(
     *,
     organization: Organization,
-    actor: User | None,
+    actor,
     name: str,
     client_type: str,
     redirect_uris: str | Iterable[str],
     request=None,
 ) -> tuple[Application, str | None]:
     """A new application and, for a confidential client, its secret (returned once, stored hashed)."""
+    actor = _acting_person(organization, actor)
     name = _clean_name(name)
     if client_type not in (Application.CLIENT_CONFIDENTIAL, Application.CLIENT_PUBLIC):
         raise ApplicationError("Choose confidential or public.", field="client_type")
@@ -155,7 +168,7 @@ def oauth_application_update(
     *,
     organization: Organization,
     application: Application,
-    actor: User | None,
+    actor,
     name: str,
     redirect_uris: str | Iterable[str],
     request=None,
@@ -168,6 +181,7 @@ def oauth_application_update(
     not exchanged yet are deleted, so nothing is delivered through an address
     the organization has just withdrawn.
     """
+    actor = _acting_person(organization, actor)
     _check_owned(organization=organization, application=application)
     name = _clean_name(name)
     uris = _clean_redirect_uris(redirect_uris)
@@ -201,7 +215,7 @@ def oauth_application_update(
 
 @transaction.atomic
 def oauth_application_rotate_secret(
-    *, organization: Organization, application: Application, actor: User | None, request=None
+    *, organization: Organization, application: Application, actor, request=None
 ) -> str:
     """A new client secret for a confidential application, returned once and stored hashed.
 
@@ -209,6 +223,7 @@ def oauth_application_rotate_secret(
     /oauth/token and /oauth/revoke_token; the old one is refused. Tokens
     already issued keep working: the secret authenticates the client, not them.
     """
+    actor = _acting_person(organization, actor)
     _check_owned(organization=organization, application=application)
     if not application.is_confidential:
         raise ApplicationError(
@@ -232,9 +247,10 @@ def oauth_application_rotate_secret(
 
 @transaction.atomic
 def oauth_application_revoke_tokens(
-    *, organization: Organization, application: Application, actor: User | None, request=None
+    *, organization: Organization, application: Application, actor, request=None
 ) -> int:
     """End every authorization of the application, for everyone: its tokens stop working at once."""
+    actor = _acting_person(organization, actor)
     _check_owned(organization=organization, application=application)
     ended = _revoke(applications=[application])
     emit(
@@ -250,9 +266,10 @@ def oauth_application_revoke_tokens(
 
 @transaction.atomic
 def oauth_application_delete(
-    *, organization: Organization, application: Application, actor: User | None, request=None
+    *, organization: Organization, application: Application, actor, request=None
 ) -> None:
     """Delete the application; its codes and tokens go with it (they stop working at once)."""
+    actor = _acting_person(organization, actor)
     _check_owned(organization=organization, application=application)
     application_id, client_id = str(application.id), application.client_id
     application.delete()  # cascades to its codes and tokens
@@ -282,7 +299,7 @@ def oauth_authorization_revoke(*, user: User, application: Application, request=
 
 @transaction.atomic
 def oauth_organization_connection_revoke(
-    *, organization: Organization, application: Application, actor: User | None, request=None
+    *, organization: Organization, application: Application, actor, request=None
 ) -> int:
     """The organization's owners or admins disconnect an application from their organization.
 
@@ -291,6 +308,7 @@ def oauth_organization_connection_revoke(
     application. [!!] Only those: what the same application holds for other
     organizations is left alone.
     """
+    actor = _acting_person(organization, actor)
     if not oauth_application_acts_in(organization=organization, application=application):
         raise ApplicationError("Not found.", code="not_found", status=404)
     ended = _revoke(applications=[application], organization=organization)

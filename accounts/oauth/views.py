@@ -74,7 +74,7 @@ class ApplicationCreateView(OrganizationViewMixin, View):
             try:
                 application, secret = services.oauth_application_create(
                     organization=self.organization,
-                    actor=request.user,
+                    actor=self.principal,
                     name=form.cleaned_data["name"],
                     client_type=form.cleaned_data["client_type"],
                     redirect_uris=form.cleaned_data["redirect_uris"],
@@ -116,7 +116,7 @@ class ApplicationUpdateView(OrganizationViewMixin, View):
                 services.oauth_application_update(
                     organization=self.organization,
                     application=application,
-                    actor=request.user,
+                    actor=self.principal,
                     name=form.cleaned_data["name"],
                     redirect_uris=form.cleaned_data["redirect_uris"],
                     request=request,
@@ -139,7 +139,7 @@ class ApplicationRotateSecretView(OrganizationViewMixin, View):
         application = selectors.oauth_application_get(organization=self.organization, id=application_id)
         try:
             secret = services.oauth_application_rotate_secret(
-                organization=self.organization, application=application, actor=request.user, request=request
+                organization=self.organization, application=application, actor=self.principal, request=request
             )
         except ApplicationError as error:
             return _render_detail(request, application, error=error.message, status=error.status)
@@ -157,7 +157,7 @@ class ApplicationRevokeTokensView(OrganizationViewMixin, View):
     def post(self, request, org_slug, application_id):
         application = selectors.oauth_application_get(organization=self.organization, id=application_id)
         ended = services.oauth_application_revoke_tokens(
-            organization=self.organization, application=application, actor=request.user, request=request
+            organization=self.organization, application=application, actor=self.principal, request=request
         )
         messages.success(
             request,
@@ -174,7 +174,7 @@ class ApplicationDeleteView(OrganizationViewMixin, View):
     def post(self, request, org_slug, application_id):
         application = selectors.oauth_application_get(organization=self.organization, id=application_id)
         services.oauth_application_delete(
-            organization=self.organization, application=application, actor=request.user, request=request
+            organization=self.organization, application=application, actor=self.principal, request=request
         )
         messages.success(request, f"“{application.name}” is deleted. Its tokens no longer work.")
         return HttpResponseRedirect(_list_url(self.organization))
@@ -205,7 +205,7 @@ class OrganizationConnectionRevokeView(OrganizationViewMixin, View):
             organization=self.organization, id=application_id
         )
         services.oauth_organization_connection_revoke(
-            organization=self.organization, application=application, actor=request.user, request=request
+            organization=self.organization, application=application, actor=self.principal, request=request
         )
         messages.success(
             request,

@@ -30,8 +30,12 @@ def test_back_office_requires_two_factor_for_staff(client):
     staff = UserFactory(email="new.support@jagcall.test", is_staff=True, is_superuser=True)
     client.force_login(staff)
     response = client.get(reverse("admin:index"))
-    assert response.status_code == 302 and response["Location"] == reverse("mfa_index")
+    assert response.status_code == 302 and response["Location"] == f"{reverse('mfa_index')}?next=/admin/"
     enable_totp(staff)
+    # [!!] A factor enrolled is not enough: this session has not passed it yet.
+    response = client.get(reverse("admin:index"))
+    assert response.status_code == 302 and response["Location"] == f"{reverse('mfa_reauthenticate')}?next=/admin/"
+    client.force_login(staff)  # signs in as the form does: password and the second factor
     assert client.get(reverse("admin:index")).status_code == 200
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 from rest_framework.authentication import BaseAuthentication
@@ -13,17 +11,17 @@ from rest_framework.test import APIRequestFactory
 from accounts.api.base import OrganizationAPIView
 from accounts.models import Membership
 from accounts.permissions import Role
+from accounts.principals import Principal
 from accounts.tests.factories import MembershipFactory
 
 pytestmark = pytest.mark.django_db
 
 
-@dataclass
-class BoundCredential:
-    """Stands for an API key / token: bound to one organization."""
-
-    organization: object
-    role: str | None = None
+def bound(user, organization):
+    """What an authentication class returns: the caller's Principal, bound to one organization."""
+    if organization is None:
+        return Principal(kind="member", user=user)
+    return Principal.member(Membership.objects.for_org(organization).select_related("organization", "user").get(user=user))
 
 
 class HeaderCredentialAuthentication(BaseAuthentication):
@@ -58,10 +56,10 @@ class MembershipDetailApi(MembershipListApi):
 @pytest.fixture
 def tokens(organization, other_organization, owner, member, other_owner):
     HeaderCredentialAuthentication.registry = {
-        "acme-owner": (owner, BoundCredential(organization)),
-        "acme-member": (member, BoundCredential(organization)),
-        "globex-owner": (other_owner, BoundCredential(other_organization)),
-        "unbound": (owner, BoundCredential(None)),
+        "acme-owner": (owner, bound(owner, organization)),
+        "acme-member": (member, bound(member, organization)),
+        "globex-owner": (other_owner, bound(other_owner, other_organization)),
+        "unbound": (owner, bound(owner, None)),
     }
     yield
     HeaderCredentialAuthentication.registry = {}

@@ -18,6 +18,10 @@ from accounts.models import ApiKey
 from accounts.permissions import Role
 from accounts.scopes import ALL_SCOPES, scopes_for_role
 
+from accounts.principals import Principal
+
+OPERATOR = Principal.system("operator")  # service keys, as the create_api_key command makes them
+
 pytestmark = pytest.mark.django_db
 
 LIST = "/api/v1/api-keys"
@@ -33,7 +37,7 @@ def jwt_for(user, organization) -> str:
 
 def make_key(organization, scopes=("api_keys:read", "api_keys:write"), **kwargs):
     return api_key_create(
-        organization=organization, created_by=None, grantor_scopes=ALL_SCOPES, name=kwargs.pop("name", "Test key"),
+        organization=organization, actor=OPERATOR, service_role="owner", name=kwargs.pop("name", "Test key"),
         scopes=list(scopes), **kwargs,
     )
 
@@ -265,20 +269,29 @@ def test_list_is_cursor_paginated(api_client, organization):
 
 def test_command_prints_a_working_key(api_client, organization):
     out = StringIO()
-    call_command("create_api_key", org=organization.slug, name="Ops", scopes="api_keys:read,members:read", expires_days=7, stdout=out)
+    call_command(
+        "create_api_key", org=organization.slug, name="Ops", scopes="api_keys:read,members:read", role="admin", expires_days=7, stdout=out
+    )
     raw_key = out.getvalue().strip().splitlines()[-1]
     assert raw_key.startswith("jc_live_")
     assert bearer(api_client, raw_key).get(LIST).status_code == 200
     key = ApiKey.objects.get()
     assert key.scopes == ["members:read", "api_keys:read"]
     assert key.expires_at is not None
+    assert key.created_by is None and key.service_role == "admin"
+    assert "Service key acting as: admin" in out.getvalue()
 
 
 def test_command_errors_are_clear(organization):
     with pytest.raises(CommandError, match="No active organization"):
-        call_command("create_api_key", org="nope", name="x", scopes="members:read")
+        call_command("create_api_key", org="nope", name="x", scopes="members:read", role="member")
     with pytest.raises(CommandError, match="Unknown scope.*calls:fly"):
-        call_command("create_api_key", org=organization.slug, name="x", scopes="members:read,calls:fly")
+        call_command("create_api_key", org=organization.slug, name="x", scopes="members:read,calls:fly", role="member")
+    with pytest.raises(CommandError, match="--role"):
+        call_command("create_api_key", org=organization.slug, name="x", scopes="members:read")
+    # A member-role service key cannot hold a scope beyond that role.
+    with pytest.raises(CommandError, match="api_keys:write"):
+        call_command("create_api_key", org=organization.slug, name="x", scopes="api_keys:write", role="member")
     assert not ApiKey.objects.exists()
 
 
@@ -352,7 +365,8 @@ def test_portal_revoke_of_another_organizations_key_is_404(client, organization,
 def test_me_tells_a_key_who_it_is(api_client, organization):
     key, raw = make_key(organization, scopes=("organization:read", "members:read"))
     body = bearer(api_client, raw).get("/api/v1/me").json()
-    assert body["user"] is None and body["role"] is None
+    # An operator's service key: no person, the role it was given.
+    assert body["user"] is None and body["role"] == "owner"
     assert body["api_key"] == {"id": str(key.id), "name": key.name, "prefix": key.prefix}
     assert body["organization"]["id"] == str(organization.id)
     assert body["scopes"] == ["members:read", "organization:read"]

@@ -25,13 +25,19 @@ def member_url(membership_id) -> str:
     return f"{MEMBERS}/{membership_id}"
 
 
+from accounts.principals import Principal
+from jagcall.kernel.errors import ApplicationError
+
+OPERATOR = Principal.system("operator")
+
+
 def jwt_for(user, organization) -> str:
     return str(OrganizationRefreshToken.for_membership(user=user, organization=organization).access_token)
 
 
 def make_key(organization, scopes, created_by=None):
     return api_key_create(
-        organization=organization, created_by=created_by, grantor_scopes=ALL_SCOPES, name="Test key",
+        organization=organization, actor=created_by or OPERATOR, service_role="" if created_by else "owner", name="Test key",
         scopes=list(scopes),
     )[1]
 
@@ -82,12 +88,23 @@ def test_a_key_whose_creator_lost_the_role_cannot_write(api_client, organization
     membership.save()
     response = api_client.patch(ORGANIZATION, {"name": "Renamed"}, format="json")
     assert response.status_code == 403
-    assert "created it" in response.json()["error"]["message"]
-    # A key with no creator (made by the operator's command) cannot act as a member either.
-    bearer(api_client, make_key(organization, ["organization:write"]))
-    assert api_client.patch(ORGANIZATION, {"name": "Renamed"}, format="json").status_code == 403
+    message = response.json()["error"]["message"]
+    assert "organization:write" in message and "current role (member) of the person who created this key" in message
     organization.refresh_from_db()
     assert organization.name == "Acme Dental"
+
+
+def test_a_service_key_acts_within_the_role_it_was_given(api_client, organization):
+    bearer(api_client, api_key_create(
+        organization=organization, actor=OPERATOR, service_role=Role.MEMBER, name="Reader", scopes=["organization:read"],
+    )[1])
+    assert api_client.get(ORGANIZATION).status_code == 200
+    # A member-role service key cannot be given a write scope at all...
+    with pytest.raises(ApplicationError, match="organization:write"):
+        api_key_create(organization=organization, actor=OPERATOR, service_role=Role.MEMBER, name="W", scopes=["organization:write"])
+    # ...and an admin-role one writes, recorded as itself.
+    bearer(api_client, make_key(organization, ["organization:write"]))
+    assert api_client.patch(ORGANIZATION, {"name": "Renamed"}, format="json").status_code == 200
 
 
 @pytest.mark.parametrize(

@@ -112,6 +112,9 @@ def test_the_organizations_two_factor_rule_applies(browser, owner, organization)
     assert response.status_code == 403
     assert response.json()["error"]["code"] == "two_factor_required"
     enable_totp(owner)
+    # [!!] Enrolling a factor elsewhere does not make this session one that passed it.
+    assert browser.get(ME, headers={"X-Organization": organization.slug}).status_code == 403
+    browser.force_login(owner)  # signed in again, with the password and the code
     assert browser.get(ME, headers={"X-Organization": organization.slug}).status_code == 200
 
 

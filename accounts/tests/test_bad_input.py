@@ -11,6 +11,10 @@ from django.urls import reverse
 from accounts.tests.test_permissions import MATRIX, POST_DATA
 from accounts.tests.factories import MembershipFactory, UserFactory, InvitationFactory, OrganizationFactory
 from accounts.permissions import Role
+
+from accounts.principals import Principal
+
+OPERATOR = Principal.system("operator")  # service keys, as the create_api_key command makes them
 pytestmark = pytest.mark.django_db
 
 EXTRA = {
@@ -28,7 +32,7 @@ def test_every_organization_form_refuses_garbage_with_a_4xx(name, organization):
     if name == "accounts:invitation-revoke": kwargs["invitation_id"] = invitation.id
     if name == "accounts:api-key-revoke":
         from accounts.api_keys.services import api_key_create
-        kwargs["api_key_id"] = api_key_create(organization=organization, created_by=None, grantor_scopes={"api_keys:write"}, name="K", scopes=["api_keys:write"])[0].id
+        kwargs["api_key_id"] = api_key_create(organization=organization, actor=OPERATOR, service_role="owner", name="K", scopes=["api_keys:write"])[0].id
     if name.startswith("oauth:application-") and name not in ("oauth:application-list", "oauth:application-create"):
         from accounts.oauth.services import oauth_application_create
         kwargs["application_id"] = oauth_application_create(organization=organization, actor=None, name="App", client_type="confidential", redirect_uris="https://app.example/cb")[0].id

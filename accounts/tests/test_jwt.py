@@ -282,8 +282,11 @@ def test_an_organization_requiring_two_factor_refuses_members_without_it(api_cli
     assert me(api_client, token).status_code == 403  # a token from before the rule stops too
 
     secret = enable_totp(member)
-    assert obtain(api_client, member.email, organization.slug, otp_code=code_at(secret)).status_code == 200
-    assert me(api_client, token).status_code == 200
+    fresh = obtain(api_client, member.email, organization.slug, otp_code=code_at(secret))
+    assert fresh.status_code == 200
+    assert me(api_client, fresh.json()["access"]).status_code == 200
+    # [!!] The old token was obtained without the second factor: it stays refused.
+    assert me(api_client, token).status_code == 403
 
 
 # --- validation of the access token ---------------------------------------------------------

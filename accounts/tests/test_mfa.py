@@ -157,8 +157,12 @@ def test_an_organization_can_require_two_factor_of_its_members(client, organizat
     services.organization_require_two_factor(organization=organization, actor=owner, required=True)
     client.force_login(member)
     response = client.get(f"/o/{organization.slug}/")
-    assert response.status_code == 302 and response["Location"] == "/auth/2fa/totp/activate/"
+    assert response.status_code == 302 and response["Location"] == f"/auth/2fa/totp/activate/?next=%2Fo%2F{organization.slug}%2F"
     enable_totp(member)
+    # A factor exists now, but this session has not passed it: confirm it first.
+    response = client.get(f"/o/{organization.slug}/")
+    assert response.status_code == 302 and response["Location"] == f"/auth/2fa/reauthenticate/?next=%2Fo%2F{organization.slug}%2F"
+    client.force_login(member)  # signed in again, with the password and the code
     assert client.get(f"/o/{organization.slug}/").status_code == 200
     # Other organizations of the same person are not affected.
     other = MembershipFactory(user=UserFactory(), role="owner").organization

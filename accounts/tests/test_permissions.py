@@ -15,6 +15,10 @@ from accounts.permissions import PERMISSIONS, Role, can_manage_member, has_permi
 from accounts.tests.factories import InvitationFactory, MembershipFactory, OrganizationFactory, UserFactory
 from accounts.tests.urlwalk import classify
 
+from accounts.principals import Principal
+
+OPERATOR = Principal.system("operator")  # service keys, as the create_api_key command makes them
+
 pytestmark = pytest.mark.django_db
 
 OK = "ok"  # 200 for pages, a redirect after a POST that did its work
@@ -103,7 +107,7 @@ def test_role_matrix(client, organization, name, method, role, expected):
         from accounts.api_keys.services import api_key_create
 
         kwargs["api_key_id"] = api_key_create(
-            organization=organization, created_by=None, grantor_scopes={"api_keys:write"}, name="K", scopes=["api_keys:write"]
+            organization=organization, actor=OPERATOR, service_role="owner", name="K", scopes=["api_keys:write"]
         )[0].id
     if name.startswith("oauth:application-") and name not in ("oauth:application-list", "oauth:application-create"):
         from accounts.oauth.services import oauth_application_create

@@ -19,6 +19,10 @@ from accounts.tests.factories import InvitationFactory, MembershipFactory, Organ
 from accounts.tests.urlwalk import api_routes, classify
 from accounts.oauth.services import oauth_application_create
 
+from accounts.principals import Principal
+
+OPERATOR = Principal.system("operator")  # service keys, as the create_api_key command makes them
+
 pytestmark = pytest.mark.django_db
 
 METHODS = ("get", "post", "put", "patch", "delete")
@@ -28,7 +32,7 @@ OBJECT_KWARGS = {
     "membership_id": lambda org: MembershipFactory(organization=org, role=Role.MEMBER).id,
     "invitation_id": lambda org: InvitationFactory(organization=org).id,
     "api_key_id": lambda org: api_key_create(
-        organization=org, created_by=None, grantor_scopes={"api_keys:read", "api_keys:write"},
+        organization=org, actor=OPERATOR, service_role="owner",
         name="Tenancy walk", scopes=["api_keys:read"],
     )[0].id,
     "application_id": lambda org: _connected_application(org).id,

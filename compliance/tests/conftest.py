@@ -2,6 +2,10 @@ from __future__ import annotations
 
 import pytest
 
+from accounts.principals import Principal
+
+OPERATOR = Principal.system("operator")  # service keys, as the create_api_key command makes them
+
 
 def record(organization=None, action="member.invited", **kwargs):
     from compliance.services import audit_record
@@ -20,7 +24,7 @@ def api_key_for(organization, scopes=("audit:read",), name="Audit reader"):
     from accounts.api_keys.services import api_key_create
     from accounts.scopes import ALL_SCOPES
 
-    return api_key_create(organization=organization, created_by=None, grantor_scopes=ALL_SCOPES, name=name, scopes=list(scopes))
+    return api_key_create(organization=organization, actor=OPERATOR, service_role="owner", name=name, scopes=list(scopes))
 
 
 @pytest.fixture

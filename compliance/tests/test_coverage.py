@@ -77,7 +77,7 @@ class World:
 
     def key(self, *scopes) -> str:
         _key, raw = api_key_create(
-            organization=self.organization, created_by=self.owner, grantor_scopes=ALL_SCOPES, name="Walk",
+            organization=self.organization, actor=self.owner, name="Walk",
             scopes=list(scopes or ALL_SCOPES),
         )
         return raw
@@ -642,7 +642,7 @@ def test_a_member_refused_a_managers_page_is_recorded_in_their_organization(orga
 
 def test_an_api_scope_refusal_is_recorded_with_the_key_as_actor(organization, owner):
     _key, raw = api_key_create(
-        organization=organization, created_by=owner, grantor_scopes=ALL_SCOPES, name="Narrow", scopes=["organization:read"]
+        organization=organization, actor=owner, name="Narrow", scopes=["organization:read"]
     )
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")

@@ -71,11 +71,11 @@ def tenant(organization, owner):
     """An organization whose only owner created the calling key (all scopes), plus a member and a spare key."""
     member = MembershipFactory(organization=organization, user=UserFactory(email="member@acme.test"), role=Role.MEMBER)
     api_key, raw_key = api_key_create(
-        organization=organization, created_by=owner, grantor_scopes=ALL_SCOPES, name="Schema test",
+        organization=organization, actor=owner, name="Schema test",
         scopes=sorted(ALL_SCOPES),
     )
     spare, _ = api_key_create(
-        organization=organization, created_by=owner, grantor_scopes=ALL_SCOPES, name="Spare", scopes=["members:read"]
+        organization=organization, actor=owner, name="Spare", scopes=["members:read"]
     )
     return {
         "organization": organization,

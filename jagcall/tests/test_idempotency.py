@@ -20,6 +20,10 @@ from accounts.models import ApiKey
 from accounts.scopes import ALL_SCOPES
 from jagcall.kernel.api import idempotency
 
+from accounts.principals import Principal
+
+OPERATOR = Principal.system("operator")  # service keys, as the create_api_key command makes them
+
 pytestmark = [pytest.mark.django_db, pytest.mark.urls(__name__)]
 
 THINGS = "/api/v1/test-things"
@@ -46,8 +50,7 @@ class ThingCreateApi(OrganizationAPIView):
         time.sleep(serializer.validated_data["delay"])
         api_key, _secret = api_key_create(
             organization=self.organization,
-            created_by=None,
-            grantor_scopes=request.auth.scopes,
+            actor=OPERATOR, service_role="owner",
             name=serializer.validated_data["name"],
             scopes=["api_keys:read"],
         )
@@ -67,7 +70,7 @@ def _reset_calls():
 
 def raw_key(organization) -> str:
     return api_key_create(
-        organization=organization, created_by=None, grantor_scopes=ALL_SCOPES, name="Client",
+        organization=organization, actor=OPERATOR, service_role="owner", name="Client",
         scopes=["api_keys:read", "api_keys:write"],
     )[1]
 
@@ -168,7 +171,7 @@ def test_errors_are_not_stored_so_a_retry_runs_again(organization):
 
 def test_a_refused_request_stores_nothing(organization):
     read_only = api_key_create(
-        organization=organization, created_by=None, grantor_scopes=ALL_SCOPES, name="ro", scopes=["api_keys:read"]
+        organization=organization, actor=OPERATOR, service_role="owner", name="ro", scopes=["api_keys:read"]
     )[1]
     assert post(client_for(read_only), THINGS, {"name": "one"}, key="k").status_code == 403
     assert not list(redis_client().scan_iter(f"{idempotency.KEY_PREFIX}:*"))

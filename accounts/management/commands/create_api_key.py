@@ -1,4 +1,9 @@
-"""Create an API key for an organization from the command line (operators only)."""
+"""Create a service key for an organization from the command line (operators only).
+
+A key made here belongs to no person: it is a service key that acts within
+the role chosen with ``--role`` (its scopes are cut to what that role
+allows), so its rights are stated when it is made and hold everywhere.
+"""
 
 from datetime import timedelta
 
@@ -7,7 +12,9 @@ from django.utils import timezone
 
 from accounts.api_keys.services import api_key_create
 from accounts.models import Organization, OrganizationStatus
-from accounts.scopes import ALL_SCOPES, SCOPES, unknown_scopes
+from accounts.permissions import Role
+from accounts.principals import Principal
+from accounts.scopes import SCOPES, unknown_scopes
 from jagcall.kernel.errors import ApplicationError
 
 
@@ -18,9 +25,15 @@ class Command(BaseCommand):
         parser.add_argument("--org", required=True, help="Organization slug")
         parser.add_argument("--name", required=True, help="Key name, e.g. 'CRM sync'")
         parser.add_argument("--scopes", required=True, help=f"Comma-separated scopes, from: {', '.join(SCOPES)}")
+        parser.add_argument(
+            "--role",
+            required=True,
+            choices=Role.values,
+            help="The role whose rights the key acts within (e.g. admin for an integration that manages the team)",
+        )
         parser.add_argument("--expires-days", type=int, help="Expire the key after this many days (default: never)")
 
-    def handle(self, *args, org, name, scopes, expires_days, **options):
+    def handle(self, *args, org, name, scopes, role, expires_days, **options):
         organization = Organization.objects.filter(slug=org, status=OrganizationStatus.ACTIVE).first()
         if organization is None:
             raise CommandError(f"No active organization with the slug {org!r}.")
@@ -32,11 +45,10 @@ class Command(BaseCommand):
             raise CommandError("--expires-days must be a positive number of days.")
         expires_at = timezone.now() + timedelta(days=expires_days) if expires_days else None
         try:
-            # The operator stands for the organization: any scope may be granted.
             api_key, raw_key = api_key_create(
                 organization=organization,
-                created_by=None,
-                grantor_scopes=ALL_SCOPES,
+                actor=Principal.system("create_api_key"),
+                service_role=role,
                 name=name,
                 scopes=requested,
                 expires_at=expires_at,
@@ -44,6 +56,7 @@ class Command(BaseCommand):
         except ApplicationError as error:
             raise CommandError(error.message) from None
         self.stdout.write(self.style.SUCCESS(f"Created API key {api_key.name!r} (id {api_key.id}) for {organization.slug}."))
+        self.stdout.write(f"Service key acting as: {role}")
         self.stdout.write(f"Scopes: {', '.join(api_key.scopes)}")
         if expires_at:
             self.stdout.write(f"Expires: {expires_at:%Y-%m-%d %H:%M} UTC")
