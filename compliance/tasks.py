@@ -39,3 +39,11 @@ def verify_chain(organization_id: str | None) -> dict:
 
     report = audit_chain_verify_and_alert(organization_id=organization_id)
     return {"chain": report.chain_label, "events": report.events, "broken": report.broken is not None}
+
+
+@shared_task(name="compliance.tasks.write_chain_digests")
+def write_chain_digests() -> dict:
+    """Daily: sign every chain's head and write it outside the table (compliance/digests.py)."""
+    from compliance.services.digests import audit_digests_write
+
+    return {"digests": len(audit_digests_write())}

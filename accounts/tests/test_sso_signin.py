@@ -17,15 +17,8 @@ from accounts.access import sign_in_of
 from accounts.models import Membership, User
 from accounts.sso.models import SamlIdentity
 from accounts.tests.factories import MembershipFactory, UserFactory
-from accounts.tests.test_sso import (  # noqa: F401  (fixtures)
-    configured,
-    enterprise,
-    idp,
-    post_response,
-    signed_in_user,
-    start_login,
-    verify_domain,
-)
+from accounts.tests.test_sso import IDP_ENTITY_ID, post_response, signed_in_user, start_login
+from accounts.tests.test_sso import configured, enterprise, idp  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.django_db
 
@@ -90,16 +83,10 @@ def test_existing_member_outside_the_verified_domains_is_not_linked_by_email(cli
 def test_a_link_made_before_keeps_working_outside_the_verified_domains(client, configured, idp, owner):
     """Existing SamlIdentity rows are keyed by NameID: they do not depend on the email's domain."""
     person = MembershipFactory(organization=configured, user=UserFactory(email="old@globex.test")).user
-    SamlIdentity.objects.create(organization=configured, user=person, idp_entity_id=idp_entity(), name_id="okta|old")
+    SamlIdentity.objects.create(organization=configured, user=person, idp_entity_id=IDP_ENTITY_ID, name_id="okta|old")
     response = _sign_in(client, configured, idp, name_id="okta|old", email="old@globex.test")
     assert response.status_code == 302, response.content.decode()[:500]
     assert signed_in_user(client) == person
-
-
-def idp_entity():
-    from accounts.tests.test_sso import IDP_ENTITY_ID
-
-    return IDP_ENTITY_ID
 
 
 def test_removing_the_domain_stops_provisioning(client, configured, idp, owner, events):
@@ -121,7 +108,7 @@ def test_refusals_never_say_whether_an_account_exists(client, configured, idp, o
     elsewhere = MembershipFactory(organization=other_organization, user=UserFactory(email="elsewhere@acme.test")).user
     disabled = MembershipFactory(organization=configured, user=UserFactory(email="disabled@acme.test", is_active=False)).user
     removed = UserFactory(email="removed@acme.test")
-    SamlIdentity.objects.create(organization=configured, user=removed, idp_entity_id=idp_entity(), name_id="okta|removed")
+    SamlIdentity.objects.create(organization=configured, user=removed, idp_entity_id=IDP_ENTITY_ID, name_id="okta|removed")
     staff = MembershipFactory(organization=configured, user=UserFactory(email="staff@acme.test", is_staff=True)).user
 
     pages = []
@@ -163,7 +150,7 @@ def test_staff_are_never_signed_in_by_an_identity_provider_linked_by_email(clien
 def test_staff_are_never_signed_in_by_an_identity_provider_linked_by_name_id(client, configured, idp, events, flags):
     # Linked while an ordinary member, made staff later.
     person = MembershipFactory(organization=configured, user=UserFactory(email="later@acme.test")).user
-    SamlIdentity.objects.create(organization=configured, user=person, idp_entity_id=idp_entity(), name_id="okta|later")
+    SamlIdentity.objects.create(organization=configured, user=person, idp_entity_id=IDP_ENTITY_ID, name_id="okta|later")
     User.objects.filter(pk=person.pk).update(**flags)
     response = _sign_in(client, configured, idp, name_id="okta|later", email="whatever@acme.test")
     assert response.status_code == 403 and REFUSED in response.content.decode()

@@ -51,6 +51,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "compliance.tasks.verify_chains",
         "schedule": crontab(minute=23, hour=4),
     },
+    # https://crontab.guru/#53_3_*_*_* : every day at 03:53 UTC, after the purge (02:41), before verification (04:23)
+    "audit-write-chain-digests": {
+        "task": "compliance.tasks.write_chain_digests",
+        "schedule": crontab(minute=53, hour=3),
+    },
 }
 
 # --- Channels ------------------------------------------------------------------
