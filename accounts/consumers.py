@@ -1,49 +1,198 @@
-"""Live events of one organization over a websocket."""
+"""Websockets of an organization: one base class that every consumer derives from.
+
+``OrganizationConsumer.connect`` runs the same access check as pages
+(accounts.access.organization_access: membership, role, how this session
+was signed in, second factor, single sign-on, idle timeout), and the
+connection is re-checked:
+
+- when something that decides access changes: a membership is changed or
+  removed, the person's sessions or sign-ins are ended, they sign out
+  (``access_recheck_user``, sent on commit to the person's access group);
+- on a timer (``WEBSOCKET_ACCESS_RECHECK_SECONDS``), which also catches a
+  session that simply expired.
+
+A re-check that fails closes the socket with 4403. At connect, a refusal
+closes with 4401 (not signed in), 4404 (no such organization of yours) or
+4403 (this session's sign-in does not open it, or the role does not allow).
+
+[!!] Subclasses implement ``joined()``/``left()`` and their handlers; they
+must not override ``connect``, ``disconnect`` or ``websocket_receive``
+(enforced), and they read and write only through selectors and services
+scoped to ``self.organization``.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from importlib import import_module
+
+from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.db import transaction
 
+from accounts.access import AccessDenied, organization_access
 from accounts.events import org_group_name
-from accounts.models import Organization, OrganizationStatus
-from accounts.selectors import membership_for_user
+
+logger = logging.getLogger(__name__)
+
+CLOSE_NOT_SIGNED_IN = 4401
+CLOSE_FORBIDDEN = 4403
+CLOSE_NOT_FOUND = 4404
+
+_SEALED = ("connect", "disconnect", "websocket_receive", "websocket_disconnect")
+
+
+def user_access_group(user_id) -> str:
+    return f"user-{user_id}.access"
+
+
+def _send_recheck(user_id) -> None:
+    from channels.layers import get_channel_layer
+
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        async_to_sync(layer.group_send)(user_access_group(user_id), {"type": "access.recheck"})
+    except Exception:  # a failed notice leaves the timer to catch the change
+        logger.exception("could not ask the websockets of user %s to re-check their access", user_id)
+
+
+def access_recheck_user(user_id) -> None:
+    """Ask every open websocket of this person to run the access check again (after commit)."""
+    transaction.on_commit(lambda: _send_recheck(user_id))
+
+
+def _fresh_session(scope):
+    """The session as the store holds it now (it may have been ended since the socket opened)."""
+    session = scope.get("session")
+    key = getattr(session, "session_key", None)
+    if not key:
+        return None
+    store = import_module(settings.SESSION_ENGINE).SessionStore(key)
+    return store if store.exists(key) else None
 
 
 @database_sync_to_async
-def _membership(slug: str, user):
-    organization = Organization.objects.filter(slug=slug, status=OrganizationStatus.ACTIVE).first()
-    if organization is None:
-        return None, None
-    return organization, membership_for_user(organization=organization, user=user)
+def _check(scope, slug, permission, *, fresh: bool):
+    if fresh:
+        session = _fresh_session(scope)
+        user = scope.get("user")
+        if session is None or user is None or str(session.get("_auth_user_id")) != str(getattr(user, "pk", None)):
+            raise AccessDenied(AccessDenied.SESSION_EXPIRED, "Your session has ended.")
+        user.refresh_from_db(fields=["is_active"])
+        scope = {**scope, "session": session}
+    return organization_access(scope, slug, permission=permission)
 
 
-class OrganizationEventsConsumer(AsyncJsonWebsocketConsumer):
-    """``/ws/o/<org_slug>/events/``: members of the organization only.
+class OrganizationConsumer(AsyncJsonWebsocketConsumer):
+    """Base of every websocket consumer under ``/ws/o/<org_slug>/...``.
 
-    [!!] The group is chosen from the route after the membership check; a
-    client can send nothing that changes which group it hears.
+    Sets ``self.organization`` and ``self.membership`` before ``joined()``.
     """
 
-    group_name: str | None = None
+    permission_required: str = "organization.view"
+    organization = None
+    membership = None
+    _timer: asyncio.Task | None = None
+    _groups: tuple[str, ...] = ()
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        for name in _SEALED:
+            if name in cls.__dict__:
+                raise ImproperlyConfigured(
+                    f"{cls.__name__} must not override {name}(); the access check runs there. Implement joined()/left()."
+                )
+
+    @property
+    def org_slug(self) -> str:
+        return self.scope["url_route"]["kwargs"]["org_slug"]
 
     async def connect(self):
-        user = self.scope.get("user")
-        if user is None or not user.is_authenticated:
-            await self.close(code=4401)
+        try:
+            membership = await _check(self.scope, self.org_slug, self.permission_required, fresh=False)
+        except AccessDenied as denial:
+            code = {
+                AccessDenied.NOT_SIGNED_IN: CLOSE_NOT_SIGNED_IN,
+                AccessDenied.SESSION_EXPIRED: CLOSE_NOT_SIGNED_IN,
+                AccessDenied.NOT_FOUND: CLOSE_NOT_FOUND,
+            }.get(denial.reason, CLOSE_FORBIDDEN)
+            await self.close(code=code)
             return
-        organization, membership = await _membership(self.scope["url_route"]["kwargs"]["org_slug"], user)
-        if membership is None:
-            await self.close(code=4404)
-            return
-        self.group_name = org_group_name(organization.id)
-        await self.channel_layer.group_add(self.group_name, self.channel_name)
+        self.membership = membership
+        self.organization = membership.organization
+        self._groups = (user_access_group(self.scope["user"].pk),)
+        for group in self._groups:
+            await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
-        await self.send_json({"event": "subscribed", "organization": organization.slug})
+        self._timer = asyncio.ensure_future(self._recheck_periodically())
+        await self.joined()
 
     async def disconnect(self, code):
-        if self.group_name:
-            await self.channel_layer.group_discard(self.group_name, self.channel_name)
+        if self._timer is not None:
+            self._timer.cancel()
+        for group in self._groups:
+            await self.channel_layer.group_discard(group, self.channel_name)
+        if self.organization is not None:
+            await self.left()
+
+    async def join_group(self, topic: str) -> str:
+        """Listen to the organization's group ``org-<id>.<topic>`` (chosen here, never by the client)."""
+        group = org_group_name(self.organization.id, topic)
+        await self.channel_layer.group_add(group, self.channel_name)
+        self._groups = (*self._groups, group)
+        return group
+
+    # --- the re-check -------------------------------------------------------------------
+
+    async def access_recheck(self, message):
+        await self._recheck()
+
+    async def _recheck(self) -> bool:
+        if self.organization is None:
+            return False
+        try:
+            membership = await _check(self.scope, self.org_slug, self.permission_required, fresh=True)
+        except AccessDenied:
+            await self.close(code=CLOSE_FORBIDDEN)
+            return False
+        self.membership = membership
+        return True
+
+    async def _recheck_periodically(self):
+        interval = settings.WEBSOCKET_ACCESS_RECHECK_SECONDS
+        try:
+            while True:
+                await asyncio.sleep(interval)
+                if not await self._recheck():
+                    return
+        except asyncio.CancelledError:
+            pass
+
+    # --- for subclasses -----------------------------------------------------------------
+
+    async def joined(self):
+        """The socket is open and the access check passed."""
+
+    async def left(self):
+        """The socket closed (after a successful join)."""
+
+
+class OrganizationEventsConsumer(OrganizationConsumer):
+    """``/ws/o/<org_slug>/events/``: the organization's live events, for its members.
+
+    [!!] The group is chosen from the route after the access check; a client
+    can send nothing that changes which group it hears.
+    """
+
+    async def joined(self):
+        await self.join_group("events")
+        await self.send_json({"event": "subscribed", "organization": self.organization.slug})
 
     async def receive_json(self, content, **kwargs):
         if content.get("type") == "ping":

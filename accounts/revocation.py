@@ -27,6 +27,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from accounts.consumers import access_recheck_user
 from accounts.security_events import emit
 
 
@@ -107,6 +108,7 @@ def person_sign_ins_revoke(*, user, reason: str, keep_session_key: str | None = 
         oauth_access_tokens=oauth_access,
     )
     emit("user.sign_ins_revoked", request=request, user=user, organization=organization, reason=reason, **asdict(revoked))
+    access_recheck_user(user.pk)  # open websockets of the ended sessions close
     return revoked
 
 

@@ -67,6 +67,10 @@ def _logged_in(sender, request, user, **kwargs):
 @receiver(auth_signals.user_logged_out)
 def _logged_out(sender, request, user, **kwargs):
     emit("user.logout", request=request, user=user)
+    if user is not None:
+        from accounts.consumers import access_recheck_user
+
+        access_recheck_user(user.pk)  # the websockets of the ended session close
 
 
 @receiver(auth_signals.user_login_failed)

@@ -20,6 +20,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from accounts.activity import activity_record
+from accounts.consumers import access_recheck_user
 from accounts.events import publish_org_event
 from accounts.hashing import secret_digest
 from accounts.models import Invitation, Membership, Organization, OrganizationStatus, User, normalize_email
@@ -218,6 +219,8 @@ def organization_require_two_factor(*, organization: Organization, actor, requir
     )
     if tightened:
         organization_oauth_connections_revoke(organization=organization, reason="two_factor_required", request=request)
+        for user_id in Membership.objects.for_org(organization).values_list("user_id", flat=True):
+            access_recheck_user(user_id)
     publish_org_event(organization.id, "organization.security_changed", {"require_two_factor": bool(required)})
     return organization
 
@@ -271,6 +274,7 @@ def membership_role_change(
         metadata={"email": membership.user.email, **({"api_keys": keys, "api_keys_disposition": api_keys} if demoted else {})},
     )
     publish_org_event(organization.id, "member.role_changed", {"email": membership.user.email, "role": role})
+    access_recheck_user(membership.user_id)
     return membership
 
 
@@ -297,6 +301,7 @@ def membership_remove(
     membership.delete()
     person_sign_ins_revoke(user=user, reason="removed_from_organization", organization=organization, request=request)
     publish_org_event(organization.id, "member.removed", {"email": user.email})
+    access_recheck_user(user.pk)
 
 
 @transaction.atomic
@@ -318,6 +323,7 @@ def membership_leave(*, organization: Organization, user: User, request=None) ->
     keep = getattr(getattr(request, "session", None), "session_key", None)
     person_sign_ins_revoke(user=user, reason="left_organization", organization=organization, keep_session_key=keep, request=request)
     publish_org_event(organization.id, "member.removed", {"email": user.email})
+    access_recheck_user(user.pk)
 
 
 # --- invitations -----------------------------------------------------------

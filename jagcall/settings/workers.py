@@ -56,6 +56,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "compliance.tasks.write_chain_digests",
         "schedule": crontab(minute=53, hour=3),
     },
+    # https://crontab.guru/#*_*_*_*_* : every minute (summaries of floods of failures, after their window)
+    "audit-record-failure-summaries": {
+        "task": "compliance.tasks.record_failure_summaries",
+        "schedule": crontab(),
+    },
 }
 
 # --- Channels ------------------------------------------------------------------
@@ -65,3 +70,6 @@ CHANNEL_LAYERS = {
         "CONFIG": {"hosts": [REDIS_CHANNELS_URL], "prefix": "jc-asgi"},
     }
 }
+# Every open websocket runs the organization access check again this often (and at once when a
+# membership, a role or the person's sessions change): accounts/consumers.py.
+WEBSOCKET_ACCESS_RECHECK_SECONDS = env("WEBSOCKET_ACCESS_RECHECK_SECONDS", default=60, cast=int)

@@ -1,0 +1,192 @@
+"""Every websocket route runs the one access check, at connect and after (real Redis layer, real sessions).
+
+The walk reads the project's websocket routes (jagcall.routing), so a route
+added later is covered without touching this file: its consumer must derive
+from accounts.consumers.OrganizationConsumer, and a stranger, a removed
+member and a session without the second factor its organization requires
+are refused at connect or cut off (4403) while connected.
+"""
+
+from __future__ import annotations
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
+from channels.layers import channel_layers, get_channel_layer
+from channels.testing import WebsocketCommunicator
+from django.conf import settings
+from django.db import connections
+from django.test import Client
+from django.urls import URLPattern, URLResolver
+
+from accounts import services
+from accounts.consumers import OrganizationConsumer
+from accounts.models import Membership
+from accounts.tests.factories import enable_totp
+from conftest import record_sign_in
+from jagcall.asgi import application
+from jagcall.routing import websocket_urlpatterns
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+ORIGIN = (b"origin", b"http://127.0.0.1")
+
+
+def _routes(patterns, prefix=""):
+    for pattern in patterns:
+        if isinstance(pattern, URLResolver):
+            yield from _routes(pattern.url_patterns, prefix + str(pattern.pattern))
+        elif isinstance(pattern, URLPattern):
+            yield prefix + str(pattern.pattern), pattern.callback
+
+
+ROUTES = list(_routes(websocket_urlpatterns))
+
+
+def _path(route: str, slug: str) -> str:
+    assert "<slug:org_slug>" in route, f"websocket route {route} is not under /ws/o/<org_slug>/"
+    return "/" + route.replace("<slug:org_slug>", slug)
+
+
+@pytest.fixture(autouse=True)
+async def _fresh_channel_layer():
+    layer = get_channel_layer()
+    assert type(layer).__module__ == "channels_redis.core", type(layer)
+    yield
+    await get_channel_layer().flush()
+    channel_layers.backends.clear()
+    await sync_to_async(connections.close_all)()
+
+
+def _cookie(user, *, second_factor=None) -> bytes:
+    client = Client()
+    client.force_login(user)
+    if second_factor is not None:
+        session = client.session
+        record_sign_in(session, user, second_factor=second_factor)
+        session.save()
+    morsel = client.cookies[settings.SESSION_COOKIE_NAME]
+    return f"{settings.SESSION_COOKIE_NAME}={morsel.value}".encode()
+
+
+async def _connect(route, slug, user=None, **cookie):
+    headers = [ORIGIN]
+    if user is not None:
+        headers.append((b"cookie", await sync_to_async(_cookie)(user, **cookie)))
+    communicator = WebsocketCommunicator(application, _path(route, slug), headers=headers)
+    connected, code = await communicator.connect(timeout=5)
+    return communicator, connected, code
+
+
+async def _closed_with(communicator, code: int) -> bool:
+    message = await communicator.receive_output(timeout=5)
+    while message["type"] == "websocket.send":  # events sent before the close
+        message = await communicator.receive_output(timeout=5)
+    return message == {"type": "websocket.close", "code": code}
+
+
+def test_there_are_websocket_routes_to_walk():
+    assert ROUTES, "jagcall.routing has no websocket routes"
+
+
+@pytest.mark.parametrize(("route", "consumer"), ROUTES, ids=[r for r, _ in ROUTES])
+def test_every_websocket_consumer_derives_from_the_organization_base(route, consumer):
+    consumer_class = getattr(consumer, "consumer_class", None)
+    assert consumer_class is not None and issubclass(consumer_class, OrganizationConsumer), (
+        f"{route}: its consumer must derive from accounts.consumers.OrganizationConsumer"
+    )
+
+
+@pytest.mark.parametrize("route", [r for r, _ in ROUTES])
+async def test_a_stranger_and_an_anonymous_visitor_are_refused(route, organization, other_owner):
+    _, connected, code = await _connect(route, organization.slug, other_owner)
+    assert (connected, code) == (False, 4404)
+    _, connected, code = await _connect(route, organization.slug)
+    assert (connected, code) == (False, 4401)
+
+
+@pytest.mark.parametrize("route", [r for r, _ in ROUTES])
+async def test_a_removed_member_is_cut_off_at_once(route, organization, owner, member):
+    communicator, connected, _ = await _connect(route, organization.slug, member)
+    assert connected
+    try:
+        membership = await database_sync_to_async(Membership.objects.for_org(organization).get)(user=member)
+        await database_sync_to_async(services.membership_remove)(organization=organization, actor=owner, membership=membership)
+        assert await _closed_with(communicator, 4403)
+    finally:
+        await communicator.disconnect()
+    # And it cannot come back.
+    _, connected, code = await _connect(route, organization.slug, member)
+    assert (connected, code) == (False, 4404)
+
+
+@pytest.mark.parametrize("route", [r for r, _ in ROUTES])
+async def test_a_session_without_the_required_second_factor_is_refused_and_cut_off(route, organization, owner, member):
+    await database_sync_to_async(enable_totp)(member)
+    await database_sync_to_async(enable_totp)(owner)
+    # Connected while the organization did not require it...
+    communicator, connected, _ = await _connect(route, organization.slug, member, second_factor=False)
+    assert connected
+    try:
+        await database_sync_to_async(services.organization_require_two_factor)(
+            organization=organization, actor=owner, required=True
+        )
+        # ...cut off when it starts to, since this session never passed the factor.
+        assert await _closed_with(communicator, 4403)
+    finally:
+        await communicator.disconnect()
+    _, connected, code = await _connect(route, organization.slug, member, second_factor=False)
+    assert (connected, code) == (False, 4403)
+    # A session that passed it connects.
+    communicator, connected, _ = await _connect(route, organization.slug, member, second_factor=True)
+    assert connected
+    await communicator.disconnect()
+
+
+@pytest.mark.parametrize("route", [r for r, _ in ROUTES])
+async def test_a_demotion_is_rechecked(route, organization, owner, admin_user):
+    communicator, connected, _ = await _connect(route, organization.slug, admin_user)
+    assert connected
+    try:
+        membership = await database_sync_to_async(Membership.objects.for_org(organization).get)(user=admin_user)
+        await database_sync_to_async(services.membership_role_change)(
+            organization=organization, actor=owner, membership=membership, role="member"
+        )
+        # organization.view is still allowed to members: the socket stays open, and it was re-checked.
+        message = await communicator.receive_json_from(timeout=5)
+        assert message.get("event") in {"subscribed", "member.role_changed"}
+    finally:
+        await communicator.disconnect()
+
+
+async def test_an_ended_session_is_cut_off_by_the_timer(organization, member, settings):
+    settings.WEBSOCKET_ACCESS_RECHECK_SECONDS = 0.2
+    route = ROUTES[0][0]
+    client = await sync_to_async(Client)()
+    await sync_to_async(client.force_login)(member)
+    cookie = f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}".encode()
+    communicator = WebsocketCommunicator(application, _path(route, organization.slug), headers=[ORIGIN, (b"cookie", cookie)])
+    connected, _ = await communicator.connect(timeout=5)
+    assert connected
+    try:
+        # The session disappears from the store (expired, or ended elsewhere) without any notice.
+        session = await sync_to_async(lambda: client.session)()
+        await sync_to_async(session.delete)()
+        assert await _closed_with(communicator, 4403)
+    finally:
+        await communicator.disconnect()
+
+
+async def test_signing_out_closes_the_sessions_sockets(organization, member):
+    route = ROUTES[0][0]
+    client = await sync_to_async(Client)()
+    await sync_to_async(client.force_login)(member)
+    cookie = f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}".encode()
+    communicator = WebsocketCommunicator(application, _path(route, organization.slug), headers=[ORIGIN, (b"cookie", cookie)])
+    connected, _ = await communicator.connect(timeout=5)
+    assert connected
+    try:
+        await sync_to_async(client.post)("/auth/logout/")
+        assert await _closed_with(communicator, 4403)
+    finally:
+        await communicator.disconnect()
