@@ -153,6 +153,17 @@ class Principal:
         return f"{self.kind}:{self.name}"
 
     @property
+    def credential_key(self) -> str:
+        """This credential, distinct from every other (Idempotency-Key records are kept per organization and this)."""
+        if self.kind == Kind.API_KEY:
+            return f"api_key:{self.api_key.id}"
+        if self.kind == Kind.OAUTH_APPLICATION:
+            return f"oauth:{self.application.pk}:user:{self.user.pk}"
+        if self.user is not None:
+            return f"{self.via or self.kind}:user:{self.user.pk}"
+        return f"{self.kind}:{self.name}"
+
+    @property
     def label(self) -> str:
         from accounts.api_keys.models import API_KEY_PREFIX
 

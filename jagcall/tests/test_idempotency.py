@@ -145,6 +145,30 @@ def test_keys_belong_to_one_caller(organization, other_organization):
     assert ApiKey.objects.for_org(other_organization).filter(name="one").count() == 1
 
 
+def test_a_persons_keys_are_scoped_to_the_organization_and_the_credential(organization, other_organization, owner):
+    """[!!] The same person in two organizations, and a key and a person in one, never share a record."""
+    from accounts.jwt.tokens import OrganizationRefreshToken
+    from accounts.tests.factories import MembershipFactory
+
+    MembershipFactory(organization=other_organization, user=owner, role="owner")
+
+    def jwt(org):
+        return str(OrganizationRefreshToken.for_membership(user=owner, organization=org).access_token)
+
+    in_acme, in_other = client_for(jwt(organization)), client_for(jwt(other_organization))
+    assert post(in_acme, THINGS, {"name": "same"}, key="k-1").status_code == 201
+    replay = post(in_other, THINGS, {"name": "same"}, key="k-1")
+    assert replay.status_code == 201 and "Idempotent-Replayed" not in replay
+    assert ApiKey.objects.for_org(other_organization).filter(name="same").count() == 1
+    # In one organization, an API key's record is not the person's.
+    as_key = post(client_for(raw_key(organization)), THINGS, {"name": "same"}, key="k-1")
+    assert as_key.status_code == 201 and "Idempotent-Replayed" not in as_key
+    assert ThingCreateApi.calls == 3
+    # While the person's own retry replays.
+    again = post(in_acme, THINGS, {"name": "same"}, key="k-1")
+    assert again["Idempotent-Replayed"] == "true" and ThingCreateApi.calls == 3
+
+
 def test_same_key_different_body_is_a_409(organization):
     client = client_for(raw_key(organization))
     before = ApiKey.objects.count()

@@ -120,11 +120,16 @@ def _canonical_body(request) -> bytes:
 
 
 def _caller(request) -> str:
-    key = caller_key(request)
-    if key:
-        return key
+    """[!!] Whose keys these are: the organization *and* the credential acting in it.
+
+    A person's key used in one organization never replays in another, and an
+    API key's never as the person's session (or another key) in the same one.
+    The credential names itself (``credential_key``: the API's principal);
+    the kernel imports no app to work it out.
+    """
     organization = getattr(request, "organization", None)
-    return f"org:{organization.id}" if organization is not None else "anonymous"
+    credential = getattr(request.auth, "credential_key", None) or caller_key(request) or "anonymous"
+    return f"org:{organization.id if organization is not None else '-'}|{credential}"
 
 
 def _fingerprint(request, caller: str) -> str:
