@@ -2,9 +2,24 @@
 
 Starts (or reuses) the embedded PostgreSQL and Redis, applies migrations,
 loads the demo data, then runs the ASGI server, a Celery worker and Celery
-beat. Ctrl-C stops every process it started, the embedded servers included;
-the data under .data/ stays for the next run. If one process dies, the rest
-are stopped and the exit status says so.
+beat. Ctrl-C stops every process it started, and the embedded servers it
+started; the data under .data/ stays for the next run. If one process dies,
+the rest are stopped and the exit status says so.
+
+One run per data directory (one per checkout by default):
+
+- [!!] A second ``make run`` says where the first one serves and exits,
+  touching nothing. ``.data/devserver.lock`` is held (flock) for a run's
+  whole life and ``.data/devserver.json`` says its pid, URL and processes.
+- The kernel drops the lock when a run dies, even by ``kill -9``, so a killed
+  run never blocks the next one: the next run finds the killed run's
+  ``devserver.json``, stops the processes that run left behind (each checked
+  by pid and start time, never by name) and carries on.
+- [!!] Embedded servers: a run stops those it started, and those it adopted
+  from a run that has ended; never those another live process started
+  (see jagcall.kernel.embedded, ownership).
+- When the port is taken by another program, the next free one is used and
+  its URL printed.
 
 Usage: python -m jagcall.devserver [--port 8000] [--no-reload]
 """
@@ -12,18 +27,170 @@ Usage: python -m jagcall.devserver [--port 8000] [--no-reload]
 from __future__ import annotations
 
 import argparse
+import fcntl
+import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import psutil
+
 BASE_DIR = Path(__file__).resolve().parent.parent
+PORT_SEARCH = 50  # how many ports after a busy one are tried
+LEFTOVER_STOP_TIMEOUT = 10
 
 
 def _say(message: str) -> None:
     print(f"[make run] {message}", flush=True)
+
+
+def _data_dir() -> Path:
+    from jagcall.kernel.env import env
+
+    # The rule of settings.DATA_DIR, needed before settings load: loading them starts the servers.
+    return Path(env("JAGCALL_DATA_DIR", default=str(BASE_DIR / ".data"))).resolve()
+
+
+def _identity(pid: int) -> dict | None:
+    try:
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return None
+        return {"pid": pid, "started": process.create_time()}
+    except psutil.Error:
+        return None
+
+
+def _same_process(entry) -> bool:
+    """The recorded {pid, started} still names that very process (not a recycled pid)."""
+    try:
+        current = _identity(int(entry["pid"]))
+        return current is not None and abs(current["started"] - float(entry["started"])) <= 1
+    except (KeyError, TypeError, ValueError):
+        return False
+
+
+class RunLock:
+    """Who runs the dev stack on a data directory: an flock for liveness, a JSON file for the details."""
+
+    def __init__(self, data_dir: Path):
+        self.lock_path = data_dir / "devserver.lock"
+        self.state_path = data_dir / "devserver.json"
+        self._handle = None
+
+    def acquire(self) -> bool:
+        self.lock_path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(self.lock_path, "a+")  # not inherited by the processes we start (PEP 446)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            return False
+        self._handle = handle
+        return True
+
+    def read(self) -> dict | None:
+        try:
+            state = json.loads(self.state_path.read_text())
+        except (OSError, ValueError):
+            return None
+        return state if isinstance(state, dict) else None
+
+    def write(self, state: dict) -> None:
+        # Replaced whole, so a second run never reads half of it.
+        partial = self.state_path.with_name(self.state_path.name + ".partial")
+        partial.write_text(json.dumps(state))
+        os.replace(partial, self.state_path)
+
+    def release(self) -> None:
+        self.state_path.unlink(missing_ok=True)
+        if self._handle is not None:
+            fcntl.flock(self._handle, fcntl.LOCK_UN)
+            self._handle.close()
+            self._handle = None
+
+
+def already_running_message(run_lock: RunLock, wait: float = 3.0) -> str:
+    """What a second run says; the first may be an instant away from writing its details."""
+    deadline = time.monotonic() + wait
+    state = run_lock.read()
+    while (state is None or not state.get("url")) and time.monotonic() < deadline:
+        time.sleep(0.1)
+        state = run_lock.read()
+    pid = f" (pid {state['pid']})" if state and state.get("pid") else ""
+    if not state or not state.get("url"):
+        return (f"JagCall is already starting in another terminal{pid}. Wait for it to print its address, "
+                "or stop it with Ctrl-C in its terminal.")
+    if not state.get("serving"):
+        return (f"JagCall is already starting at {state['url']}{pid}. Wait for it to print its address, "
+                "or stop it with Ctrl-C in its terminal.")
+    return (f"JagCall is already running at {state['url']}{pid}. Open it in your browser, "
+            "or stop it with Ctrl-C in its terminal.")
+
+
+def stop_leftovers(previous: dict) -> list[int]:
+    """Stop what a killed run left running (web, worker, beat); returns the pids it signalled.
+
+    [!!] Each is checked by pid and start time first: a pid recycled by another program is left alone.
+    Each child was started as the leader of its own process group, so the group goes with it.
+    """
+    children = previous.get("children")
+    leaders = [int(entry["pid"]) for entry in (children.values() if isinstance(children, dict) else [])
+               if _same_process(entry)]
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in leaders:
+            try:
+                os.killpg(pid, sig)
+            except (ProcessLookupError, PermissionError):
+                pass
+        deadline = time.monotonic() + LEFTOVER_STOP_TIMEOUT
+        while any(_identity(pid) for pid in leaders) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if not any(_identity(pid) for pid in leaders):
+            break
+    return leaders
+
+
+def _port_free(host: str, port: int) -> bool:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: TIME_WAIT is no obstacle
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def _listener(port: int) -> str:
+    """Best effort: which program listens on the port (only visible for our own user's processes)."""
+    try:
+        for conn in psutil.net_connections(kind="inet"):
+            if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port and conn.pid:
+                return f" by pid {conn.pid} ({psutil.Process(conn.pid).name()})"
+    except (psutil.Error, OSError):
+        pass
+    return ""
+
+
+def choose_port(host: str, port: int) -> int | None:
+    """The port asked for when it is free, else the next free one after it (None if none is)."""
+    for candidate in range(port, min(port + PORT_SEARCH, 65535) + 1):
+        if _port_free(host, candidate):
+            return candidate
+    return None
+
+
+def _browser_host(host: str) -> str:
+    if host in ("0.0.0.0", ""):
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host else host
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,6 +202,38 @@ def main(argv: list[str] | None = None) -> int:
 
     os.environ.setdefault("DEBUG", "true")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "jagcall.settings")
+
+    run_lock = RunLock(_data_dir())
+    if not run_lock.acquire():
+        # [!!] Before settings load: nothing of the running stack is touched, started or stopped.
+        _say(already_running_message(run_lock))
+        return 1
+    try:
+        previous = run_lock.read()
+        run_lock.write({"pid": os.getpid(), "url": None, "serving": False, "children": {}})
+        if previous is not None:
+            stopped = stop_leftovers(previous)
+            _say(f"an earlier run (pid {previous.get('pid', '?')}) ended without stopping"
+                 + (f"; stopped what it left running (pids {', '.join(map(str, stopped))})" if stopped else ""))
+        return _serve(args, run_lock)
+    finally:
+        run_lock.release()
+
+
+def _serve(args, run_lock: RunLock) -> int:
+    port = choose_port(args.host, args.port)
+    if port is None:
+        _say(f"port {args.port} and the {PORT_SEARCH} after it are in use; "
+             "choose another with JAGCALL_DEV_PORT=... make run")
+        return 1
+    if port != args.port:
+        _say(f"port {args.port} is in use{_listener(args.port)}, not by JagCall of this checkout; "
+             f"serving on port {port} instead (JAGCALL_DEV_PORT=... make run chooses another)")
+    base_url = f"http://{_browser_host(args.host)}:{port}"
+    if not os.environ.get("SITE_URL"):
+        os.environ["SITE_URL"] = base_url  # links in emails and SAML metadata point at this server
+    run_lock.write({"pid": os.getpid(), "url": base_url, "serving": False, "children": {}})
+
     embedded_db = not os.environ.get("DATABASE_URL")
     embedded_redis = not os.environ.get("REDIS_URL")
 
@@ -42,36 +241,16 @@ def main(argv: list[str] | None = None) -> int:
 
     django.setup()  # settings start the embedded servers when needed
     from django.conf import settings
-    from django.core.management import call_command
 
+    from jagcall.kernel.embedded import EmbeddedPostgres, EmbeddedRedis
+
+    embedded = []
     if embedded_db:
-        _say(f"PostgreSQL 18 + pgvector (embedded, {settings.DATA_DIR / 'pg'}): "
-             f"{'started' if settings.EMBEDDED_POSTGRES_STARTED else 'already running, reused'}")
+        embedded.append(("PostgreSQL 18 + pgvector", EmbeddedPostgres(settings.DATA_DIR / "pg"),
+                         settings.EMBEDDED_POSTGRES_STARTED))
     if embedded_redis:
-        _say(f"Redis (embedded, {settings.DATA_DIR / 'redis'}): "
-             f"{'started' if settings.EMBEDDED_REDIS_STARTED else 'already running, reused'}")
+        embedded.append(("Redis", EmbeddedRedis(settings.DATA_DIR / "redis"), settings.EMBEDDED_REDIS_STARTED))
 
-    from jagcall.kernel.crypto.keys import master
-
-    _say(f"encryption: master keyset from {master.source}"
-         + (" (generated for development; keep it with the data)" if settings.JAGCALL_GENERATE_DEV_KEYS else ""))
-    call_command("migrate", interactive=False, verbosity=0)
-    _say("database migrated")
-    call_command("seed_demo")
-
-    env = {**os.environ, "DATABASE_URL": settings.DATABASE_URL, "REDIS_URL": settings.REDIS_URL}
-    python = sys.executable
-    web = [python, "-m", "uvicorn", "jagcall.asgi:application", "--host", args.host, "--port", str(args.port)]
-    if not args.no_reload:
-        web += ["--reload", "--reload-dir", str(BASE_DIR / "jagcall"), "--reload-dir", str(BASE_DIR / "accounts"),
-                "--reload-include", "*.html"]
-    commands = {
-        "web": web,
-        "worker": [python, "-m", "celery", "-A", "jagcall", "worker", "-Q", "default,transcription,embeddings,webhooks",
-                   "--concurrency", "2", "--loglevel", "INFO", "--hostname", f"dev-{os.getpid()}@%h"],
-        "beat": [python, "-m", "celery", "-A", "jagcall", "beat", "--loglevel", "INFO", "--pidfile=",
-                 "--schedule", str(settings.DATA_DIR / "celerybeat-schedule")],
-    }
     children: dict[str, subprocess.Popen] = {}
     stopping = False
 
@@ -79,14 +258,54 @@ def main(argv: list[str] | None = None) -> int:
         nonlocal stopping
         stopping = True
 
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
     exit_code = 0
     try:
+        for label, server, started in embedded:
+            if started:
+                status = "started (this run stops it when it ends)"
+            elif server.adopt():
+                status = "already running, reused; left by a run that has ended, so this run stops it when it ends"
+            else:
+                status = (f"already running, reused; started by pid {server.owner() or '?'}, "
+                          "so it stays running when this run ends")
+            _say(f"{label} (embedded, {server.root}): {status}")
+
+        from django.core.management import call_command
+
+        from jagcall.kernel.crypto.keys import master
+
+        _say(f"encryption: master keyset from {master.source}"
+             + (" (generated for development; keep it with the data)" if settings.JAGCALL_GENERATE_DEV_KEYS else ""))
+        call_command("migrate", interactive=False, verbosity=0)
+        _say("database migrated")
+        call_command("seed_demo")
+
+        env = {**os.environ, "DATABASE_URL": settings.DATABASE_URL, "REDIS_URL": settings.REDIS_URL}
+        python = sys.executable
+        web = [python, "-m", "uvicorn", "jagcall.asgi:application", "--host", args.host, "--port", str(port)]
+        if not args.no_reload:
+            web += ["--reload", "--reload-dir", str(BASE_DIR / "jagcall"), "--reload-dir", str(BASE_DIR / "accounts"),
+                    "--reload-include", "*.html"]
+        commands = {
+            "web": web,
+            "worker": [python, "-m", "celery", "-A", "jagcall", "worker", "-Q",
+                       "default,transcription,embeddings,webhooks", "--concurrency", "2", "--loglevel", "INFO",
+                       "--hostname", f"dev-{os.getpid()}@%h"],
+            "beat": [python, "-m", "celery", "-A", "jagcall", "beat", "--loglevel", "INFO", "--pidfile=",
+                     "--schedule", str(settings.DATA_DIR / "celerybeat-schedule")],
+        }
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGHUP, stop)  # the terminal closed: the children would outlive us otherwise
         for name, command in commands.items():
             # Own process group: Ctrl-C reaches us, and we stop the children in order.
             children[name] = subprocess.Popen(command, cwd=BASE_DIR, env=env, start_new_session=True)
-        _say(f"serving http://{args.host}:{args.port}/ (portal) and http://{args.host}:{args.port}/{settings.ADMIN_URL} (back office)")
+        run_lock.write({
+            "pid": os.getpid(), "url": base_url, "serving": True,
+            "children": {name: _identity(child.pid) or {"pid": child.pid, "started": 0}
+                         for name, child in children.items()},
+        })
+        _say(f"serving {base_url}/ (portal) and {base_url}/{settings.ADMIN_URL} (back office)")
         _say("Ctrl-C stops everything")
         while not stopping:
             for name, child in children.items():
@@ -108,12 +327,11 @@ def main(argv: list[str] | None = None) -> int:
             except subprocess.TimeoutExpired:
                 os.killpg(child.pid, signal.SIGKILL)
                 child.wait()
-        from jagcall.kernel.embedded import EmbeddedPostgres, EmbeddedRedis
-
-        if embedded_redis:
-            EmbeddedRedis(settings.DATA_DIR / "redis").stop()
-        if embedded_db:
-            EmbeddedPostgres(settings.DATA_DIR / "pg").stop()
+        # [!!] Only servers this run started or adopted: another live process may be serving them.
+        for label, server, _started in reversed(embedded):
+            if not server.stop_if_owned():
+                owner = server.owner()
+                _say(f"{label} left running: " + (f"pid {owner} started it" if owner else "this run did not start it"))
         _say("stopped; data kept in " + str(settings.DATA_DIR))
     return exit_code
 
