@@ -51,7 +51,7 @@ def _generate() -> tuple[str, str]:
     return prefix, f"{API_KEY_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
 
 
-def _clean_scopes(scopes: Iterable[str], *, grantor_scopes: Collection[str]) -> list[str]:
+def _clean_scopes(scopes: Iterable[str], *, grantor_scopes: Collection[str], beyond_message: str) -> list[str]:
     scopes = [s.strip() for s in (scopes or []) if s and s.strip()]
     if not scopes:
         raise ApplicationError("Choose at least one scope.", field="scopes")
@@ -63,15 +63,15 @@ def _clean_scopes(scopes: Iterable[str], *, grantor_scopes: Collection[str]) -> 
     beyond = sorted(set(scopes) - set(grantor_scopes))
     if beyond:
         raise ApplicationError(
-            f"You cannot grant scope(s) your role does not allow: {', '.join(beyond)}.",
+            f"{beyond_message}: {', '.join(beyond)}.",
             field="scopes",
             code="scope_not_allowed",
         )
     return [s for s in SCOPES if s in set(scopes)]  # registry order, no duplicates
 
 
-def _grant(*, organization: Organization, actor, service_role: str) -> tuple[Collection[str], User | None, str]:
-    """(scopes the actor may grant, the new key's creator, its service role).
+def _grant(*, organization: Organization, actor, service_role: str) -> tuple[Collection[str], User | None, str, str]:
+    """(scopes the actor may grant, the new key's creator, its service role, what to say of a scope beyond them).
 
     [!!] No credential creates a credential with more rights than itself: a
     person grants within their role; an API key grants within its own
@@ -85,14 +85,31 @@ def _grant(*, organization: Organization, actor, service_role: str) -> tuple[Col
             raise ApplicationError(
                 f"A service key needs the role it acts within: one of {', '.join(Role.values)}.", field="service_role"
             )
-        return scopes_for_role(service_role), None, service_role
+        return (
+            scopes_for_role(service_role),
+            None,
+            service_role,
+            f"A service key acting as {service_role} cannot hold scope(s) that role does not allow",
+        )
     principal = as_principal(actor, organization)
     if service_role:
         raise PermissionDenied("Only the operator creates service keys.")
     if principal.kind == Kind.API_KEY:
         parent = principal.api_key
-        return principal.scopes, parent.created_by, parent.service_role
-    return principal.scopes, principal.user, ""
+        return (
+            principal.scopes,
+            parent.created_by,
+            parent.service_role,
+            "This API key can grant only scopes it holds itself (within the role it acts as), not",
+        )
+    if principal.kind == Kind.OAUTH_APPLICATION:
+        return (
+            principal.scopes,
+            principal.user,
+            "",
+            "This application can grant only scopes it was given and its member's role allows, not",
+        )
+    return principal.scopes, principal.user, "", f"Your role ({principal.role}) does not allow granting"
 
 
 @transaction.atomic
@@ -111,7 +128,9 @@ def api_key_create(
     ``actor``: the Principal creating it (a User acts as their membership);
     ``Principal.system(...)`` with ``service_role`` for the operator's service keys.
     """
-    grantable, created_by, service_role = _grant(organization=organization, actor=actor, service_role=service_role)
+    grantable, created_by, service_role, beyond_message = _grant(
+        organization=organization, actor=actor, service_role=service_role
+    )
     if not isinstance(actor, Principal) or actor.kind != Kind.SYSTEM:
         if MANAGE_SCOPE not in grantable:
             raise PermissionDenied(f"Creating API keys needs the scope {MANAGE_SCOPE}.")
@@ -120,7 +139,7 @@ def api_key_create(
         raise ApplicationError("Give the key a name, e.g. where it is used.", field="name")
     if len(name) > 100:
         raise ApplicationError("Keep the name under 100 characters.", field="name")
-    cleaned = _clean_scopes(scopes, grantor_scopes=grantable)
+    cleaned = _clean_scopes(scopes, grantor_scopes=grantable, beyond_message=beyond_message)
     if expires_at is not None and expires_at <= timezone.now():
         raise ApplicationError("The expiry must be in the future.", field="expires_at")
     prefix, raw_key = _generate()
@@ -155,6 +174,10 @@ def api_key_revoke(*, organization: Organization, api_key: ApiKey, actor, reques
         raise PermissionDenied(f"Revoking API keys needs the scope {MANAGE_SCOPE}.")
     if api_key.organization_id != organization.id:
         raise ApplicationError("Not found.", code="not_found", status=404)
+    return _revoke(organization=organization, api_key=api_key, principal=principal, request=request, reason=reason)
+
+
+def _revoke(*, organization: Organization, api_key: ApiKey, principal: Principal, request=None, reason: str = "") -> ApiKey:
     if api_key.revoked_at is not None:
         return api_key
     api_key.revoked_at = timezone.now()
@@ -210,11 +233,13 @@ def api_keys_of_member_dispose(*, organization: Organization, member: User, disp
             api_key.scopes = kept
             api_key.save(update_fields=["created_by", "scopes"])
             if not kept:
-                api_key_revoke(organization=organization, api_key=api_key, actor=principal, reason="no_scope_left")
+                _revoke(organization=organization, api_key=api_key, principal=principal, reason="no_scope_left")
             done.append({"id": str(api_key.id), "prefix": api_key.prefix, "name": api_key.name, "to": "revoked" if not kept else "transferred"})
     else:
         for api_key in keys:
-            api_key_revoke(organization=organization, api_key=api_key, actor=principal, reason="member_removed_or_demoted")
+            # [!!] Part of the removal or demotion the caller was allowed to make (members.remove or
+            # members.change_role): no separate right to manage keys is needed to end the member's.
+            _revoke(organization=organization, api_key=api_key, principal=principal, reason="member_removed_or_demoted")
             done.append({"id": str(api_key.id), "prefix": api_key.prefix, "name": api_key.name, "to": "revoked"})
     return done
 
