@@ -1,49 +1,302 @@
-"""Rate limits on the sensitive pages: one table, per client IP, with django-ratelimit.
+"""Rate limits on every unauthenticated endpoint: one table, per client network and per target.
 
 Contract:
-- Every route in SENSITIVE_ROUTES is limited per client IP (the same IP the
-  security events record, which honours the trusted proxy), per route, in
-  the Redis cache. Above the limit the answer is 429 with Retry-After and a
-  page that says how long to wait (JSON error shape for the API's token
-  endpoint); the view does not run, so nothing is written.
-- These are coarse guards against scripted guessing (invitation tokens,
-  reset keys, second-factor codes) and form floods; the finer per-account
-  limits on failed sign-ins and resets are allauth's (ACCOUNT_RATE_LIMITS).
-- Rates are settings (SENSITIVE_RATE_LIMITS); RATELIMIT_ENABLE turns the
-  table off for a deployment that limits at its proxy instead.
-- If the cache cannot be reached the request is refused (django-ratelimit
-  fails closed), which is also what happens to sessions then.
+- Every route in SENSITIVE_ROUTES is limited before its view runs, in the
+  Redis cache (django-ratelimit's counters, fixed windows), twice:
+  - per client network and route: the client IP as the security events
+    record it (honouring the trusted proxy); IPv4 per address, IPv6 per /64,
+    because whoever has one IPv6 address usually has the whole /64
+    (``client_network``). Rates: SENSITIVE_RATE_LIMITS.
+  - per target, where the route names one: the account (normalized email,
+    or the user) for sign-in, reset and the second factor; the organization
+    for single sign-on and invitations; the OAuth client for its token
+    endpoints. Routes that guard the same thing share one budget (the
+    sign-in page and the API's token endpoint both guess one account's
+    password), so a flood from many addresses still stops at the target's
+    budget. Rates: SENSITIVE_TARGET_RATE_LIMITS. A request already refused
+    for its client is not counted against the target, so one noisy address
+    cannot spend a person's budget on its own.
+- Above a limit the answer is 429 with Retry-After and a page that says how
+  long to wait (the API's JSON error shape under /api/, OAuth's error shape
+  on the OAuth endpoints); the view does not run, so nothing is written.
+  Each refusal is a ``rate_limit.exceeded`` security event; the audit log
+  bounds how many of those it keeps per window (compliance/services/sources.py).
+- [!!] If Redis cannot be reached, the request is refused with 503 ("briefly
+  unavailable, try again shortly", Retry-After): these endpoints are where
+  guessing happens, so they fail closed. The failure is logged, not sent as
+  a security event (that would write one audit row per refused request).
+  The authenticated API's limiter fails open instead (docs/api.md).
+- Other apps add their own unauthenticated routes (the provider webhooks
+  under /hooks/) with ``register_route`` from their AppConfig.ready, or wrap
+  a view with ``rate_limited``; both use the same check and the same settings.
+- RATELIMIT_ENABLE=false turns the table off for a deployment that limits at
+  its proxy instead.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import functools
+import ipaddress
+import json
+import logging
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import unquote_plus
 
+import redis
 from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django_ratelimit.core import get_usage
 
 from accounts.security_events import client_ip, emit
 
-# URL name -> the methods that count. A GET counts where the URL itself holds a
-# secret that could be guessed (invitation tokens, email and reset keys).
-SENSITIVE_ROUTES: dict[str, tuple[str, ...]] = {
-    "account_login": ("POST",),
-    "account_signup": ("POST",),
-    "account_reset_password": ("POST",),
-    "account_reset_password_from_key": ("GET", "POST"),
-    "account_confirm_email": ("GET", "POST"),
-    "mfa_authenticate": ("POST",),
-    "mfa_reauthenticate": ("POST",),
-    "mfa_activate_totp": ("POST",),
-    "account_reauthenticate": ("POST",),
-    "accounts:invitation-accept": ("GET", "POST"),
-    "api:token-obtain": ("POST",),
-    "api:token-refresh": ("POST",),
+logger = logging.getLogger(__name__)
+
+# Seconds a client is asked to wait when the limiter itself is unreachable.
+UNAVAILABLE_RETRY_AFTER = 30
+_UNAVAILABLE_MESSAGE = "This endpoint is briefly unavailable on our side. Try again in a minute."
+# What the cache raises when Redis is down or times out (Django's RedisCache passes redis-py's errors on).
+_REDIS_DOWN = (redis.RedisError, ConnectionError, TimeoutError, OSError)
+
+Target = Callable[[HttpRequest, dict], "str | None"]
+
+
+@dataclass(frozen=True)
+class Limit:
+    """How one route is limited.
+
+    ``methods``: the methods that count (a GET counts where the URL itself
+    holds a secret that could be guessed). ``budget``: the name of the
+    per-target budget (a key of SENSITIVE_TARGET_RATE_LIMITS), with
+    ``target`` saying what the request aims at (None: nothing known, only
+    the client limit applies). ``answer``: how a refusal reads, ``page``
+    (HTML; the API's JSON error shape under /api/) or ``oauth`` (RFC 6749's
+    ``{"error", "error_description"}``, which OAuth clients parse).
+    """
+
+    methods: tuple[str, ...]
+    budget: str | None = None
+    target: Target | None = None
+    answer: str = "page"
+
+
+# --- what a request aims at -------------------------------------------------------------
+
+
+def _normalized_email(value) -> str | None:
+    email = str(value or "").strip().lower()
+    return f"email:{email[:254]}" if email else None
+
+
+def _posted(field: str) -> Target:
+    def target(request, kwargs):
+        return _normalized_email(request.POST.get(field))
+
+    target.__name__ = f"posted_{field}"
+    return target
+
+
+def _json_email(request, kwargs) -> str | None:
+    try:
+        body = json.loads(request.body or b"{}")
+    except (ValueError, UnicodeDecodeError):
+        return None  # the view answers 400; the client limit still counted it
+    return _normalized_email(body.get("email")) if isinstance(body, dict) and isinstance(body.get("email"), str) else None
+
+
+def _signed_in_user(request, kwargs) -> str | None:
+    from allauth.account.utils import user_pk_to_url_str
+
+    user = getattr(request, "user", None)
+    return f"user:{user_pk_to_url_str(user)}" if user is not None and user.is_authenticated else None
+
+
+def _pending_sign_in(request, kwargs) -> str | None:
+    """The person a sign-in in progress waits on (allauth keeps it in the session until the second factor)."""
+    from allauth.account.internal.stagekit import LOGIN_SESSION_KEY
+
+    pending = request.session.get(LOGIN_SESSION_KEY)
+    user_pk = pending.get("user_pk") if isinstance(pending, dict) else None
+    return f"user:{user_pk}" if user_pk else _signed_in_user(request, kwargs)
+
+
+def _reset_key_user(request, kwargs) -> str | None:
+    # The same encoding of the user's id as in _pending_sign_in (allauth's user_pk_to_url_str).
+    uid = str(kwargs.get("uidb36") or "").lower()[:64]
+    return f"user:{uid}" if uid else None
+
+
+def _sso_organization(request, kwargs) -> str | None:
+    # The SSO slug names one organization's configuration; an unknown one is refused by the view.
+    slug = str(kwargs.get("sso_slug") or "").lower()[:100]
+    return f"sso:{slug}" if slug else None
+
+
+def _invitation_organization(request, kwargs) -> str:
+    """The organization an invitation link belongs to; every unknown token shares one budget.
+
+    Guessing tokens from many addresses therefore stops at that one budget,
+    and never at a real organization's.
+    """
+    from accounts.services import invitation_find
+    from jagcall.kernel.errors import ApplicationError
+
+    try:
+        invitation = invitation_find(token=str(kwargs.get("token") or "")[:200])
+    except ApplicationError:
+        return "invitation:unknown"
+    return f"organization:{invitation.organization_id}"
+
+
+def _oauth_client(request, kwargs) -> str | None:
+    """The client id, from the form (public clients) or HTTP Basic (confidential ones, RFC 6749 2.3.1)."""
+    client_id = request.POST.get("client_id") or ""
+    header = request.META.get("HTTP_AUTHORIZATION", "")
+    if not client_id and header[:6].lower() == "basic ":
+        try:
+            decoded = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
+        except (binascii.Error, ValueError):
+            return None
+        client_id = unquote_plus(decoded.split(":", 1)[0])
+    client_id = client_id.strip()[:100]
+    return f"oauth-client:{client_id}" if client_id else None
+
+
+# URL name -> how it is limited. Budgets shared by several routes: "sign_in" (an account's
+# password, whether guessed on the page, by the API's token endpoint or at re-authentication),
+# "second_factor" (an account's codes).
+SENSITIVE_ROUTES: dict[str, Limit] = {
+    "account_login": Limit(("POST",), "sign_in", _posted("login")),
+    "account_reauthenticate": Limit(("POST",), "sign_in", _signed_in_user),
+    "api:token-obtain": Limit(("POST",), "sign_in", _json_email),
+    "api:token-refresh": Limit(("POST",)),
+    "api:token-revoke": Limit(("POST",)),
+    "account_signup": Limit(("POST",), "registration", _posted("email")),
+    "account_reset_password": Limit(("POST",), "password_reset", _posted("email")),
+    "account_reset_password_from_key": Limit(("GET", "POST"), "password_reset_key", _reset_key_user),
+    "account_confirm_email": Limit(("GET", "POST")),
+    "mfa_authenticate": Limit(("POST",), "second_factor", _pending_sign_in),
+    "mfa_reauthenticate": Limit(("POST",), "second_factor", _signed_in_user),
+    "mfa_reauthenticate_webauthn": Limit(("POST",), "second_factor", _signed_in_user),
+    "account_confirm_login_code": Limit(("POST",), "second_factor", _pending_sign_in),
+    "mfa_activate_totp": Limit(("POST",)),
+    "accounts:invitation-accept": Limit(("GET", "POST"), "invitation", _invitation_organization),
+    "sso:login": Limit(("GET", "HEAD"), "single_sign_on", _sso_organization),
+    "sso:acs": Limit(("POST",), "single_sign_on", _sso_organization),
+    "oauth:token": Limit(("POST",), "oauth_client", _oauth_client, answer="oauth"),
+    "oauth:revoke-token": Limit(("POST",), "oauth_client", _oauth_client, answer="oauth"),
 }
 
 
-def _ip_key(group: str, request) -> str:
-    return client_ip(request) or "unknown"
+def register_route(name: str, limit: Limit) -> None:
+    """Limit another app's unauthenticated route (e.g. ``/hooks/<provider>/``) by its URL name.
+
+    Call it from the app's ``AppConfig.ready``. Its rates are the settings'
+    (``SENSITIVE_RATE_LIMITS[name]`` or the default, and
+    ``SENSITIVE_TARGET_RATE_LIMITS[limit.budget]``).
+    """
+    existing = SENSITIVE_ROUTES.get(name)
+    if existing is not None and existing != limit:
+        raise ValueError(f"{name} is already rate limited differently; change its row in accounts/ratelimits.py.")
+    if limit.budget is not None and limit.target is None:
+        raise ValueError(f"{name}: a budget needs a target (what the request aims at).")
+    SENSITIVE_ROUTES[name] = limit
+
+
+# --- the check ----------------------------------------------------------------------------
+
+
+def client_network(request) -> str:
+    """The client as the limits count it: an IPv4 address, or an IPv6 address's /64."""
+    ip = client_ip(request) or ""
+    try:
+        address = ipaddress.ip_address(ip.split("%", 1)[0])
+    except ValueError:
+        return "unknown"
+    if address.version == 6:
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)
+
+
+def _client_rate(name: str) -> str:
+    rates = settings.SENSITIVE_RATE_LIMITS
+    return rates.get(name, rates["default"])
+
+
+def _target_rate(budget: str) -> str | None:
+    return settings.SENSITIVE_TARGET_RATE_LIMITS.get(budget)
+
+
+def _count(request, *, group: str, value: str, rate: str) -> int | None:
+    """Count one request; the seconds to wait if it is over the limit, else None."""
+    usage = get_usage(request, group=group, key=lambda _group, _request: value, rate=rate, increment=True)
+    if usage is None or not usage["should_limit"]:
+        return None
+    # Whole seconds until the window turns; in its last second that rounds to 0, so say 1.
+    return max(1, int(usage["time_left"]))
+
+
+def check(request, *, name: str, limit: Limit, view_kwargs: dict | None = None) -> HttpResponse | None:
+    """None when ``request`` may go on to ``name``'s view; else the refusal to send (429 or 503)."""
+    if request.method not in limit.methods:
+        return None
+    view_kwargs = view_kwargs or {}
+    client = client_network(request)
+    try:
+        rate, limited_by, target = _client_rate(name), "client", None
+        retry_after = _count(request, group=f"sensitive:{name}", value=client, rate=rate)
+        if retry_after is None and limit.budget is not None:
+            target = limit.target(request, view_kwargs)
+            target_rate = _target_rate(limit.budget)
+            if target and target_rate:
+                rate, limited_by = target_rate, limit.budget
+                retry_after = _count(request, group=f"target:{limit.budget}", value=target, rate=rate)
+    except _REDIS_DOWN:
+        logger.error("rate limiter unreachable: refusing %s with 503", name, exc_info=True)
+        return unavailable(request, limit)
+    if retry_after is None:
+        return None
+    emit(
+        "rate_limit.exceeded",
+        request=request,
+        route=name,
+        rate=rate,
+        limited_by=limited_by,
+        client=client,
+        target=target if limited_by != "client" else None,
+        at=int(time.time()),
+    )
+    return too_many(request, limit, retry_after=retry_after)
+
+
+def too_many(request, limit: Limit, *, retry_after: int) -> HttpResponse:
+    if limit.answer == "oauth":
+        response = JsonResponse(
+            {"error": "slow_down", "error_description": f"Too many requests. Wait {retry_after} seconds and try again."},
+            status=429,
+        )
+        response["Retry-After"] = str(retry_after)
+        return response
+    from jagcall.kernel.views import too_many_requests
+
+    return too_many_requests(request, retry_after=retry_after)
+
+
+def unavailable(request, limit: Limit) -> HttpResponse:
+    if limit.answer == "oauth":
+        response = JsonResponse(
+            {"error": "temporarily_unavailable", "error_description": _UNAVAILABLE_MESSAGE}, status=503
+        )
+        response["Retry-After"] = str(UNAVAILABLE_RETRY_AFTER)
+        return response
+    from jagcall.kernel.views import service_unavailable
+
+    return service_unavailable(request, retry_after=UNAVAILABLE_RETRY_AFTER)
 
 
 def _route_name(request) -> str | None:
@@ -52,7 +305,7 @@ def _route_name(request) -> str | None:
 
 
 class SensitiveRateLimitMiddleware:
-    """Applies SENSITIVE_ROUTES before the view runs (process_view: the route is known)."""
+    """Applies SENSITIVE_ROUTES before the view runs (process_view: the route and its arguments are known)."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -62,18 +315,25 @@ class SensitiveRateLimitMiddleware:
 
     def process_view(self, request, view_func, view_args, view_kwargs):
         name = _route_name(request)
-        methods = SENSITIVE_ROUTES.get(name)
-        if not methods or request.method not in methods:
+        limit = SENSITIVE_ROUTES.get(name)
+        if limit is None:
             return None
-        rate = settings.SENSITIVE_RATE_LIMITS.get(name, settings.SENSITIVE_RATE_LIMITS["default"])
-        usage = get_usage(
-            request, group=f"sensitive:{name}", key=_ip_key, rate=rate, method=list(methods), increment=True
-        )
-        if usage is None or not usage["should_limit"]:
-            return None
-        # Whole seconds until the window turns; in its last second that rounds to 0, so say 1.
-        retry_after = max(1, int(usage["time_left"]))
-        emit("rate_limit.exceeded", request=request, route=name, rate=rate, at=int(time.time()))
-        from jagcall.kernel.views import too_many_requests
+        return check(request, name=name, limit=limit, view_kwargs=view_kwargs)
 
-        return too_many_requests(request, retry_after=retry_after)
+
+def rate_limited(name: str, limit: Limit):
+    """Decorator for a view that is not in the table by URL name (same check, same settings).
+
+    ``name`` is the rate's key in SENSITIVE_RATE_LIMITS and the group its
+    counts are kept under; use the view's URL name where it has one.
+    """
+
+    def decorator(view):
+        @functools.wraps(view)
+        def wrapped(request, *args, **kwargs):
+            refused = check(request, name=name, limit=limit, view_kwargs=kwargs)
+            return refused if refused is not None else view(request, *args, **kwargs)
+
+        return wrapped
+
+    return decorator

@@ -52,3 +52,27 @@ def too_many_requests(request, exception=None, *, retry_after: int | None = None
     if retry_after:
         response["Retry-After"] = str(retry_after)
     return response
+
+
+def service_unavailable(request, exception=None, *, retry_after: int | None = None):
+    """503 when a service the request depends on is briefly down (the API's JSON shape under /api/).
+
+    Rendered without the request's context processors: they read the session,
+    which may live on the service that is down.
+    """
+    message = "This is briefly unavailable on our side. Try again in a minute."
+    if _is_api(request):
+        from django.http import JsonResponse
+
+        from jagcall.kernel.api.errors import error_body
+
+        response = JsonResponse(error_body("service_unavailable", message), status=503)
+    else:
+        from django.http import HttpResponse
+        from django.template import loader
+
+        body = loader.get_template("503.html").render({"retry_after": retry_after})
+        response = HttpResponse(body, status=503)
+    if retry_after:
+        response["Retry-After"] = str(retry_after)
+    return response

@@ -4,6 +4,7 @@ single sign-on."""
 
 from __future__ import annotations
 
+import re
 import secrets
 
 from django.core.exceptions import ImproperlyConfigured
@@ -55,16 +56,45 @@ ACCOUNT_RATE_LIMITS = {
     "reset_password_from_key": "20/m/ip",
     "confirm_email": "1/3m/key",
 }
-# Per client IP on the sensitive pages, before their views run (accounts/ratelimits.py,
-# django-ratelimit). Above these a request gets 429 with Retry-After.
+# Every unauthenticated endpoint, before its view runs (accounts/ratelimits.py, django-ratelimit
+# counters in Redis). Above these a request gets 429 with Retry-After; with Redis down, 503.
+# Per client (an IPv4 address or an IPv6 /64) and route:
 SENSITIVE_RATE_LIMITS = {
     "default": env("RATE_LIMIT_SENSITIVE", default="30/m"),
     "mfa_authenticate": "10/m",
     "mfa_reauthenticate": "10/m",
+    "mfa_reauthenticate_webauthn": "10/m",
+    "account_confirm_login_code": "10/m",
     "account_reset_password_from_key": "20/m",
     "account_confirm_email": "20/m",
     "accounts:invitation-accept": "20/m",
+    # An integration's server refreshes every user's tokens from one address.
+    "oauth:token": "120/m",
+    "oauth:revoke-token": "120/m",
 }
+# Per target (the budget names of accounts/ratelimits.py), over all clients together:
+SENSITIVE_TARGET_RATE_LIMITS = {
+    "sign_in": env("RATE_LIMIT_SIGN_IN_PER_ACCOUNT", default="10/5m"),  # one account's password, page and API
+    "registration": "10/h",  # per email address: no mail-bombing an inbox through "already registered"
+    "password_reset": "5/15m",  # reset emails per address
+    "password_reset_key": "20/15m",  # reset links tried per account
+    "second_factor": "10/10m",  # one account's codes
+    "invitation": "60/m",  # per organization; every unknown invitation token shares one budget
+    "single_sign_on": env("RATE_LIMIT_SSO_PER_ORGANIZATION", default="300/m"),  # SSO starts and responses
+    "oauth_client": env("RATE_LIMIT_OAUTH_PER_CLIENT", default="600/m"),  # token requests of one OAuth client
+}
+for _name, _rate in [*SENSITIVE_RATE_LIMITS.items(), *SENSITIVE_TARGET_RATE_LIMITS.items()]:
+    if not re.fullmatch(r"[0-9]+/[0-9]*[smhd]", str(_rate)):
+        raise ImproperlyConfigured(
+            f"Rate limit {_name!r} is {_rate!r}; write it as a count per period, like 30/m or 10/5m (s, m, h, d)."
+        )
+# The audit log keeps failures (failed or refused sign-ins, tokens, SSO responses, limits
+# exceeded) bounded: per kind, target and window the first few are recorded one by one, then
+# one summary carrying the count (compliance/services/sources.py).
+AUDIT_FAILURE_WINDOW_SECONDS = env("AUDIT_FAILURE_WINDOW_SECONDS", default=300, cast=int)
+AUDIT_FAILURES_RECORDED_PER_WINDOW = env("AUDIT_FAILURES_RECORDED_PER_WINDOW", default=5, cast=int)
+# Platform-wide failures of one kind per window (a spray over many emails or addresses).
+AUDIT_FAILURES_RECORDED_PER_KIND = 200
 RATELIMIT_USE_CACHE = "default"
 RATELIMIT_FAIL_OPEN = False
 # django-ratelimit lists only third-party Redis backends; Django's own RedisCache does what it
