@@ -1,4 +1,4 @@
-"""Periodic audit-log jobs (scheduled in CELERY_BEAT_SCHEDULE): retention purge and chain verification."""
+"""Periodic audit-log jobs (scheduled in CELERY_BEAT_SCHEDULE): retention purge, chain verification and summaries of floods of failures."""
 
 from __future__ import annotations
 
@@ -39,6 +39,14 @@ def verify_chain(organization_id: str | None) -> dict:
 
     report = audit_chain_verify_and_alert(organization_id=organization_id)
     return {"chain": report.chain_label, "events": report.events, "broken": report.broken is not None}
+
+
+@shared_task(name="compliance.tasks.record_failure_summaries")
+def record_failure_summaries() -> dict:
+    """Every minute: one summary record per window of failures that were counted, not recorded one by one."""
+    from compliance.services import audit_record_failure_summaries
+
+    return {"summaries": audit_record_failure_summaries()}
 
 
 @shared_task(name="compliance.tasks.write_chain_digests")

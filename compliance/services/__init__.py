@@ -24,5 +24,6 @@ from compliance.services.sources import (  # noqa: F401
     audit_record_activity,
     audit_record_admin_change,
     audit_record_denial,
+    audit_record_failure_summaries,
     audit_record_security_event,
 )

@@ -8,8 +8,16 @@ over to these.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import re
+import threading
+import time
+from datetime import UTC, datetime
+
+import redis
+from django.conf import settings
 
 from compliance.actors import Actor, actor_from_request, resolve_actor
 from compliance.models import ActorType, AuditEvent, Outcome
@@ -28,7 +36,7 @@ def _security_outcome(kind: str) -> str:
     verb = kind.rsplit(".", 1)[-1]
     if verb.endswith("failed") or verb.endswith("broken"):
         return Outcome.FAILED
-    if verb.endswith(("refused", "rejected", "denied")):
+    if verb.endswith(("refused", "rejected", "denied", "exceeded")):
         return Outcome.DENIED
     return Outcome.SUCCESS
 
@@ -85,16 +93,26 @@ def _security_actor(kind: str, event: dict, details: dict) -> Actor:
     return Actor.anonymous(label=event.get("email") or "")
 
 
-def audit_record_security_event(*, event: dict) -> AuditEvent:
+def audit_record_security_event(*, event: dict) -> AuditEvent | None:
     """Record one security event (accounts.security_events.emit) as an audit event.
 
     The action is the event's name (``user.login_failed``); names ending in
-    failed/broken are outcome ``failed``, refused/rejected/denied ``denied``.
-    Sign-ins and other events about a person alone have no organization:
-    they go to the platform chain.
+    failed/broken are outcome ``failed``, refused/rejected/denied/exceeded
+    ``denied``. Sign-ins and other events about a person alone have no
+    organization: they go to the platform chain.
+
+    [!!] Failures that come with a request are bounded (``_failure_admitted``):
+    past the first few of a window for one target, None is returned and the
+    event is only counted, for one summary record after the window.
     """
     kind = str(event.get("event") or "")
     details = {k: v for k, v in event.items() if k not in _EVENT_FIELDS}
+    if not _failure_admitted(kind, event, details):
+        return None
+    return _record_security_event(kind, event, details)
+
+
+def _record_security_event(kind: str, event: dict, details: dict) -> AuditEvent:
     actor = _security_actor(kind, event, details)
     details.pop("actor_id", None)
     if event.get("email") and event.get("email") != actor.label:
@@ -118,6 +136,157 @@ def audit_record_security_event(*, event: dict) -> AuditEvent:
     )
 
 
+# --- bounding floods of failures -----------------------------------------------------------
+#
+# A flood of failed sign-ins, refused tokens, invalid SSO responses or refused (rate-limited)
+# requests must not write one audit row per request, least of all in an organization's chain.
+# Per (kind, target, window) the first AUDIT_FAILURES_RECORDED_PER_WINDOW are recorded one by
+# one; the rest are counted in Redis, and after the window one summary record carries the count
+# (``audit_record_failure_summaries``, run every minute by Celery beat). The target is the
+# organization, else the person, else the email typed, else what a refusal names, else the
+# client. Platform events (no organization) also have a ceiling per kind and window over all
+# targets together (AUDIT_FAILURES_RECORDED_PER_KIND), so spraying many emails or addresses is
+# bounded too. Failures without a request (jobs, e.g. a broken chain) are always recorded.
+# If Redis cannot be reached every failure is recorded: a log with too much beats one with gaps.
+
+_FAILURES_KEY = "jc:audit:failures"
+_FAILURES_PENDING = f"{_FAILURES_KEY}:pending"  # sorted set: summary bucket -> end of its window
+# Summaries are written this long after their window ends, so a count still being added to is never read.
+FAILURE_SUMMARY_GRACE_SECONDS = 5
+
+_redis_clients: dict[str, redis.Redis] = {}
+_redis_lock = threading.Lock()
+
+
+def _failures_redis() -> redis.Redis:
+    url = settings.REDIS_CACHE_URL
+    client = _redis_clients.get(url)
+    if client is None:
+        with _redis_lock:
+            client = _redis_clients.setdefault(
+                url, redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2, decode_responses=True)
+            )
+    return client
+
+
+def _is_failure(kind: str, event: dict) -> bool:
+    came_with_a_request = bool(event.get("ip") or event.get("request_id"))
+    return came_with_a_request and _security_outcome(kind) in (Outcome.FAILED, Outcome.DENIED)
+
+
+def _failure_target(event: dict, details: dict) -> str:
+    if event.get("organization_id"):
+        return f"organization:{event['organization_id']}"
+    if event.get("user_id"):
+        return f"user:{event['user_id']}"
+    if event.get("email"):
+        return f"email:{str(event['email']).strip().lower()}"
+    named = details.get("target") or details.get("route")
+    if named:
+        return f"named:{named}"
+    return f"client:{details.get('client') or event.get('ip') or ''}"
+
+
+def _bucket(kind: str, target: str, window_start: int) -> str:
+    # Hashed: targets are emails and addresses typed by strangers, of any length.
+    return hashlib.sha256(f"{kind}\x1f{target}\x1f{window_start}".encode()).hexdigest()[:40]
+
+
+def _failure_admitted(kind: str, event: dict, details: dict) -> bool:
+    """True: record this event now. False: it was counted into its window's summary instead."""
+    if not _is_failure(kind, event):
+        return True
+    window = max(1, int(settings.AUDIT_FAILURE_WINDOW_SECONDS))
+    window_start = int(time.time()) // window * window
+    expiry = 2 * window + 3600  # outlives the window until its summary is written
+    target = _failure_target(event, details)
+    platform = not event.get("organization_id")
+    buckets = [(_bucket(kind, target, window_start), settings.AUDIT_FAILURES_RECORDED_PER_WINDOW, target)]
+    if platform:
+        buckets.append((_bucket(kind, "*", window_start), settings.AUDIT_FAILURES_RECORDED_PER_KIND, "*"))
+    try:
+        client = _failures_redis()
+        with client.pipeline(transaction=False) as pipe:
+            for bucket, _limit, _target in buckets:
+                pipe.incr(f"{_FAILURES_KEY}:{bucket}:seen")
+                pipe.expire(f"{_FAILURES_KEY}:{bucket}:seen", expiry)
+            seen = pipe.execute()[::2]
+        for (bucket, limit, bucket_target), count in zip(buckets, seen):
+            if int(count) > int(limit):
+                _fold_into_summary(
+                    client, bucket=bucket, kind=kind, target=bucket_target, event=event,
+                    window_start=window_start, window=window, expiry=expiry,
+                )
+                return False
+    except (redis.RedisError, OSError):
+        logger.warning("audit failure counting unavailable; recording %s individually", kind, exc_info=True)
+    return True
+
+
+def _fold_into_summary(client, *, bucket, kind, target, event, window_start, window, expiry) -> None:
+    key = f"{_FAILURES_KEY}:{bucket}"
+    folded = client.incr(f"{key}:folded")
+    client.expire(f"{key}:folded", expiry)
+    if folded == 1:
+        # What the summary will say: this kind, for this target, in this window (not a person's IP or request).
+        summary = {
+            "event": kind,
+            "organization_id": event.get("organization_id") if target != "*" else None,
+            "user_id": event.get("user_id") if target != "*" else None,
+            "email": event.get("email") if target != "*" else None,
+            "target": target,
+            "window_start": window_start,
+            "window_seconds": window,
+        }
+        client.set(f"{key}:summary", json.dumps(summary, default=str), ex=expiry, nx=True)
+        client.zadd(_FAILURES_PENDING, {bucket: window_start + window}, nx=True)
+
+
+def audit_record_failure_summaries(*, now: float | None = None) -> int:
+    """Write one summary record per (kind, target, window) whose failures were folded; how many were written.
+
+    A summary's action and outcome are those of the failures it stands for;
+    its metadata says ``summary: true``, the window and ``count``: how many
+    were not recorded one by one (``seen``: how many there were in all).
+    """
+    now = time.time() if now is None else now
+    client = _failures_redis()
+    written = 0
+    for bucket in client.zrangebyscore(_FAILURES_PENDING, "-inf", now - FAILURE_SUMMARY_GRACE_SECONDS):
+        if not client.zrem(_FAILURES_PENDING, bucket):
+            continue  # another run took it: each summary is written once
+        key = f"{_FAILURES_KEY}:{bucket}"
+        raw, folded, seen = client.mget(f"{key}:summary", f"{key}:folded", f"{key}:seen")
+        client.delete(f"{key}:summary", f"{key}:folded")
+        if raw is None or not folded:
+            continue
+        summary = json.loads(raw)
+        start = datetime.fromtimestamp(summary["window_start"], tz=UTC)
+        end = datetime.fromtimestamp(summary["window_start"] + summary["window_seconds"], tz=UTC)
+        details = {
+            "summary": True,
+            "count": int(folded),
+            "window_start": start.isoformat(),
+            "window_end": end.isoformat(),
+        }
+        if summary["target"] == "*":
+            details["targets"] = "many (over the platform's ceiling for this kind)"
+        else:
+            details["seen"] = int(seen or folded)
+        event = {
+            "event": summary["event"],
+            "organization_id": summary["organization_id"],
+            "user_id": summary["user_id"],
+            "email": summary["email"],
+            "ip": None,
+            "user_agent": "",
+            "request_id": None,
+        }
+        _record_security_event(summary["event"], event, details)
+        written += 1
+    return written
+
+
 # --- events announced by other code ---------------------------------------------------------
 
 
@@ -126,14 +295,16 @@ def audit_record_activity(
 ) -> AuditEvent:
     """An accounts service's change (accounts.activity), in the service's transaction.
 
-    Who did it is the request's credential (a person, an API key, an OAuth
-    application, support staff in the back office); the service's ``actor``
-    counts only outside a request (commands, tasks) or before anyone is
-    signed in (accepting an invitation by creating the account).
+    Who did it is the ``actor`` the service was given (accounts.principals):
+    the same service called from a request or a task records the same kind
+    of actor.
     """
-    who = actor_from_request(request) if request is not None else None
-    if who is None or who.type == ActorType.ANONYMOUS:
-        who = resolve_actor(actor, None)
+    # [!!] The actor is the one the service was given (an accounts Principal, built once at
+    # the edge); only a change made with no actor at all falls back to the request's.
+    if actor is not None:
+        who = resolve_actor(actor, request)
+    else:
+        who = actor_from_request(request) if request is not None else Actor.system()
     return audit_record(
         action=action,
         organization=organization,
