@@ -16,6 +16,8 @@ from jagcall.kernel.crypto.storage import MAGIC
 from tests.crypto_example.models import SecretNote
 
 pytestmark = pytest.mark.django_db
+# Rows are read back through _base_manager: these tests look at rows as stored (some moved to
+# another organization by raw SQL), as the kernel itself does, not through the tenancy scope.
 
 RECORDING = (b"RIFF....WAVEfmt caller says: my card ends 4242, call me back at 415 555 0199. " * 40000)  # ~3 MB
 
@@ -39,7 +41,7 @@ def test_raw_bytes_hold_no_plaintext_and_read_back_exactly(organization):
     assert raw.startswith(MAGIC)
     for fragment in (b"RIFF", b"card ends 4242", b"415 555 0199"):
         assert fragment not in raw
-    with SecretNote.objects.get(pk=note.pk).attachment.open() as handle:
+    with SecretNote._base_manager.get(pk=note.pk).attachment.open() as handle:
         assert hashlib.sha256(handle.read()).digest() == hashlib.sha256(RECORDING).digest()
 
 
@@ -76,9 +78,9 @@ def test_the_organization_comes_from_the_caller_never_from_the_path(organization
 
     # A row of this organization pointed at the other organization's file (e.g. a tampered name):
     # nothing is read with the other organization's keys.
-    SecretNote.objects.filter(pk=mine.pk).update(attachment=their_path)
+    SecretNote._base_manager.filter(pk=mine.pk).update(attachment=their_path)
     with pytest.raises(EncryptedFileError, match=f"not in the folder of organization {organization.id}"):
-        SecretNote.objects.get(pk=mine.pk).attachment.open().read()
+        SecretNote._base_manager.get(pk=mine.pk).attachment.open().read()
     with pytest.raises(EncryptedFileError, match="not in the folder"):
         storage.open_for(organization_id=organization.id, name=their_path)
     # Writing under a path that names the other organization is refused before any key is touched.
@@ -94,7 +96,7 @@ def test_the_organization_comes_from_the_caller_never_from_the_path(organization
         storage.save(planted, ContentFile(b"mine"))
     assert other_organization.id not in keys._cache
     # The other organization still reads its own file through its own row.
-    assert SecretNote.objects.get(pk=theirs.pk).attachment.open().read() == b"the other clinic's recording " * 1000
+    assert SecretNote._base_manager.get(pk=theirs.pk).attachment.open().read() == b"the other clinic's recording " * 1000
 
 
 def test_tampered_file_fails_instead_of_returning_bytes(organization):
@@ -104,7 +106,7 @@ def test_tampered_file_fails_instead_of_returning_bytes(organization):
     data[len(data) // 2] ^= 0x40
     open(path, "wb").write(bytes(data))
     with pytest.raises(EncryptedFileError):
-        with SecretNote.objects.get(pk=note.pk).attachment.open() as handle:
+        with SecretNote._base_manager.get(pk=note.pk).attachment.open() as handle:
             while handle.read(1024 * 1024):
                 pass
 
