@@ -224,8 +224,14 @@ class EmbeddedPostgres(_Owned):
         ensure_folder_permissions(POSTGRES_BIN_PATH.parent / "share", read | execute)
         os.chown(self.root, entry.pw_uid, entry.pw_gid)
         if self.cluster.exists():
-            for path in [self.cluster, *self.cluster.rglob("*")]:
-                os.lchown(path, entry.pw_uid, entry.pw_gid)
+            # The server may be running (another process started it) and remove files as we walk
+            # (pg_internal.init, temporary files): a file gone meanwhile needs no owner.
+            for directory, subdirectories, files in os.walk(self.cluster):
+                for name in [".", *subdirectories, *files]:
+                    try:
+                        os.lchown(os.path.join(directory, name), entry.pw_uid, entry.pw_gid)
+                    except FileNotFoundError:
+                        pass
 
     @property
     def password(self) -> str:
