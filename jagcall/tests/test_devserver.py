@@ -159,9 +159,9 @@ class DevServer:
     def alive(self) -> list[int]:
         return [pid for pid, created in self.seen.items() if not _gone(pid, created)]
 
-    def interrupt(self) -> int:
+    def interrupt(self, sig: int = signal.SIGINT) -> int:
         self.remember()
-        self.process.send_signal(signal.SIGINT)
+        self.process.send_signal(sig)
         try:
             return self.process.wait(timeout=STOP_TIMEOUT)
         except subprocess.TimeoutExpired:
@@ -446,7 +446,7 @@ def test_second_make_run_says_where_the_first_serves_and_no_run_stops_servers_it
         assert all(not _gone(pid) for pid in leftovers), "the children run in their own sessions"
 
         # 6. The next run is not blocked: it stops what the killed run left, adopts the servers,
-        #    serves on the port asked for, and on Ctrl-C stops everything.
+        #    serves on the port asked for, and when its terminal closes (SIGHUP) stops everything.
         fourth = DevServer(data_dir, port, "fourth")
         runs.append(fourth)
         fourth.start()
@@ -457,7 +457,7 @@ def test_second_make_run_says_where_the_first_serves_and_no_run_stops_servers_it
         assert fourth.output.count("left by a run that has ended, so this run stops it") == 2, fourth.output
         assert _pg_probe(data_dir) == [("kept across runs",)]
 
-        assert fourth.interrupt() == 0
+        assert fourth.interrupt(signal.SIGHUP) == 0
         assert not (data_dir / "devserver.json").exists()
         fourth.seen.update(third.seen)
         fourth.seen.update(servers)
