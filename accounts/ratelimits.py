@@ -114,6 +114,12 @@ def _signed_in_user(request, kwargs) -> str | None:
     return f"user:{user_pk_to_url_str(user)}" if user is not None and user.is_authenticated else None
 
 
+def _signed_in_email(request, kwargs) -> str | None:
+    # Re-authentication guesses the same password as the sign-in page: the same key, by email.
+    user = getattr(request, "user", None)
+    return _normalized_email(user.email) if user is not None and user.is_authenticated else None
+
+
 def _pending_sign_in(request, kwargs) -> str | None:
     """The person a sign-in in progress waits on (allauth keeps it in the session until the second factor)."""
     from allauth.account.internal.stagekit import LOGIN_SESSION_KEY
@@ -170,7 +176,7 @@ def _oauth_client(request, kwargs) -> str | None:
 # "second_factor" (an account's codes).
 SENSITIVE_ROUTES: dict[str, Limit] = {
     "account_login": Limit(("POST",), "sign_in", _posted("login")),
-    "account_reauthenticate": Limit(("POST",), "sign_in", _signed_in_user),
+    "account_reauthenticate": Limit(("POST",), "sign_in", _signed_in_email),
     "api:token-obtain": Limit(("POST",), "sign_in", _json_email),
     "api:token-refresh": Limit(("POST",)),
     "api:token-revoke": Limit(("POST",)),

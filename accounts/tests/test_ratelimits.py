@@ -255,6 +255,14 @@ def test_the_per_account_sign_in_limit_holds_across_many_addresses(per_target, o
     assert exceeded[0]["limited_by"] == "sign_in" and exceeded[0]["target"] == f"email:{owner.email}"
 
 
+def test_re_authentication_spends_the_same_password_budget(per_target, owner):
+    for n in range(3):
+        from_ip(f"198.51.100.{80 + n}").post("/auth/login/", {"login": owner.email, "password": "wrong"})
+    signed_in = from_ip("198.51.100.84")
+    signed_in.force_login(owner)
+    assert signed_in.post("/auth/reauthenticate/", {"password": "wrong"}).status_code == 429
+
+
 def test_a_refused_address_does_not_spend_the_accounts_budget(tight, owner):
     tight.SENSITIVE_TARGET_RATE_LIMITS = {**tight.SENSITIVE_TARGET_RATE_LIMITS, "sign_in": "5/5m"}
     noisy = from_ip("203.0.113.60")
