@@ -43,12 +43,12 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 
 # The application runs as an unprivileged user. Its home is the data
-# directory (uploaded media, the beat schedule); the code stays root-owned
-# and read-only to it.
+# directory (uploaded media, the beat schedule, the audit digests); the code
+# stays root-owned and read-only to it.
 RUN groupadd --system --gid 10001 jagcall \
  && useradd --system --uid 10001 --gid jagcall --home-dir /var/lib/jagcall \
         --no-create-home --shell /usr/sbin/nologin jagcall \
- && mkdir -p /var/lib/jagcall/media \
+ && mkdir -p /var/lib/jagcall/media /var/lib/jagcall/audit-digests \
  && chown -R jagcall:jagcall /var/lib/jagcall
 
 COPY --from=builder /opt/venv /opt/venv
@@ -69,6 +69,7 @@ RUN chmod 0755 /app/deploy/docker-entrypoint.sh \
     EMAIL_HOST=localhost \
     JAGCALL_MASTER_KEYSET="$(python -m jagcall.kernel.crypto.keygen master)" \
     JAGCALL_BLIND_INDEX_KEYS="$(python -m jagcall.kernel.crypto.keygen blind-index)" \
+    AUDIT_DIGEST_SIGNING_KEY="$(python -c 'from compliance.keygen import new_private_key; print(new_private_key())')" \
     python manage.py collectstatic --noinput
 
 USER 10001:10001

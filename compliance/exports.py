@@ -1,4 +1,12 @@
-"""CSV and JSON Lines exports, streamed a keyset batch at a time (never all rows in memory)."""
+"""CSV and JSON Lines exports, streamed a keyset batch at a time (never all rows in memory).
+
+Each export ends with the latest signed digest of the organization's chain
+head (compliance/digests.py) when one has been written: in JSON Lines a last
+line ``{"chain_digest": {...}}``; in CSV a last row whose first cell is
+``#chain_digest`` and whose second is the digest as JSON. With the rows of an
+unfiltered export and the public key, anyone can check that the chain they
+were given reaches the head that was signed.
+"""
 
 from __future__ import annotations
 
@@ -65,8 +73,15 @@ def _csv_row(event) -> list:
     ]
 
 
-def csv_chunks(events):
-    """CSV text (header first) in chunks of a few hundred rows."""
+CHAIN_DIGEST_CSV_MARKER = "#chain_digest"
+
+
+def _digest_json(digest: dict) -> str:
+    return json.dumps(digest, sort_keys=True, separators=(",", ":"))
+
+
+def csv_chunks(events, digest: dict | None = None):
+    """CSV text (header first) in chunks of a few hundred rows, then the chain digest row."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(CSV_COLUMNS)
@@ -78,16 +93,20 @@ def csv_chunks(events):
             yield buffer.getvalue()
             buffer.seek(0)
             buffer.truncate()
+    if digest:
+        writer.writerow([CHAIN_DIGEST_CSV_MARKER, _digest_json(digest)])
     yield buffer.getvalue()
 
 
-def jsonl_chunks(events):
+def jsonl_chunks(events, digest: dict | None = None):
     lines = []
     for event in events:
         lines.append(json.dumps(event_as_dict(event), ensure_ascii=False, sort_keys=True))
         if len(lines) == _ROWS_PER_CHUNK:
             yield "\n".join(lines) + "\n"
             lines = []
+    if digest:
+        lines.append(json.dumps({"chain_digest": digest}, sort_keys=True, separators=(",", ":")))
     if lines:
         yield "\n".join(lines) + "\n"
 

@@ -13,7 +13,7 @@ Two roles (docs/security/audit.md, "Who can change the log"):
 than this even for a moment:
 
 - every table: SELECT, INSERT, UPDATE, DELETE (sequences: USAGE, SELECT,
-  UPDATE); ``django_migrations``: SELECT only;
+  UPDATE); no TRUNCATE, no ALTER, no CREATE in the schema;
 - audit events: SELECT, INSERT, and UPDATE of ``actor_id`` alone (Django sets
   it to NULL when a person's account is deleted; the trigger refuses any
   other value). No UPDATE of anything else, no DELETE, no TRUNCATE, and no
@@ -70,7 +70,6 @@ def grant_app_role(*, using: str) -> bool:
             f"GRANT USAGE ON SCHEMA {schema} TO {role}",
             f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {schema} TO {role}",
             f"GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA {schema} TO {role}",
-            f"REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON django_migrations FROM {role}",
             # [!!] The audit tables: append, read, and the one column Django nulls.
             f"REVOKE ALL ON {EVENTS}, {CHECKPOINTS} FROM {role}",
             f"GRANT SELECT, INSERT ON {EVENTS} TO {role}",

@@ -10,6 +10,7 @@ from django.views import View
 
 from accounts.mixins import OrganizationViewMixin
 from compliance import exports, selectors, services
+from compliance.digests import latest_digest
 from compliance.forms import AuditEventFilterSet
 
 _CURSOR_PARAMS = ("after", "before")
@@ -81,7 +82,8 @@ class AuditEventExportView(OrganizationViewMixin, View):
         events = selectors.audit_event_iter(
             queryset=selectors.audit_event_list(organization=self.organization, filters=filters)
         )
-        chunks = render_chunks(events)
+        # The latest signed digest of the chain's head travels with the export (compliance/digests.py).
+        chunks = render_chunks(events, digest=latest_digest(organization_id=self.organization.id))
         if isinstance(request, ASGIRequest):
             chunks = exports.as_async(chunks)
         response = StreamingHttpResponse(chunks, content_type=content_type)

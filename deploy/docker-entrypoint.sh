@@ -3,8 +3,10 @@
 #
 #   uvicorn ...          web role (the image's default command): runs
 #                        `manage.py check --deploy`, waits for PostgreSQL and
-#                        Redis, applies migrations when RUN_MIGRATIONS=1,
-#                        then serves.
+#                        Redis, then serves. It never migrates.
+#   migrate [ARGS...]    migrate role (the "migrate" service of compose.yaml):
+#                        waits for PostgreSQL and Redis, applies migrations
+#                        as the owner role (DATABASE_OWNER_URL), then exits.
 #   worker [ARGS...]     celery -A jagcall worker -Q <every queue> [ARGS...]
 #   beat [ARGS...]       celery -A jagcall beat [ARGS...]
 #   healthcheck [PATH]   GET http://127.0.0.1:8000/PATH (default /healthz);
@@ -13,8 +15,11 @@
 #   anything else        run as given (e.g. `python manage.py createsuperuser`).
 #
 # Worker and beat wait for PostgreSQL and Redis too, but never migrate.
-# Migrations run under a PostgreSQL advisory lock, so several web containers
-# started together apply them once, one after another.
+# [!!] Only the migrate role is given the owner role's credentials: web,
+# worker and beat connect as the restricted application role (DATABASE_URL),
+# which cannot change or delete audit rows (docs/deploy.md, Database roles).
+# Migrations run under a PostgreSQL advisory lock, so two migrate runs at
+# once apply them one after another.
 set -eu
 
 QUEUES="default,transcription,embeddings,webhooks"
@@ -158,9 +163,15 @@ case "$1" in
         set -- celery -A jagcall beat --loglevel "${LOG_LEVEL:-INFO}" \
             --schedule "${JAGCALL_DATA_DIR:-/var/lib/jagcall}/celerybeat-schedule" "$@"
         ;;
+    migrate)
+        shift
+        # migrate uses the "owner" alias (DATABASE_OWNER_URL) by default: compliance/management/commands/migrate.py
+        set -- python manage.py migrate --noinput "$@"
+        role=migrate
+        ;;
 esac
 
-role=other
+role=${role:-other}
 case "$1" in
     uvicorn) role=web ;;
     celery)
@@ -188,12 +199,22 @@ if [ "$role" != other ]; then
     }
 fi
 
-if [ "$role" = web ] && is_true "${RUN_MIGRATIONS:-0}"; then
-    log "web: applying migrations (RUN_MIGRATIONS=1)"
-    with_migration_lock python manage.py migrate --noinput || {
-        log "web: migrations failed"
+if [ "$role" = migrate ]; then
+    if [ -z "${DATABASE_OWNER_URL:-}" ]; then
+        log "migrate: DATABASE_OWNER_URL is not set; migrations run as the role that owns the tables (docs/deploy.md)"
+        exit 1
+    fi
+    log "migrate: applying migrations as the owner role"
+    with_migration_lock "$@" || {
+        log "migrate: migrations failed"
         exit 1
     }
+    log "migrate: done"
+    exit 0
+fi
+
+if [ "$role" = web ] && is_true "${RUN_MIGRATIONS:-0}"; then
+    log "web: RUN_MIGRATIONS is ignored: web has no owner credentials; the migrate service applies migrations"
 fi
 
 if [ "$role" != other ]; then

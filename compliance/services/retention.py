@@ -113,7 +113,8 @@ def audit_chains_verify_and_alert(*, organization=None) -> list:
 
 
 def audit_chain_verify_and_alert(*, organization_id):
-    """Verify one chain (``None``: the platform's); log and alert if it is broken. Returns its report."""
+    """Verify one chain (``None``: the platform's) and its head against the latest signed digest;
+    log and alert if it is broken. Returns its report."""
     from accounts.models import Organization
     from compliance.selectors import audit_chain_verify
 
@@ -121,6 +122,14 @@ def audit_chain_verify_and_alert(*, organization_id):
     if organization_id is not None:
         label = Organization.objects.filter(pk=organization_id).values_list("slug", flat=True).first() or str(organization_id)
     report = audit_chain_verify(organization_id=organization_id, chain_label=label)
+    if report.ok:
+        # A tail cut off or rewritten links up; its head against the latest signed digest shows it.
+        from compliance.digests import audit_digest_verify
+        from compliance.selectors import ChainBreak
+
+        problems = audit_digest_verify(organization_id=organization_id)
+        if problems:
+            report.broken = ChainBreak(problems[0].seq, "", problems[0].reason)
     _alert_if_broken(report)
     return report
 

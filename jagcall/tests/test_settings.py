@@ -30,6 +30,7 @@ PRODUCTION_ENV = {
     "TURNSTILE_SITE_KEY": "0x4AAAAAAAsitekey-for-settings-tests",
     "TURNSTILE_SECRET_KEY": "0x4AAAAAAAsecret-for-settings-tests",
     "JWT_SIGNING_KEY": "jwt-signing-key-for-settings-tests-only-0123456789abcdef",
+    "AUDIT_DIGEST_SIGNING_KEY": "c2V0dGluZ3MtdGVzdHMtZGlnZXN0LWtleS0zMmJ5dGU=",
 }
 
 
@@ -62,7 +63,7 @@ def test_check_deploy_passes_with_production_values():
     [
         "SECRET_KEY", "ALLOWED_HOSTS", "DATABASE_URL", "REDIS_URL", "EMAIL_HOST",
         "JAGCALL_MASTER_KEYSET", "JAGCALL_BLIND_INDEX_KEYS", "TURNSTILE_SITE_KEY", "TURNSTILE_SECRET_KEY",
-        "JWT_SIGNING_KEY",
+        "JWT_SIGNING_KEY", "AUDIT_DIGEST_SIGNING_KEY",
     ],
 )
 def test_debug_off_refuses_to_start_without(missing):
@@ -70,6 +71,33 @@ def test_debug_off_refuses_to_start_without(missing):
     assert result.returncode != 0
     assert "started" not in result.stdout
     assert missing in result.stderr and "ImproperlyConfigured" in result.stderr
+
+
+def test_a_malformed_audit_digest_key_is_refused():
+    result = run_django("print('started')", {**PRODUCTION_ENV, "AUDIT_DIGEST_SIGNING_KEY": "replace-with-python-m-compliance-keygen"})
+    assert result.returncode != 0 and "started" not in result.stdout
+    assert "AUDIT_DIGEST_SIGNING_KEY must be the base64 of a 32-byte Ed25519 private key" in result.stderr
+    assert "python -m compliance.keygen" in result.stderr
+
+
+def test_the_database_owner_is_a_separate_alias_used_only_by_migrate(tmp_path):
+    """DATABASE_URL is the application's role; DATABASE_OWNER_URL (given to the migrate step) the owner's."""
+    code = (
+        "from django.conf import settings as s; "
+        "print(sorted(s.DATABASES), s.MIGRATION_DATABASE, s.DATABASE_APP_ROLE, "
+        "s.DATABASES.get('owner', {}).get('USER'), s.DATABASES.get('owner', {}).get('PASSWORD'))"
+    )
+    result = run_django(code, PRODUCTION_ENV)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["['default']", "default", "jagcall", "None", "None"]
+    password = tmp_path / "owner_password"
+    password.write_text("owner-secret\n")
+    owner = {"DATABASE_OWNER_URL": "postgres://owner@db.internal.invalid:5432/jagcall", "DATABASE_OWNER_PASSWORD_FILE": str(password)}
+    result = run_django(code, {**PRODUCTION_ENV, **owner})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["['default',", "'owner']", "owner", "jagcall", "owner", "owner-secret"]
+    result = run_django(code, {**PRODUCTION_ENV, **owner, "DATABASE_OWNER_PASSWORD_FILE": str(tmp_path / "missing")})
+    assert result.returncode != 0 and "DATABASE_OWNER_PASSWORD_FILE cannot be read" in result.stderr
 
 
 def test_debug_off_refuses_a_database_that_is_not_postgresql():

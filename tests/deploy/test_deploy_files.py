@@ -287,8 +287,52 @@ def test_env_example_holds_no_real_secret():
             assert value.startswith("replace-with-"), f"{name} in deploy/env.example looks like a real value"
     for name in ("DATABASE_URL", "REDIS_URL"):
         assert "replace-with-" in example[name]
-    assert example["POSTGRES_PASSWORD"] in example["DATABASE_URL"]
+    assert example["POSTGRES_APP_PASSWORD"] in example["DATABASE_URL"]
     assert example["REDIS_PASSWORD"] in example["REDIS_URL"]
+    # The owner's password never sits in the env file every container reads.
+    assert "POSTGRES_PASSWORD" not in example and "DATABASE_OWNER_URL" not in example
+
+
+def test_only_the_migrate_service_holds_the_database_owner_role():
+    """Web, worker and beat connect as the application role; the owner is given to migrate alone."""
+    from urllib.parse import urlsplit
+
+    example = env_example()
+    app_user = urlsplit(example["DATABASE_URL"]).username
+    assert app_user == example["POSTGRES_APP_USER"] != example["POSTGRES_USER"]
+    migrate = service("migrate")
+    assert migrate["command"] == ["migrate"] and migrate["restart"] == "no"
+    owner = urlsplit(service_environment("migrate")["DATABASE_OWNER_URL"])
+    assert owner.username == example["POSTGRES_USER"] and owner.path == "/" + example["POSTGRES_DB"]
+    assert owner.password is None  # from the secret file
+    password_file = service_environment("migrate")["DATABASE_OWNER_PASSWORD_FILE"]
+    assert password_file == "/run/secrets/postgres_owner_password"
+    assert service_environment("db")["POSTGRES_PASSWORD_FILE"] == password_file
+
+    def secrets_of(name):
+        return {m["source"] if isinstance(m, dict) else m for m in service(name).get("secrets", [])}
+
+    assert {"postgres_owner_password"} <= secrets_of("migrate") and {"postgres_owner_password"} <= secrets_of("db")
+    for name in APP_SERVICES:
+        assert "postgres_owner_password" not in secrets_of(name), f"{name} gets the owner's password"
+        assert not {"DATABASE_OWNER_URL", "DATABASE_OWNER_PASSWORD_FILE"} & set(service_environment(name))
+    assert compose()["secrets"]["postgres_owner_password"]["file"].startswith("deploy/secrets/")
+    assert service("web")["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    # The db container makes the application role on an empty volume.
+    assert "./deploy/postgres:/docker-entrypoint-initdb.d:ro" in service("db")["volumes"]
+    assert os.access(ROOT / "deploy" / "postgres" / "10-app-role.sh", os.X_OK)
+
+
+def test_the_audit_digests_are_kept_in_a_volume_shared_by_web_and_worker():
+    env = " ".join(i.args for i in runtime_stage() if i.keyword == "ENV")
+    data_dir = re.search(r"\bJAGCALL_DATA_DIR=(\S+)", env).group(1)
+    named = set(compose().get("volumes") or {})
+    for name in ("web", "worker"):
+        mounts = {v.split(":")[1]: v.split(":")[0] for v in service(name)["volumes"] if v.split(":")[0] in named}
+        assert mounts.get(f"{data_dir}/audit-digests") == "auditdigests", f"{name} does not keep the digests"
+    assert "mkdir -p /var/lib/jagcall/media /var/lib/jagcall/audit-digests" in " ".join(
+        i.args for i in runtime_stage() if i.keyword == "RUN"
+    )
 
 
 def test_debug_is_never_true():
@@ -372,6 +416,9 @@ def _settings_env(tmp_path: Path, **overrides: str) -> dict[str, str]:
     master.write_text(master_keyset_json())
     env["JAGCALL_MASTER_KEYSET_FILE"] = str(master)
     env["JAGCALL_BLIND_INDEX_KEYS"] = blind_index_key()
+    from compliance.keygen import new_private_key
+
+    env["AUDIT_DIGEST_SIGNING_KEY"] = new_private_key()
     env.update(overrides)
     return env
 
@@ -526,24 +573,28 @@ def test_entrypoint_stops_when_the_master_keyset_does_not_match(tmp_path):
         assert not any(call.startswith("exec ") for call in calls)
 
 
-def test_entrypoint_web_checks_waits_migrates_then_serves(tmp_path):
+def test_entrypoint_web_checks_waits_then_serves_and_never_migrates(tmp_path):
     cmd = dockerfile_cmd()
-    result, calls = run_entrypoint(tmp_path, *cmd, RUN_MIGRATIONS="1")
-    assert result.returncode == 0, result.stderr
-    assert calls[0] == "python manage.py check --deploy --fail-level WARNING"
-    assert calls[1] == "python -"  # waits for PostgreSQL and Redis
-    assert calls[2] == "python - python manage.py migrate --noinput"  # under the advisory lock
-    assert calls[3] == KEY_CHECK  # the master keyset opens the stored keys
-    assert calls[4] == "exec uvicorn " + " ".join(cmd[1:])
-    assert len(calls) == 5
-
-
-def test_entrypoint_web_skips_migrations_unless_asked(tmp_path):
-    for value in ("0", ""):
-        result, calls = run_entrypoint(tmp_path, *dockerfile_cmd(), RUN_MIGRATIONS=value)
+    for value in ("1", "0", ""):  # RUN_MIGRATIONS is ignored: web has no owner credentials
+        result, calls = run_entrypoint(tmp_path, *cmd, RUN_MIGRATIONS=value)
         assert result.returncode == 0, result.stderr
-        assert not any("migrate" in call for call in calls)
-        assert calls[-1].startswith("exec uvicorn ")
+        assert calls[0] == "python manage.py check --deploy --fail-level WARNING"
+        assert calls[1] == "python -"  # waits for PostgreSQL and Redis
+        assert calls[2] == KEY_CHECK  # the master keyset opens the stored keys; the role cannot change the log
+        assert calls[3] == "exec uvicorn " + " ".join(cmd[1:])
+        assert len(calls) == 4
+
+
+def test_entrypoint_migrate_waits_then_migrates_as_the_owner_and_exits(tmp_path):
+    owner = "postgres://jagcall@db:5432/jagcall"
+    result, calls = run_entrypoint(tmp_path, "migrate", DATABASE_OWNER_URL=owner)
+    assert result.returncode == 0, result.stderr
+    assert calls == ["python -", "python - python manage.py migrate --noinput"]  # waits, then under the lock
+    failed, calls = run_entrypoint(tmp_path, "migrate", DATABASE_OWNER_URL=owner, FAIL_WHEN="migrate")
+    assert failed.returncode != 0 and "migrations failed" in failed.stderr
+    missing, calls = run_entrypoint(tmp_path, "migrate")
+    assert missing.returncode != 0 and "DATABASE_OWNER_URL is not set" in missing.stderr
+    assert not any("migrate" in call for call in calls)
 
 
 def test_entrypoint_web_refuses_to_serve_when_the_deploy_check_fails(tmp_path):
