@@ -76,7 +76,7 @@ class AuthorizationView(BaseAuthorizationView):
         if application is None:
             return self._error_page(request, "invalid_client", "This application does not exist (any more).")
         requested = [s for s in (request.POST.get("scope") or "").split() if s in SCOPES]
-        choices = selectors.oauth_consent_choices(user=request.user, requested=requested)
+        choices = selectors.oauth_consent_choices(request=request, requested=requested)
         eligible = [c.organization for c in choices if not c.blocked_reason]
         form = ConsentForm(request.POST)
         if not form.is_valid():
@@ -126,7 +126,7 @@ class AuthorizationView(BaseAuthorizationView):
 
     def _consent(self, request, application, requested, *, initial=None, form=None, choices=None, status=200):
         if choices is None:
-            choices = selectors.oauth_consent_choices(user=request.user, requested=requested)
+            choices = selectors.oauth_consent_choices(request=request, requested=requested)
         eligible = [c for c in choices if not c.blocked_reason]
         if form is None:
             last = request.session.get(SESSION_LAST_ORG)

@@ -193,23 +193,30 @@ class ConsentChoice:
     blocked_reason: str = ""  # why it cannot be chosen now (e.g. two-factor sign-in required)
 
 
-def oauth_consent_choices(*, user: User, requested: list[str]) -> list[ConsentChoice]:
-    """Every active organization of ``user``, with the requested scopes split by what their role allows."""
-    from accounts.mfa import user_has_two_factor
+def oauth_consent_choices(*, request, requested: list[str]) -> list[ConsentChoice]:
+    """Every active organization of the person signed in to ``request``, with the requested scopes
+    split by what their role allows.
+
+    [!!] An organization can be chosen only if this session passes the one
+    access check for it (accounts.access.organization_access): its single
+    sign-on, its two-factor rule, a sign-in of its own after another
+    organization's single sign-on. Consent is given once and the token then
+    acts without the session, so the session must open the organization now.
+    """
+    from accounts.access import AccessDenied, organization_access
     from accounts.models import Membership
 
+    user = request.user
     roles = dict(Membership.objects.unscoped().filter(user=user).values_list("organization_id", "role"))
-    has_two_factor = None
     choices = []
     for organization in organization_list_for_user(user=user):
         role = roles.get(organization.id)
         allowed_scopes = scopes_for_role(role)
         blocked = ""
-        if organization.require_two_factor:
-            if has_two_factor is None:
-                has_two_factor = user_has_two_factor(user)
-            if not has_two_factor:
-                blocked = f"{organization.name} requires two-factor sign-in: set it up first."
+        try:
+            organization_access(request, organization)
+        except AccessDenied as denial:
+            blocked = denial.message
         choices.append(
             ConsentChoice(
                 organization=organization,

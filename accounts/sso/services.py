@@ -21,6 +21,7 @@ from accounts.entitlements import has_entitlement
 from accounts.models import Membership, Organization, User, normalize_email
 from accounts.permissions import Role
 from accounts.principals import Principal
+from accounts.revocation import organization_sign_ins_revoke
 from accounts.security_events import emit
 from accounts.selectors import membership_for_user
 from accounts.services import _require, user_create
@@ -53,8 +54,15 @@ def sso_configure(
     metadata_url: str = "",
     enabled: bool,
     require_sso: bool,
+    request=None,
 ) -> SamlConfiguration:
-    """``actor``: a Principal (or a User acting for themselves), accounts.principals.as_principal."""
+    """``actor``: a Principal (or a User acting for themselves), accounts.principals.as_principal.
+
+    Turning "single sign-on required" on ends the sessions and the refresh
+    tokens (JWT and OAuth) of every member it applies to (all but owners), so
+    they come back through the identity provider; the session of ``request``
+    (the owner making the change) stays.
+    """
     principal = _require(organization, actor, "sso.manage")
     if not has_entitlement(organization, "sso"):
         raise ApplicationError(ENTERPRISE_REQUIRED, code="plan_required", status=403)
@@ -64,6 +72,8 @@ def sso_configure(
         raise ApplicationError("The metadata address must start with https://.", field="metadata_url")
     if require_sso and not enabled:
         raise ApplicationError("Turn single sign-on on before requiring it.", field="require_sso")
+    previous = SamlConfiguration.objects.for_org(organization).select_for_update().first()
+    tightened = bool(require_sso) and not (previous is not None and previous.require_sso)
     configuration, _created = SamlConfiguration.objects.for_org(organization).select_for_update().update_or_create(
         organization=organization,
         defaults={
@@ -82,6 +92,19 @@ def sso_configure(
         enabled=enabled,
         require_sso=require_sso,
     )
+    if tightened:
+        # [!!] Sign-ins made under the old rule (a password, a token obtained with one) end now.
+        members = [
+            membership.user
+            for membership in Membership.objects.for_org(organization).select_related("user").exclude(role=Role.OWNER)
+        ]
+        organization_sign_ins_revoke(
+            organization=organization,
+            users=members,
+            reason="sso_required",
+            keep_session_key=getattr(getattr(request, "session", None), "session_key", None),
+            request=request,
+        )
     return configuration
 
 

@@ -102,6 +102,7 @@ class OrganizationSsoView(OrganizationViewMixin, View):
                     metadata_url=form.cleaned_data["metadata_url"],
                     enabled=form.cleaned_data["enabled"],
                     require_sso=form.cleaned_data["require_sso"],
+                    request=request,
                 )
             except ApplicationError as error:
                 apply_error(form, error)
