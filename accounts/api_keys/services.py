@@ -177,7 +177,9 @@ def api_key_revoke(*, organization: Organization, api_key: ApiKey, actor, reques
     return _revoke(organization=organization, api_key=api_key, principal=principal, request=request, reason=reason)
 
 
-def _revoke(*, organization: Organization, api_key: ApiKey, principal: Principal, request=None, reason: str = "") -> ApiKey:
+def _revoke(
+    *, organization: Organization, api_key: ApiKey, principal: Principal, request=None, reason: str = ""
+) -> ApiKey:
     if api_key.revoked_at is not None:
         return api_key
     api_key.revoked_at = timezone.now()

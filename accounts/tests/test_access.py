@@ -110,7 +110,8 @@ def test_a_single_sign_on_opens_its_own_organization_and_not_the_persons_others_
     assert api_me(client, organization).status_code == 200
 
     response = client.get(page(other_organization))
-    assert response.status_code == 302 and response["Location"] == with_next("account_reauthenticate", other_organization)
+    assert response.status_code == 302
+    assert response["Location"] == with_next("account_reauthenticate", other_organization)
     response = api_me(client, other_organization)
     assert response.status_code == 403 and error_code(response) == "sign_in_required"
     assert "another organization's single sign-on" in response.json()["error"]["message"]

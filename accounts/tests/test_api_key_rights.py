@@ -162,7 +162,8 @@ def test_keys_handed_over_are_cut_to_the_new_owners_scopes(organization, owner, 
 def test_removing_the_creator_with_keys_revoked_stops_them(api_client, organization, owner, admin_user):
     api_key, raw = person_key(organization, admin_user, ["organization:read"])
     as_person(api_client, owner, organization)
-    assert api_client.delete(f"{member_url(membership_of(admin_user, organization))}?api_keys=revoke").status_code == 204
+    removal = f"{member_url(membership_of(admin_user, organization))}?api_keys=revoke"
+    assert api_client.delete(removal).status_code == 204
     as_key(api_client, raw)
     response = api_client.get(ORGANIZATION)
     assert response.status_code == 401 and error(response)["code"] == "api_key_revoked"
@@ -179,7 +180,8 @@ def test_only_a_person_can_take_keys_over(api_client, organization, owner, admin
     assert "Only a person can take over API keys" in error(response)["message"]
     assert Membership.objects.for_org(organization).filter(user=admin_user).exists()  # nothing happened
     # Revoking them is for the key to choose.
-    assert api_client.delete(f"{member_url(membership_of(admin_user, organization))}?api_keys=revoke").status_code == 204
+    removal = f"{member_url(membership_of(admin_user, organization))}?api_keys=revoke"
+    assert api_client.delete(removal).status_code == 204
 
 
 # --- the removal dialog in the portal ------------------------------------------------------------
@@ -196,11 +198,15 @@ def test_the_team_page_asks_about_keys_only_for_members_who_have_some_and_hands_
     _api_key, raw = person_key(organization, admin_user, ["organization:read"])
     client.force_login(owner)
     html = client.get(reverse("accounts:team", kwargs={"org_slug": organization.slug})).content.decode()
-    with_keys, without_keys = _row(html, membership_of(admin_user, organization)), _row(html, membership_of(member, organization))
+    with_keys = _row(html, membership_of(admin_user, organization))
+    without_keys = _row(html, membership_of(member, organization))
     assert 'name="api_keys" value="transfer"' in with_keys and "1 API key" in with_keys
     assert 'name="api_keys"' not in without_keys
 
-    url = reverse("accounts:membership-remove", kwargs={"org_slug": organization.slug, "membership_id": membership_of(admin_user, organization).pk})
+    url = reverse(
+        "accounts:membership-remove",
+        kwargs={"org_slug": organization.slug, "membership_id": membership_of(admin_user, organization).pk},
+    )
     assert client.post(url, {"api_keys": "transfer"}).status_code == 302
     assert not Membership.objects.for_org(organization).filter(user=admin_user).exists()
     assert ApiKey.objects.for_org(organization).get(prefix=_api_key.prefix).created_by_id == owner.pk
@@ -246,7 +252,8 @@ def test_a_member_role_service_key_cannot_be_given_write_scopes(organization):
     assert "service key acting as member" in refused.value.message and "members:write" in refused.value.message
     with pytest.raises(CommandError, match="service key acting as member"):
         call_command(
-            "create_api_key", "--org", organization.slug, "--name", "Sync", "--scopes", "members:write", "--role", "member",
+            "create_api_key", "--org", organization.slug, "--name", "Sync",
+            "--scopes", "members:write", "--role", "member",
             stdout=StringIO(),
         )
 
@@ -290,7 +297,9 @@ def test_refusals_of_a_service_key_never_speak_of_a_person_who_created_it(api_cl
         assert response.status_code == 403
         assert "created" not in error(response)["message"], error(response)["message"]
     # A scope it holds but whose role no longer allows it: the message names the service key's role.
-    ApiKey.objects.for_org(organization).filter(prefix=_key.prefix).update(scopes=["organization:read", "organization:write"])
+    ApiKey.objects.for_org(organization).filter(prefix=_key.prefix).update(
+        scopes=["organization:read", "organization:write"]
+    )
     response = api_client.patch(ORGANIZATION, {"name": "Nope"}, format="json")
     assert response.status_code == 403
     assert "service key's role (member)" in error(response)["message"]

@@ -56,9 +56,13 @@ def test_an_api_keys_action_is_recorded_as_the_key_never_as_its_creator(api_clie
 
 def test_the_same_services_called_from_the_portal_record_the_person(client, organization, owner, member):
     client.force_login(owner)
-    response = client.post(reverse("accounts:organization-settings", kwargs={"org_slug": organization.slug}), {"name": "Renamed in the portal"})
+    settings_page = reverse("accounts:organization-settings", kwargs={"org_slug": organization.slug})
+    response = client.post(settings_page, {"name": "Renamed in the portal"})
     assert response.status_code == 302
-    url = reverse("accounts:membership-role", kwargs={"org_slug": organization.slug, "membership_id": membership_of(member, organization).pk})
+    url = reverse(
+        "accounts:membership-role",
+        kwargs={"org_slug": organization.slug, "membership_id": membership_of(member, organization).pk},
+    )
     assert client.post(url, {"role": "admin"}).status_code == 302
 
     for action in ("organization.updated", "member.role_changed"):
@@ -69,7 +73,9 @@ def test_the_same_services_called_from_the_portal_record_the_person(client, orga
 
 
 def test_the_same_service_called_from_a_task_records_the_system_job(organization, owner):
-    services.organization_update(organization=organization, actor=Principal.system("nightly-rename"), name="Renamed by a job")
+    services.organization_update(
+        organization=organization, actor=Principal.system("nightly-rename"), name="Renamed by a job"
+    )
     event = last_event(organization, "organization.updated")
     assert event.actor_type == ActorType.SYSTEM
     assert event.actor_label == "nightly-rename" and event.actor_id is None and event.api_key_prefix == ""

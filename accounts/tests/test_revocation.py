@@ -142,7 +142,9 @@ def test_requiring_single_sign_on_ends_the_members_sign_ins_and_keeps_the_owners
     organization.plan_code = "enterprise"
     organization.save(update_fields=["plan_code"])
     idp = TestIdP(tmp_path)
-    sso.sso_configure(organization=organization, actor=owner, metadata_xml=idp.metadata_xml, enabled=True, require_sso=False)
+    sso.sso_configure(
+        organization=organization, actor=owner, metadata_xml=idp.metadata_xml, enabled=True, require_sso=False
+    )
     held = outstanding(member, organization)
     owners_other = outstanding(owner, organization)
     browser = signed_in(owner, organization)
@@ -169,9 +171,13 @@ def test_saving_single_sign_on_settings_that_already_required_it_ends_nothing(
     organization.plan_code = "enterprise"
     organization.save(update_fields=["plan_code"])
     idp = TestIdP(tmp_path)
-    sso.sso_configure(organization=organization, actor=owner, metadata_xml=idp.metadata_xml, enabled=True, require_sso=True)
+    sso.sso_configure(
+        organization=organization, actor=owner, metadata_xml=idp.metadata_xml, enabled=True, require_sso=True
+    )
     assert [e["event"] for e in events].count("user.sign_ins_revoked") == 1  # the member's, once
-    sso.sso_configure(organization=organization, actor=owner, metadata_xml=idp.metadata_xml, enabled=True, require_sso=True)
+    sso.sso_configure(
+        organization=organization, actor=owner, metadata_xml=idp.metadata_xml, enabled=True, require_sso=True
+    )
     assert [e["event"] for e in events].count("user.sign_ins_revoked") == 1
 
 

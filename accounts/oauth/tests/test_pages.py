@@ -213,8 +213,12 @@ def test_consent_lists_an_organization_requiring_two_factor_as_unavailable(clien
     organization.save(update_fields=["require_two_factor"])
     client.force_login(owner)
     page = client.get(authorize_url(authorize_params(app_client, challenge=pkce_pair()[1]))).content.decode()
-    assert "requires two-factor sign-in: set it up first" in page
+    assert "requires two-factor sign-in" in page
     enable_totp(owner)
+    # [!!] Enrolled is not passed: this session has not confirmed a code yet.
+    page = client.get(authorize_url(authorize_params(app_client, challenge=pkce_pair()[1]))).content.decode()
+    assert "requires two-factor sign-in" in page
+    client.force_login(owner)  # signed in again, with the password and the code
     page = client.get(authorize_url(authorize_params(app_client, challenge=pkce_pair()[1]))).content.decode()
     assert "requires two-factor sign-in" not in page
 
