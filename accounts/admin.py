@@ -11,10 +11,10 @@ from accounts.models import ApiKey, Invitation, Membership, Organization, Organi
 from accounts.sso import services as sso_services
 from accounts.sso.models import SamlConfiguration, SamlIdentity, SsoDomain
 from accounts.permissions import PERMISSIONS, has_permission
-from jagcall.kernel.admin import ReadOnlyModelAdmin
+from jagcall.kernel.admin import BackOfficeInline, ReadOnlyModelAdmin
 
 
-class MembershipInline(admin.TabularInline):
+class MembershipInline(BackOfficeInline):
     model = Membership
     fk_name = "organization"
     extra = 0

@@ -5,8 +5,10 @@ Every customer-owned row inherits ``OrganizationOwned``. Reads go through
 ``get_for_org_or_404``, which answers 404 (never 403) for another
 organization's object, so a caller cannot learn that it exists.
 
-[!!] Bypassing the scope must be visible in review: the only unscoped entry
-points are named ``unscoped()`` / ``dangerously_*``.
+[!!] Tenancy fails closed: the default manager of every organization-owned
+model raises ``UnscopedQuery`` for a query that is neither scoped with
+``.for_org(org)`` nor explicitly ``.unscoped(reason)``. Bypassing the scope
+is visible in review: the only unscoped entry point is ``unscoped(reason)``.
 """
 
 from __future__ import annotations
@@ -20,15 +22,107 @@ from django.http import Http404
 M = TypeVar("M", bound=models.Model)
 
 
+class UnscopedQuery(RuntimeError):
+    """[!!] A query of organization-owned rows that names no organization and gave no reason."""
+
+
+# Filters that bind a query to one organization (or to rows already bound to one).
+_SCOPING_LOOKUPS = frozenset({"organization", "organization_id", "organization__pk", "organization__id", "organization__in", "organization_id__in", "organization__isnull"})
+
+
+def _q_scopes(q) -> bool:
+    """A Q that every row must match names the organization (an AND of lookups, one of them on it)."""
+    if not isinstance(q, models.Q) or q.negated:
+        return False
+    if q.connector == models.Q.AND:
+        return any(
+            (isinstance(child, tuple) and child[0] in _SCOPING_LOOKUPS) or _q_scopes(child) for child in q.children
+        )
+    # An OR scopes only if each branch does.
+    return bool(q.children) and all(
+        (isinstance(child, tuple) and child[0] in _SCOPING_LOOKUPS) or _q_scopes(child) for child in q.children
+    )
+
+
 class OrganizationQuerySet(models.QuerySet):
+    """Fails closed: reading rows needs ``for_org(org)`` or ``unscoped(reason)`` first.
+
+    A filter on ``organization`` (what ``for_org`` does, and what Django's
+    related managers do for ``organization.<rows>``) scopes the query too;
+    [!!] a primary key does not (an id from a URL is exactly what must not
+    open another organization's row).
+    Writing a new row (``create``) needs no scope: the row carries its
+    organization. Anything else raises UnscopedQuery when it reaches the
+    database.
+    """
+
+    _jc_scoped = False
+    _jc_reason = ""
+
+    def _clone(self):
+        clone = super()._clone()
+        clone._jc_scoped, clone._jc_reason = self._jc_scoped, self._jc_reason
+        return clone
+
+    def _scoped(self, reason: str) -> "OrganizationQuerySet":
+        clone = self._chain()
+        clone._jc_scoped, clone._jc_reason = True, reason
+        return clone
+
     def for_org(self, organization) -> "OrganizationQuerySet":
         if organization is None:
-            raise ValueError("for_org() needs an organization; use unscoped() to read across tenants.")
-        return self.filter(organization=organization)
+            raise ValueError("for_org() needs an organization; use unscoped(reason) to read across tenants.")
+        return self._scoped("for_org").filter(organization=organization)
 
-    def unscoped(self) -> "OrganizationQuerySet":
-        """Every organization's rows: back office and system jobs only."""
-        return self.all()
+    def unscoped(self, reason: str) -> "OrganizationQuerySet":
+        """Every organization's rows. [!!] Say why in ``reason`` (back office, system jobs, a credential
+        that names its own row): it is the one visible way across tenants."""
+        if not reason or not isinstance(reason, str):
+            raise ValueError("unscoped() needs the reason this query reads across organizations.")
+        return self._scoped(reason)
+
+    def _filter_or_exclude(self, negate, args, kwargs):
+        clone = super()._filter_or_exclude(negate, args, kwargs)
+        if not negate and (any(key in _SCOPING_LOOKUPS for key in kwargs) or any(_q_scopes(q) for q in args)):
+            clone._jc_scoped = True
+            clone._jc_reason = clone._jc_reason or "filtered by organization"
+        return clone
+
+    def _require_scope(self) -> None:
+        if not self._jc_scoped:
+            raise UnscopedQuery(
+                f"{self.model.__name__} rows belong to organizations: query them with .for_org(organization), "
+                "or .unscoped(reason) where reading across organizations is the point."
+            )
+
+    def _fetch_all(self):
+        if self._result_cache is None:
+            self._require_scope()
+        super()._fetch_all()
+
+    def count(self):
+        self._require_scope()
+        return super().count()
+
+    def exists(self):
+        self._require_scope()
+        return super().exists()
+
+    def aggregate(self, *args, **kwargs):
+        self._require_scope()
+        return super().aggregate(*args, **kwargs)
+
+    def update(self, **kwargs):
+        self._require_scope()
+        return super().update(**kwargs)
+
+    def delete(self):
+        self._require_scope()
+        return super().delete()
+
+    def iterator(self, chunk_size=None):
+        self._require_scope()
+        return super().iterator(chunk_size=chunk_size)
 
     # ``organization`` is always loaded: tenancy checks and the encryption of
     # a row's fields need it, and a deferred one would cost a query per row.
@@ -39,6 +133,35 @@ class OrganizationQuerySet(models.QuerySet):
 
     def defer(self, *fields) -> "OrganizationQuerySet":
         return super().defer(*[f for f in fields if f not in ("organization", "organization_id")])
+
+
+class LibraryLookupManager(models.Manager.from_queryset(OrganizationQuerySet)):
+    """For rows that a third-party library looks up by a unique secret it was handed (a token's hash,
+    a code, a client id): its querysets start scoped, because such a row names its own organization.
+
+    [!!] A model declares it explicitly, with the library and the reason beside it; our own code
+    still states its scope (``for_org`` or ``unscoped(reason)``). The exemptions are listed and
+    checked in accounts/tests/test_tenancy_fail_closed.py.
+    """
+
+    def __init__(self, reason: str):
+        super().__init__()
+        self.reason = reason
+
+    def deconstruct(self):
+        name, path, args, kwargs = super().deconstruct()
+        return name, path, [self.reason], kwargs
+
+    def get_queryset(self):
+        return super().get_queryset()._scoped(self.reason)
+
+
+class OrganizationManager(models.Manager.from_queryset(OrganizationQuerySet)):
+    """The default manager of organization-owned models (fail-closed querysets).
+
+    Django's own machinery (saving, deleting, refreshing, following a foreign
+    key) uses the base manager, a plain one, so it is unaffected.
+    """
 
 
 class OrganizationOwned(models.Model):
@@ -56,7 +179,7 @@ class OrganizationOwned(models.Model):
         db_index=True,
     )
 
-    objects = OrganizationQuerySet.as_manager()
+    objects = OrganizationManager()
 
     class Meta:
         abstract = True

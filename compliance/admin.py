@@ -14,7 +14,7 @@ from django.utils.functional import cached_property
 from django.utils.html import format_html
 
 from compliance.models import AuditChainCheckpoint, AuditEvent, AuditEventQuerySet
-from jagcall.kernel.admin import ReadOnlyModelAdmin
+from jagcall.kernel.admin import BACK_OFFICE, ReadOnlyModelAdmin
 
 # django-auditlog is used only for its model diff (compliance/diff.py); its LogEntry
 # table is never written, so its admin page would only mislead.
@@ -80,7 +80,7 @@ class RecentActionFilter(admin.SimpleListFilter):
     parameter_name = "action"
 
     def lookups(self, request, model_admin):
-        recent = AuditEvent.objects.unscoped().order_by("-occurred_at", "-id").values_list("action", flat=True)[:5000]
+        recent = AuditEvent.objects.unscoped("the back office's list of recent actions, every organization").order_by("-occurred_at", "-id").values_list("action", flat=True)[:5000]
         return [(action, action) for action in sorted(set(recent))]
 
     def queryset(self, request, queryset):
@@ -126,7 +126,7 @@ class AuditEventAdmin(ReadOnlyModelAdmin):
 
     def get_queryset(self, request):
         queryset = super().get_queryset(request)
-        return _BackOfficeQuerySet(model=queryset.model, query=queryset.query, using=queryset.db)
+        return _BackOfficeQuerySet(model=queryset.model, query=queryset.query, using=queryset.db).unscoped(BACK_OFFICE)
 
     def get_search_results(self, request, queryset, search_term):
         queryset, _dupes = super().get_search_results(request, queryset, search_term)

@@ -37,11 +37,11 @@ def api_key_for_authentication(*, prefix: str):
     On every API request, in one query: the organization comes along, and the
     creator's role is a subquery. The prefix is unique, so no ORDER BY.
     """
-    creator_role = Membership.objects.unscoped().filter(
+    creator_role = Membership.objects.unscoped("the creator's role in the key's own organization").filter(
         organization=OuterRef("organization"), user=OuterRef("created_by")
     ).values("role")[:1]
     queryset = (
-        ApiKey.objects.unscoped()
+        ApiKey.objects.unscoped("a key found by its prefix names its own organization")
         .select_related("organization")
         .annotate(creator_role=Subquery(creator_role))
         .filter(prefix=prefix)

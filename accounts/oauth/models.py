@@ -30,10 +30,15 @@ from oauth2_provider.models import (
 )
 
 from accounts.models import OrganizationStatus
-from accounts.tenancy import OrganizationOwned, OrganizationQuerySet
+from accounts.tenancy import LibraryLookupManager, OrganizationOwned, OrganizationQuerySet
 
 # Hosts an http:// redirect URI may name (RFC 8252 loopback redirects for native apps).
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+TOOLKIT_LOOKUPS = (
+    "django-oauth-toolkit finds these rows by the client id, code or token hash it was handed; each names its own organization"
+)
 
 
 class ApplicationQuerySet(OrganizationQuerySet):
@@ -48,7 +53,7 @@ class Application(OrganizationOwned, AbstractApplication):
         "accounts.User", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
 
-    objects = ApplicationQuerySet.as_manager()
+    objects = LibraryLookupManager.from_queryset(ApplicationQuerySet)(TOOLKIT_LOOKUPS)
 
     class Meta:
         verbose_name = "OAuth application"
@@ -95,12 +100,16 @@ class Grant(OrganizationOwned, AbstractGrant):
     used_at = models.DateTimeField(null=True, blank=True)
     token_family = models.UUIDField(null=True, blank=True, editable=False)
 
+    objects = LibraryLookupManager(TOOLKIT_LOOKUPS)
+
     class Meta:
         verbose_name = "OAuth authorization code"
 
 
 class AccessToken(OrganizationOwned, AbstractAccessToken):
     """An access token (``jc_oat_…``), known here only by its SHA-256."""
+
+    objects = LibraryLookupManager(TOOLKIT_LOOKUPS)
 
     class Meta:
         verbose_name = "OAuth access token"
@@ -112,6 +121,8 @@ class RefreshToken(OrganizationOwned, AbstractRefreshToken):
     expires_at = models.DateTimeField(
         help_text="End of the refresh chain: set when the code is exchanged, never extended by rotation."
     )
+
+    objects = LibraryLookupManager(TOOLKIT_LOOKUPS)
 
     class Meta(AbstractRefreshToken.Meta):
         verbose_name = "OAuth refresh token"

@@ -20,7 +20,7 @@ from accounts.oauth.validators import refresh_lifetime
 
 
 def _live_refresh_tokens():
-    return RefreshToken.objects.unscoped().filter(revoked__isnull=True, expires_at__gt=timezone.now())
+    return RefreshToken.objects.unscoped("a person's connections across their own organizations").filter(revoked__isnull=True, expires_at__gt=timezone.now())
 
 
 def oauth_application_list(*, organization: Organization) -> QuerySet[Application]:
@@ -44,7 +44,7 @@ def oauth_application_for_client_id(*, client_id: str) -> Application | None:
     """The application with this client id, whatever its organization: the client names it."""
     if not client_id or "\x00" in client_id:  # PostgreSQL text cannot hold NUL: no client has one
         return None
-    return Application.objects.unscoped().select_related("organization").filter(client_id=client_id).first()
+    return Application.objects.unscoped("an application found by its client id names its own organization").select_related("organization").filter(client_id=client_id).first()
 
 
 # --- the applications acting in an organization ----------------------------------------
@@ -111,7 +111,7 @@ def _acts_in(organization: Organization):
 
 
 def oauth_application_acts_in(*, organization: Organization, application: Application) -> bool:
-    return Application.objects.unscoped().filter(_acts_in(organization), pk=application.pk).exists()
+    return Application.objects.unscoped("applications acting in an organization, whichever organization registered them").filter(_acts_in(organization), pk=application.pk).exists()
 
 
 def oauth_organization_connected_application_get(*, organization: Organization, id) -> Application:
@@ -122,7 +122,7 @@ def oauth_organization_connected_application_get(*, organization: Organization, 
     """
     try:
         application = (
-            Application.objects.unscoped()  # it may be registered by any organization; the filter scopes it
+            Application.objects.unscoped("applications acting in an organization, whichever organization registered them")  # it may be registered by any organization; the filter scopes it
             .select_related("organization")
             .filter(_acts_in(organization), id=id)
             .first()
@@ -172,7 +172,7 @@ def oauth_connected_application_get(*, user: User, id) -> Application | None:
     """One application the person may disconnect (any they gave a token to), or None."""
     try:
         return (
-            Application.objects.unscoped()
+            Application.objects.unscoped("applications acting in an organization, whichever organization registered them")
             .filter(id=id)
             .filter(Q(refreshtoken__user=user) | Q(accesstoken__user=user))
             .distinct()
@@ -207,7 +207,7 @@ def oauth_consent_choices(*, request, requested: list[str]) -> list[ConsentChoic
     from accounts.models import Membership
 
     user = request.user
-    roles = dict(Membership.objects.unscoped().filter(user=user).values_list("organization_id", "role"))
+    roles = dict(Membership.objects.unscoped("a person's roles across their own organizations").filter(user=user).values_list("organization_id", "role"))
     choices = []
     for organization in organization_list_for_user(user=user):
         role = roles.get(organization.id)
@@ -232,7 +232,7 @@ def oauth_consent_choices(*, request, requested: list[str]) -> list[ConsentChoic
 def oauth_access_token_for_authentication(*, raw: str) -> AccessToken | None:
     """The access token behind ``raw`` (found by its SHA-256), whatever its organization: the token names it."""
     return (
-        AccessToken.objects.unscoped()
+        AccessToken.objects.unscoped("an access token found by its hash names its own organization")
         .select_related("application", "application__organization", "user", "organization")
         .filter(token_checksum=secret_digest(raw))
         .first()

@@ -146,9 +146,9 @@ def _revoke(*, applications, user: User | None = None, organization: Organizatio
     """Revoke the live tokens of ``applications`` (only ``user``'s, and only those acting in
     ``organization``, when given); returns the refresh tokens ended."""
     now = timezone.now()
-    refresh_tokens = RefreshToken.objects.unscoped().filter(application__in=applications, revoked__isnull=True)
-    access_tokens = AccessToken.objects.unscoped().filter(application__in=applications)
-    grants = Grant.objects.unscoped().filter(application__in=applications)
+    refresh_tokens = RefreshToken.objects.unscoped("an application's tokens, wherever it acts").filter(application__in=applications, revoked__isnull=True)
+    access_tokens = AccessToken.objects.unscoped("an application's tokens, wherever it acts").filter(application__in=applications)
+    grants = Grant.objects.unscoped("an application's codes, wherever it acts").filter(application__in=applications)
     if user is not None:
         refresh_tokens = refresh_tokens.filter(user=user)
         access_tokens = access_tokens.filter(user=user)
@@ -198,7 +198,7 @@ def oauth_application_update(
     application.save(update_fields=["name", "redirect_uris", "updated"])
     removed = [uri for uri in before_uris if uri not in uris]
     if removed:
-        Grant.objects.unscoped().filter(
+        Grant.objects.unscoped("codes sent to an application's removed redirect URIs").filter(
             application=application, used_at__isnull=True, redirect_uri__in=removed
         ).delete()
     emit(
@@ -394,10 +394,10 @@ def oauth_tokens_purge_expired(*, now=None) -> dict[str, int]:
     from django.db.models import Q
 
     now = now or timezone.now()
-    grants, _ = Grant.objects.unscoped().filter(expires__lt=now).delete()
-    refresh_tokens, _ = RefreshToken.objects.unscoped().filter(expires_at__lt=now).delete()
+    grants, _ = Grant.objects.unscoped("the hourly purge of expired codes, every organization").filter(expires__lt=now).delete()
+    refresh_tokens, _ = RefreshToken.objects.unscoped("the hourly purge of expired tokens, every organization").filter(expires_at__lt=now).delete()
     access_tokens, _ = (
-        AccessToken.objects.unscoped()
+        AccessToken.objects.unscoped("the hourly purge of expired tokens, every organization")
         .filter(expires__lt=now)
         .filter(Q(refresh_token__isnull=True) | Q(refresh_token__expires_at__lt=now))
         .delete()

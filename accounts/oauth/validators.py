@@ -77,7 +77,7 @@ class OrganizationOAuth2Validator(OAuth2Validator):
     def _grant(self, code, client, *, lock: bool = False):
         if not code or client is None:
             return None
-        grants = Grant.objects.unscoped().filter(code=digest(code), application=client)
+        grants = Grant.objects.unscoped("a code presented at the token endpoint names its own organization").filter(code=digest(code), application=client)
         if lock:
             grants = grants.select_for_update(of=("self",))
         return grants.select_related("organization", "user").first()
@@ -155,7 +155,7 @@ class OrganizationOAuth2Validator(OAuth2Validator):
     def invalidate_authorization_code(self, client_id, code, request, *args, **kwargs):
         """Mark the code used (kept until it expires, to recognise reuse) rather than deleting it."""
         updated = (
-            Grant.objects.unscoped()
+            Grant.objects.unscoped("a code presented at the token endpoint names its own organization")
             .filter(code=digest(code), application=request.client, used_at__isnull=True)
             .update(used_at=timezone.now(), token_family=getattr(request, "jagcall_token_family", None))
         )
@@ -198,7 +198,7 @@ class OrganizationOAuth2Validator(OAuth2Validator):
     def validate_refresh_token(self, refresh_token, client, request, *args, **kwargs):
         # [!!] Locked until the rotation commits: two concurrent uses of one token cannot both succeed.
         rt = (
-            RefreshToken.objects.unscoped()
+            RefreshToken.objects.unscoped("a refresh token presented at the token endpoint names its own organization")
             .select_for_update()
             .filter(token_checksum=digest(refresh_token))
             .order_by(F("revoked").desc(nulls_first=True))
@@ -229,5 +229,5 @@ class OrganizationOAuth2Validator(OAuth2Validator):
 
     def get_original_scopes(self, refresh_token, request, *args, **kwargs):
         rt = request.refresh_token_instance
-        access_token = AccessToken.objects.unscoped().filter(pk=rt.access_token_id).first()
+        access_token = AccessToken.objects.unscoped("the access token of a refresh token, in its organization").filter(pk=rt.access_token_id).first()
         return access_token.scope.split() if access_token else []

@@ -79,7 +79,7 @@ def test_published_txt_record_verifies_the_domain(enterprise, owner, dns_server,
     assert ("_jagcall.acme.test", "TXT") in dns_server.questions  # it really asked the stand-in
     from compliance.models import AuditEvent
 
-    event = AuditEvent.objects.get(action="sso_domain.verified")
+    event = AuditEvent.objects.unscoped("test: inspects rows directly").get(action="sso_domain.verified")
     assert event.organization_id == enterprise.id and event.resource_type == "sso_domain"
 
 
@@ -146,7 +146,7 @@ def test_only_owners_of_enterprise_organizations_manage_domains(organization, ow
     with pytest.raises(ApplicationError) as error:
         _add(organization, admin_user)
     assert error.value.status == 403
-    assert not SsoDomain.objects.exists()
+    assert not SsoDomain.objects.unscoped("test: inspects rows directly").exists()
 
 
 def test_a_domain_is_listed_once(enterprise, owner):
@@ -163,7 +163,7 @@ def test_owner_adds_and_verifies_a_domain_on_the_page(owner_client, enterprise, 
     url = _page(owner_client, enterprise)
     response = owner_client.post(url, {"action": "domain_add", "domain": "acme.test"})
     assert response.status_code == 302
-    row = SsoDomain.objects.get(organization=enterprise)
+    row = SsoDomain.objects.unscoped("test: inspects rows directly").get(organization=enterprise)
     page = owner_client.get(url).content.decode()
     assert "_jagcall.acme.test" in page and f"jagcall-verification={row.token}" in page
     assert "Verify acme.test" in page
@@ -188,7 +188,7 @@ def test_bad_domain_on_the_page_is_a_400(owner_client, enterprise):
     for garbage in ("", "not-a-uuid", "\x00"):
         response = owner_client.post(_page(owner_client, enterprise), {"action": "domain_verify", "domain_id": garbage})
         assert response.status_code == 400
-    assert not SsoDomain.objects.exists()
+    assert not SsoDomain.objects.unscoped("test: inspects rows directly").exists()
 
 
 def test_another_organizations_domain_is_a_404(owner_client, enterprise, other_organization, other_owner):
@@ -198,7 +198,7 @@ def test_another_organizations_domain_is_a_404(owner_client, enterprise, other_o
     for action in ("domain_verify", "domain_remove"):
         response = owner_client.post(_page(owner_client, enterprise), {"action": action, "domain_id": str(theirs.id)})
         assert response.status_code == 404
-    assert SsoDomain.objects.filter(pk=theirs.pk).exists()
+    assert SsoDomain.objects.unscoped("test: inspects rows directly").filter(pk=theirs.pk).exists()
 
 
 def test_members_and_admins_cannot_change_domains(client, enterprise, owner, admin_user, member):
@@ -209,17 +209,17 @@ def test_members_and_admins_cannot_change_domains(client, enterprise, owner, adm
         assert response.status_code == 403
         response = client.post(_page(client, enterprise), {"action": "domain_add", "domain": "globex.test"})
         assert response.status_code == 403
-    assert list(SsoDomain.objects.values_list("domain", flat=True)) == ["acme.test"]
+    assert list(SsoDomain.objects.unscoped("test: inspects rows directly").values_list("domain", flat=True)) == ["acme.test"]
 
 
 def test_owner_removes_a_domain(owner_client, enterprise, owner):
     row = _add(enterprise, owner)
     response = owner_client.post(_page(owner_client, enterprise), {"action": "domain_remove", "domain_id": str(row.id)})
     assert response.status_code == 302
-    assert not SsoDomain.objects.exists()
+    assert not SsoDomain.objects.unscoped("test: inspects rows directly").exists()
     from compliance.models import AuditEvent
 
-    assert AuditEvent.objects.filter(action="sso_domain.removed", organization=enterprise).count() == 1
+    assert AuditEvent.objects.unscoped("test: inspects rows directly").filter(action="sso_domain.removed", organization=enterprise).count() == 1
 
 
 # --- staff approval in the back office ------------------------------------------------------
@@ -235,7 +235,7 @@ def test_support_staff_approve_a_domain_in_the_back_office(staff_client, staff_u
     assert row.is_verified and row.verification_method == "staff" and row.verified_by == staff_user
     from compliance.models import AuditEvent
 
-    event = AuditEvent.objects.get(action="sso_domain.verified")
+    event = AuditEvent.objects.unscoped("test: inspects rows directly").get(action="sso_domain.verified")
     assert event.organization_id == enterprise.id and event.actor_type == "support"
     assert event.resource_type == "sso_domain" and event.resource_id == str(row.pk)
 

@@ -45,12 +45,12 @@ def test_email_outside_the_verified_domains_is_refused_and_nothing_is_created(cl
     assert not signed_in_user(client).is_authenticated
     assert not User.objects.filter(email="mallory@globex.test").exists()
     assert not EmailAddress.objects.filter(email="mallory@globex.test").exists()  # never marked verified
-    assert not SamlIdentity.objects.exists()
+    assert not SamlIdentity.objects.unscoped("test: inspects rows directly").exists()
     assert _refusals(events) == [("domain_not_verified", "mallory@globex.test")]
     assert not [e for e in events if e["event"] == "sso.login_failed"]  # one event per refusal
     from compliance.models import AuditEvent
 
-    recorded = AuditEvent.objects.get(action="sso.login_refused")
+    recorded = AuditEvent.objects.unscoped("test: inspects rows directly").get(action="sso.login_refused")
     assert recorded.organization_id == configured.id and recorded.outcome == "denied"
     assert recorded.metadata["reason"] == "domain_not_verified"
 
@@ -77,7 +77,7 @@ def test_existing_member_outside_the_verified_domains_is_not_linked_by_email(cli
     response = _sign_in(client, configured, idp, name_id="okta|c1", email=outsider.email)
     assert response.status_code == 403
     assert not signed_in_user(client).is_authenticated
-    assert not SamlIdentity.objects.filter(user=outsider).exists()
+    assert not SamlIdentity.objects.unscoped("test: inspects rows directly").filter(user=outsider).exists()
 
 
 def test_a_link_made_before_keeps_working_outside_the_verified_domains(client, configured, idp, owner):
@@ -93,7 +93,7 @@ def test_removing_the_domain_stops_provisioning(client, configured, idp, owner, 
     from accounts.sso import services as sso
     from accounts.sso.models import SsoDomain
 
-    row = SsoDomain.objects.get(organization=configured)
+    row = SsoDomain.objects.unscoped("test: inspects rows directly").get(organization=configured)
     sso.sso_domain_remove(organization=configured, actor=owner, domain_id=row.id)
     _sign_in(client, configured, idp, name_id="okta|n1", email="new@acme.test")
     assert not User.objects.filter(email="new@acme.test").exists()
@@ -129,8 +129,8 @@ def test_refusals_never_say_whether_an_account_exists(client, configured, idp, o
         assert not any(word in page.lower() for page in pages), word
     assert len(set(pages)) == 1  # byte for byte the same page
     assert [reason for reason, _ in _refusals(events)] == ["not_a_member", "account_disabled", "not_a_member", "staff_account"]
-    assert not SamlIdentity.objects.exclude(user=removed).exists()
-    assert not Membership.objects.filter(organization=configured, user__in=[elsewhere, removed]).exists()
+    assert not SamlIdentity.objects.unscoped("test: inspects rows directly").exclude(user=removed).exists()
+    assert not Membership.objects.unscoped("test: inspects rows directly").filter(organization=configured, user__in=[elsewhere, removed]).exists()
 
 
 # --- staff and superusers -------------------------------------------------------------------
@@ -142,7 +142,7 @@ def test_staff_are_never_signed_in_by_an_identity_provider_linked_by_email(clien
     response = _sign_in(client, configured, idp, name_id="okta|it", email=staff.email)
     assert response.status_code == 403 and REFUSED in response.content.decode()
     assert not signed_in_user(client).is_authenticated
-    assert not SamlIdentity.objects.filter(user=staff).exists()
+    assert not SamlIdentity.objects.unscoped("test: inspects rows directly").filter(user=staff).exists()
     assert _refusals(events) == [("staff_account", "it@acme.test")]
 
 

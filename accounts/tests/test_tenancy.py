@@ -11,45 +11,18 @@ import pytest
 from django.http import Http404
 from django.urls import reverse
 
-from accounts.api_keys.services import api_key_create
 from accounts.models import Invitation, Membership, Organization
 from accounts.permissions import Role
 from accounts.tenancy import get_for_org_or_404
-from accounts.tests.factories import InvitationFactory, MembershipFactory, OrganizationFactory, UserFactory
-from accounts.tests.urlwalk import api_routes, classify
-from accounts.oauth.services import oauth_application_create
+from accounts.tests.factories import MembershipFactory, OrganizationFactory, UserFactory
+from accounts.tests.urlwalk import api_routes, classify, tenancy_cases
 
-from accounts.principals import Principal
-
-OPERATOR = Principal.system("operator")  # service keys, as the create_api_key command makes them
 
 pytestmark = pytest.mark.django_db
 
+OBJECT_KWARGS, _PUBLIC_ROUTES = tenancy_cases()
+
 METHODS = ("get", "post", "put", "patch", "delete")
-
-# kwarg -> how to make an object of that kind inside an organization
-OBJECT_KWARGS = {
-    "membership_id": lambda org: MembershipFactory(organization=org, role=Role.MEMBER).id,
-    "invitation_id": lambda org: InvitationFactory(organization=org).id,
-    "api_key_id": lambda org: api_key_create(
-        organization=org, actor=OPERATOR, service_role="owner",
-        name="Tenancy walk", scopes=["api_keys:read"],
-    )[0].id,
-    "application_id": lambda org: _connected_application(org).id,
-}
-
-
-def _connected_application(org):
-    """An application of ``org`` that one of its members has connected there: it shows on every OAuth page."""
-    from accounts.oauth.tests.factories import connect
-
-    application = oauth_application_create(
-        organization=org, actor=None, name="Tenancy walk app", client_type="confidential",
-        redirect_uris="https://client.example/callback",
-    )[0]
-    connect(application, organization=org, user=MembershipFactory(organization=org, role=Role.MEMBER).user)
-    return application
-
 
 def test_every_route_is_classified():
     scoped, public, problems = classify()
@@ -57,7 +30,7 @@ def test_every_route_is_classified():
     assert scoped, "expected organization-scoped routes"
     for route in scoped:
         unknown = set(route.kwargs) - {"org_slug"} - set(OBJECT_KWARGS)
-        assert not unknown, f"{route.name}: add {unknown} to OBJECT_KWARGS in {__file__}"
+        assert not unknown, f"{route.name}: add {unknown} to OBJECT_KWARGS in its app's tests/tenancy.py"
 
 
 def _snapshot(org: Organization):
@@ -135,7 +108,7 @@ def test_own_pages_never_show_another_organizations_data(two_tenants):
 def test_every_api_route_has_fillable_ids():
     for route in api_routes():
         unknown = set(route.kwargs) - set(OBJECT_KWARGS)
-        assert not unknown, f"{route.name}: add {unknown} to OBJECT_KWARGS in {__file__}"
+        assert not unknown, f"{route.name}: add {unknown} to OBJECT_KWARGS in its app's tests/tenancy.py"
 
 
 def test_no_api_route_reaches_another_organization(two_tenants):

@@ -8,47 +8,57 @@ Every route must be one of:
 
 A route that is neither fails the tests, so a new endpoint cannot ship
 without tenancy coverage.
+
+Each app registers its own cases in ``<app>/tests/tenancy.py`` (the wiring's
+in ``jagcall/tests/tenancy.py``): ``OBJECT_KWARGS`` (a URL kwarg -> how to
+make such an object in a given organization) and ``PUBLIC_ROUTES`` (a route
+name -> why it needs no organization). The walk collects them from every app
+of the project, so a new app's pages and endpoints are walked without
+touching accounts' tests.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import importlib
+from pathlib import Path
+
+from django.apps import apps
 from django.conf import settings
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from accounts.api.base import OrganizationAPIView
 from accounts.mixins import OrganizationViewMixin
 
-# url name -> why it needs no organization in its route
-PUBLIC_ROUTES = {
-    "healthz": "liveness probe, no data",
-    "readyz": "readiness probe, no data",
-    "accounts:home": "redirects to one of the user's own organizations",
-    "account_login": "sign in",
-    "account_logout": "sign out",
-    "accounts:organization-list": "lists only the user's own organizations",
-    "accounts:organization-create": "creates a new organization",
-    "accounts:invitation-accept": "bound to a secret single-use token, not to an id",
-    "api:token-obtain": "exchanges a person's credentials for a token bound to one of their organizations",
-    "api:token-refresh": "exchanges a refresh token for new tokens of the same organization",
-    "api:token-revoke": "revokes the refresh token it is given",
-    "api-schema": "the API's OpenAPI description, public on purpose: no organization, person or data in it",
-    "api-docs": "the page that renders the public API description; static assets and the schema only",
-    "sso:metadata": "public SAML service-provider metadata of an organization with SSO on; no data beyond its SSO addresses",
-    "sso:login": "starts SAML sign-in at the organization's own IdP; the visitor is not signed in yet",
-    "sso:acs": "receives the IdP's signed assertion; the organization's configuration decides who may sign in",
-    "oauth:authorize": "OAuth consent: the signed-in person binds a code to one of their own organizations (accounts/oauth/endpoints.py)",
-    "oauth:token": "OAuth token endpoint: the code or refresh token in the body is the credential, bound to one organization",
-    "oauth:revoke-token": "OAuth revocation (RFC 7009): a client revokes a token issued to it",
-    "oauth:connection-list": "lists only the signed-in person's own connected applications",
-    "oauth:connection-revoke": "revokes only the signed-in person's own tokens for one application",
-}
 # The back office is cross-tenant on purpose: staff only (tested in test_admin.py).
 ADMIN_PREFIX = settings.ADMIN_URL
 # Account flows (django-allauth): the visitor's own identity (sign in, sign up,
 # password, email, sessions); they take no organization or object ids.
 IDENTITY_PREFIX = "auth/"
+
+
+def _case_modules():
+    base = Path(settings.BASE_DIR).resolve()
+    names = ["jagcall"] + [c.name for c in apps.get_app_configs() if Path(c.path).resolve().is_relative_to(base)]
+    for name in dict.fromkeys(names):
+        try:
+            yield importlib.import_module(f"{name}.tests.tenancy")
+        except ModuleNotFoundError as error:
+            if error.name not in (f"{name}.tests", f"{name}.tests.tenancy"):
+                raise
+
+
+def tenancy_cases() -> tuple[dict, dict]:
+    """(OBJECT_KWARGS, PUBLIC_ROUTES) merged from every app's tests/tenancy.py; a kwarg or route twice is an error."""
+    object_kwargs, public_routes = {}, {}
+    for module in _case_modules():
+        for mine, theirs in ((object_kwargs, getattr(module, "OBJECT_KWARGS", {})), (public_routes, getattr(module, "PUBLIC_ROUTES", {}))):
+            clash = set(mine) & set(theirs)
+            if clash:
+                raise AssertionError(f"{module.__name__} registers {sorted(clash)} again")
+            mine.update(theirs)
+    return object_kwargs, public_routes
 
 
 @dataclass(frozen=True)
@@ -91,6 +101,7 @@ def api_routes() -> list[Route]:
 
 def classify() -> tuple[list[Route], list[Route], list[str]]:
     """(organization-scoped portal routes, public routes, problems). API routes: api_routes()."""
+    _object_kwargs, public_routes = tenancy_cases()
     scoped, public, problems = [], [], []
     for route in all_routes():
         if route.route.startswith(ADMIN_PREFIX):
@@ -107,8 +118,11 @@ def classify() -> tuple[list[Route], list[Route], list[str]]:
             if not (route.view_class and issubclass(route.view_class, OrganizationViewMixin)):
                 problems.append(f"{route.name}: carries <org_slug> but does not use OrganizationViewMixin")
             scoped.append(route)
-        elif route.name in PUBLIC_ROUTES:
+        elif route.name in public_routes:
             public.append(route)
         else:
-            problems.append(f"{route.name} ({route.route}): neither organization-scoped nor listed in PUBLIC_ROUTES")
+            problems.append(
+                f"{route.name} ({route.route}): neither organization-scoped nor listed in PUBLIC_ROUTES "
+                "of its app's tests/tenancy.py"
+            )
     return scoped, public, problems

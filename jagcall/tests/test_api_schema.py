@@ -250,7 +250,7 @@ class WidgetListApi(OrganizationAPIView):
         extra = serializers.JSONField(allow_null=True)
 
     def get_org_queryset(self):
-        return Membership.objects.all()
+        return Membership.objects.unscoped("test: inspects rows directly").all()
 
     @extend_schema(responses=OutputSerializer(many=True))
     def get(self, request):
@@ -261,7 +261,7 @@ class WidgetDetailApi(OrganizationAPIView):
     required_scopes = {"GET": "organization:read"}  # no scope for DELETE: every DELETE is refused
 
     def get_org_queryset(self):
-        return Membership.objects.all()
+        return Membership.objects.unscoped("test: inspects rows directly").all()
 
     @extend_schema(responses={204: None})
     def delete(self, request, widget_id):

@@ -79,7 +79,7 @@ def tenant(organization, owner):
     )
     return {
         "organization": organization,
-        "owner": Membership.objects.get(organization=organization, user=owner),
+        "owner": Membership.objects.unscoped("test: inspects rows directly").get(organization=organization, user=owner),
         "member": member,
         "api_key": api_key,
         "raw_key": raw_key,
@@ -134,12 +134,12 @@ def test_live_api_conforms_to_its_schema(asgi_live_server, settings, tenant):
     owner = tenant["owner"]
     owner.refresh_from_db()
     assert owner.role == Role.OWNER, "the only owner was demoted"
-    assert not Membership.objects.filter(pk=tenant["member"].pk).exists(), "removing a member should have worked"
-    assert ApiKey.objects.get(pk=tenant["spare"].pk).revoked_at is not None
+    assert not Membership.objects.unscoped("test: inspects rows directly").filter(pk=tenant["member"].pk).exists(), "removing a member should have worked"
+    assert ApiKey.objects.unscoped("test: inspects rows directly").get(pk=tenant["spare"].pk).revoked_at is not None
 
     # Last: the calling key revokes itself; from then on it is refused in the documented shape.
     exercise(by_label["DELETE /api/v1/api-keys/{api_key_id}"], 1, path_parameters={"api_key_id": str(tenant["api_key"].id)})
-    assert ApiKey.objects.get(pk=tenant["api_key"].pk).revoked_at is not None
+    assert ApiKey.objects.unscoped("test: inspects rows directly").get(pk=tenant["api_key"].pk).revoked_at is not None
     exercise(by_label["GET /api/v1/me"], 3)
     refused = session.get(f"{base}/api/v1/me", headers=auth, timeout=10)
     assert refused.status_code == 401 and refused.json()["error"]["code"] == "api_key_revoked"

@@ -113,7 +113,7 @@ def test_owner_registers_an_app_connects_it_and_disconnects_it(
             page.get_by_label("Redirect URIs").fill(callback.url)
             page.get_by_role("button", name="Register application").click()
             page.get_by_role("heading", name="Your client secret").wait_for()
-            application = Application.objects.get(organization=organization, name="Acme CRM")
+            application = Application.objects.unscoped("test: inspects rows directly").get(organization=organization, name="Acme CRM")
             detail_url = f"{base}/o/{organization.slug}/settings/oauth-apps/{application.id}/"
             page.wait_for_url(detail_url)
             assert page.get_by_text("“Acme CRM” is registered.").is_visible()

@@ -70,7 +70,7 @@ def test_owner_renames_and_replaces_the_redirect_uris(owner_client, organization
         "name": {"before": "Acme CRM", "after": "Acme CRM v2"},
         "redirect_uris": {"before": [REDIRECT_URI], "after": [NEW_URI, "http://127.0.0.1:8765/cb"]},
     }
-    audit = AuditEvent.objects.get(action="oauth.application_updated")
+    audit = AuditEvent.objects.unscoped("test: inspects rows directly").get(action="oauth.application_updated")
     assert audit.organization_id == organization.id and audit.resource_id == str(application.id)
     recorded = json.dumps([updated, audit.metadata], default=str)
     assert "secret" not in recorded and stored_secret not in recorded
@@ -161,7 +161,7 @@ def test_a_code_sent_to_a_removed_redirect_uri_can_no_longer_be_exchanged(client
     oauth_application_update(
         organization=organization, application=two.application, actor=owner, name="Acme CRM", redirect_uris=NEW_URI
     )
-    assert Grant.objects.unscoped().count() == 1
+    assert Grant.objects.unscoped("test: reads across organizations").count() == 1
     refused = exchange(client, two, removed_code, removed_verifier)
     assert refused.status_code == 400 and refused.json()["error"] == "invalid_grant"
     assert exchange(client, two, kept_code, verifier, redirect_uri=NEW_URI).status_code == 200
@@ -208,7 +208,7 @@ def test_rotating_shows_the_new_secret_once_and_the_old_one_is_refused(
     assert new_secret.startswith("jc_ocs_") and new_secret != old_secret
     assert new_secret not in client.get(detail).content.decode()  # once
 
-    application = Application.objects.unscoped().get(pk=app_client.application.pk)
+    application = Application.objects.unscoped("test: reads across organizations").get(pk=app_client.application.pk)
     identify_hasher(application.client_secret)
     assert check_password(new_secret, application.client_secret)
     assert not check_password(old_secret, application.client_secret)
@@ -232,7 +232,7 @@ def test_rotating_shows_the_new_secret_once_and_the_old_one_is_refused(
 
     (rotated,) = _events(events, "oauth.application_secret_rotated")
     assert rotated["organization_id"] == str(organization.id) and rotated["user_id"] == str(owner.id)
-    audit = AuditEvent.objects.get(action="oauth.application_secret_rotated")
+    audit = AuditEvent.objects.unscoped("test: inspects rows directly").get(action="oauth.application_secret_rotated")
     recorded = json.dumps([rotated, audit.metadata], default=str)
     assert new_secret not in recorded and old_secret not in recorded and application.client_secret not in recorded
 

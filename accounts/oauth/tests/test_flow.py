@@ -56,7 +56,7 @@ def test_consent_screen_names_the_application_the_scopes_in_words_and_the_organi
     # In Second Clinic the person is a member: the screen says API keys are beyond their role there.
     assert "Not with your role here: List API keys (never their secrets)" in body
     assert page["Cache-Control"] == "no-store"
-    assert Grant.objects.unscoped().count() == 0  # nothing is issued by looking
+    assert Grant.objects.unscoped("test: reads across organizations").count() == 0  # nothing is issued by looking
 
 
 def test_consent_issues_a_code_for_the_chosen_organization_and_scopes(client, organization, owner, app_client, events):
@@ -70,7 +70,7 @@ def test_consent_issues_a_code_for_the_chosen_organization_and_scopes(client, or
     answer = query(location)
     assert answer["state"] == "state-123" and answer["code"]
     assert "iss" in answer  # RFC 9207: the issuer, against mix-up attacks
-    grant = Grant.objects.unscoped().get()
+    grant = Grant.objects.unscoped("test: reads across organizations").get()
     assert grant.organization == organization and grant.user == owner
     assert grant.scope == "organization:read"
     assert grant.code != answer["code"]  # stored as its SHA-256
@@ -87,7 +87,7 @@ def test_deny_sends_the_person_back_with_access_denied(client, organization, own
     response = consent_post(client, params, organization=organization, scopes=["organization:read"], allow="no")
     assert response.status_code == 302
     assert query(response["Location"])["error"] == "access_denied"
-    assert Grant.objects.unscoped().count() == 0
+    assert Grant.objects.unscoped("test: reads across organizations").count() == 0
 
 
 def test_a_scope_beyond_the_role_is_refused_with_a_clear_message(client, organization, member, app_client):
@@ -100,7 +100,7 @@ def test_a_scope_beyond_the_role_is_refused_with_a_clear_message(client, organiz
     assert (
         "Your role in Acme Dental (Member) does not allow: List API keys (never their secrets) (api_keys:read)" in body
     )
-    assert Grant.objects.unscoped().count() == 0
+    assert Grant.objects.unscoped("test: reads across organizations").count() == 0
     # Unticking it works: the member connects with what their role allows.
     response = consent_post(client, params, organization=organization, scopes=["organization:read"])
     assert response.status_code == 302 and "code" in query(response["Location"])
@@ -113,7 +113,7 @@ def test_only_an_organization_of_the_person_can_be_chosen(client, organization, 
     response = consent_post(client, params, organization=other_organization, scopes=["organization:read"])
     assert response.status_code == 400
     assert "Choose one of your organizations." in response.content.decode()
-    assert Grant.objects.unscoped().count() == 0
+    assert Grant.objects.unscoped("test: reads across organizations").count() == 0
 
 
 def test_a_scope_not_asked_for_cannot_be_added_at_consent(client, organization, owner, app_client):
@@ -122,7 +122,7 @@ def test_a_scope_not_asked_for_cannot_be_added_at_consent(client, organization, 
     params = authorize_params(app_client, challenge=challenge, scope="organization:read")
     response = consent_post(client, params, organization=organization, scopes=["organization:read", "members:write"])
     assert response.status_code == 400
-    assert Grant.objects.unscoped().count() == 0
+    assert Grant.objects.unscoped("test: reads across organizations").count() == 0
 
 
 def test_unknown_scope_is_refused(client, owner, app_client):
@@ -170,7 +170,7 @@ def test_pkce_plain_slipped_into_the_consent_form_is_refused(client, organizatio
     response = consent_post(client, params, organization=organization, scopes=["organization:read"])
     assert response.status_code == 302
     assert query(response["Location"])["error"] == "invalid_request"
-    assert Grant.objects.unscoped().count() == 0
+    assert Grant.objects.unscoped("test: reads across organizations").count() == 0
 
 
 def test_wrong_or_missing_verifier_is_refused(client, organization, owner, app_client):
@@ -180,7 +180,7 @@ def test_wrong_or_missing_verifier_is_refused(client, organization, owner, app_c
     assert wrong.status_code == 400 and wrong.json()["error"] == "invalid_grant"
     missing = exchange(client, app_client, code, None)
     assert missing.status_code == 400 and missing.json()["error"] == "invalid_request"
-    assert AccessToken.objects.unscoped().count() == 0
+    assert AccessToken.objects.unscoped("test: reads across organizations").count() == 0
 
 
 # --- codes -----------------------------------------------------------------------------------
@@ -201,7 +201,7 @@ def test_code_is_single_use_and_its_reuse_revokes_only_what_it_produced(
     assert again.status_code == 400 and again.json()["error"] == "invalid_grant"
     # RFC 6749 4.1.2: what the first exchange produced is revoked...
     assert bearer(tokens["access_token"]).get("/api/v1/me").status_code == 401
-    assert RefreshToken.objects.unscoped().filter(revoked__isnull=True).count() == 1
+    assert RefreshToken.objects.unscoped("test: reads across organizations").filter(revoked__isnull=True).count() == 1
     # ...and nothing else: the other authorization still works.
     assert bearer(other_tokens["access_token"]).get("/api/v1/me").status_code == 200
 
@@ -209,7 +209,7 @@ def test_code_is_single_use_and_its_reuse_revokes_only_what_it_produced(
 def test_expired_code_is_refused(client, organization, owner, app_client):
     client.force_login(owner)
     code, verifier = obtain_code(client, app_client, organization=organization)
-    Grant.objects.unscoped().update(expires=timezone.now() - timedelta(seconds=1))
+    Grant.objects.unscoped("test: reads across organizations").update(expires=timezone.now() - timedelta(seconds=1))
     response = exchange(client, app_client, code, verifier)
     assert response.status_code == 400 and response.json()["error"] == "invalid_grant"
 
@@ -220,7 +220,7 @@ def test_code_is_bound_to_its_client(client, organization, owner, app_client):
     intruder = register(organization, name="Other app")
     response = exchange(client, intruder, code, verifier)
     assert response.status_code == 400
-    assert AccessToken.objects.unscoped().count() == 0
+    assert AccessToken.objects.unscoped("test: reads across organizations").count() == 0
 
 
 def test_code_of_a_removed_member_is_refused(client, organization, admin_user, app_client):
@@ -261,7 +261,7 @@ def test_token_request_must_name_the_same_redirect_uri(client, organization, own
     code, verifier = obtain_code(client, two, organization=organization)
     response = exchange(client, two, code, verifier, redirect_uri="https://client.example/other")
     assert response.status_code == 400
-    assert AccessToken.objects.unscoped().count() == 0
+    assert AccessToken.objects.unscoped("test: reads across organizations").count() == 0
 
 
 def test_loopback_redirect_uri_of_a_native_app(client, organization, owner):
@@ -300,7 +300,7 @@ def test_other_grants_are_refused(client, owner, app_client, data):
     response = client.post(reverse("oauth:token"), data, **app_client.basic_auth())
     assert response.status_code == 400
     assert response.json()["error"] == "unsupported_grant_type"
-    assert AccessToken.objects.unscoped().count() == 0
+    assert AccessToken.objects.unscoped("test: reads across organizations").count() == 0
 
 
 # --- errors are clear 4xx, never 500 --------------------------------------------------------------
@@ -386,7 +386,7 @@ def test_a_person_without_an_organization_can_only_deny(client, app_client):
     assert 'value="yes"' not in page
     response = consent_post(client, params, organization=None, scopes=["organization:read"])
     assert response.status_code == 400
-    assert Grant.objects.unscoped().count() == 0
+    assert Grant.objects.unscoped("test: reads across organizations").count() == 0
 
 
 @pytest.mark.parametrize("client_id", ["\x00", "a" * 300, "ü"])
@@ -409,4 +409,4 @@ def test_nul_bytes_in_the_authorization_request_are_refused_cleanly(client, orga
     response = consent_post(client, params, organization=organization, scopes=["organization:read"])
     assert response.status_code in (302, 400)
     assert response.status_code == 400 or "code" not in query(response["Location"])
-    assert Grant.objects.unscoped().count() == 0
+    assert Grant.objects.unscoped("test: reads across organizations").count() == 0

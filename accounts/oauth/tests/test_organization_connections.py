@@ -111,7 +111,7 @@ def test_since_is_when_it_was_first_connected_however_often_it_was_refreshed(
     tokens = tokens_for(client, partner_app, organization=organization)
     ten_days_ago = timezone.now() - timedelta(days=10)
     # As if the code had been exchanged ten days ago (the chain's end is set then) and refreshed since.
-    RefreshToken.objects.unscoped().update(expires_at=ten_days_ago + timedelta(days=30))
+    RefreshToken.objects.unscoped("test: reads across organizations").update(expires_at=ten_days_ago + timedelta(days=30))
     assert refresh(client, partner_app, tokens["refresh_token"]).status_code == 200
     page = client.get(_list_url(organization)).content.decode()
     assert f"{ten_days_ago:%-d %b %Y}</span>" in page
@@ -124,8 +124,8 @@ def test_revoked_and_expired_connections_are_not_listed(client, organization, ow
 
     client.force_login(owner)
     tokens_for(client, partner_app, organization=organization)
-    RefreshToken.objects.unscoped().update(expires_at=timezone.now() - timedelta(seconds=1))
-    AccessToken.objects.unscoped().update(expires=timezone.now() - timedelta(seconds=1))
+    RefreshToken.objects.unscoped("test: reads across organizations").update(expires_at=timezone.now() - timedelta(seconds=1))
+    AccessToken.objects.unscoped("test: reads across organizations").update(expires=timezone.now() - timedelta(seconds=1))
     assert "No application is connected" in client.get(_list_url(organization)).content.decode()
 
 
@@ -171,7 +171,7 @@ def test_disconnect_revokes_only_this_organizations_tokens(
     assert revoked[0]["application_id"] == str(partner_app.application.id)
     assert revoked[0]["registered_by_organization_id"] == str(other_organization.id)
     assert revoked[0]["connections_ended"] == 2
-    audit = AuditEvent.objects.get(action="oauth.organization_connection_revoked")
+    audit = AuditEvent.objects.unscoped("test: inspects rows directly").get(action="oauth.organization_connection_revoked")
     assert audit.organization_id == organization.id and audit.actor_id == admin_user.id
     assert audit.resource_type == "oauth_application" and audit.resource_id == str(partner_app.application.id)
 

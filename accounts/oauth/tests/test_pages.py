@@ -118,7 +118,7 @@ def test_members_cannot_manage_applications(client, organization, member, app_cl
     assert client.get(_url("application-list", organization)).status_code == 403
     assert client.get(_url("application-detail", organization, app_client.application)).status_code == 403
     assert client.post(_url("application-delete", organization, app_client.application)).status_code == 403
-    assert Application.objects.filter(pk=app_client.application.pk).exists()
+    assert Application.objects.unscoped("test: inspects rows directly").filter(pk=app_client.application.pk).exists()
 
 
 def test_another_organizations_application_is_404(owner_client, organization, other_organization):
@@ -127,7 +127,7 @@ def test_another_organizations_application_is_404(owner_client, organization, ot
     assert owner_client.post(_url("application-revoke-tokens", organization, theirs.application)).status_code == 404
     assert owner_client.post(_url("application-delete", organization, theirs.application)).status_code == 404
     assert owner_client.get(_url("application-detail", other_organization, theirs.application)).status_code == 404
-    assert Application.objects.filter(pk=theirs.application.pk).exists()
+    assert Application.objects.unscoped("test: inspects rows directly").filter(pk=theirs.application.pk).exists()
     assert "Their app" not in owner_client.get(_url("application-list", organization)).content.decode()
 
 
@@ -159,8 +159,8 @@ def test_deleting_the_application_revokes_everything(client, organization, owner
     tokens = tokens_for(client, app_client, organization=organization)
     response = client.post(_url("application-delete", organization, app_client.application))
     assert response.status_code == 302 and response["Location"] == _url("application-list", organization)
-    assert not Application.objects.unscoped().exists()
-    assert not AccessToken.objects.unscoped().exists() and not RefreshToken.objects.unscoped().exists()
+    assert not Application.objects.unscoped("test: reads across organizations").exists()
+    assert not AccessToken.objects.unscoped("test: reads across organizations").exists() and not RefreshToken.objects.unscoped("test: reads across organizations").exists()
     assert bearer(tokens["access_token"]).get("/api/v1/me").status_code == 401
     assert refresh(client, app_client, tokens["refresh_token"]).status_code == 401
 
@@ -238,7 +238,7 @@ def test_back_office_finds_oauth_records_and_never_shows_a_secret(client, organi
     client.force_login(owner)
     tokens_for(client, app_client, organization=organization)
     _as_staff(client)
-    application = Application.objects.unscoped().get()
+    application = Application.objects.unscoped("test: reads across organizations").get()
     for model in (Application, Grant, AccessToken, RefreshToken, IDToken):
         assert admin.site.is_registered(model)
         info = (model._meta.app_label, model._meta.model_name)

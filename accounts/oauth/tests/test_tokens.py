@@ -37,7 +37,7 @@ def test_token_response_and_lifetimes(client, organization, owner, app_client):
     assert tokens["expires_in"] == 3600
     assert tokens["access_token"].startswith("jc_oat_") and tokens["refresh_token"].startswith("jc_ort_")
     assert set(tokens["scope"].split()) == {"organization:read", "members:read"}
-    chain = RefreshToken.objects.unscoped().get()
+    chain = RefreshToken.objects.unscoped("test: reads across organizations").get()
     assert before + timedelta(days=30) <= chain.expires_at <= timezone.now() + timedelta(days=30)
 
 
@@ -94,7 +94,7 @@ def test_a_removed_member_s_token_is_refused_at_once(client, organization, admin
 def test_expired_access_token_is_refused(client, organization, owner, app_client, bearer):
     client.force_login(owner)
     tokens = tokens_for(client, app_client, organization=organization)
-    AccessToken.objects.unscoped().update(expires=timezone.now() - timedelta(seconds=1))
+    AccessToken.objects.unscoped("test: reads across organizations").update(expires=timezone.now() - timedelta(seconds=1))
     response = _call_me(bearer, tokens["access_token"])
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "oauth_token_expired"
@@ -167,7 +167,7 @@ def test_terminated_application_organization_stops_its_tokens(client, organizati
 def test_refresh_rotates_and_the_old_refresh_token_is_refused(client, organization, owner, app_client, bearer):
     client.force_login(owner)
     first = tokens_for(client, app_client, organization=organization)
-    chain_end = RefreshToken.objects.unscoped().get().expires_at
+    chain_end = RefreshToken.objects.unscoped("test: reads across organizations").get().expires_at
 
     response = refresh(client, app_client, first["refresh_token"])
     assert response.status_code == 200
@@ -175,7 +175,7 @@ def test_refresh_rotates_and_the_old_refresh_token_is_refused(client, organizati
     assert second["refresh_token"] != first["refresh_token"] and second["access_token"] != first["access_token"]
     assert _call_me(bearer, second["access_token"]).status_code == 200
     assert _call_me(bearer, first["access_token"]).status_code == 401  # the rotated pair's access token is gone
-    live = RefreshToken.objects.unscoped().get(revoked__isnull=True)
+    live = RefreshToken.objects.unscoped("test: reads across organizations").get(revoked__isnull=True)
     assert live.expires_at == chain_end  # rotation never extends the chain
     assert live.organization == organization
 
@@ -198,7 +198,7 @@ def test_refresh_may_narrow_but_never_widen_scopes(client, organization, owner, 
 def test_refresh_chain_has_an_absolute_end(client, organization, owner, app_client):
     client.force_login(owner)
     tokens = tokens_for(client, app_client, organization=organization)
-    RefreshToken.objects.unscoped().update(expires_at=timezone.now() - timedelta(seconds=1))
+    RefreshToken.objects.unscoped("test: reads across organizations").update(expires_at=timezone.now() - timedelta(seconds=1))
     response = refresh(client, app_client, tokens["refresh_token"])
     assert response.status_code == 400 and response.json()["error"] == "invalid_grant"
 
@@ -290,5 +290,5 @@ def test_the_database_never_holds_a_usable_token_code_or_secret(client, organiza
     leaked = [s[:12] for s in secrets_given if any(s in dump for dump in dumps)]
     assert not leaked, f"found in the database: {leaked}"
     assert token_rows and all(token == "" and len(checksum) == 64 for token, checksum in token_rows)
-    identify_hasher(Application.objects.unscoped().get().client_secret)  # a password hash, not the secret
-    assert len(Grant.objects.unscoped().get().code) == 64
+    identify_hasher(Application.objects.unscoped("test: reads across organizations").get().client_secret)  # a password hash, not the secret
+    assert len(Grant.objects.unscoped("test: reads across organizations").get().code) == 64
