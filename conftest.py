@@ -255,13 +255,14 @@ def asgi_live_server(transactional_db, settings):
 @pytest.fixture
 def events():
     """Security events emitted during the test (accounts.security_events), in order."""
-    from accounts.security_events import security_event
+    from accounts.activity import audit
 
     seen = []
 
-    def record(sender, event, **kwargs):
-        seen.append(event)
+    def record(sender, kind, event=None, **kwargs):
+        if kind == "security":
+            seen.append(event)
 
-    security_event.connect(record)
+    audit.connect(record)
     yield seen
-    security_event.disconnect(record)
+    audit.disconnect(record)

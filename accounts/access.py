@@ -45,6 +45,7 @@ from django.conf import settings
 from accounts.models import Membership, Organization, OrganizationStatus, User
 from accounts.permissions import has_permission
 from accounts.selectors import membership_for_user
+from accounts.sso.selectors import sso_required_for
 
 SESSION_KEY = "_jc_sign_in"
 # The session middleware's clock (accounts.middleware.SessionTimeoutMiddleware).
@@ -238,16 +239,6 @@ def organization_lookup(value) -> Organization | None:
     if not _SLUG.fullmatch(value):
         return None  # not a slug at all, and never sent to the database as one
     return active.filter(slug=value).first()
-
-
-def sso_required_for(organization: Organization, membership: Membership) -> bool:
-    """Does ``organization`` require its single sign-on of this member? Owners keep their own sign-in."""
-    from accounts.sso.selectors import sso_configuration_for_login
-
-    if membership.role == "owner":
-        return False
-    configuration = sso_configuration_for_login(slug=organization.slug)
-    return configuration is not None and configuration.require_sso
 
 
 def sign_in_opens(sign_in: SignIn, organization: Organization, membership: Membership) -> None:

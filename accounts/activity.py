@@ -17,36 +17,41 @@ from __future__ import annotations
 
 from django.dispatch import Signal
 
-# sender=None; kwargs: action, organization, request, actor, resource_type,
-# resource_id, before, after, metadata, outcome
-activity = Signal()
+# [!!] The one outlet of accounts for the audit log. sender=None; ``kind`` is
+# "change" (a service's change: action, organization, request, actor,
+# resource_type, resource_id, before, after, metadata, outcome) or "security"
+# (a security event: event, actor). compliance connects one receiver.
+audit = Signal()
 
 
 def activity_record(
     action: str,
     *,
     organization,
-    actor=None,
+    actor,
+    resource_type: str,
     resource=None,
-    resource_type: str | None = None,
     resource_id=None,
     before: dict | None = None,
     after: dict | None = None,
     metadata: dict | None = None,
     outcome: str = "success",
 ) -> None:
+    """Announce a change. The caller states the actor (a Principal) and the resource's type."""
     from jagcall.kernel.logging import current_request
 
-    if resource is not None:
-        resource_type = resource_type or getattr(type(resource), "audit_resource_type", None) or type(resource).__name__.lower()
-        resource_id = resource_id or resource.pk
-    activity.send(
+    if not resource_type:
+        raise ValueError("activity_record() needs the resource type, stated by the caller.")
+    if resource is not None and resource_id is None:
+        resource_id = resource.pk
+    audit.send(
         sender=None,
+        kind="change",
         action=action,
         organization=organization,
         request=current_request(),
         actor=actor,
-        resource_type=resource_type or "",
+        resource_type=resource_type,
         resource_id=str(resource_id) if resource_id is not None else "",
         before=before,
         after=after,

@@ -127,7 +127,10 @@ class Principal:
             return
         if self.kind == Kind.API_KEY:
             if self.api_key is not None and self.api_key.created_by_id is None:
-                message = f"This service key's role ({self.role}) does not allow this. An owner can create a key with a role that does."
+                message = (
+                    f"This service key's role ({self.role}) does not allow this. "
+                    "The operator can create a service key with a role that does."
+                )
             elif self.role is None:
                 message = "The person who created this API key is no longer a member, so the key can no longer act."
             else:

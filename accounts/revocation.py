@@ -78,9 +78,9 @@ def _revoke_jwt_refresh_tokens(*, user, organization=None) -> int:
 def _revoke_oauth_tokens(*, user=None, organization=None) -> tuple[int, int]:
     from accounts.oauth.models import AccessToken, Grant, RefreshToken
 
-    refresh_tokens = RefreshToken.objects.unscoped().filter(revoked__isnull=True)
-    access_tokens = AccessToken.objects.unscoped().all()
-    grants = Grant.objects.unscoped().all()
+    refresh_tokens = RefreshToken.objects.unscoped("a person's tokens across their organizations").filter(revoked__isnull=True)
+    access_tokens = AccessToken.objects.unscoped("a person's tokens across their organizations").all()
+    grants = Grant.objects.unscoped("a person's codes across their organizations").all()
     if user is not None:
         refresh_tokens, access_tokens, grants = (q.filter(user=user) for q in (refresh_tokens, access_tokens, grants))
     if organization is not None:
@@ -95,7 +95,9 @@ def _revoke_oauth_tokens(*, user=None, organization=None) -> tuple[int, int]:
 
 
 @transaction.atomic
-def person_sign_ins_revoke(*, user, reason: str, keep_session_key: str | None = None, organization=None, request=None) -> Revoked:
+def person_sign_ins_revoke(
+    *, user, reason: str, keep_session_key: str | None = None, organization=None, request=None, actor=None
+) -> Revoked:
     """End ``user``'s other sessions and refresh tokens (only ``organization``'s tokens, when given).
 
     The session ``keep_session_key`` (the one making the change) stays.
@@ -107,7 +109,15 @@ def person_sign_ins_revoke(*, user, reason: str, keep_session_key: str | None = 
         oauth_refresh_tokens=oauth_refresh,
         oauth_access_tokens=oauth_access,
     )
-    emit("user.sign_ins_revoked", request=request, user=user, organization=organization, reason=reason, **asdict(revoked))
+    emit(
+        "user.sign_ins_revoked",
+        request=request,
+        actor=actor,
+        user=user,
+        organization=organization,
+        reason=reason,
+        **asdict(revoked),
+    )
     access_recheck_user(user.pk)  # open websockets of the ended sessions close
     return revoked
 

@@ -3,17 +3,18 @@
 Every login, failed login, logout, registration, password reset and email
 verification is emitted once, here, with the user, organization, IP address
 and user agent. It is logged to the "jagcall.security" logger (JSON in
-production) and sent as the ``security_event`` signal, which the audit log
-records without this code changing.
+production) and handed to the audit log through accounts' one outlet
+(accounts.activity.audit), with the resource it is about stated here.
 """
 
 from __future__ import annotations
 
 import logging
 
-from django.dispatch import Signal, receiver
+from django.dispatch import receiver
 
-security_event = Signal()  # sender=None, event=dict
+from accounts.activity import audit
+
 logger = logging.getLogger("jagcall.security")
 
 
@@ -28,7 +29,35 @@ def client_ip(request) -> str | None:
         return request.META.get("REMOTE_ADDR")
 
 
-def emit(kind: str, *, request=None, user=None, email: str | None = None, organization=None, **details) -> dict:
+# The resource each family of security events is about, stated here by accounts (the
+# events' owner) as (resource type, the detail that holds its id); events of a person
+# alone are about that person. compliance records what it is given.
+EVENT_RESOURCES: dict[str, tuple[str, str]] = {
+    "api_key.": ("api_key", "api_key_id"),
+    "api.token": ("api_token", "jti"),
+    "oauth.": ("oauth_application", "application_id"),
+    "sso.configured": ("saml_configuration", "organization_id"),
+}
+
+
+def _resource(kind: str, event: dict) -> tuple[str, str]:
+    for prefix, (resource_type, key) in EVENT_RESOURCES.items():
+        if kind.startswith(prefix) and (event.get(key) or (key == "api_key_id" and event.get("prefix"))):
+            return resource_type, str(event.get(key) or event.get("prefix"))
+    if event.get("user_id"):
+        return "user", event["user_id"]
+    return "", ""
+
+
+def emit(
+    kind: str, *, request=None, user=None, email: str | None = None, organization=None, actor=None, **details
+) -> dict:
+    """Log a security event and hand it to the audit log (accounts.activity.audit).
+
+    ``actor`` is the Principal that acted, where one did (a key creating a key,
+    an owner changing a rule); without one, the event is about ``user`` acting
+    for themselves, or about nobody signed in.
+    """
     if request is None:  # a service called without it: the request being handled, if any
         from jagcall.kernel.logging import current_request
 
@@ -43,8 +72,9 @@ def emit(kind: str, *, request=None, user=None, email: str | None = None, organi
         "request_id": getattr(request, "request_id", None),
         **details,
     }
+    event["resource_type"], event["resource_id"] = _resource(kind, event)
     logger.info(kind, extra={"security_event": event})
-    security_event.send(sender=None, event=event)
+    audit.send(sender=None, kind="security", event=event, actor=actor)
     return event
 
 

@@ -169,7 +169,7 @@ def organization_create(*, name: str, owner: User, slug: str | None = None, plan
     Membership.objects.create(organization=organization, user=owner, role=Role.OWNER)
     organization_keys_create(organization_id=organization.id)  # its data keys, wrapped by the master
     activity_record(
-        "organization.created", organization=organization, actor=owner, resource=organization,
+        "organization.created", organization=organization, actor=owner, resource_type="organization", resource=organization,
         after={"name": organization.name, "slug": organization.slug, "plan_code": organization.plan_code},
     )
     return organization
@@ -187,7 +187,7 @@ def organization_update(*, organization: Organization, actor, name: str) -> Orga
     organization.name = name
     organization.save(update_fields=["name", "updated_at"])
     activity_record(
-        "organization.updated", organization=organization, actor=actor, resource=organization,
+        "organization.updated", organization=organization, actor=actor, resource_type="organization", resource=organization,
         before=before, after={"name": name},
     )
     publish_org_event(organization.id, "organization.updated", {"name": name})
@@ -214,7 +214,7 @@ def organization_require_two_factor(*, organization: Organization, actor, requir
     organization.require_two_factor = bool(required)
     organization.save(update_fields=["require_two_factor", "updated_at"])
     activity_record(
-        "organization.security_changed", organization=organization, actor=principal, resource=organization,
+        "organization.security_changed", organization=organization, actor=principal, resource_type="organization", resource=organization,
         before=before, after={"require_two_factor": bool(required)},
     )
     if tightened:
@@ -235,7 +235,7 @@ def organization_terminate(*, organization: Organization, actor: User | None) ->
     organization.terminated_at = timezone.now()
     organization.save(update_fields=["status", "terminated_at", "updated_at"])
     activity_record(
-        "organization.terminated", organization=organization, actor=actor, resource=organization,
+        "organization.terminated", organization=organization, actor=actor, resource_type="organization", resource=organization,
         before=before, after={"status": organization.status},
     )
     return organization
@@ -269,7 +269,7 @@ def membership_role_change(
     membership.role = role
     membership.save(update_fields=["role", "updated_at"])
     activity_record(
-        "member.role_changed", organization=organization, actor=principal, resource=membership,
+        "member.role_changed", organization=organization, actor=principal, resource_type="membership", resource=membership,
         before=before, after={"role": role},
         metadata={"email": membership.user.email, **({"api_keys": keys, "api_keys_disposition": api_keys} if demoted else {})},
     )
@@ -294,12 +294,14 @@ def membership_remove(
     user = membership.user
     keys = api_keys_of_member_dispose(organization=organization, member=user, disposition=api_keys, actor=principal)
     activity_record(
-        "member.removed", organization=organization, actor=principal, resource=membership,
+        "member.removed", organization=organization, actor=principal, resource_type="membership", resource=membership,
         before={"role": membership.role},
         metadata={"email": user.email, "api_keys": keys, "api_keys_disposition": api_keys},
     )
     membership.delete()
-    person_sign_ins_revoke(user=user, reason="removed_from_organization", organization=organization, request=request)
+    person_sign_ins_revoke(
+        user=user, reason="removed_from_organization", organization=organization, request=request, actor=principal
+    )
     publish_org_event(organization.id, "member.removed", {"email": user.email})
     access_recheck_user(user.pk)
 
@@ -316,7 +318,7 @@ def membership_leave(*, organization: Organization, user: User, request=None) ->
     principal = Principal.member(membership)
     keys = api_keys_of_member_dispose(organization=organization, member=user, disposition=KeyDisposition.REVOKE, actor=principal)
     activity_record(
-        "member.left", organization=organization, actor=principal, resource=membership,
+        "member.left", organization=organization, actor=principal, resource_type="membership", resource=membership,
         before={"role": membership.role}, metadata={"email": user.email, "api_keys": keys},
     )
     membership.delete()
@@ -368,7 +370,7 @@ def invitation_create(*, organization: Organization, actor: User, email: str, ro
     body = render_to_string("accounts/email/invitation.txt", context)
     transaction.on_commit(lambda: send_mail(subject=subject, message=body, from_email=None, recipient_list=[email]))
     activity_record(
-        "invitation.created", organization=organization, actor=principal, resource=invitation,
+        "invitation.created", organization=organization, actor=principal, resource_type="invitation", resource=invitation,
         after={"email": email, "role": role, "expires_at": invitation.expires_at.isoformat()},
     )
     publish_org_event(organization.id, "invitation.created", {"email": email, "role": role})
@@ -383,7 +385,7 @@ def invitation_revoke(*, organization: Organization, actor, invitation: Invitati
     invitation.revoked_at = timezone.now()
     invitation.save(update_fields=["revoked_at"])
     activity_record(
-        "invitation.revoked", organization=organization, actor=actor, resource=invitation,
+        "invitation.revoked", organization=organization, actor=actor, resource_type="invitation", resource=invitation,
         metadata={"email": invitation.email},
     )
     return invitation
@@ -392,7 +394,7 @@ def invitation_revoke(*, organization: Organization, actor, invitation: Invitati
 def invitation_find(*, token: str) -> Invitation:
     """The invitation behind a token, whatever its state; ApplicationError if unknown."""
     invitation = (
-        Invitation.objects.unscoped().select_related("organization", "invited_by").filter(token_hash=secret_digest(token or "")).first()
+        Invitation.objects.unscoped("an invitation found by its secret token names its own organization").select_related("organization", "invited_by").filter(token_hash=secret_digest(token or "")).first()
     )
     if invitation is None:
         raise ApplicationError("This invitation link is not valid. Ask for a new invitation.", code="not_found", status=404)
@@ -421,7 +423,7 @@ def invitation_accept(
     same transaction that creates the membership.
     """
     invitation = invitation_find(token=token)
-    invitation = Invitation.objects.unscoped().select_for_update().select_related("organization").get(pk=invitation.pk)
+    invitation = Invitation.objects.unscoped("the invitation's own row, locked while it is accepted").select_for_update().select_related("organization").get(pk=invitation.pk)
     _check_usable(invitation)
     if user is not None:
         if normalize_email(user.email) != normalize_email(invitation.email):
@@ -446,7 +448,7 @@ def invitation_accept(
     invitation.accepted_by = user
     invitation.save(update_fields=["accepted_at", "accepted_by"])
     activity_record(
-        "invitation.accepted", organization=invitation.organization, actor=user, resource=invitation,
+        "invitation.accepted", organization=invitation.organization, actor=user, resource_type="invitation", resource=invitation,
         metadata={"email": user.email, "role": membership.role, "membership_id": str(membership.pk), "joined": created},
     )
     if created:
@@ -459,7 +461,7 @@ def invitation_purge_expired(*, older_than_days: int = 30) -> int:
     """Delete invitations that expired or were revoked long ago; accepted ones stay as history."""
     cutoff = timezone.now() - timedelta(days=older_than_days)
     deleted, _ = (
-        Invitation.objects.unscoped()
+        Invitation.objects.unscoped("the purge of expired invitations, every organization")
         .filter(accepted_at__isnull=True)
         .filter(expires_at__lt=cutoff)
         .delete()

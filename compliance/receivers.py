@@ -1,7 +1,7 @@
 """The signals the audit log listens to; each receiver hands its event to one service.
 
-- every security event (accounts.security_events.emit),
-- every change an accounts service announces (accounts.activity),
+- accounts' one outlet (accounts.activity.audit): every change an accounts
+  service announces, and every security event,
 - every add, change and delete in the back office (Django's LogEntry).
 
 accounts imports no other app: it sends signals and these receivers record
@@ -13,17 +13,15 @@ with it, rather than happening unrecorded.
 from __future__ import annotations
 
 
-def record_security_event(sender, event, **kwargs) -> None:
-    from compliance.services import audit_record_security_event
+def record_audit(sender, kind, **payload) -> None:
+    """accounts' one outlet: a service's change, or a security event."""
+    from compliance.services import audit_record_activity, audit_record_security_event
 
-    audit_record_security_event(event=event)
-
-
-def record_activity(sender, **change) -> None:
-    from compliance.services import audit_record_activity
-
-    change.pop("signal", None)
-    audit_record_activity(**change)
+    payload.pop("signal", None)
+    if kind == "security":
+        audit_record_security_event(event=payload["event"], actor=payload.get("actor"))
+    else:
+        audit_record_activity(**payload)
 
 
 def record_admin_change(sender, instance, created, **kwargs) -> None:
@@ -38,9 +36,7 @@ def connect() -> None:
     from django.contrib.admin.models import LogEntry
     from django.db.models.signals import post_save
 
-    from accounts.activity import activity
-    from accounts.security_events import security_event
+    from accounts.activity import audit
 
-    security_event.connect(record_security_event, weak=False, dispatch_uid="audit-record-security-event")
-    activity.connect(record_activity, weak=False, dispatch_uid="audit-record-activity")
+    audit.connect(record_audit, weak=False, dispatch_uid="audit-record-accounts")
     post_save.connect(record_admin_change, sender=LogEntry, weak=False, dispatch_uid="audit-record-admin-change")

@@ -156,6 +156,7 @@ def api_key_create(
     emit(
         "api_key.created",
         request=request,
+        actor=actor if isinstance(actor, Principal) else as_principal(actor, organization),
         user=created_by,
         organization=organization,
         api_key_id=str(api_key.id),
@@ -188,6 +189,7 @@ def _revoke(
     emit(
         "api_key.revoked",
         request=request,
+        actor=principal,
         user=principal.user,
         organization=organization,
         api_key_id=str(api_key.id),
@@ -252,7 +254,7 @@ def api_key_record_use(*, api_key: ApiKey, ip: str | None) -> None:
     if api_key.last_used_at is not None and now - api_key.last_used_at < LAST_USED_RESOLUTION:
         return
     # The condition repeats in SQL: concurrent requests write once between them.
-    ApiKey.objects.unscoped().filter(pk=api_key.pk).filter(
+    ApiKey.objects.unscoped("the key's own row, already authenticated").filter(pk=api_key.pk).filter(
         Q(last_used_at__isnull=True) | Q(last_used_at__lte=now - LAST_USED_RESOLUTION)
     ).update(last_used_at=now, last_used_ip=ip)
     api_key.last_used_at, api_key.last_used_ip = now, ip

@@ -261,7 +261,7 @@ def sso_domain_add(*, organization: Organization, actor, domain: str) -> SsoDoma
     row = SsoDomain.objects.create(
         organization=organization, domain=domain, token=secrets.token_urlsafe(24), created_by=principal.user
     )
-    activity_record("sso_domain.added", organization=organization, actor=principal, resource=row, after={"domain": domain})
+    activity_record("sso_domain.added", organization=organization, actor=principal, resource_type="sso_domain", resource=row, after={"domain": domain})
     return row
 
 
@@ -322,7 +322,7 @@ def _sso_domain_mark_verified(*, row: SsoDomain, actor: Principal, method: str) 
         "sso_domain.verified",
         organization=row.organization,
         actor=actor,
-        resource=row,
+        resource_type="sso_domain", resource=row,
         before={"verified": False},
         after={"verified": True, "method": method},
         metadata={"domain": row.domain},
@@ -339,7 +339,7 @@ def sso_domain_remove(*, organization: Organization, actor, domain_id) -> None:
         "sso_domain.removed",
         organization=organization,
         actor=principal,
-        resource=row,
+        resource_type="sso_domain", resource=row,
         before={"domain": row.domain, "verified": row.is_verified},
     )
     row.delete()

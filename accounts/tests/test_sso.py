@@ -29,7 +29,7 @@ from accounts.entitlements import PLAN_ENTITLEMENTS, has_entitlement
 from accounts.models import Membership, User
 from accounts.sso.models import SamlConfiguration, SamlIdentity
 from accounts.permissions import Role
-from accounts.security_events import security_event
+from accounts.activity import audit
 from accounts.tests.factories import DEFAULT_PASSWORD, MembershipFactory, UserFactory
 from jagcall.kernel.errors import ApplicationError
 
@@ -157,12 +157,13 @@ def configured(enterprise, owner, idp, client):
 def events():
     seen = []
 
-    def record(sender, event, **kwargs):
-        seen.append(event)
+    def record(sender, kind, event=None, **kwargs):
+        if kind == "security":
+            seen.append(event)
 
-    security_event.connect(record, weak=False, dispatch_uid="test-sso-events")
+    audit.connect(record, weak=False, dispatch_uid="test-sso-events")
     yield seen
-    security_event.disconnect(dispatch_uid="test-sso-events")
+    audit.disconnect(dispatch_uid="test-sso-events")
 
 
 def start_login(client, organization) -> str:
@@ -205,8 +206,8 @@ def test_valid_assertion_signs_in_and_provisions_just_in_time(client, configured
     user = User.objects.get(email="ana@acme.test")
     assert user.name == "Ana Ruiz" and not user.has_usable_password()
     assert signed_in_user(client) == user
-    assert Membership.objects.get(organization=configured, user=user).role == Role.MEMBER
-    identity = SamlIdentity.objects.get(user=user)
+    assert Membership.objects.unscoped("test: inspects rows directly").get(organization=configured, user=user).role == Role.MEMBER
+    identity = SamlIdentity.objects.unscoped("test: inspects rows directly").get(user=user)
     assert (identity.organization, identity.idp_entity_id, identity.name_id) == (configured, IDP_ENTITY_ID, "okta|00u1")
     logins = [e for e in events if e["event"] == "sso.login"]
     assert len(logins) == 1
@@ -215,7 +216,7 @@ def test_valid_assertion_signs_in_and_provisions_just_in_time(client, configured
     assert client.get(response["Location"]).status_code == 200
     from compliance.models import AuditEvent
 
-    recorded = AuditEvent.objects.get(action="sso.login")
+    recorded = AuditEvent.objects.unscoped("test: inspects rows directly").get(action="sso.login")
     assert recorded.organization_id == configured.id and recorded.actor_id == user.id and recorded.outcome == "success"
 
 
@@ -231,15 +232,15 @@ def test_same_name_id_with_a_changed_email_is_the_same_person(client, configured
     assert response.status_code == 302, response.content.decode()[:1000]
     assert signed_in_user(client) == first
     assert not User.objects.filter(email="ana.ruiz@acme.test").exists()
-    assert SamlIdentity.objects.count() == 1
+    assert SamlIdentity.objects.unscoped("test: inspects rows directly").count() == 1
 
 
 def test_existing_member_is_linked_by_email(client, configured, idp, member):
     response = post_response(client, configured, idp.respond(start_login(client, configured), configured, email=member.email))
     assert response.status_code == 302
     assert signed_in_user(client) == member
-    assert SamlIdentity.objects.get(name_id="okta|00u1").user == member
-    assert Membership.objects.filter(organization=configured, user=member).count() == 1
+    assert SamlIdentity.objects.unscoped("test: inspects rows directly").get(name_id="okta|00u1").user == member
+    assert Membership.objects.unscoped("test: inspects rows directly").filter(organization=configured, user=member).count() == 1
 
 
 def test_idp_cannot_take_over_an_account_of_another_organization(client, configured, idp, other_organization):
@@ -253,8 +254,8 @@ def test_idp_cannot_take_over_an_account_of_another_organization(client, configu
     assert "cannot sign you in through single sign-on" in page
     assert "already exists" not in page and "exists" not in page  # [!!] never says whether an account exists
     assert not signed_in_user(client).is_authenticated
-    assert not SamlIdentity.objects.exists()
-    assert not Membership.objects.filter(organization=configured, user=elsewhere).exists()
+    assert not SamlIdentity.objects.unscoped("test: inspects rows directly").exists()
+    assert not Membership.objects.unscoped("test: inspects rows directly").filter(organization=configured, user=elsewhere).exists()
 
 
 def _refusal(events):
@@ -349,12 +350,12 @@ def test_unknown_disabled_and_non_enterprise_organizations_have_no_sso(client, c
         assert client.post(reverse("sso:acs", kwargs={"sso_slug": slug}), {"SAMLResponse": "x"}).status_code == 403
     saml_request = start_login(client, configured)
     saml_response = idp.respond(saml_request, configured)
-    SamlConfiguration.objects.filter(organization=configured).update(enabled=False)
+    SamlConfiguration.objects.unscoped("test: inspects rows directly").filter(organization=configured).update(enabled=False)
     response = post_response(client, configured, saml_response)
     assert response.status_code == 403
     assert "not set up" in response.content.decode()
     assert not signed_in_user(client).is_authenticated
-    SamlConfiguration.objects.filter(organization=configured).update(enabled=True)
+    SamlConfiguration.objects.unscoped("test: inspects rows directly").filter(organization=configured).update(enabled=True)
     configured.plan_code = "pro"
     configured.save(update_fields=["plan_code"])
     assert client.get(reverse("sso:login", kwargs={"sso_slug": configured.slug})).status_code == 403
@@ -397,14 +398,14 @@ def test_admins_cannot_configure_sso(enterprise, admin_user, idp):
     with pytest.raises(ApplicationError) as error:
         sso.sso_configure(organization=enterprise, actor=admin_user, metadata_xml=idp.metadata_xml, enabled=True, require_sso=False)
     assert error.value.status == 403
-    assert not SamlConfiguration.objects.exists()
+    assert not SamlConfiguration.objects.unscoped("test: inspects rows directly").exists()
 
 
 def test_non_enterprise_organization_cannot_configure_sso(organization, owner, idp):
     with pytest.raises(ApplicationError) as error:
         sso.sso_configure(organization=organization, actor=owner, metadata_xml=idp.metadata_xml, enabled=True, require_sso=False)
     assert "Single sign-on is part of the Enterprise plan" in error.value.message
-    assert not SamlConfiguration.objects.exists()
+    assert not SamlConfiguration.objects.unscoped("test: inspects rows directly").exists()
 
 
 @pytest.mark.parametrize(
@@ -435,14 +436,14 @@ def test_bad_metadata_is_a_clear_error_and_saves_nothing(enterprise, owner, xml,
         sso.sso_configure(organization=enterprise, actor=owner, metadata_xml=xml, enabled=True, require_sso=False)
     assert expected in error.value.message
     assert error.value.status == 400 and error.value.field == "metadata_xml"
-    assert not SamlConfiguration.objects.exists()
+    assert not SamlConfiguration.objects.unscoped("test: inspects rows directly").exists()
 
 
 def test_bad_metadata_keeps_the_previous_configuration(enterprise, owner, idp):
     sso.sso_configure(organization=enterprise, actor=owner, metadata_xml=idp.metadata_xml, enabled=True, require_sso=False)
     with pytest.raises(ApplicationError):
         sso.sso_configure(organization=enterprise, actor=owner, metadata_xml="<broken", enabled=False, require_sso=True)
-    configuration = SamlConfiguration.objects.get()
+    configuration = SamlConfiguration.objects.unscoped("test: inspects rows directly").get()
     assert configuration.enabled and not configuration.require_sso
     assert configuration.idp_metadata_xml == idp.metadata_xml.strip()
 
@@ -463,7 +464,7 @@ def test_sso_page_for_a_non_enterprise_plan_explains_and_refuses(owner_client, o
     response = owner_client.post(url, {"metadata_xml": idp.metadata_xml, "enabled": "on"})
     assert response.status_code == 403
     assert "Single sign-on is part of the Enterprise plan" in response.content.decode()
-    assert not SamlConfiguration.objects.exists()
+    assert not SamlConfiguration.objects.unscoped("test: inspects rows directly").exists()
 
 
 def test_owner_saves_sso_on_the_page(owner_client, enterprise, idp):
@@ -473,11 +474,11 @@ def test_owner_saves_sso_on_the_page(owner_client, enterprise, idp):
     assert urls["entity_id"] in page and urls["acs"] in page
     response = owner_client.post(url, {"metadata_xml": idp.metadata_xml, "enabled": "on", "require_sso": "on"})
     assert response.status_code == 302
-    configuration = SamlConfiguration.objects.get(organization=enterprise)
+    configuration = SamlConfiguration.objects.unscoped("test: inspects rows directly").get(organization=enterprise)
     assert configuration.enabled and configuration.require_sso and configuration.idp_entity_id == IDP_ENTITY_ID
     from compliance.models import AuditEvent
 
-    event = AuditEvent.objects.get(action="sso.configured")
+    event = AuditEvent.objects.unscoped("test: inspects rows directly").get(action="sso.configured")
     assert event.organization_id == enterprise.id and event.actor_type == "user" and event.ip == "127.0.0.1"
 
 
@@ -486,7 +487,7 @@ def test_bad_metadata_on_the_page_is_a_400_and_saves_nothing(owner_client, enter
     response = owner_client.post(url, {"metadata_xml": "<nope", "enabled": "on"})
     assert response.status_code == 400
     assert "not valid SAML metadata" in response.content.decode()
-    assert not SamlConfiguration.objects.exists()
+    assert not SamlConfiguration.objects.unscoped("test: inspects rows directly").exists()
 
 
 # --- require SSO -------------------------------------------------------------------
@@ -523,15 +524,23 @@ def test_password_sign_in_works_when_sso_is_not_required(client, configured, mem
 
 
 def test_require_sso_applies_to_members_of_other_organizations_only_where_required(client, sso_required, other_organization):
+    """A password still opens the person's other organizations; the one that requires its sign-on refuses it."""
     person = UserFactory(email="both@example.test")
     MembershipFactory(organization=other_organization, user=person, role=Role.MEMBER)
     MembershipFactory(organization=sso_required, user=person, role=Role.ADMIN)
     _password_login(client, person.email)
+    assert signed_in_user(client) == person
+    assert client.get(f"/o/{other_organization.slug}/").status_code == 200
+    response = client.get(f"/o/{sso_required.slug}/")
+    assert response.status_code == 302 and response["Location"].startswith(f"/sso/{sso_required.slug}/login/")
+
+
+def test_a_password_sign_in_that_would_open_nothing_is_refused(client, sso_required):
+    """Every organization of this person requires its single sign-on of them: the password sign-in says so."""
+    person = UserFactory(email="only-sso@example.test")
+    MembershipFactory(organization=sso_required, user=person, role=Role.MEMBER)
+    _password_login(client, person.email)
     assert not signed_in_user(client).is_authenticated
-    other = UserFactory(email="elsewhere@example.test")
-    MembershipFactory(organization=other_organization, user=other, role=Role.MEMBER)
-    _password_login(client, other.email)
-    assert signed_in_user(client) == other
 
 
 def test_require_sso_member_can_still_sign_in_through_sso(client, sso_required, idp, member):

@@ -29,7 +29,7 @@ logger = logging.getLogger("jagcall.audit")
 
 # --- security events (accounts.security_events) --------------------------------------------
 
-_EVENT_FIELDS = ("event", "user_id", "email", "organization_id", "ip", "user_agent", "request_id")
+_EVENT_FIELDS = ("event", "user_id", "email", "organization_id", "ip", "user_agent", "request_id", "resource_type", "resource_id")
 
 
 def _security_outcome(kind: str) -> str:
@@ -51,32 +51,12 @@ def _security_action(kind: str) -> str:
     return action
 
 
-def _security_resource(kind: str, event: dict, details: dict) -> tuple[str, str]:
-    if kind.startswith("api_key."):
-        return "api_key", str(details.get("api_key_id") or details.get("prefix") or "")
-    if kind.startswith("api.token"):
-        return "api_token", str(details.get("jti") or "")
-    if kind.startswith("oauth.") and details.get("application_id"):
-        return "oauth_application", str(details["application_id"])
-    if kind == "sso.configured":
-        return "saml_configuration", str(event.get("organization_id") or "")
-    if event.get("user_id"):
-        return "user", str(event["user_id"])
-    return "", ""
-
-
 def _security_actor(kind: str, event: dict, details: dict) -> Actor:
+    """For an event given no actor: the person it is about, or nobody signed in (never the ambient request's)."""
     from accounts.models import User
 
     if kind == "api_key.rejected":
         return Actor.for_api_key_prefix(str(details.get("prefix") or ""))
-    # An API key or OAuth application acting (e.g. a key creating another): the credential is the actor.
-    from jagcall.kernel.logging import current_request
-
-    request = current_request()
-    credential = getattr(request, "auth", None) if request is not None else None
-    if getattr(credential, "api_key", None) is not None or getattr(credential, "application", None) is not None:
-        return actor_from_request(request)
     acting_id = details.get("actor_id")
     if acting_id:  # someone acted on the event's user (e.g. support disabled an account)
         acting = User.objects.filter(pk=acting_id).only("id", "email", "is_staff").first()
@@ -93,7 +73,7 @@ def _security_actor(kind: str, event: dict, details: dict) -> Actor:
     return Actor.anonymous(label=event.get("email") or "")
 
 
-def audit_record_security_event(*, event: dict) -> AuditEvent | None:
+def audit_record_security_event(*, event: dict, actor=None) -> AuditEvent | None:
     """Record one security event (accounts.security_events.emit) as an audit event.
 
     The action is the event's name (``user.login_failed``); names ending in
@@ -109,15 +89,16 @@ def audit_record_security_event(*, event: dict) -> AuditEvent | None:
     details = {k: v for k, v in event.items() if k not in _EVENT_FIELDS}
     if not _failure_admitted(kind, event, details):
         return None
-    return _record_security_event(kind, event, details)
+    return _record_security_event(kind, event, details, principal=actor)
 
 
-def _record_security_event(kind: str, event: dict, details: dict) -> AuditEvent:
-    actor = _security_actor(kind, event, details)
+def _record_security_event(kind: str, event: dict, details: dict, principal=None) -> AuditEvent:
+    # [!!] The actor the event was given (a Principal), else the person it is about, else nobody.
+    actor = resolve_actor(principal, None) if principal is not None else _security_actor(kind, event, details)
     details.pop("actor_id", None)
     if event.get("email") and event.get("email") != actor.label:
         details["email"] = event["email"]
-    resource_type, resource_id = _security_resource(kind, event, details)
+    resource_type, resource_id = event.get("resource_type") or "", event.get("resource_id") or ""
     from jagcall.kernel.logging import current_request_id
 
     request_id = event.get("request_id") or current_request_id()
