@@ -11,12 +11,14 @@ SSO_REQUIRED_MESSAGE = "Sign in through your organization's single sign-on."
 
 class AccountAdapter(DefaultAccountAdapter):
     def pre_login(self, request, user, **kwargs):
-        # Single sign-on logs in outside allauth, so every login reaching here is
-        # a non-SSO one: refused for non-owner members of an organization that
-        # requires SSO (owners keep it as break-glass).
-        from accounts.sso.selectors import sso_required_organization
+        # Single sign-on logs in outside allauth, so every login reaching here is a
+        # non-SSO one. It is refused when it could open none of the person's
+        # organizations (each requires its single sign-on of them; owners keep their
+        # password as break-glass). Otherwise it goes on, and each organization that
+        # requires its sign-on still refuses this session (accounts.access).
+        from accounts.sso.selectors import password_opens_nothing
 
-        organization = sso_required_organization(user) if user.is_active else None
+        organization = password_opens_nothing(user) if user.is_active else None
         if organization is not None:
             from allauth.account.internal.stagekit import clear_login
             from django.shortcuts import render

@@ -7,7 +7,6 @@ action)``. A role's rights are written here and nowhere else.
 from __future__ import annotations
 
 from django.db import models
-from rest_framework.permissions import BasePermission
 
 
 class Role(models.TextChoices):
@@ -69,25 +68,3 @@ def permission_table() -> list[dict]:
         {"action": action, "label": label, **{role.value: role in roles for role in Role}}
         for action, (roles, label) in PERMISSIONS.items()
     ]
-
-
-class OrganizationPermission(BasePermission):
-    """DRF permission asking the table. Subclasses change only ``action_map``.
-
-    The view must have resolved ``request.organization`` and
-    ``request.membership_role`` first (OrganizationAPIView does).
-    """
-
-    action_map: dict[str, str] = {
-        "GET": "organization.view",
-        "HEAD": "organization.view",
-        "OPTIONS": "organization.view",
-        "POST": "organization.update",
-        "PUT": "organization.update",
-        "PATCH": "organization.update",
-        "DELETE": "organization.update",
-    }
-
-    def has_permission(self, request, view) -> bool:
-        action = self.action_map.get(request.method)
-        return action is not None and has_permission(getattr(request, "membership_role", None), action)

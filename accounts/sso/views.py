@@ -27,7 +27,7 @@ from saml2.validate import ResponseLifetimeExceed, ToEarly
 from accounts.entitlements import has_entitlement
 from accounts.mixins import OrganizationViewMixin
 from accounts.security_events import emit
-from accounts.access import sign_in_record_sso
+from accounts.access import sign_in_of, sign_in_record_sso
 from accounts.sso import domains as domains_dns, saml, services as sso_services
 from accounts.sso.forms import SsoDomainChoiceForm, SsoDomainForm, SsoSettingsForm
 from accounts.sso.selectors import sso_configuration_for_login, sso_configuration_get, sso_domain_list
@@ -181,6 +181,12 @@ class SsoLoginView(_OrganizationSsoMixin, saml_views.LoginView):
     """Send the browser to the IdP with an AuthnRequest; its id is kept in the SAML session."""
 
     http_method_names = ["get", "head"]
+
+    def should_prevent_auth(self, request) -> bool:
+        # [!!] Signed in is not enough: a session opened by a password or by another
+        # organization's sign-on still goes to this organization's identity provider.
+        # Only a session this organization's sign-on already vouches for skips it.
+        return request.user.is_authenticated and sign_in_of(request).vouched_by_sso(self.organization)
 
     def get(self, request, *args, **kwargs):
         try:

@@ -96,10 +96,18 @@ def test_register_verify_enable_two_factor_and_manage_sessions(asgi_live_server,
         page.goto(f"{base}/o/{organization.slug}/")
         assert page.get_by_role("heading", level=1).inner_text().strip() == "Harbor View Dental"
 
-        # A second device signs in; the first ends it from "Signed-in devices".
+        # A second device signs in with a recovery code: every other session ends (the code may have
+        # been taken with the device), so the first one is sent to sign in again.
         other = phone.new_page()
         sign_in(other, base, codes[1])
         other.wait_for_url(f"{base}/o/{organization.slug}/")
+        page.goto(f"{base}/o/{organization.slug}/")
+        assert "/auth/login/" in page.url
+        shot(page, "signed-out-after-a-recovery-code")
+        sign_in(page, base, totp(secret, 1))  # the next step's code: not used yet, accepted
+        page.wait_for_url(f"{base}/o/{organization.slug}/")
+
+        # The first device then ends the second one from "Signed-in devices".
         other.goto(f"{base}/o/{organization.slug}/team/")  # a page with no live connection left open
         assert other.get_by_role("heading", level=1).inner_text().strip() == "Team"
         page.goto(f"{base}/auth/sessions/")
