@@ -1,7 +1,7 @@
 """JagCall settings: one package split by topic, every value from the environment.
 
 Development needs nothing set: with DEBUG on, the project starts its own
-PostgreSQL + pgvector and Redis under .data/ (jagcall/kernel/embedded.py) and keeps
+PostgreSQL + pgvector and Redis under .data/ (jagcall/kernel/embedded/) and keeps
 a generated SECRET_KEY there. With DEBUG off (the default) it refuses to
 start without SECRET_KEY, ALLOWED_HOSTS, DATABASE_URL, REDIS_URL and
 EMAIL_HOST.

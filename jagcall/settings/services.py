@@ -1,6 +1,6 @@
 """Backing services: PostgreSQL, Redis (cache, sessions, broker and channel
 layer databases). Without DATABASE_URL / REDIS_URL, development and tests start
-embedded servers (jagcall/kernel/embedded.py)."""
+embedded servers (jagcall/kernel/embedded/)."""
 
 from __future__ import annotations
 
