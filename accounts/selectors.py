@@ -56,18 +56,3 @@ def user_email_verified(*, user) -> bool:
     from allauth.account.models import EmailAddress
 
     return EmailAddress.objects.filter(user=user, email__iexact=user.email, verified=True).exists()
-
-
-def organization_active_by_id_or_slug(*, value: str) -> Organization | None:
-    """The active organization named by its id or its slug, else None (the portal session names one per request)."""
-    import re
-    import uuid
-
-    active = Organization.objects.filter(status=OrganizationStatus.ACTIVE)
-    try:
-        return active.filter(pk=uuid.UUID(value)).first()
-    except ValueError:
-        pass
-    if not re.fullmatch(r"[-a-z0-9_]{1,60}", value or ""):
-        return None  # not a slug at all (and never sent to the database as one)
-    return active.filter(slug=value).first()

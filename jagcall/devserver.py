@@ -39,6 +39,8 @@ from pathlib import Path
 
 import psutil
 
+from jagcall.kernel.embedded.process import process_identity
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 PORT_SEARCH = 50  # how many ports after a busy one are tried
 LEFTOVER_STOP_TIMEOUT = 10
@@ -55,20 +57,10 @@ def _data_dir() -> Path:
     return Path(env("JAGCALL_DATA_DIR", default=str(BASE_DIR / ".data"))).resolve()
 
 
-def _identity(pid: int) -> dict | None:
-    try:
-        process = psutil.Process(pid)
-        if process.status() == psutil.STATUS_ZOMBIE:
-            return None
-        return {"pid": pid, "started": process.create_time()}
-    except psutil.Error:
-        return None
-
-
 def _same_process(entry) -> bool:
     """The recorded {pid, started} still names that very process (not a recycled pid)."""
     try:
-        current = _identity(int(entry["pid"]))
+        current = process_identity(int(entry["pid"]))
         return current is not None and abs(current["started"] - float(entry["started"])) <= 1
     except (KeyError, TypeError, ValueError):
         return False
@@ -148,9 +140,9 @@ def stop_leftovers(previous: dict) -> list[int]:
             except (ProcessLookupError, PermissionError):
                 pass
         deadline = time.monotonic() + LEFTOVER_STOP_TIMEOUT
-        while any(_identity(pid) for pid in leaders) and time.monotonic() < deadline:
+        while any(process_identity(pid) for pid in leaders) and time.monotonic() < deadline:
             time.sleep(0.1)
-        if not any(_identity(pid) for pid in leaders):
+        if not any(process_identity(pid) for pid in leaders):
             break
     return leaders
 
@@ -302,7 +294,7 @@ def _serve(args, run_lock: RunLock) -> int:
             children[name] = subprocess.Popen(command, cwd=BASE_DIR, env=env, start_new_session=True)
         run_lock.write({
             "pid": os.getpid(), "url": base_url, "serving": True,
-            "children": {name: _identity(child.pid) or {"pid": child.pid, "started": 0}
+            "children": {name: process_identity(child.pid) or {"pid": child.pid, "started": 0}
                          for name, child in children.items()},
         })
         _say(f"serving {base_url}/ (portal) and {base_url}/{settings.ADMIN_URL} (back office)")

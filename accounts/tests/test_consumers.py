@@ -9,32 +9,19 @@ from __future__ import annotations
 import pytest
 from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
-from channels.layers import channel_layers, get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
-from django.db import connections, transaction
+from django.db import transaction
 from django.test import Client
 
 from accounts import services
 from accounts.models import Membership
 from jagcall.asgi import application
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("redis_channel_layer")]
 
 ORIGIN = (b"origin", b"http://127.0.0.1")
 QUIET = 0.5  # seconds to wait for a message that must not come
-
-
-@pytest.fixture(autouse=True)
-async def _fresh_channel_layer():
-    """Each test's event loop gets its own channels_redis layer (connections belong to one loop)."""
-    layer = get_channel_layer()
-    assert type(layer).__module__ == "channels_redis.core", type(layer)
-    yield
-    await get_channel_layer().flush()
-    channel_layers.backends.clear()
-    # The ORM ran in sync_to_async's worker thread; its connection would block dropping the test database.
-    await sync_to_async(connections.close_all)()
 
 
 def _session_cookie(user) -> bytes:

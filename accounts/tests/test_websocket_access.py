@@ -12,10 +12,8 @@ from __future__ import annotations
 import pytest
 from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
-from channels.layers import channel_layers, get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
-from django.db import connections
 from django.test import Client
 from django.urls import URLPattern, URLResolver
 
@@ -27,7 +25,7 @@ from conftest import record_sign_in
 from jagcall.asgi import application
 from jagcall.routing import websocket_urlpatterns
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("redis_channel_layer")]
 
 ORIGIN = (b"origin", b"http://127.0.0.1")
 
@@ -46,16 +44,6 @@ ROUTES = list(_routes(websocket_urlpatterns))
 def _path(route: str, slug: str) -> str:
     assert "<slug:org_slug>" in route, f"websocket route {route} is not under /ws/o/<org_slug>/"
     return "/" + route.replace("<slug:org_slug>", slug)
-
-
-@pytest.fixture(autouse=True)
-async def _fresh_channel_layer():
-    layer = get_channel_layer()
-    assert type(layer).__module__ == "channels_redis.core", type(layer)
-    yield
-    await get_channel_layer().flush()
-    channel_layers.backends.clear()
-    await sync_to_async(connections.close_all)()
 
 
 def _cookie(user, *, second_factor=None) -> bytes:
@@ -159,15 +147,21 @@ async def test_a_demotion_is_rechecked(route, organization, owner, admin_user):
         await communicator.disconnect()
 
 
-async def test_an_ended_session_is_cut_off_by_the_timer(organization, member, settings):
-    settings.WEBSOCKET_ACCESS_RECHECK_SECONDS = 0.2
-    route = ROUTES[0][0]
+async def _socket_of_a_browser(organization, user):
+    """A signed-in test browser and a websocket opened with its session cookie."""
     client = await sync_to_async(Client)()
-    await sync_to_async(client.force_login)(member)
+    await sync_to_async(client.force_login)(user)
     cookie = f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}".encode()
-    communicator = WebsocketCommunicator(application, _path(route, organization.slug), headers=[ORIGIN, (b"cookie", cookie)])
+    path = _path(ROUTES[0][0], organization.slug)
+    communicator = WebsocketCommunicator(application, path, headers=[ORIGIN, (b"cookie", cookie)])
     connected, _ = await communicator.connect(timeout=5)
     assert connected
+    return client, communicator
+
+
+async def test_an_ended_session_is_cut_off_by_the_timer(organization, member, settings):
+    settings.WEBSOCKET_ACCESS_RECHECK_SECONDS = 0.2
+    client, communicator = await _socket_of_a_browser(organization, member)
     try:
         # The session disappears from the store (expired, or ended elsewhere) without any notice.
         session = await sync_to_async(lambda: client.session)()
@@ -178,13 +172,7 @@ async def test_an_ended_session_is_cut_off_by_the_timer(organization, member, se
 
 
 async def test_signing_out_closes_the_sessions_sockets(organization, member):
-    route = ROUTES[0][0]
-    client = await sync_to_async(Client)()
-    await sync_to_async(client.force_login)(member)
-    cookie = f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}".encode()
-    communicator = WebsocketCommunicator(application, _path(route, organization.slug), headers=[ORIGIN, (b"cookie", cookie)])
-    connected, _ = await communicator.connect(timeout=5)
-    assert connected
+    client, communicator = await _socket_of_a_browser(organization, member)
     try:
         await sync_to_async(client.post)("/auth/logout/")
         assert await _closed_with(communicator, 4403)

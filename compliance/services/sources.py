@@ -12,7 +12,6 @@ import hashlib
 import json
 import logging
 import re
-import threading
 import time
 from datetime import UTC, datetime
 
@@ -22,6 +21,7 @@ from django.conf import settings
 from compliance.actors import Actor, actor_from_request, resolve_actor
 from compliance.models import ActorType, AuditEvent, Outcome
 
+from jagcall.kernel.redis import cache_redis
 from compliance.services.audit import ACTION_FORMAT, _append, audit_changes, audit_record
 
 logger = logging.getLogger("jagcall.audit")
@@ -135,19 +135,8 @@ _FAILURES_PENDING = f"{_FAILURES_KEY}:pending"  # sorted set: summary bucket -> 
 # Summaries are written this long after their window ends, so a count still being added to is never read.
 FAILURE_SUMMARY_GRACE_SECONDS = 5
 
-_redis_clients: dict[str, redis.Redis] = {}
-_redis_lock = threading.Lock()
-
-
 def _failures_redis() -> redis.Redis:
-    url = settings.REDIS_CACHE_URL
-    client = _redis_clients.get(url)
-    if client is None:
-        with _redis_lock:
-            client = _redis_clients.setdefault(
-                url, redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2, decode_responses=True)
-            )
-    return client
+    return cache_redis(decode_responses=True)
 
 
 def _is_failure(kind: str, event: dict) -> bool:

@@ -32,12 +32,10 @@ import hashlib
 import json
 import logging
 import secrets
-import threading
 import time
 from dataclasses import dataclass
 
 import redis
-from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http.request import RawPostDataException
 from rest_framework.response import Response
@@ -45,6 +43,7 @@ from rest_framework.utils.encoders import JSONEncoder
 
 from jagcall.kernel.api.throttling import caller_key
 from jagcall.kernel.errors import ApplicationError
+from jagcall.kernel.redis import cache_redis
 
 logger = logging.getLogger(__name__)
 
@@ -68,20 +67,8 @@ end
 return 0
 """
 
-_clients: dict[str, redis.Redis] = {}
-_clients_lock = threading.Lock()
-
-
 def _client() -> redis.Redis:
-    """One client (and pool) per REDIS_CACHE_URL and process."""
-    url = settings.REDIS_CACHE_URL
-    client = _clients.get(url)
-    if client is None:
-        with _clients_lock:
-            client = _clients.get(url)
-            if client is None:
-                client = _clients[url] = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
-    return client
+    return cache_redis()
 
 
 @dataclass

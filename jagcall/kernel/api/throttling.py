@@ -39,6 +39,8 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
 from rest_framework.throttling import BaseThrottle
 
+from jagcall.kernel.redis import cache_redis
+
 logger = logging.getLogger(__name__)
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -105,21 +107,18 @@ class Decision:
         return None if self.allowed else self.reset_seconds
 
 
-_clients: dict[str, tuple[redis.Redis, object]] = {}
-_clients_lock = threading.Lock()
+_scripts: dict[int, object] = {}
+_scripts_lock = threading.Lock()
 
 
 def _script():
-    """The Redis client and registered script for the current REDIS_CACHE_URL (one pool per process)."""
-    url = settings.REDIS_CACHE_URL
-    entry = _clients.get(url)
-    if entry is None:
-        with _clients_lock:
-            entry = _clients.get(url)
-            if entry is None:
-                client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
-                entry = _clients[url] = (client, client.register_script(SLIDING_WINDOW_LUA))
-    return entry[1]
+    """The registered sliding-window script on the current cache Redis (one per client and process)."""
+    client = cache_redis()
+    script = _scripts.get(id(client))
+    if script is None:
+        with _scripts_lock:
+            script = _scripts.setdefault(id(client), client.register_script(SLIDING_WINDOW_LUA))
+    return script
 
 
 def hit(key: str, *, limit: int, window_seconds: float) -> Decision:

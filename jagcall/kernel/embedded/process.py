@@ -78,7 +78,7 @@ def _is_zombie(pid: int) -> bool:
 # --------------------------------------------------------------------------
 
 
-def _identity(pid: int) -> dict | None:
+def process_identity(pid: int) -> dict | None:
     """A live process as pid + start time; None once it has exited (zombies included)."""
     try:
         process = psutil.Process(pid)
@@ -102,7 +102,7 @@ class _Owned:
         return _locked(self.root.parent / f".{self.root.name}.lock")
 
     def _claim(self) -> None:
-        self.owner_file.write_text(json.dumps(_identity(os.getpid())))
+        self.owner_file.write_text(json.dumps(process_identity(os.getpid())))
 
     def owner(self) -> int | None:
         """The pid of the live process that started (or adopted) this server; None when it has ended."""
@@ -111,7 +111,7 @@ class _Owned:
             pid, started = int(recorded["pid"]), float(recorded["started"])
         except (OSError, ValueError, KeyError, TypeError):
             return None
-        current = _identity(pid)
+        current = process_identity(pid)
         # Start times are compared loosely (clock adjustments move them by up to a second);
         # a pid recycled by another process starts later than that.
         if current is None or abs(current["started"] - started) > 1:
