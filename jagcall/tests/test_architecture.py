@@ -45,6 +45,20 @@ def test_import_contracts_are_kept():
     assert "0 broken" in result.stdout
 
 
+# The wiring: what composes the apps (and may import them). Everything else in jagcall/ is the
+# kernel and lives in jagcall/kernel/, where "the kernel imports no app" holds.
+WIRING = {"__init__.py", "settings", "settings_test.py", "urls.py", "routing.py", "asgi.py", "wsgi.py", "celery.py", "devserver.py"}
+
+
+def test_jagcall_holds_only_the_wiring_and_the_kernel():
+    """A new kernel piece (provider clients, the webhook base, stand-ins) goes under jagcall/kernel/, where the
+    contract that it imports no app covers it; a module added beside the wiring would escape that contract."""
+    root = Path(__file__).resolve().parents[1]
+    entries = {p.name for p in root.iterdir() if p.name not in ("__pycache__",) and (p.suffix == ".py" or p.is_dir())}
+    unexpected = sorted(entries - WIRING - {"kernel", "tests"})
+    assert not unexpected, f"jagcall/ is the wiring and the kernel: move {unexpected} into jagcall/kernel/ (or, if it composes the apps, list it in WIRING and in .importlinter's wiring contract)"
+
+
 def test_every_app_of_ours_is_under_the_contracts():
     """A new app cannot slip past the kernel and accounts rules by not being listed."""
     top_level = {config.name.split(".")[0] for config in apps.get_app_configs()}
