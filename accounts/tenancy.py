@@ -30,17 +30,24 @@ class UnscopedQuery(RuntimeError):
 _SCOPING_LOOKUPS = frozenset({"organization", "organization_id", "organization__pk", "organization__id", "organization__in", "organization_id__in", "organization__isnull"})
 
 
+def _lookup_scopes(key: str, value) -> bool:
+    # [!!] "organization__isnull=False" names every organization: only the platform's rows (True) are one scope.
+    if key == "organization__isnull":
+        return value is True
+    return key in _SCOPING_LOOKUPS
+
+
 def _q_scopes(q) -> bool:
     """A Q that every row must match names the organization (an AND of lookups, one of them on it)."""
     if not isinstance(q, models.Q) or q.negated:
         return False
     if q.connector == models.Q.AND:
         return any(
-            (isinstance(child, tuple) and child[0] in _SCOPING_LOOKUPS) or _q_scopes(child) for child in q.children
+            (isinstance(child, tuple) and _lookup_scopes(*child)) or _q_scopes(child) for child in q.children
         )
     # An OR scopes only if each branch does.
     return bool(q.children) and all(
-        (isinstance(child, tuple) and child[0] in _SCOPING_LOOKUPS) or _q_scopes(child) for child in q.children
+        (isinstance(child, tuple) and _lookup_scopes(*child)) or _q_scopes(child) for child in q.children
     )
 
 
@@ -83,7 +90,7 @@ class OrganizationQuerySet(models.QuerySet):
 
     def _filter_or_exclude(self, negate, args, kwargs):
         clone = super()._filter_or_exclude(negate, args, kwargs)
-        if not negate and (any(key in _SCOPING_LOOKUPS for key in kwargs) or any(_q_scopes(q) for q in args)):
+        if not negate and (any(_lookup_scopes(key, value) for key, value in kwargs.items()) or any(_q_scopes(q) for q in args)):
             clone._jc_scoped = True
             clone._jc_reason = clone._jc_reason or "filtered by organization"
         return clone

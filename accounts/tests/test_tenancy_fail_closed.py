@@ -76,6 +76,13 @@ def test_scoped_queries_work(organization, other_organization, member, other_own
     ).count() >= 2
 
 
+def test_naming_every_organization_is_not_a_scope(organization):
+    with pytest.raises(UnscopedQuery):
+        Membership.objects.filter(organization__isnull=False).exists()
+    with pytest.raises(UnscopedQuery):
+        Membership.objects.filter(Q(organization=organization) | Q(role="owner")).exists()
+
+
 def test_unscoped_needs_a_reason(organization):
     with pytest.raises(TypeError):
         Membership.objects.unscoped()
