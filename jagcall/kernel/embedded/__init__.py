@@ -21,7 +21,7 @@ and start time, so a recycled pid is not mistaken for it); a server whose
 starter has ended (a killed run) can be ``adopt``ed by the next run.
 
 [!!] Never used with DEBUG off: production settings refuse to start without
-a real DATABASE_URL and REDIS_URL (see jagcall/settings.py).
+a real DATABASE_URL and REDIS_URL (see jagcall/settings/services.py).
 """
 
 from __future__ import annotations
