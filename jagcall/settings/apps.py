@@ -31,6 +31,8 @@ INSTALLED_APPS = [
     "accounts",
     "auditlog",  # only its model diff, behind compliance.services (compliance/diff.py); it records nothing itself
     "compliance",
+    "integrations",
+    "telephony",
     # OAuth 2.0 authorization server (settings/identity.py)
     "oauth2_provider",
     "accounts.oauth",
