@@ -31,6 +31,12 @@ SCOPES: dict[str, tuple[str, str]] = {
     "api_keys:write": ("api_keys.manage", "Create and revoke API keys"),
     # Audit records are for the people who run the organization, not every member.
     "audit:read": ("audit.view", "Read the audit log"),
+    "agents:read": ("product.use", "Read agents"),
+    "agents:write": ("agents.manage", "Create, change and delete agents"),
+    "numbers:read": ("product.use", "List phone numbers"),
+    "numbers:write": ("numbers.manage", "Buy, assign, import and release phone numbers"),
+    "calls:read": ("product.use", "Read calls, their recordings, transcripts and summaries"),
+    "calls:write": ("product.use", "Place calls"),
 }
 
 for _scope, (_action, _label) in SCOPES.items():

@@ -18,8 +18,9 @@ def _api_v1_patterns():
     """/api/v1/: the API of every app in one namespace, so names read ``api:member-list``, ``api:audit-event-list``."""
     from accounts.api import urls as accounts_api
     from compliance.api import urls as compliance_api
+    from telephony.api import urls as telephony_api
 
-    return [*accounts_api.urlpatterns, *compliance_api.urlpatterns], "api"
+    return [*accounts_api.urlpatterns, *compliance_api.urlpatterns, *telephony_api.urlpatterns], "api"
 
 
 urlpatterns = [
@@ -34,6 +35,9 @@ urlpatterns = [
     path("api/v1/", include(_api_v1_patterns())),
     path("sso/", include("accounts.sso.urls")),
     path("o/<slug:org_slug>/audit/", include("compliance.urls")),
+    path("o/<slug:org_slug>/", include("telephony.urls")),
+    # Signed inbound webhooks of the providers (jagcall/kernel/webhooks/): no session, a signature.
+    path("hooks/twilio/", include("telephony.hooks")),
     path("", include("accounts.oauth.urls")),  # /oauth/… (authorization server), /account/connected-apps/, org OAuth apps
     path("", include("accounts.urls")),
 ]

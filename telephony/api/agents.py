@@ -1,0 +1,3 @@
+"""API: agents."""
+
+urlpatterns: list = []

@@ -1,0 +1,3 @@
+"""API: calls."""
+
+urlpatterns: list = []

@@ -1,0 +1,3 @@
+"""API: numbers."""
+
+urlpatterns: list = []

@@ -1,0 +1,3 @@
+"""Portal pages: agents."""
+
+urlpatterns: list = []

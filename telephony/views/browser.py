@@ -1,0 +1,3 @@
+"""Browser calling: the softphone page and its access token."""
+
+urlpatterns: list = []

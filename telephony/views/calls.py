@@ -1,0 +1,3 @@
+"""Portal pages: calls."""
+
+urlpatterns: list = []

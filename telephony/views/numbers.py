@@ -1,0 +1,3 @@
+"""Portal pages: numbers."""
+
+urlpatterns: list = []
