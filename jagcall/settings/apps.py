@@ -24,6 +24,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "django_ratelimit",
     "jagcall.kernel.crypto",
+    "jagcall.kernel.webhooks",  # signed inbound webhooks: the base view and its dedupe records
     "allauth",
     "allauth.account",
     "allauth.mfa",

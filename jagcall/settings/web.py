@@ -42,6 +42,10 @@ JAGCALL_ENCRYPTED_FILES_STORAGE = {
 # 20 MB uploads (C19); nginx enforces the same ceiling.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 20 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+# Signed inbound webhooks (jagcall/kernel/webhooks): a larger body is refused with 413 before its
+# signature is read; deliveries are remembered this many days to answer the providers' retries.
+WEBHOOK_MAX_BODY_BYTES = env("WEBHOOK_MAX_BODY_BYTES", default=1024 * 1024, cast=int)
+WEBHOOK_DEDUPE_DAYS = env("WEBHOOK_DEDUPE_DAYS", default=30, cast=int)
 
 # --- email -------------------------------------------------------------------
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="JagCall <no-reply@jagcall.localhost>")

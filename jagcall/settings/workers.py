@@ -56,6 +56,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "compliance.tasks.write_chain_digests",
         "schedule": crontab(minute=53, hour=3),
     },
+    # https://crontab.guru/#29_3_*_*_* : every day at 03:29 UTC (webhook deliveries older than WEBHOOK_DEDUPE_DAYS)
+    "received-webhooks-purge": {
+        "task": "jagcall.kernel.webhooks.tasks.received_webhooks_purge_task",
+        "schedule": crontab(minute=29, hour=3),
+    },
     # https://crontab.guru/#*_*_*_*_* : every minute (summaries of floods of failures, after their window)
     "audit-record-failure-summaries": {
         "task": "compliance.tasks.record_failure_summaries",
