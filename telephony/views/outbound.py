@@ -1,0 +1,3 @@
+"""Portal pages: placing an outbound call."""
+
+urlpatterns: list = []

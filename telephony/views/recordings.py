@@ -1,0 +1,3 @@
+"""Portal: a call's recording (streamed, decrypted on the fly) and the post-call steps' retry."""
+
+urlpatterns: list = []
