@@ -17,6 +17,7 @@ PRODUCTION_ENV = {
     "SECRET_KEY": "p9V2x!kq7Lr0Zt4mWn8Bc3Ys6Hd1Fg5Jj0Aa2Ss4Dd6Ff8Gg0Hh2Jj4Kk6Ll8",
     "ALLOWED_HOSTS": "app.jagcall.example",
     "CSRF_TRUSTED_ORIGINS": "https://app.jagcall.example",
+    "PUBLIC_BASE_URL": "https://app.jagcall.example",
     "DATABASE_URL": "postgres://jagcall:secret@db.internal.invalid:5432/jagcall",
     "REDIS_URL": "redis://:secret@redis.internal.invalid:6379/0",
     "EMAIL_HOST": "smtp.internal.invalid",
