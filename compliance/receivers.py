@@ -2,7 +2,8 @@
 
 - accounts' one outlet (accounts.activity.audit): every change an accounts
   service announces, and every security event,
-- every add, change and delete in the back office (Django's LogEntry).
+- every add, change and delete in the back office (Django's LogEntry),
+- every webhook refused for its signature (jagcall.kernel.webhooks), bounded.
 
 accounts imports no other app: it sends signals and these receivers record
 them, in the sender's transaction when there is one.
@@ -32,11 +33,22 @@ def record_admin_change(sender, instance, created, **kwargs) -> None:
     audit_record_admin_change(log_entry=instance)
 
 
+def record_webhook_refused(sender, *, provider, reason, path, remote_addr, request_id, request=None, **kwargs) -> None:
+    """The webhook base refused a request for its signature (jagcall.kernel.webhooks.signals)."""
+    from compliance.services import audit_record_webhook_refused
+
+    audit_record_webhook_refused(
+        provider=provider, reason=reason, path=path, remote_addr=remote_addr, request_id=request_id, request=request
+    )
+
+
 def connect() -> None:
     from django.contrib.admin.models import LogEntry
     from django.db.models.signals import post_save
 
     from accounts.activity import audit
+    from jagcall.kernel.webhooks.signals import webhook_refused
 
     audit.connect(record_audit, weak=False, dispatch_uid="audit-record-accounts")
     post_save.connect(record_admin_change, sender=LogEntry, weak=False, dispatch_uid="audit-record-admin-change")
+    webhook_refused.connect(record_webhook_refused, weak=False, dispatch_uid="audit-record-webhook-refused")

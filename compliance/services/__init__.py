@@ -26,4 +26,5 @@ from compliance.services.sources import (  # noqa: F401
     audit_record_denial,
     audit_record_failure_summaries,
     audit_record_security_event,
+    audit_record_webhook_refused,
 )

@@ -8,6 +8,7 @@ over to these.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -162,16 +163,35 @@ def _bucket(kind: str, target: str, window_start: int) -> str:
     return hashlib.sha256(f"{kind}\x1f{target}\x1f{window_start}".encode()).hexdigest()[:40]
 
 
-def _failure_admitted(kind: str, event: dict, details: dict) -> bool:
-    """True: record this event now. False: it was counted into its window's summary instead."""
+# Kinds bounded by a window and count of their own instead of AUDIT_FAILURE_WINDOW_SECONDS and
+# AUDIT_FAILURES_RECORDED_PER_WINDOW: (window in seconds, recorded one by one per window and target).
+FAILURE_BOUNDS_BY_KIND: dict[str, tuple[int, int]] = {
+    # One record per (provider, reason, client) and minute; the rest of the minute in its summary.
+    "webhook.signature_refused": (60, 1),
+}
+
+
+def _failure_bounds(kind: str) -> tuple[int, int]:
+    window, per_window = FAILURE_BOUNDS_BY_KIND.get(
+        kind, (settings.AUDIT_FAILURE_WINDOW_SECONDS, settings.AUDIT_FAILURES_RECORDED_PER_WINDOW)
+    )
+    return max(1, int(window)), int(per_window)
+
+
+def _failure_admitted(kind: str, event: dict, details: dict, *, actor: Actor | None = None, about: dict | None = None) -> bool:
+    """True: record this event now. False: it was counted into its window's summary instead.
+
+    ``actor`` (the one the event was given) and ``about`` (what the summary
+    should say besides the count) are kept for a summary of one target.
+    """
     if not _is_failure(kind, event):
         return True
-    window = max(1, int(settings.AUDIT_FAILURE_WINDOW_SECONDS))
+    window, per_window = _failure_bounds(kind)
     window_start = int(time.time()) // window * window
     expiry = 2 * window + 3600  # outlives the window until its summary is written
     target = _failure_target(event, details)
     platform = not event.get("organization_id")
-    buckets = [(_bucket(kind, target, window_start), settings.AUDIT_FAILURES_RECORDED_PER_WINDOW, target)]
+    buckets = [(_bucket(kind, target, window_start), per_window, target)]
     if platform:
         buckets.append((_bucket(kind, "*", window_start), settings.AUDIT_FAILURES_RECORDED_PER_KIND, "*"))
     try:
@@ -185,7 +205,7 @@ def _failure_admitted(kind: str, event: dict, details: dict) -> bool:
             if int(count) > int(limit):
                 _fold_into_summary(
                     client, bucket=bucket, kind=kind, target=bucket_target, event=event,
-                    window_start=window_start, window=window, expiry=expiry,
+                    window_start=window_start, window=window, expiry=expiry, actor=actor, about=about,
                 )
                 return False
     except (redis.RedisError, OSError):
@@ -193,7 +213,7 @@ def _failure_admitted(kind: str, event: dict, details: dict) -> bool:
     return True
 
 
-def _fold_into_summary(client, *, bucket, kind, target, event, window_start, window, expiry) -> None:
+def _fold_into_summary(client, *, bucket, kind, target, event, window_start, window, expiry, actor=None, about=None) -> None:
     key = f"{_FAILURES_KEY}:{bucket}"
     folded = client.incr(f"{key}:folded")
     client.expire(f"{key}:folded", expiry)
@@ -208,6 +228,11 @@ def _fold_into_summary(client, *, bucket, kind, target, event, window_start, win
             "window_start": window_start,
             "window_seconds": window,
         }
+        if target != "*":
+            if actor is not None:
+                summary["actor"] = dataclasses.asdict(actor)
+            if about:
+                summary["about"] = about
         client.set(f"{key}:summary", json.dumps(summary, default=str), ex=expiry, nx=True)
         client.zadd(_FAILURES_PENDING, {bucket: window_start + window}, nx=True)
 
@@ -243,6 +268,7 @@ def audit_record_failure_summaries(*, now: float | None = None) -> int:
             details["targets"] = "many (over the platform's ceiling for this kind)"
         else:
             details["seen"] = int(seen or folded)
+            details.update(summary.get("about") or {})
         event = {
             "event": summary["event"],
             "organization_id": summary["organization_id"],
@@ -252,9 +278,50 @@ def audit_record_failure_summaries(*, now: float | None = None) -> int:
             "user_agent": "",
             "request_id": None,
         }
-        _record_security_event(summary["event"], event, details)
+        actor = Actor(**summary["actor"]) if summary.get("actor") else None
+        _record_security_event(summary["event"], event, details, principal=actor)
         written += 1
     return written
+
+
+# --- refused webhooks (jagcall.kernel.webhooks.signals.webhook_refused) ----------------------
+
+
+def audit_record_webhook_refused(
+    *, provider: str, reason: str, path: str, remote_addr: str | None, request_id: str | None, request=None
+) -> AuditEvent | None:
+    """A webhook refused for its signature, as ``webhook.signature_refused`` (outcome denied), bounded.
+
+    The actor is the provider's webhook principal (what the request claimed
+    to be); the organization is none (unknown before a signature holds), so
+    it goes to the platform chain. [!!] At most one record per (provider,
+    reason, client address) and minute; the rest are counted into one
+    summary written after the minute (``audit_record_failure_summaries``),
+    whose metadata carries the provider, reason, client and ``count``.
+    None when this refusal was counted rather than recorded.
+    """
+    from accounts.principals import Principal
+    from accounts.security_events import client_ip
+
+    ip = (client_ip(request) if request is not None else None) or remote_addr or None
+    provider, reason = str(provider)[:40], str(reason)[:20]
+    event = {
+        "event": "webhook.signature_refused",
+        "user_id": None,
+        "email": None,
+        "organization_id": None,
+        "ip": ip,
+        "user_agent": request.META.get("HTTP_USER_AGENT", "")[:300] if request is not None else "",
+        "request_id": request_id,
+        "resource_type": "webhook",
+        "resource_id": provider,
+    }
+    details = {"provider": provider, "reason": reason, "path": str(path or "")[:300], "target": f"{provider}:{reason}:{ip}"}
+    actor = Actor.from_principal(Principal.webhook(provider))
+    about = {"provider": provider, "reason": reason, "client": ip}
+    if not _failure_admitted(event["event"], event, details, actor=actor, about=about):
+        return None
+    return _record_security_event(event["event"], event, details, principal=actor)
 
 
 # --- events announced by other code ---------------------------------------------------------
