@@ -1,0 +1,242 @@
+"""What every stand-in shares: a threaded HTTP server on 127.0.0.1 (random port), request
+parsing (query, form, JSON, raw body), a record of every request received, and replies
+(JSON, bytes, or a stream such as server-sent events).
+
+A stand-in subclasses ``StandIn`` and implements ``handle(request) -> Reply``. Replies are
+HTTP/1.0 (the connection closes after each one), so a streamed body needs no length and a
+stopped stand-in leaves no kept-alive connection behind.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import traceback
+import urllib.parse
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+MAX_BODY_BYTES = 50 * 1024 * 1024
+
+
+@dataclass
+class RecordedRequest:
+    """One request as the stand-in received it. ``headers`` keys are lower-case."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    query_lists: dict[str, list[str]]
+    headers: dict[str, str]
+    body: bytes
+    form: dict[str, str] = field(default_factory=dict)  # last value of each form field
+    form_lists: dict[str, list[str]] = field(default_factory=dict)  # every value (repeated fields)
+    json: Any = None
+    status: int | None = None  # the status the stand-in answered
+    raw_query: str = ""  # the query string as sent (signatures cover it byte for byte)
+
+    def header(self, name: str, default: str = "") -> str:
+        return self.headers.get(name.lower(), default)
+
+
+@dataclass
+class Reply:
+    status: int = 200
+    body: bytes | Iterable[bytes] = b""
+    content_type: str = "application/json"
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def json_reply(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Reply:
+    return Reply(status=status, body=json.dumps(data).encode(), headers=dict(headers or {}))
+
+
+def sse_reply(events: Iterable[str]) -> Reply:
+    """A text/event-stream reply; each item is one complete event (``"data: ...\\n\\n"``)."""
+    return Reply(body=(event.encode() for event in events), content_type="text/event-stream")
+
+
+def _parse_body(content_type: str, body: bytes) -> tuple[dict[str, list[str]], Any]:
+    kind = content_type.split(";", 1)[0].strip().lower()
+    if kind == "application/x-www-form-urlencoded":
+        return urllib.parse.parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True), None
+    if kind == "application/json" or (kind == "" and body[:1] in (b"{", b"[")):
+        try:
+            return {}, json.loads(body)
+        except ValueError:
+            return {}, None
+    return {}, None
+
+
+class StandIn:
+    """A provider stand-in: ``start()`` -> self, ``base_url``, ``stop()``, ``requests``."""
+
+    name = "stand-in"
+
+    def __init__(self) -> None:
+        self.requests: list[RecordedRequest] = []
+        self.delay_seconds = 0.0  # wait this long before answering (timeout tests)
+        self._faults: list[list] = []  # [path prefix, reply, times left]
+        self._lock = threading.RLock()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self):
+        if self._server is not None:
+            return self
+        standin = self
+
+        class Handler(_Handler):
+            owner = standin
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"{self.name}-stand-in",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+    @property
+    def base_url(self) -> str:
+        if self._server is None:
+            raise RuntimeError(f"The {self.name} stand-in is not running: call start() first.")
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    # -- what subclasses implement -----------------------------------------------------------
+    def handle(self, request: RecordedRequest) -> Reply:
+        raise NotImplementedError
+
+    def error_reply(self, status: int, message: str) -> Reply:
+        """An error in the provider's JSON shape (subclasses override)."""
+        return json_reply({"error": {"message": message}}, status=status)
+
+    # -- helpers for tests -------------------------------------------------------------------
+    def fail_next(
+        self, status: int = 503, message: str = "Service unavailable", *, path_prefix: str = "", times: int = 1
+    ):
+        """Answer the next ``times`` requests under ``path_prefix`` with this error instead."""
+        with self._lock:
+            self._faults.append([path_prefix, self.error_reply(status, message), times])
+        return self
+
+    def _fault_for(self, path: str) -> Reply | None:
+        with self._lock:
+            for fault in self._faults:
+                if path.startswith(fault[0]) and fault[2] > 0:
+                    fault[2] -= 1
+                    return fault[1]
+        return None
+
+    def requests_to(self, path_prefix: str, method: str | None = None) -> list[RecordedRequest]:
+        with self._lock:
+            return [
+                r for r in self.requests if r.path.startswith(path_prefix) and (method is None or r.method == method)
+            ]
+
+    def _record(self, request: RecordedRequest) -> None:
+        with self._lock:
+            self.requests.append(request)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    owner: StandIn
+    server_version = "StandIn/1.0"
+
+    def log_message(self, format, *args):  # keep test and dev-server output quiet
+        pass
+
+    def _read_body(self) -> bytes:
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            chunks, total = [], 0
+            while True:
+                size = int(self.rfile.readline().split(b";", 1)[0].strip() or b"0", 16)
+                if size == 0:
+                    self.rfile.readline()
+                    return b"".join(chunks)
+                total += size
+                if total > MAX_BODY_BYTES:
+                    raise ValueError("body too large")
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_BODY_BYTES:
+            raise ValueError("body too large")
+        return self.rfile.read(length) if length else b""
+
+    def _dispatch(self) -> None:
+        parsed = urllib.parse.urlsplit(self.path)
+        query_lists = urllib.parse.parse_qs(parsed.query, keep_blank_values=True)
+        try:
+            body = self._read_body()
+        except ValueError:
+            self._send(Reply(status=413, body=b'{"error": "body too large"}'))
+            return
+        form_lists, parsed_json = _parse_body(self.headers.get("Content-Type", ""), body)
+        request = RecordedRequest(
+            method=self.command,
+            path=urllib.parse.unquote(parsed.path),
+            query={k: v[-1] for k, v in query_lists.items()},
+            query_lists=query_lists,
+            headers={k.lower(): v for k, v in self.headers.items()},
+            body=body,
+            form={k: v[-1] for k, v in form_lists.items()},
+            form_lists=form_lists,
+            json=parsed_json,
+            raw_query=parsed.query,
+        )
+        self.owner._record(request)
+        if self.owner.delay_seconds:
+            time.sleep(self.owner.delay_seconds)
+        try:
+            reply = self.owner._fault_for(request.path) or self.owner.handle(request)
+        except Exception:  # a stand-in bug: answer like a provider's 500 and keep the traceback visible
+            reply = json_reply({"error": "stand-in failure", "traceback": traceback.format_exc()}, status=500)
+        request.status = reply.status
+        self._send(reply)
+
+    def _send(self, reply: Reply) -> None:
+        self.send_response(reply.status)
+        self.send_header("Content-Type", reply.content_type)
+        for name, value in reply.headers.items():
+            self.send_header(name, value)
+        if isinstance(reply.body, (bytes, bytearray)):
+            self.send_header("Content-Length", str(len(reply.body)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(reply.body)
+            return
+        self.send_header("Cache-Control", "no-cache")
+        self.end_headers()
+        chunks: Iterator[bytes] = iter(reply.body)
+        try:
+            for chunk in chunks:
+                self.wfile.write(chunk)
+                self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client stopped reading the stream
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _dispatch
