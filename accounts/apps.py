@@ -20,6 +20,12 @@ class AccountsConfig(AppConfig):
         revocation.connect_signals()
         access.connect_signals()
 
+        # Webhooks refused for their signature count against the client's budget (accounts/ratelimits.py).
+        from accounts import ratelimits
+        from jagcall.kernel.webhooks.signals import webhook_refused
+
+        webhook_refused.connect(ratelimits.count_webhook_refusal, weak=False, dispatch_uid="ratelimits-webhook-refusal")
+
         # The encryption kernel imports no app: it learns the tenants from here, and
         # destroys an organization's keys when its row is deleted (crypto-shredding).
         from jagcall.kernel.crypto.registry import register_tenant_model

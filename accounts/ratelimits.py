@@ -26,9 +26,13 @@ Contract:
   guessing happens, so they fail closed. The failure is logged, not sent as
   a security event (that would write one audit row per refused request).
   The authenticated API's limiter fails open instead (docs/api.md).
-- Other apps add their own unauthenticated routes (the provider webhooks
-  under /hooks/) with ``register_route`` from their AppConfig.ready, or wrap
-  a view with ``rate_limited``; both use the same check and the same settings.
+- Other apps add their own unauthenticated routes with ``register_route``
+  from their AppConfig.ready, or wrap a view with ``rate_limited``; both use
+  the same check and the same settings.
+- Signed inbound webhooks (``/hooks/<provider>/``, views deriving from
+  jagcall.kernel.webhooks.SignedWebhookView) need no row: every such route
+  is limited by its view class, so mounting one cannot skip it. There the
+  refusals are counted, not the deliveries (``webhook_check``).
 - RATELIMIT_ENABLE=false turns the table off for a deployment that limits at
   its proxy instead.
 """
@@ -73,8 +77,9 @@ class Limit:
     per-target budget (a key of SENSITIVE_TARGET_RATE_LIMITS), with
     ``target`` saying what the request aims at (None: nothing known, only
     the client limit applies). ``answer``: how a refusal reads, ``page``
-    (HTML; the API's JSON error shape under /api/) or ``oauth`` (RFC 6749's
-    ``{"error", "error_description"}``, which OAuth clients parse).
+    (HTML; the API's JSON error shape under /api/), ``oauth`` (RFC 6749's
+    ``{"error", "error_description"}``, which OAuth clients parse) or
+    ``plain`` (a line of text, for providers' webhooks).
     """
 
     methods: tuple[str, ...]
@@ -281,6 +286,12 @@ def check(request, *, name: str, limit: Limit, view_kwargs: dict | None = None) 
 
 
 def too_many(request, limit: Limit, *, retry_after: int) -> HttpResponse:
+    if limit.answer == "plain":
+        response = HttpResponse(
+            f"Too many requests. Wait {retry_after} seconds and try again.\n", status=429, content_type="text/plain"
+        )
+        response["Retry-After"] = str(retry_after)
+        return response
     if limit.answer == "oauth":
         response = JsonResponse(
             {"error": "slow_down", "error_description": f"Too many requests. Wait {retry_after} seconds and try again."},
@@ -294,6 +305,10 @@ def too_many(request, limit: Limit, *, retry_after: int) -> HttpResponse:
 
 
 def unavailable(request, limit: Limit) -> HttpResponse:
+    if limit.answer == "plain":
+        response = HttpResponse(_UNAVAILABLE_MESSAGE + "\n", status=503, content_type="text/plain")
+        response["Retry-After"] = str(UNAVAILABLE_RETRY_AFTER)
+        return response
     if limit.answer == "oauth":
         response = JsonResponse(
             {"error": "temporarily_unavailable", "error_description": _UNAVAILABLE_MESSAGE}, status=503
@@ -305,13 +320,83 @@ def unavailable(request, limit: Limit) -> HttpResponse:
     return service_unavailable(request, retry_after=UNAVAILABLE_RETRY_AFTER)
 
 
+# --- signed inbound webhooks (jagcall.kernel.webhooks) --------------------------------------
+#
+# A provider delivers from shared addresses, in bursts that follow its customers' traffic (every
+# call of a busy account), and each delivery carries its own credential: the signature, checked
+# before anything reads the database. So deliveries are not counted; refusals are. Each request
+# refused for its signature (the webhook_refused signal) counts against its client network, and a
+# client past SENSITIVE_RATE_LIMITS[view.rate_limit_route] ("hooks") in a window gets 429 on
+# every webhook route of that budget, before its signature is checked, until the window turns.
+# A refusal answered 429 is a ``rate_limit.exceeded`` security event (bounded by the audit log).
+# [!!] Redis down: 503, like the table above (the audit log's flood bounds live there too).
+
+WEBHOOK_LIMIT = Limit(("POST",), answer="plain")
+
+
+def _webhook_view_class(view_func) -> type | None:
+    from jagcall.kernel.webhooks.views import SignedWebhookView
+
+    view_class = getattr(view_func, "view_class", None)
+    return view_class if isinstance(view_class, type) and issubclass(view_class, SignedWebhookView) else None
+
+
+def _webhook_refusals(request, route: str, *, increment: bool) -> dict | None:
+    client = client_network(request)
+    return get_usage(
+        request, group=f"webhook-refusals:{route}", key=lambda _group, _request: client,
+        rate=_client_rate(route), increment=increment,
+    )
+
+
+def webhook_check(request, view_class) -> HttpResponse | None:
+    """None when ``request`` may reach the webhook view; else 429 (too many refusals) or 503."""
+    if request.method not in WEBHOOK_LIMIT.methods:
+        return None
+    route = view_class.rate_limit_route
+    try:
+        usage = _webhook_refusals(request, route, increment=False)
+    except _REDIS_DOWN:
+        usage = {"limit": 0, "time_left": -1}
+    if usage is None:  # RATELIMIT_ENABLE=false
+        return None
+    if usage["limit"] == 0 and usage["time_left"] == -1:  # the counter could not be read
+        logger.error("rate limiter unreachable: refusing webhook %s with 503", request.path[:300])
+        return unavailable(request, WEBHOOK_LIMIT)
+    if usage["count"] < usage["limit"]:
+        return None
+    retry_after = max(1, int(usage["time_left"]))
+    emit(
+        "rate_limit.exceeded",
+        request=request,
+        route=route,
+        rate=_client_rate(route),
+        limited_by="webhook_refusals",
+        client=client_network(request),
+        target=None,
+        at=int(time.time()),
+    )
+    return too_many(request, WEBHOOK_LIMIT, retry_after=retry_after)
+
+
+def count_webhook_refusal(sender, *, request=None, **kwargs) -> None:
+    """Receiver of jagcall.kernel.webhooks' ``webhook_refused``: one more refusal for this client."""
+    if request is None:
+        return
+    try:
+        _webhook_refusals(request, getattr(sender, "rate_limit_route", "hooks"), increment=True)
+    except _REDIS_DOWN:
+        logger.error("rate limiter unreachable: webhook refusal not counted", exc_info=True)
+
+
 def _route_name(request) -> str | None:
     match = getattr(request, "resolver_match", None)
     return match.view_name if match else None
 
 
 class SensitiveRateLimitMiddleware:
-    """Applies SENSITIVE_ROUTES before the view runs (process_view: the route and its arguments are known)."""
+    """Applies SENSITIVE_ROUTES, and the webhook refusals' budget, before the view runs (process_view:
+    the route, its view and its arguments are known)."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -323,7 +408,8 @@ class SensitiveRateLimitMiddleware:
         name = _route_name(request)
         limit = SENSITIVE_ROUTES.get(name)
         if limit is None:
-            return None
+            view_class = _webhook_view_class(view_func)
+            return webhook_check(request, view_class) if view_class is not None else None
         return check(request, name=name, limit=limit, view_kwargs=view_kwargs)
 
 

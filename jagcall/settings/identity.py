@@ -71,6 +71,8 @@ SENSITIVE_RATE_LIMITS = {
     # An integration's server refreshes every user's tokens from one address.
     "oauth:token": "120/m",
     "oauth:revoke-token": "120/m",
+    # Signed inbound webhooks: requests refused for their signature (valid deliveries are not counted).
+    "hooks": env("RATE_LIMIT_WEBHOOK_REFUSALS", default="30/m"),
 }
 # Per target (the budget names of accounts/ratelimits.py), over all clients together:
 SENSITIVE_TARGET_RATE_LIMITS = {
