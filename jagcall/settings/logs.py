@@ -11,7 +11,11 @@ LOG_LEVEL = env("LOG_LEVEL", default="INFO")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "jagcall.kernel.logging.RequestIdFilter"}},
+    "filters": {
+        "request_id": {"()": "jagcall.kernel.logging.RequestIdFilter"},
+        # [!!] Provider keys and tokens never reach the logs (docs/security/providers.md).
+        "redact_secrets": {"()": "jagcall.kernel.providers.redaction.SecretRedactionFilter"},
+    },
     "formatters": {
         "json": {
             "()": "pythonjsonlogger.json.JsonFormatter",
@@ -24,7 +28,7 @@ LOGGING = {
         "console": {
             "class": "logging.StreamHandler",
             "formatter": LOG_FORMAT,
-            "filters": ["request_id"],
+            "filters": ["request_id", "redact_secrets"],
         }
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
