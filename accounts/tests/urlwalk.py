@@ -4,15 +4,21 @@ Every route must be one of:
 - organization-scoped: its route carries ``<org_slug>`` and its view uses
   OrganizationViewMixin; object ids in it are listed in OBJECT_KWARGS so the
   walker can fill them with a real object of either organization;
-- organization-free: listed in PUBLIC_ROUTES with the reason it is safe.
+- organization-free: listed in PUBLIC_ROUTES with the reason it is safe;
+- signed inbound: its route starts with ``hooks/``, its view derives from
+  jagcall.kernel.webhooks.SignedWebhookView (the signature is its
+  credential; the organization comes from the signed request), and it is
+  listed in SIGNED_INBOUND (test_signed_inbound.py posts unsigned and forged
+  requests to each and expects 403 and no writes).
 
 A route that is neither fails the tests, so a new endpoint cannot ship
 without tenancy coverage.
 
 Each app registers its own cases in ``<app>/tests/tenancy.py`` (the wiring's
 in ``jagcall/tests/tenancy.py``): ``OBJECT_KWARGS`` (a URL kwarg -> how to
-make such an object in a given organization) and ``PUBLIC_ROUTES`` (a route
-name -> why it needs no organization). The walk collects them from every app
+make such an object in a given organization), ``PUBLIC_ROUTES`` (a route
+name -> why it needs no organization) and ``SIGNED_INBOUND`` (a webhook's
+route name -> ``{"kwargs": {...}, "provider": "twilio"}``). The walk collects them from every app
 of the project, so a new app's pages and endpoints are walked without
 touching accounts' tests.
 """
@@ -61,6 +67,28 @@ def tenancy_cases() -> tuple[dict, dict]:
     return object_kwargs, public_routes
 
 
+def signed_inbound_cases() -> dict:
+    """SIGNED_INBOUND merged from every app's tests/tenancy.py; a route twice is an error."""
+    cases: dict = {}
+    for module in _case_modules():
+        theirs = getattr(module, "SIGNED_INBOUND", {})
+        clash = set(cases) & set(theirs)
+        if clash:
+            raise AssertionError(f"{module.__name__} registers {sorted(clash)} again")
+        cases.update(theirs)
+    return cases
+
+
+# Where providers' webhooks are mounted (/hooks/<provider>/...).
+HOOKS_PREFIX = "hooks/"
+
+
+def _is_signed_inbound_view(view_class) -> bool:
+    from jagcall.kernel.webhooks.views import SignedWebhookView
+
+    return bool(view_class) and isinstance(view_class, type) and issubclass(view_class, SignedWebhookView)
+
+
 @dataclass(frozen=True)
 class Route:
     name: str
@@ -99,13 +127,42 @@ def api_routes() -> list[Route]:
     return [r for r in all_routes() if r.view_class and issubclass(r.view_class, OrganizationAPIView)]
 
 
-def classify() -> tuple[list[Route], list[Route], list[str]]:
-    """(organization-scoped portal routes, public routes, problems). API routes: api_routes()."""
-    _object_kwargs, public_routes = tenancy_cases()
-    scoped, public, problems = [], [], []
+def signed_inbound_routes(signed_inbound: dict | None = None) -> tuple[list[Route], list[str]]:
+    """(the routes under hooks/ listed in SIGNED_INBOUND with a signed view, problems)."""
+    cases = signed_inbound_cases() if signed_inbound is None else signed_inbound
+    routes, problems = [], []
     for route in all_routes():
-        if route.route.startswith(ADMIN_PREFIX):
+        under_hooks = route.route.startswith(HOOKS_PREFIX)
+        signed = _is_signed_inbound_view(route.view_class)
+        if not under_hooks:
+            if signed:
+                problems.append(f"{route.name} ({route.route}): a signed webhook is mounted under /{HOOKS_PREFIX} only")
             continue
+        if not signed:
+            problems.append(f"{route.name} ({route.route}): every route under /{HOOKS_PREFIX} derives from SignedWebhookView")
+        elif route.name not in cases:
+            problems.append(
+                f"{route.name} ({route.route}): a webhook not listed in SIGNED_INBOUND of its app's tests/tenancy.py"
+            )
+        elif cases[route.name].get("provider") != route.view_class.provider:
+            problems.append(f"{route.name}: SIGNED_INBOUND says provider {cases[route.name].get('provider')!r}, "
+                            f"its view says {route.view_class.provider!r}")
+        else:
+            routes.append(route)
+    return routes, problems
+
+
+def classify(*, signed_inbound: dict | None = None) -> tuple[list[Route], list[Route], list[str]]:
+    """(organization-scoped portal routes, public routes (signed inbound webhooks included), problems).
+
+    API routes: api_routes().
+    """
+    _object_kwargs, public_routes = tenancy_cases()
+    signed, problems = signed_inbound_routes(signed_inbound)
+    scoped, public = [], list(signed)
+    for route in all_routes():
+        if route.route.startswith(ADMIN_PREFIX) or route.route.startswith(HOOKS_PREFIX):
+            continue  # the back office: staff only; hooks/: signed_inbound_routes
         if route.route.startswith(IDENTITY_PREFIX):
             if route.is_org_scoped:
                 problems.append(f"{route.name}: identity routes must not carry an organization")

@@ -102,3 +102,11 @@ urlpatterns = [
     path("hooks/example/hmac/", ExampleHmacHook.as_view(), name="example-hmac"),
     path("", include("jagcall.urls")),
 ]
+
+# The example hooks' cases for the walk of signed inbound routes (accounts/tests/test_signed_inbound.py),
+# kept here rather than in a tests/tenancy.py: these routes exist only in this URLconf.
+SIGNED_INBOUND = {
+    "example-twilio": {"kwargs": {"kind": "voice"}, "provider": "twilio"},
+    "example-twilio-spoken": {"kwargs": {}, "provider": "twilio"},
+    "example-hmac": {"kwargs": {}, "provider": "example"},
+}
