@@ -168,7 +168,7 @@ def test_a_bad_signature_is_refused_before_any_database_read(client, refusals, c
     assert refusal["remote_addr"] == "127.0.0.1"  # the test client's
 
 
-def test_a_params_tampered_after_signing_are_refused(client, refusals):
+def test_params_changed_after_signing_are_refused(client, refusals):
     signature = sign(PUBLIC + PATH, params())
     response = post(client, params(CallStatus="completed"), signature=signature)
     assert response.status_code == 403 and refusals[0]["reason"] == "invalid"
