@@ -277,3 +277,14 @@ def test_twilio_errors(twilio, subaccount):
     with pytest.raises(TwilioRestException) as refused:
         forged.api.v2010.accounts(twilio.account_sid).fetch()
     assert refused.value.status == 401 and refused.value.code == 20003
+
+
+def test_the_fixture_points_the_settings_at_the_stand_in(twilio_standin, settings):
+    assert settings.PROVIDER_BASE_URLS["twilio"] == twilio_standin.base_url
+    assert settings.TWILIO_ACCOUNT_SID == twilio_standin.account_sid
+    assert settings.TWILIO_AUTH_TOKEN == twilio_standin.auth_token
+    client = Client(
+        settings.TWILIO_API_KEY_SID, settings.TWILIO_API_KEY_SECRET, settings.TWILIO_ACCOUNT_SID,
+        http_client=_ToStandIn(settings.PROVIDER_BASE_URLS["twilio"]),
+    )  # fmt: skip
+    assert client.api.v2010.accounts(settings.TWILIO_ACCOUNT_SID).fetch().status == "active"  # API-key auth
