@@ -89,7 +89,8 @@ def test_unsigned_and_forged_requests_are_refused_and_write_nothing(urlconf):
                 (b'{"id": "evt_forged", "type": "invoice.paid"}', "application/json"),
             ):
                 headers = {**headers, "I-Twilio-Idempotency-Token": "forged-idem", "X-Example-Event": "forged"}
-                response = Client(REMOTE_ADDR="203.0.113.50").post(url, body, content_type=content_type, headers=headers)
+                client = Client(REMOTE_ADDR="203.0.113.50")
+                response = client.post(url, body, content_type=content_type, headers=headers)
                 if response.status_code != 403:
                     failures.append(f"POST {url} ({label}, {content_type}): {response.status_code}, expected 403")
     assert not failures, "\n".join(failures)

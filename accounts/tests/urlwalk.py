@@ -139,7 +139,9 @@ def signed_inbound_routes(signed_inbound: dict | None = None) -> tuple[list[Rout
                 problems.append(f"{route.name} ({route.route}): a signed webhook is mounted under /{HOOKS_PREFIX} only")
             continue
         if not signed:
-            problems.append(f"{route.name} ({route.route}): every route under /{HOOKS_PREFIX} derives from SignedWebhookView")
+            problems.append(
+                f"{route.name} ({route.route}): every route under /{HOOKS_PREFIX} derives from SignedWebhookView"
+            )
         elif route.name not in cases:
             problems.append(
                 f"{route.name} ({route.route}): a webhook not listed in SIGNED_INBOUND of its app's tests/tenancy.py"

@@ -178,7 +178,9 @@ def _failure_bounds(kind: str) -> tuple[int, int]:
     return max(1, int(window)), int(per_window)
 
 
-def _failure_admitted(kind: str, event: dict, details: dict, *, actor: Actor | None = None, about: dict | None = None) -> bool:
+def _failure_admitted(
+    kind: str, event: dict, details: dict, *, actor: Actor | None = None, about: dict | None = None
+) -> bool:
     """True: record this event now. False: it was counted into its window's summary instead.
 
     ``actor`` (the one the event was given) and ``about`` (what the summary
@@ -213,7 +215,9 @@ def _failure_admitted(kind: str, event: dict, details: dict, *, actor: Actor | N
     return True
 
 
-def _fold_into_summary(client, *, bucket, kind, target, event, window_start, window, expiry, actor=None, about=None) -> None:
+def _fold_into_summary(
+    client, *, bucket, kind, target, event, window_start, window, expiry, actor=None, about=None
+) -> None:
     key = f"{_FAILURES_KEY}:{bucket}"
     folded = client.incr(f"{key}:folded")
     client.expire(f"{key}:folded", expiry)
@@ -316,7 +320,12 @@ def audit_record_webhook_refused(
         "resource_type": "webhook",
         "resource_id": provider,
     }
-    details = {"provider": provider, "reason": reason, "path": str(path or "")[:300], "target": f"{provider}:{reason}:{ip}"}
+    details = {
+        "provider": provider,
+        "reason": reason,
+        "path": str(path or "")[:300],
+        "target": f"{provider}:{reason}:{ip}",  # what the flood bounds count per window
+    }
     actor = Actor.from_principal(Principal.webhook(provider))
     about = {"provider": provider, "reason": reason, "client": ip}
     if not _failure_admitted(event["event"], event, details, actor=actor, about=about):

@@ -115,7 +115,9 @@ def test_a_delivery_without_any_event_id_is_handled_each_time(client):
 
 
 @pytest.mark.parametrize("failure", ["raise", "503"])
-def test_a_failed_handler_rolls_back_its_delivery_so_the_retry_is_processed(client, failure, django_capture_on_commit_callbacks):
+def test_a_failed_handler_rolls_back_its_delivery_so_the_retry_is_processed(
+    client, failure, django_capture_on_commit_callbacks
+):
     client.raise_request_exception = False
     Calls.fail_next = failure
     with django_capture_on_commit_callbacks(execute=True):
