@@ -86,6 +86,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "accounts.context_processors.portal",
                 "accounts.context_processors.turnstile",
+                "jagcall.kernel.context_processors.simulated_mode",
             ],
         },
     },
