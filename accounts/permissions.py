@@ -34,6 +34,7 @@ PERMISSIONS: dict[str, tuple[frozenset, str]] = {
     "oauth_apps.manage": (MANAGERS, "Register and edit OAuth applications; disconnect connected ones"),
     "webhooks.manage": (MANAGERS, "Manage webhooks"),
     "audit.view": (MANAGERS, "See and export the audit log"),
+    "compliance.manage": (MANAGERS, "Take numbers off the do-not-call list"),
     "billing.manage": (OWNERS, "Manage plan and billing"),
     "sso.manage": (OWNERS, "Configure single sign-on"),
     "security.manage": (OWNERS, "Require two-factor sign-in for everyone"),

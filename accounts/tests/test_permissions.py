@@ -153,7 +153,8 @@ def test_members_see_role_controls_only_when_allowed(client, organization, owner
 def test_permission_table_grants_what_the_product_promises():
     owner_only = {"billing.manage", "sso.manage", "security.manage", "organization.delete", "organization.transfer"}
     managers = {"organization.update", "members.invite", "members.change_role", "members.remove",
-                "agents.manage", "numbers.manage", "api_keys.manage", "oauth_apps.manage", "webhooks.manage", "audit.view"}
+                "agents.manage", "numbers.manage", "api_keys.manage", "oauth_apps.manage", "webhooks.manage", "audit.view",
+                "compliance.manage"}
     everyone = {"organization.view", "product.use", "members.view"}
     assert set(PERMISSIONS) == owner_only | managers | everyone
     for action in owner_only:
