@@ -39,7 +39,7 @@ _REGISTERED_MAX = 4096
 
 _PATTERNS: tuple[tuple[re.Pattern[str], str | None], ...] = (
     # The password in scheme://user:password@host.
-    (re.compile(r"(?P<keep>[a-z][a-z0-9+.-]*://[^/\s:@]+:)[^/\s@]+(?=@)", re.I), None),
+    (re.compile(r"(?P<keep>[a-z][a-z0-9+.-]*://[^/\s:@]*:)[^/\s@]+(?=@)", re.I), None),
     # Authorization schemes: "Bearer xyz", "Token xyz" (Deepgram), "Basic base64".
     # The credential has a digit, so "token rotated" in a sentence stays.
     (re.compile(r"(?P<keep>\b(?:bearer|token|basic)\s+)(?=[A-Za-z._~+/=-]*\d)[A-Za-z0-9._~+/=-]{12,}", re.I), None),
@@ -47,7 +47,7 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str | None], ...] = (
     (
         re.compile(
             r"(?P<keep>(?:api[_-]?key|apikey|xi-api-key|auth[_-]?token|access[_-]?token|secret|password|passwd|"
-            r"authorization)[\"']?\s*[:=]\s*[\"']?)[^\s\"',;&}]{4,}",
+            r"authorization)[\"']?\s*[:=]\s*[\"']?)(?!(?:bearer|token|basic)\s)[^\s\"',;&}]{4,}",
             re.I,
         ),
         None,
