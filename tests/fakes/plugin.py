@@ -64,3 +64,61 @@ def twilio_standin(settings):
         yield standin
     finally:
         standin.stop()
+
+
+@pytest.fixture
+def deepgram_standin(settings):
+    """A running Deepgram stand-in (its transcript: DEFAULT_SCRIPT, or set ``.script``); DEEPGRAM_API_KEY is its key."""
+    from jagcall.kernel.standins.deepgram import DeepgramStandIn
+
+    with DeepgramStandIn() as standin:
+        _point_at(settings, "deepgram", standin)
+        settings.DEEPGRAM_API_KEY = standin.api_key
+        yield standin
+
+
+@pytest.fixture
+def openai_standin(settings):
+    """A running OpenAI stand-in (set ``.replies`` to script its answers); OPENAI_API_KEY is its key."""
+    from jagcall.kernel.standins.openai import OpenAIStandIn
+
+    with OpenAIStandIn() as standin:
+        _point_at(settings, "openai", standin)
+        settings.OPENAI_API_KEY = standin.api_key
+        yield standin
+
+
+@pytest.fixture
+def anthropic_standin(settings):
+    """A running Anthropic stand-in (set ``.replies`` to script its answers); ANTHROPIC_API_KEY is its key."""
+    from jagcall.kernel.standins.anthropic import AnthropicStandIn
+
+    with AnthropicStandIn() as standin:
+        _point_at(settings, "anthropic", standin)
+        settings.ANTHROPIC_API_KEY = standin.api_key
+        yield standin
+
+
+@pytest.fixture
+def elevenlabs_standin(settings):
+    """A running ElevenLabs stand-in; ELEVENLABS_API_KEY is its key."""
+    from jagcall.kernel.standins.elevenlabs import ElevenLabsStandIn
+
+    with ElevenLabsStandIn() as standin:
+        _point_at(settings, "elevenlabs", standin)
+        settings.ELEVENLABS_API_KEY = standin.api_key
+        yield standin
+
+
+@pytest.fixture
+def providers(twilio_standin, deepgram_standin, openai_standin, anthropic_standin, elevenlabs_standin):
+    """Every provider stand-in at once: ``.twilio``, ``.deepgram``, ``.openai``, ``.anthropic``, ``.elevenlabs``."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(
+        twilio=twilio_standin,
+        deepgram=deepgram_standin,
+        openai=openai_standin,
+        anthropic=anthropic_standin,
+        elevenlabs=elevenlabs_standin,
+    )

@@ -27,7 +27,7 @@ import secrets
 from jagcall.kernel.standins.base import RecordedRequest, Reply, StandIn, json_reply
 from jagcall.kernel.standins.twilio import numbers as available
 from jagcall.kernel.standins.twilio.driving import Callback, CallDriving, TwiMLResponse
-from jagcall.kernel.standins.twilio.media import mp3_bytes, wav_bytes
+from jagcall.kernel.standins.audio import mp3_bytes, wav_bytes
 from jagcall.kernel.standins.twilio.records import (
     API, FINAL_STATUSES, NUMBER_SETTINGS, Account, Call, IncomingNumber, Recording,
     new_sid, not_found, now, page, twilio_error,

@@ -1,4 +1,4 @@
-"""Recording media for the Twilio stand-in: a real, small audio file, made once and cached.
+"""Audio the stand-ins serve (Twilio's recordings, ElevenLabs' speech): real, small files.
 
 WAV: 8 kHz mono 16-bit PCM (the format of Twilio's call recordings), a few seconds of tones
 alternating between two pitches, like two voices taking turns. MP3: silent MPEG-1 Layer III
@@ -35,11 +35,15 @@ def wav_bytes(seconds: int = SECONDS) -> bytes:
     return out.getvalue()
 
 
+# MPEG-1 Layer III, no CRC, 128 kbit/s, 44.1 kHz, mono: 1152 samples (26 ms) in each 417-byte frame.
+MP3_FRAME = bytes([0xFF, 0xFB, 0x90, 0xC4]) + bytes(144 * 128000 // 44100 - 4)
+MP3_FRAME_SECONDS = 1152 / 44100
+
+
+def silent_mp3(seconds: float) -> bytes:
+    return MP3_FRAME * max(1, math.ceil(seconds / MP3_FRAME_SECONDS))
+
+
 @functools.cache
 def mp3_bytes(seconds: int = SECONDS) -> bytes:
-    # MPEG-1 Layer III, no CRC, 128 kbit/s, 44.1 kHz, mono: 1152 samples in each 417-byte frame.
-    header = bytes([0xFF, 0xFB, 0x90, 0xC4])
-    frame_length = 144 * 128000 // 44100  # 417 bytes, no padding
-    frame = header + bytes(frame_length - len(header))
-    frames = math.ceil(seconds * 44100 / 1152)
-    return frame * frames
+    return silent_mp3(seconds)
