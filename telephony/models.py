@@ -106,6 +106,30 @@ class TwilioSubaccount(OrganizationOwned):
         return self.account_sid
 
 
+class BrowserCallingApp(OrganizationOwned):
+    """What the portal's softphone needs at Twilio, made on first use in the organization's Twilio account.
+
+    A TwiML application whose voice URL is our ``browser-voice`` hook (calls
+    placed from the browser reach it) and an API key of the same account that
+    signs the members' access tokens. An organization has one per Twilio
+    account: a change of account (it brings its own) makes a new pair.
+    """
+
+    account_sid = models.CharField(max_length=34)
+    api_key_sid = models.CharField(max_length=34)
+    api_key_secret = EncryptedTextField()
+    twiml_app_sid = models.CharField(max_length=34)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["organization"], name="telephony_one_browser_app_per_organization"),
+        ]
+
+    def __str__(self) -> str:
+        return self.twiml_app_sid
+
+
 # --- phone numbers ----------------------------------------------------------
 
 
