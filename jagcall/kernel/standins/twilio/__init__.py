@@ -7,7 +7,8 @@ Resources (under /2010-04-01/Accounts): Accounts (subaccounts with their own aut
 list, update FriendlyName/Status), AvailablePhoneNumbers/{US,CA,GB}/Local (AreaCode, Contains,
 SmsEnabled, VoiceEnabled), IncomingPhoneNumbers (buy by PhoneNumber or AreaCode, list with
 PhoneNumber filter, fetch, update incl. moving to another of the caller's accounts, delete),
-Calls (create, list, fetch, update Status/Url/Twiml), Recordings (list, fetch, delete; media at
+Calls (create, list, fetch, update Status/Url/Twiml), Keys and Applications (browser calling; see
+browser.py), Recordings (list, fetch, delete; media at
 ``Recordings/{RE}`` / ``.wav`` / ``.mp3``, which needs the account's credentials unless
 ``media_requires_auth`` is False).
 
@@ -26,6 +27,7 @@ import secrets
 
 from jagcall.kernel.standins.base import RecordedRequest, Reply, StandIn, json_reply
 from jagcall.kernel.standins.twilio import numbers as available
+from jagcall.kernel.standins.twilio.browser import BROWSER_ROUTES, BrowserCalling
 from jagcall.kernel.standins.twilio.driving import Callback, CallDriving, TwiMLResponse
 from jagcall.kernel.standins.audio import mp3_bytes, wav_bytes
 from jagcall.kernel.standins.twilio.records import (
@@ -46,10 +48,11 @@ ROUTES = [
     (re.compile(rf"{ACCOUNT}/Calls/(?P<sid>CA[0-9a-f]{{32}})\.json"), "call"),
     (re.compile(rf"{ACCOUNT}/(?:Calls/(?P<call>CA[0-9a-f]{{32}})/)?Recordings\.json"), "recordings"),
     (re.compile(rf"{ACCOUNT}/Recordings/(?P<sid>RE[0-9a-f]{{32}})(?P<ext>\.json|\.wav|\.mp3)?"), "recording"),
+    *BROWSER_ROUTES,
 ]
 
 
-class TwilioStandIn(CallDriving, StandIn):
+class TwilioStandIn(CallDriving, BrowserCalling, StandIn):
     name = "twilio"
     media_requires_auth = True
 
