@@ -1,43 +1,61 @@
-"""Simulated mode's start_all(): every stand-in up, and the environment that points the SDKs at them."""
+"""Simulated mode's start_all(): every stand-in up, answering the provider clients that simulated
+mode builds (no keys set: the simulated credentials)."""
 
 from __future__ import annotations
 
-import anthropic
 import openai
 import pytest
-from elevenlabs import ElevenLabs
 
+from jagcall.kernel.providers import (
+    anthropic_client,
+    deepgram_client,
+    elevenlabs_client,
+    openai_client,
+    twilio_client,
+)
+from jagcall.kernel.standins.audio import wav_bytes
 from jagcall.kernel.standins.simulated import start_all
 from jagcall.settings.providers import _provider_base_urls
 
 
 @pytest.fixture
-def simulated():
+def simulated(settings):
     providers = start_all()
+    settings.SIMULATED_PROVIDERS = True
+    settings.PROVIDER_BASE_URLS = dict(providers)
+    for name in ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "OPENAI_API_KEY", "ANTHROPIC_API_KEY",
+                 "DEEPGRAM_API_KEY", "ELEVENLABS_API_KEY"):  # fmt: skip
+        setattr(settings, name, "")
     yield providers
     providers.stop()
 
 
-def test_start_all_runs_every_stand_in_with_twilio_on_autopilot(simulated):
+def test_start_all_answers_the_simulated_mode_clients(simulated):
     assert set(simulated) == {"twilio", "deepgram", "openai", "anthropic", "elevenlabs"}
     assert all(url.startswith("http://127.0.0.1:") for url in simulated.values())
-    assert simulated.twilio.autopilot is True and simulated["twilio"] == simulated.twilio.base_url
-
     env = simulated.environment()
     assert env["SIMULATED_PROVIDERS"] == "true"
     assert _provider_base_urls(env["PROVIDER_BASE_URLS"].split(",")) == dict(simulated)
-    assert env["TWILIO_ACCOUNT_SID"] == simulated.twilio.account_sid
 
-    # The credentials in the environment open the stand-ins through the SDKs.
-    reply = openai.OpenAI(base_url=simulated["openai"] + "/v1", api_key=env["OPENAI_API_KEY"]).chat.completions.create(
-        model="gpt-4o-mini", messages=[{"role": "user", "content": "Hello"}]
-    )
+    assert twilio_client().api.v2010.accounts(simulated.twilio.account_sid).fetch().status == "active"
+    reply = openai_client().chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "Hi"}])
     assert reply.choices[0].message.content
-    message = anthropic.Anthropic(base_url=simulated["anthropic"], api_key=env["ANTHROPIC_API_KEY"]).messages.create(
-        model="claude-haiku-4-5", max_tokens=32, messages=[{"role": "user", "content": "Hello"}]
+    message = anthropic_client().messages.create(
+        model="claude-haiku-4-5", max_tokens=32, messages=[{"role": "user", "content": "Hi"}]
     )
     assert message.content[0].text
-    assert ElevenLabs(base_url=simulated["elevenlabs"], api_key=env["ELEVENLABS_API_KEY"]).voices.get_all().voices
+    assert deepgram_client().listen.v1.media.transcribe_file(request=wav_bytes()).results.channels
+    assert elevenlabs_client().voices.get_all().voices
+
+
+def test_twilio_is_on_autopilot(simulated):
+    assert simulated.twilio.autopilot is True
+    simulated.twilio.autopilot_delay = 0.01
+    client = twilio_client()
+    number = client.incoming_phone_numbers.create(area_code="415")
+    call = client.calls.create(to="+12125550199", from_=number.phone_number, twiml="<Response/>")
+    simulated.twilio.settle()
+    assert client.calls(call.sid).fetch().status == "completed"
 
 
 def test_stop_closes_every_port(simulated):

@@ -8,13 +8,13 @@ provider keys, SIMULATED_PROVIDERS).
     providers.environment()          # env vars for the web, worker and beat processes (below)
     providers.stop()
 
-The stand-ins live in the process that called start_all(); the other processes reach them over
-HTTP, so they need the URLs and the stand-ins' generated credentials: ``environment()`` gives
-PROVIDER_BASE_URLS ("twilio=http://...,openai=http://..."), TWILIO_ACCOUNT_SID,
-TWILIO_AUTH_TOKEN, TWILIO_API_KEY_SID/SECRET, OPENAI_API_KEY, ANTHROPIC_API_KEY,
-DEEPGRAM_API_KEY, ELEVENLABS_API_KEY, and SIMULATED_PROVIDERS=true (setting the keys would
-otherwise turn simulated mode off). Twilio's callbacks go to the URLs the application gives
-(PUBLIC_BASE_URL, http://127.0.0.1:8000 in development), signed with the stand-in account's token.
+The stand-ins accept the credentials that the provider clients use in simulated mode
+(jagcall.kernel.providers.SIMULATED_CREDENTIALS, taken when no key is set), so the dev server's
+processes need no keys, only where the stand-ins listen: ``environment()`` gives
+PROVIDER_BASE_URLS ("twilio=http://...,openai=http://...") and SIMULATED_PROVIDERS=true. The
+stand-ins live in the process that called start_all(); the others reach them over HTTP. Twilio's
+callbacks go to the URLs the application gives (PUBLIC_BASE_URL, http://127.0.0.1:8000 in
+development), signed with the simulated account's auth token.
 
 ``DEBUG=true DJANGO_SETTINGS_MODULE=jagcall.settings python -m jagcall.kernel.standins.simulated``
 runs them in the foreground and prints that environment as shell exports.
@@ -22,6 +22,7 @@ runs them in the foreground and prints that environment as shell exports.
 
 from __future__ import annotations
 
+from jagcall.kernel.providers import SIMULATED_CREDENTIALS
 from jagcall.kernel.standins.anthropic import AnthropicStandIn
 from jagcall.kernel.standins.base import StandIn
 from jagcall.kernel.standins.deepgram import DeepgramStandIn
@@ -37,22 +38,12 @@ class SimulatedProviders(dict):
         super().__init__({name: standin.base_url for name, standin in standins.items()})
         self.standins = standins
         self.twilio: TwilioStandIn = standins["twilio"]  # type: ignore[assignment]
-        self.twilio_api_key = self.twilio.add_api_key()
 
     def environment(self) -> dict[str, str]:
         """The settings (as environment variables) that point every SDK at the stand-ins."""
-        s = self.standins
         return {
             "SIMULATED_PROVIDERS": "true",
             "PROVIDER_BASE_URLS": ",".join(f"{name}={url}" for name, url in self.items()),
-            "TWILIO_ACCOUNT_SID": self.twilio.account_sid,
-            "TWILIO_AUTH_TOKEN": self.twilio.auth_token,
-            "TWILIO_API_KEY_SID": self.twilio_api_key[0],
-            "TWILIO_API_KEY_SECRET": self.twilio_api_key[1],
-            "OPENAI_API_KEY": s["openai"].api_key,
-            "ANTHROPIC_API_KEY": s["anthropic"].api_key,
-            "DEEPGRAM_API_KEY": s["deepgram"].api_key,
-            "ELEVENLABS_API_KEY": s["elevenlabs"].api_key,
         }
 
     def stop(self) -> None:
@@ -62,14 +53,14 @@ class SimulatedProviders(dict):
 
 def start_all(*, autopilot: bool = True) -> SimulatedProviders:
     """Start every provider stand-in on 127.0.0.1 (random ports); Twilio's with ``autopilot``."""
-    twilio = TwilioStandIn()
+    twilio = TwilioStandIn(*SIMULATED_CREDENTIALS["twilio"])
     twilio.autopilot = autopilot
     standins: dict[str, StandIn] = {
         "twilio": twilio,
-        "deepgram": DeepgramStandIn(),
-        "openai": OpenAIStandIn(),
-        "anthropic": AnthropicStandIn(),
-        "elevenlabs": ElevenLabsStandIn(),
+        "deepgram": DeepgramStandIn(SIMULATED_CREDENTIALS["deepgram"]),
+        "openai": OpenAIStandIn(SIMULATED_CREDENTIALS["openai"]),
+        "anthropic": AnthropicStandIn(SIMULATED_CREDENTIALS["anthropic"]),
+        "elevenlabs": ElevenLabsStandIn(SIMULATED_CREDENTIALS["elevenlabs"]),
     }
     started: list[StandIn] = []
     try:
