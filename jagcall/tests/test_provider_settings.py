@@ -43,7 +43,9 @@ def test_production_defaults_reach_the_providers_themselves():
 def test_base_urls_timeouts_and_credentials_come_from_the_environment():
     values = settings_with({
         **DEVELOPMENT_ENV,
-        "PROVIDER_BASE_URLS": "twilio=http://127.0.0.1:9001/, openai=http://127.0.0.1:9002,Deepgram=http://127.0.0.1:9003",
+        "PROVIDER_BASE_URLS": (
+            "twilio=http://127.0.0.1:9001/, openai=http://127.0.0.1:9002,Deepgram=http://127.0.0.1:9003"
+        ),
         "PROVIDER_TIMEOUT_SECONDS": "3", "PROVIDER_MAX_RETRIES": "0",
         "TWILIO_ACCOUNT_SID": "AC" + "1" * 32, "OPENAI_API_KEY": "sk-test-key-from-env",
     })
@@ -72,7 +74,8 @@ def test_malformed_base_urls_are_refused(raw, message):
 def test_debug_off_refuses_plain_http_base_urls_but_takes_https_ones():
     stderr = refusal({**PRODUCTION_ENV, "PROVIDER_BASE_URLS": "twilio=http://127.0.0.1:9001"})
     assert "PROVIDER_BASE_URLS for twilio is plain http" in stderr
-    values = settings_with({**PRODUCTION_ENV, "PROVIDER_BASE_URLS": "elevenlabs=https://api.eu.residency.elevenlabs.io"})
+    residency = "elevenlabs=https://api.eu.residency.elevenlabs.io"
+    values = settings_with({**PRODUCTION_ENV, "PROVIDER_BASE_URLS": residency})
     assert values["base_urls"] == {"elevenlabs": "https://api.eu.residency.elevenlabs.io"}
 
 
@@ -110,7 +113,8 @@ def test_simulated_mode_is_on_in_development_without_provider_keys():
     assert settings_with(DEVELOPMENT_ENV)["simulated"] is True
     assert settings_with({**DEVELOPMENT_ENV, "DEEPGRAM_API_KEY": "dg-key"})["simulated"] is False
     assert settings_with({**DEVELOPMENT_ENV, "SIMULATED_PROVIDERS": "false"})["simulated"] is False
-    assert settings_with({**DEVELOPMENT_ENV, "OPENAI_API_KEY": "sk-x", "SIMULATED_PROVIDERS": "true"})["simulated"] is True
+    forced = {**DEVELOPMENT_ENV, "OPENAI_API_KEY": "sk-x", "SIMULATED_PROVIDERS": "true"}
+    assert settings_with(forced)["simulated"] is True
 
 
 def test_simulated_mode_is_refused_with_debug_off():

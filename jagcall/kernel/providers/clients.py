@@ -63,7 +63,9 @@ def _key(provider: str, given: str | None, setting: str) -> str:
         return key
     if simulated_mode():
         return SIMULATED_CREDENTIALS[provider]
-    raise ProviderError(provider, "connect", f"no credentials are configured: set {setting} (see README.md, Configuration)")
+    raise ProviderError(
+        provider, "connect", f"no credentials are configured: set {setting} (see README.md, Configuration)"
+    )
 
 
 # --- Twilio ------------------------------------------------------------------------------
@@ -92,7 +94,8 @@ def twilio_client(
         if not simulated_mode():
             raise ProviderError(
                 "twilio", "connect",
-                "no credentials are configured: set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN (see README.md, Configuration)",
+                "no credentials are configured: set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN "
+                "(see README.md, Configuration)",
             )
         account_sid, auth_token = SIMULATED_CREDENTIALS["twilio"]
     register_secret(auth_token)

@@ -28,7 +28,9 @@ from collections import OrderedDict
 REDACTED = "[redacted]"
 # Values shorter than this are not treated as secrets (an empty or placeholder setting).
 _MIN_SECRET_LENGTH = 8
-_SECRET_SETTING = re.compile(r"(^SECRET_KEY$|_API_KEY$|_API_KEY_SECRET$|_SECRET$|_SECRET_KEY$|_TOKEN$|_PASSWORD$|_SIGNING_KEY$)")
+_SECRET_SETTING = re.compile(
+    r"(^SECRET_KEY$|_API_KEY$|_API_KEY_SECRET$|_SECRET$|_SECRET_KEY$|_TOKEN$|_PASSWORD$|_SIGNING_KEY$)"
+)
 _SECRET_LIST_SETTINGS = ("SECRET_KEY_FALLBACKS",)
 
 # Secrets given to the client builders (an organization's own credentials), most

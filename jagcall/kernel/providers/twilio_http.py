@@ -22,7 +22,8 @@ class BaseUrlTwilioHttpClient(TwilioHttpClient):
         super().__init__(timeout=timeout, max_retries=max_retries)
         self.base_url = base_url.rstrip("/") if base_url else None
         if self.session is not None:
-            self.session.mount("http://", HTTPAdapter(max_retries=max_retries, pool_maxsize=min(32, (os.cpu_count() or 1) + 4)))
+            pool_size = min(32, (os.cpu_count() or 1) + 4)
+            self.session.mount("http://", HTTPAdapter(max_retries=max_retries, pool_maxsize=pool_size))
 
     def rewrite(self, url: str) -> str:
         if not self.base_url:

@@ -92,7 +92,8 @@ def local_server():
 @pytest.fixture
 def provider_settings(settings, local_server):
     """Every SDK pointed at the local server, with platform credentials set."""
-    settings.PROVIDER_BASE_URLS = {name: local_server.base_url for name in ("twilio", "openai", "anthropic", "deepgram", "elevenlabs")}
+    names = ("twilio", "openai", "anthropic", "deepgram", "elevenlabs")
+    settings.PROVIDER_BASE_URLS = {name: local_server.base_url for name in names}
     settings.PROVIDER_TIMEOUT_SECONDS = 1
     settings.PROVIDER_MAX_RETRIES = 0
     settings.SIMULATED_PROVIDERS = False

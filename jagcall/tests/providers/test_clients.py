@@ -31,7 +31,9 @@ from jagcall.tests.providers.conftest import (
 )
 
 SUBACCOUNT_SID = "AC" + "2" * 32
-ACCOUNT = {"sid": TWILIO_SID, "friendly_name": "JagCall", "status": "active", "type": "Full", "owner_account_sid": TWILIO_SID}
+ACCOUNT = {
+    "sid": TWILIO_SID, "friendly_name": "JagCall", "status": "active", "type": "Full", "owner_account_sid": TWILIO_SID,
+}
 MODELS = {"object": "list", "data": [{"id": "gpt-test", "object": "model", "created": 0, "owned_by": "jagcall"}]}
 MESSAGE = {
     "id": "msg_01", "type": "message", "role": "assistant", "model": "claude-test",
@@ -76,14 +78,20 @@ CASES = {
                ("Authorization", "Basic " + base64.b64encode(f"{TWILIO_SID}:{TWILIO_TOKEN}".encode()).decode())),
     "openai": (openai_call, MODELS, ("GET", "/v1/models"), ("Authorization", f"Bearer {OPENAI_KEY}")),
     "anthropic": (anthropic_call, MESSAGE, ("POST", "/v1/messages"), ("X-Api-Key", ANTHROPIC_KEY)),
-    "deepgram": (deepgram_call, TRANSCRIPT, ("POST", "/v1/listen?model=nova-3"), ("Authorization", f"Token {DEEPGRAM_KEY}")),
+    "deepgram": (deepgram_call, TRANSCRIPT, ("POST", "/v1/listen?model=nova-3"),
+                 ("Authorization", f"Token {DEEPGRAM_KEY}")),
     "elevenlabs": (elevenlabs_call, VOICES, ("GET", "/v2/voices"), ("Xi-Api-Key", ELEVENLABS_KEY)),
 }
-SECRETS = {"twilio": TWILIO_TOKEN, "openai": OPENAI_KEY, "anthropic": ANTHROPIC_KEY, "deepgram": DEEPGRAM_KEY, "elevenlabs": ELEVENLABS_KEY}
+SECRETS = {
+    "twilio": TWILIO_TOKEN, "openai": OPENAI_KEY, "anthropic": ANTHROPIC_KEY, "deepgram": DEEPGRAM_KEY,
+    "elevenlabs": ELEVENLABS_KEY,
+}
 # What each provider answers on refused credentials (their own error bodies).
 REFUSALS = {
-    "twilio": {"code": 20003, "message": "Authenticate", "more_info": "https://www.twilio.com/docs/errors/20003", "status": 401},
-    "openai": {"error": {"message": "Incorrect API key provided", "type": "invalid_request_error", "code": "invalid_api_key"}},
+    "twilio": {"code": 20003, "message": "Authenticate", "more_info": "https://www.twilio.com/docs/errors/20003",
+               "status": 401},
+    "openai": {"error": {"message": "Incorrect API key provided", "type": "invalid_request_error",
+                         "code": "invalid_api_key"}},
     "anthropic": {"type": "error", "error": {"type": "authentication_error", "message": "invalid x-api-key"}},
     "deepgram": {"err_code": "INVALID_AUTH", "err_msg": "Invalid credentials.", "request_id": "r-1"},
     "elevenlabs": {"detail": {"status": "invalid_api_key", "message": "Invalid API key"}},
@@ -93,6 +101,10 @@ REFUSAL_CODES = {"twilio": 20003, "openai": "invalid_api_key", "anthropic": "aut
 HINTS = {"twilio": "check the account SID and auth token", "openai": "check the OpenAI API key",
          "anthropic": "check the Anthropic API key", "deepgram": "check the Deepgram API key",
          "elevenlabs": "check the ElevenLabs API key"}
+
+
+def basic(username, password):
+    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
 
 
 def header(received, name):
@@ -114,7 +126,9 @@ def test_the_sdk_reaches_the_base_url_with_its_credentials(provider, provider_se
 
 
 @pytest.mark.parametrize("provider", list(CASES))
-def test_refused_credentials_become_a_permanent_error_that_says_what_to_check(provider, provider_settings, local_server, caplog):
+def test_refused_credentials_become_a_permanent_error_that_says_what_to_check(
+    provider, provider_settings, local_server, caplog
+):
     call = CASES[provider][0]
     local_server.answer(Canned(401, REFUSALS[provider]))
     caplog.set_level(logging.DEBUG)
@@ -198,7 +212,8 @@ def test_sdks_that_can_retry_retry_as_often_as_configured(provider, provider_set
     provider_settings.PROVIDER_MAX_RETRIES = 2
     call, answer = CASES[provider][:2]
     fast = {"retry-after-ms": "1", "retry-after": "0"}
-    local_server.answer(Canned(503, {"message": "busy"}, fast), Canned(503, {"message": "busy"}, fast), Canned(200, answer))
+    busy = Canned(503, {"message": "busy"}, fast)
+    local_server.answer(busy, busy, Canned(200, answer))
 
     with provider_operation(provider, "call"):
         call()
@@ -225,7 +240,7 @@ def test_twilio_takes_an_organizations_own_credentials_and_redacts_them(provider
         with provider_operation("twilio", "search numbers"):
             twilio_client(own_sid, own_token).api.v2010.accounts(own_sid).fetch()
 
-    assert header(local_server.requests[0], "Authorization") == "Basic " + base64.b64encode(f"{own_sid}:{own_token}".encode()).decode()
+    assert header(local_server.requests[0], "Authorization") == basic(own_sid, own_token)
     assert raised.value.code == 21452 and own_token not in str(raised.value)
 
 
@@ -280,7 +295,7 @@ def test_simulated_mode_uses_the_simulated_credentials(provider_settings, local_
     twilio_client().api.v2010.accounts(sid).fetch()
 
     assert header(local_server.requests[0], "xi-api-key") == SIMULATED_CREDENTIALS["elevenlabs"]
-    assert header(local_server.requests[1], "Authorization") == "Basic " + base64.b64encode(f"{sid}:{token}".encode()).decode()
+    assert header(local_server.requests[1], "Authorization") == basic(sid, token)
 
 
 async def test_provider_operation_works_in_async_code(provider_settings, local_server):
@@ -291,7 +306,9 @@ async def test_provider_operation_works_in_async_code(provider_settings, local_s
 
     with pytest.raises(ProviderError) as raised:
         async with provider_operation("anthropic", "reply"):
-            await client.messages.create(model="claude-test", max_tokens=8, messages=[{"role": "user", "content": "Hi"}])
+            await client.messages.create(
+                model="claude-test", max_tokens=8, messages=[{"role": "user", "content": "Hi"}]
+            )
 
     assert (raised.value.status, raised.value.retryable, raised.value.code) == (529, True, "overloaded_error")
 

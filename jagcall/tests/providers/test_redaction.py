@@ -27,7 +27,10 @@ def secrets_configured(settings):
 
 
 def test_configured_secrets_are_removed(secrets_configured):
-    text = "token plainletterstoken, secret ApiKeySecretValueWithoutShape, keys openai-configured-key stripe-configured-key"
+    text = (
+        "token plainletterstoken, secret ApiKeySecretValueWithoutShape, "
+        "keys openai-configured-key stripe-configured-key"
+    )
     assert redact(text) == "token [redacted], secret [redacted], keys [redacted] [redacted]"
 
 
@@ -60,7 +63,8 @@ def test_key_shaped_strings_are_removed_and_identifiers_stay(text, expected):
 
 def test_the_console_handler_carries_the_filter():
     assert "redact_secrets" in settings.LOGGING["handlers"]["console"]["filters"]
-    assert settings.LOGGING["filters"]["redact_secrets"]["()"] == "jagcall.kernel.providers.redaction.SecretRedactionFilter"
+    factory = settings.LOGGING["filters"]["redact_secrets"]["()"]
+    assert factory == "jagcall.kernel.providers.redaction.SecretRedactionFilter"
 
 
 @pytest.mark.parametrize("formatter", ["json", "text"])
@@ -79,7 +83,10 @@ def test_log_lines_carry_no_secret(formatter, secrets_configured):
     try:
         log = logging.getLogger("jagcall.tests.redaction")
         request_id = "0123456789abcdef0123456789abcdef"
-        log.info("calling with %s (request %s)", "openai-configured-key", request_id, extra={"auth": "Bearer AbC0123456789xyz"})
+        log.info(
+            "calling with %s (request %s)", "openai-configured-key", request_id,
+            extra={"auth": "Bearer AbC0123456789xyz"},
+        )
         try:
             raise RuntimeError("provider echoed plainletterstoken")
         except RuntimeError:
