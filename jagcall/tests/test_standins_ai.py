@@ -8,15 +8,12 @@ import anthropic
 import jsonschema
 import openai
 import pytest
-from deepgram import DeepgramClient
 from deepgram.core.api_error import ApiError as DeepgramApiError
-from deepgram.environment import DeepgramClientEnvironment
-from elevenlabs import ElevenLabs
 from elevenlabs.core.api_error import ApiError as ElevenLabsApiError
 
+from jagcall.kernel.providers import anthropic_client, deepgram_client, elevenlabs_client, openai_client
 from jagcall.kernel.standins.audio import wav_bytes
-from jagcall.kernel.standins.deepgram import DEFAULT_SCRIPT, DeepgramStandIn
-from jagcall.kernel.standins.openai import OpenAIStandIn
+from jagcall.kernel.standins.deepgram import DEFAULT_SCRIPT
 
 CALL_SUMMARY = {
     "type": "object",
@@ -46,14 +43,8 @@ CONVERSATION = [
 ]
 
 
-def _deepgram(standin: DeepgramStandIn, api_key: str | None = None) -> DeepgramClient:
-    ws = standin.base_url.replace("http://", "ws://")
-    environment = DeepgramClientEnvironment(base=standin.base_url, production=ws, agent=ws, agent_rest=standin.base_url)
-    return DeepgramClient(api_key=api_key or standin.api_key, environment=environment)
-
-
 def test_deepgram_transcribes_a_file_into_speaker_utterances(deepgram_standin):
-    response = _deepgram(deepgram_standin).listen.v1.media.transcribe_file(
+    response = deepgram_client().listen.v1.media.transcribe_file(
         request=wav_bytes(), model="nova-3", language="en", diarize=True, punctuate=True, utterances=True,
         smart_format=True,
     )  # fmt: skip
@@ -71,19 +62,19 @@ def test_deepgram_transcribes_a_file_into_speaker_utterances(deepgram_standin):
     assert request.header("authorization") == f"Token {deepgram_standin.api_key}" and request.body == wav_bytes()
 
 
-def test_deepgram_scripts_bare_words_and_urls():
-    with DeepgramStandIn(script=[(0, "Hello, Dr. Smith!"), (1, "Hi.")]) as standin:
-        response = _deepgram(standin).listen.v1.media.transcribe_url(url="https://example.com/call.wav")
-        assert response.results.channels[0].alternatives[0].transcript == "hello dr smith hi"
-        assert response.results.utterances is None  # not asked for
+def test_deepgram_scripts_bare_words_and_urls(deepgram_standin):
+    deepgram_standin.script = [(0, "Hello, Dr. Smith!"), (1, "Hi.")]
+    response = deepgram_client().listen.v1.media.transcribe_url(url="https://example.com/call.wav")
+    assert response.results.channels[0].alternatives[0].transcript == "hello dr smith hi"
+    assert response.results.utterances is None  # not asked for
 
 
 def test_deepgram_refuses_empty_audio_and_bad_keys(deepgram_standin):
     with pytest.raises(DeepgramApiError) as empty:
-        _deepgram(deepgram_standin).listen.v1.media.transcribe_file(request=b"")
+        deepgram_client().listen.v1.media.transcribe_file(request=b"")
     assert empty.value.status_code == 400
     with pytest.raises(DeepgramApiError) as refused:
-        _deepgram(deepgram_standin, api_key="wrong").listen.v1.media.transcribe_file(request=wav_bytes())
+        deepgram_client(api_key="wrong").listen.v1.media.transcribe_file(request=wav_bytes())
     assert refused.value.status_code == 401 and refused.value.body["err_code"] == "INVALID_AUTH"
 
 
@@ -93,12 +84,8 @@ def openai_standin_(openai_standin):
     return openai_standin
 
 
-def _openai(standin: OpenAIStandIn, api_key: str | None = None) -> openai.OpenAI:
-    return openai.OpenAI(base_url=standin.base_url + "/v1", api_key=api_key or standin.api_key, max_retries=0)
-
-
 def test_openai_chat_answers_with_a_json_schema_instance_and_records_store(openai_standin_):
-    client = _openai(openai_standin_)
+    client = openai_client()
     completion = client.chat.completions.create(
         model="gpt-4o-mini", messages=CONVERSATION, store=False, temperature=0,
         response_format={"type": "json_schema", "json_schema": {"name": "call_summary", "strict": True,
@@ -119,7 +106,7 @@ def test_openai_chat_answers_with_a_json_schema_instance_and_records_store(opena
 
 
 def test_openai_streams_and_calls_a_forced_tool(openai_standin_):
-    client = _openai(openai_standin_)
+    client = openai_client()
     stream = client.chat.completions.create(
         model="gpt-4o-mini", messages=CONVERSATION, stream=True, stream_options={"include_usage": True}
     )
@@ -139,10 +126,10 @@ def test_openai_streams_and_calls_a_forced_tool(openai_standin_):
 
 def test_openai_errors_have_openais_shape(openai_standin_):
     with pytest.raises(openai.AuthenticationError) as refused:
-        _openai(openai_standin_, api_key="sk-wrong").chat.completions.create(model="gpt-4o", messages=CONVERSATION)
+        openai_client(api_key="sk-wrong").chat.completions.create(model="gpt-4o", messages=CONVERSATION)
     assert refused.value.status_code == 401 and refused.value.code == "invalid_api_key"
     with pytest.raises(openai.BadRequestError):
-        _openai(openai_standin_).chat.completions.create(model="gpt-4o", messages=[])
+        openai_client().chat.completions.create(model="gpt-4o", messages=[])
 
 
 @pytest.fixture
@@ -152,7 +139,7 @@ def anthropic_standin_(anthropic_standin):
 
 
 def test_anthropic_messages_with_a_forced_tool_and_streaming(anthropic_standin_):
-    client = anthropic.Anthropic(base_url=anthropic_standin_.base_url, api_key=anthropic_standin_.api_key)
+    client = anthropic_client()
     tool = {"name": "record_summary", "description": "Record the call summary", "input_schema": CALL_SUMMARY}
     message = client.messages.create(
         model="claude-haiku-4-5", max_tokens=512, system="Summarise the call.", messages=CONVERSATION[1:],
@@ -175,7 +162,7 @@ def test_anthropic_messages_with_a_forced_tool_and_streaming(anthropic_standin_)
 
 
 def test_anthropic_refuses_a_wrong_key(anthropic_standin_):
-    client = anthropic.Anthropic(base_url=anthropic_standin_.base_url, api_key="sk-ant-wrong", max_retries=0)
+    client = anthropic_client(api_key="sk-ant-wrong")
     with pytest.raises(anthropic.AuthenticationError) as refused:
         client.messages.create(model="claude-haiku-4-5", max_tokens=16, messages=CONVERSATION[1:])
     assert refused.value.status_code == 401
@@ -183,7 +170,7 @@ def test_anthropic_refuses_a_wrong_key(anthropic_standin_):
 
 def test_elevenlabs_voices_and_speech(elevenlabs_standin):
     standin = elevenlabs_standin
-    client = ElevenLabs(base_url=standin.base_url, api_key=standin.api_key)
+    client = elevenlabs_client()
     voices = client.voices.get_all().voices
     assert {v.name for v in voices} >= {"Rachel", "George"} and all(v.preview_url for v in voices)
     found = client.voices.search(search="british")
@@ -193,7 +180,7 @@ def test_elevenlabs_voices_and_speech(elevenlabs_standin):
     assert audio[:2] == b"\xff\xfb" and len(audio) > 4000
     assert standin.speech[-1]["text"] == "Your appointment is booked."
     with pytest.raises(ElevenLabsApiError) as refused:
-        ElevenLabs(base_url=standin.base_url, api_key="wrong").voices.get_all()
+        elevenlabs_client(api_key="wrong").voices.get_all()
     assert refused.value.status_code == 401
 
 

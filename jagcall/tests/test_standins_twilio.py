@@ -5,35 +5,18 @@ recordings, and Twilio's errors."""
 from __future__ import annotations
 
 import io
-import urllib.parse
 import wave
 
 import phonenumbers
 import pytest
 import requests
 from twilio.base.exceptions import TwilioException, TwilioRestException
-from twilio.http.http_client import TwilioHttpClient
 from twilio.request_validator import RequestValidator
-from twilio.rest import Client
 
+from jagcall.kernel.providers import twilio_client
 from jagcall.kernel.standins.base import Reply, StandIn
-from jagcall.kernel.standins.twilio import TwilioStandIn
 
 TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response><Say>Hello</Say></Response>'
-
-
-class _ToStandIn(TwilioHttpClient):
-    """Sends what the SDK addresses to *.twilio.com to the stand-in instead."""
-
-    def __init__(self, base_url: str) -> None:
-        super().__init__(timeout=10)
-        self.base_url = base_url
-
-    def request(self, method, url, *args, **kwargs):
-        parts = urllib.parse.urlsplit(url)
-        if parts.hostname and parts.hostname.endswith("twilio.com"):
-            url = self.base_url + parts.path + (f"?{parts.query}" if parts.query else "")
-        return super().request(method, url, *args, **kwargs)
 
 
 class Receiver(StandIn):
@@ -57,21 +40,16 @@ class Receiver(StandIn):
 
 
 @pytest.fixture
-def twilio():
-    standin = TwilioStandIn().start()
-    yield standin
-    standin.stop()
-
-
-def client_for(standin: TwilioStandIn, account_sid: str | None = None) -> Client:
-    return Client(standin.account_sid, standin.auth_token, account_sid, http_client=_ToStandIn(standin.base_url))
+def twilio(twilio_standin):
+    """The stand-in, with the settings (PROVIDER_BASE_URLS, TWILIO_*) that twilio_client() reads pointing at it."""
+    return twilio_standin
 
 
 @pytest.fixture
 def subaccount(twilio):
     """A subaccount (own auth token) and a client acting on it with the parent's credentials."""
-    account = client_for(twilio).api.v2010.accounts.create(friendly_name="Acme Dental")
-    return account, client_for(twilio, account.sid)
+    account = twilio_client().api.v2010.accounts.create(friendly_name="Acme Dental")
+    return account, twilio_client(subaccount_sid=account.sid)
 
 
 def test_subaccounts_are_created_with_their_own_token_fetched_and_listed(twilio, subaccount):
@@ -81,13 +59,13 @@ def test_subaccounts_are_created_with_their_own_token_fetched_and_listed(twilio,
     assert account.owner_account_sid == twilio.account_sid
     assert account.status == "active" and account.date_created is not None
 
-    parent = client_for(twilio)
+    parent = twilio_client()
     assert parent.api.v2010.accounts(account.sid).fetch().friendly_name == "Acme Dental"
     listed = {a.sid for a in parent.api.v2010.accounts.list()}
     assert listed == {twilio.account_sid, account.sid}
 
     # The subaccount's own credentials open it, but not its parent, and it cannot make subaccounts.
-    own = Client(account.sid, account.auth_token, http_client=_ToStandIn(twilio.base_url))
+    own = twilio_client(account.sid, account.auth_token)
     assert own.api.v2010.accounts(account.sid).fetch().sid == account.sid
     with pytest.raises(TwilioRestException) as refused:
         own.api.v2010.accounts(twilio.account_sid).fetch()
@@ -232,7 +210,7 @@ def test_canceling_a_queued_call_posts_its_final_status(twilio, subaccount):
 def test_inbound_call_posts_the_signed_voice_webhook_and_returns_twiml(twilio):
     receiver = Receiver(twilio.auth_token).start()
     try:
-        client = client_for(twilio)
+        client = twilio_client()
         number = client.incoming_phone_numbers.create(area_code="415", voice_url=receiver.base_url + "/voice")
         answer = twilio.inbound_call(number.phone_number, "+12125550199")
         assert answer == TWIML and answer.status == 200 and receiver.valid == [True]
@@ -249,7 +227,7 @@ def test_autopilot_plays_every_created_call_out(twilio):
     receiver = Receiver(twilio.auth_token).start()
     try:
         twilio.autopilot, twilio.autopilot_delay = True, 0.01
-        client = client_for(twilio)
+        client = twilio_client()
         number = client.incoming_phone_numbers.create(area_code="415")
         call = client.calls.create(
             to="+12125550199", from_=number.phone_number, url=receiver.base_url + "/voice",
@@ -273,7 +251,7 @@ def test_twilio_errors(twilio, subaccount):
         client.calls.create(to="+12125550199", from_="+14155550100", twiml=TWIML)
     assert unverified.value.code == 21210
 
-    forged = Client(twilio.account_sid, "not-the-token", http_client=_ToStandIn(twilio.base_url))
+    forged = twilio_client(twilio.account_sid, "not-the-token")
     with pytest.raises(TwilioRestException) as refused:
         forged.api.v2010.accounts(twilio.account_sid).fetch()
     assert refused.value.status == 401 and refused.value.code == 20003
@@ -283,8 +261,7 @@ def test_the_fixture_points_the_settings_at_the_stand_in(twilio_standin, setting
     assert settings.PROVIDER_BASE_URLS["twilio"] == twilio_standin.base_url
     assert settings.TWILIO_ACCOUNT_SID == twilio_standin.account_sid
     assert settings.TWILIO_AUTH_TOKEN == twilio_standin.auth_token
-    client = Client(
-        settings.TWILIO_API_KEY_SID, settings.TWILIO_API_KEY_SECRET, settings.TWILIO_ACCOUNT_SID,
-        http_client=_ToStandIn(settings.PROVIDER_BASE_URLS["twilio"]),
-    )  # fmt: skip
+    client = twilio_client(
+        settings.TWILIO_API_KEY_SID, settings.TWILIO_API_KEY_SECRET, subaccount_sid=settings.TWILIO_ACCOUNT_SID
+    )
     assert client.api.v2010.accounts(settings.TWILIO_ACCOUNT_SID).fetch().status == "active"  # API-key auth
