@@ -13,7 +13,7 @@ from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 
-from compliance.models import AuditChainCheckpoint, AuditEvent, AuditEventQuerySet
+from compliance.models import AuditChainCheckpoint, AuditEvent, AuditEventQuerySet, DoNotCallEntry
 from jagcall.kernel.admin import BACK_OFFICE, ReadOnlyModelAdmin
 
 # django-auditlog is used only for its model diff (compliance/diff.py); its LogEntry
@@ -141,3 +141,19 @@ class AuditChainCheckpointAdmin(ReadOnlyModelAdmin):
     date_hierarchy = "created_at"
     readonly_fields = ("organization", "seq", "hash", "occurred_at", "events_purged", "created_at")
     fields = readonly_fields
+
+
+@admin.register(DoNotCallEntry)
+class DoNotCallEntryAdmin(ReadOnlyModelAdmin):
+    """Support sees that an organization's list exists and who added what; the numbers stay on its own pages.
+
+    Entries change only through compliance.services (audited), from the portal or the API.
+    """
+
+    list_display = ("id", "organization", "reason", "source", "added_by", "created_at")
+    list_filter = ("reason", "source")
+    list_select_related = ("organization",)
+    fields = ("id", "organization", "reason", "source", "added_by", "created_at")
+    readonly_fields = fields
+    ordering = ("-created_at",)
+    show_full_result_count = False

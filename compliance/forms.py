@@ -9,7 +9,7 @@ from django import forms
 from django.core.validators import RegexValidator
 from django.utils import timezone
 
-from compliance.models import ActorType, AuditEvent, Outcome
+from compliance.models import ActorType, AuditEvent, DoNotCallReason, Outcome
 
 ACTION_FILTER = RegexValidator(
     r"^[a-z0-9_]+(\.[a-z0-9_]*)*\*?$", "An action like member.removed, or a prefix like member. or member.*"
@@ -98,3 +98,15 @@ class AuditEventFilterSet(django_filters.FilterSet):
             return False
         self.clean_range()
         return not self.form.errors
+
+
+class DoNotCallAddForm(forms.Form):
+    """Add one number to the do-not-call list (the service checks the number and says what is wrong)."""
+
+    number = forms.CharField(
+        label="Phone number",
+        max_length=40,
+        help_text="International format with the country code, e.g. +14155550100.",
+        widget=forms.TextInput(attrs={"autocomplete": "off", "inputmode": "tel", "placeholder": "+14155550100"}),
+    )
+    reason = forms.ChoiceField(label="Reason", choices=DoNotCallReason.choices, initial=DoNotCallReason.REQUESTED)

@@ -25,8 +25,11 @@ from django.db.models.functions import Upper
 from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.utils import timezone
 
-from accounts.tenancy import OrganizationQuerySet
+from accounts.tenancy import OrganizationOwned, OrganizationQuerySet
 from compliance.chain import uuid7
+from jagcall.kernel.crypto.blind_index import BlindIndexField
+from jagcall.kernel.crypto.fields import EncryptedTextField
+from jagcall.kernel.phone import normalize_for_index
 
 
 class ActorType(models.TextChoices):
@@ -167,3 +170,53 @@ class AuditChainCheckpoint(models.Model):
 
     def __str__(self) -> str:
         return f"checkpoint at seq {self.seq}"
+
+
+# --- do-not-call ----------------------------------------------------------------------------
+
+
+class DoNotCallReason(models.TextChoices):
+    REQUESTED = "requested", "The person asked not to be called"
+    CONSENT_REVOKED = "consent_revoked", "Consent was revoked"
+    COMPLAINT = "complaint", "Complaint"
+    WRONG_NUMBER = "wrong_number", "Wrong number"
+    LEGAL = "legal", "Legal or regulatory request"
+    OTHER = "other", "Other"
+
+
+class DoNotCallSource(models.TextChoices):
+    PORTAL = "portal", "Portal"
+    API = "api", "API"
+    CALL = "call", "During a call"
+    SMS = "sms", "By text message"
+    BACK_OFFICE = "back_office", "JagCall support"
+
+
+class DoNotCallEntry(OrganizationOwned):
+    """A number the organization must not call or text (its internal do-not-call list, 47 CFR 64.1200(d)).
+
+    The number is personal data: encrypted, found by its blind index in the
+    form ``jagcall.kernel.phone.normalize_for_index`` gives, so
+    ``+1 (415) 555-0100`` and ``+14155550100`` are one entry. Written only by
+    ``compliance.services.do_not_call_add`` / ``do_not_call_remove`` (audited).
+    """
+
+    number = EncryptedTextField()
+    number_index = BlindIndexField(source="number", purpose="compliance.do_not_call", normalize=normalize_for_index)
+    reason = models.CharField(max_length=20, choices=DoNotCallReason.choices, default=DoNotCallReason.REQUESTED)
+    source = models.CharField(max_length=20, choices=DoNotCallSource.choices, default=DoNotCallSource.PORTAL)
+    # Who added it: the actor's audit label as it was then (an email, jc_live_<prefix>, "twilio webhook").
+    added_by = models.CharField(max_length=254, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = "do-not-call entry"
+        verbose_name_plural = "do-not-call entries"
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "number_index"], name="compliance_dnc_number_once"),
+        ]
+        indexes = [models.Index(fields=["organization", "-created_at", "-id"], name="compliance_dnc_org_recent")]
+
+    def __str__(self) -> str:
+        return f"do-not-call entry {self.id}"

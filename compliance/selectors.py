@@ -21,7 +21,8 @@ from django.utils.dateparse import parse_datetime
 
 from accounts.api_keys.models import API_KEY_PREFIX
 from compliance.chain import GENESIS_HASH, chain_key, event_hash, normalize_ip
-from compliance.models import AuditChainCheckpoint, AuditEvent
+from accounts.tenancy import get_for_org_or_404
+from compliance.models import AuditChainCheckpoint, AuditEvent, DoNotCallEntry
 
 PAGE_SIZE = 50
 EXPORT_BATCH_SIZE = 2000
@@ -267,3 +268,23 @@ def audit_chains_verify(*, organization=None) -> list[ChainReport]:
     for organization_id, slug in Organization.objects.order_by("created_at", "id").values_list("id", "slug"):
         reports.append(audit_chain_verify(organization_id=organization_id, chain_label=slug))
     return reports
+
+
+# --- do-not-call ----------------------------------------------------------------------------
+
+
+def do_not_call_list(*, organization) -> QuerySet:
+    """The organization's do-not-call entries, newest first."""
+    return DoNotCallEntry.objects.for_org(organization).order_by("-created_at", "-id")
+
+
+def do_not_call_get(*, organization, id):
+    """One entry of the organization, or Http404 (also for another organization's id)."""
+    return get_for_org_or_404(DoNotCallEntry, organization=organization, id=id)
+
+
+def do_not_call_lookup(*, organization, number: str):
+    """The entry for ``number`` (any way of writing it), or None. Finds it by blind index, decrypts nothing."""
+    field = DoNotCallEntry._meta.get_field("number_index")
+    candidates = field.candidates(number, organization_id=organization.id)
+    return DoNotCallEntry.objects.for_org(organization).filter(number_index__in=candidates).first()

@@ -1,17 +1,21 @@
-"""Portal pages of the audit log: the filtered list and its exports (owners and admins)."""
+"""Portal pages of compliance: the audit log (its filtered list and exports; owners and admins) and the do-not-call list."""
 
 from __future__ import annotations
 
 from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpResponseBadRequest, StreamingHttpResponse
-from django.shortcuts import render
+from django.contrib import messages
+from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views import View
 
 from accounts.mixins import OrganizationViewMixin
+from accounts.views import apply_error
 from compliance import exports, selectors, services
 from compliance.digests import latest_digest
-from compliance.forms import AuditEventFilterSet
+from compliance.forms import AuditEventFilterSet, DoNotCallAddForm
+from compliance.models import DoNotCallSource
+from jagcall.kernel.errors import ApplicationError
 
 _CURSOR_PARAMS = ("after", "before")
 
@@ -92,3 +96,60 @@ class AuditEventExportView(OrganizationViewMixin, View):
         response["Cache-Control"] = "no-store"
         response["X-Content-Type-Options"] = "nosniff"
         return response
+
+
+# --- do-not-call ----------------------------------------------------------------------------
+
+
+class DoNotCallListView(OrganizationViewMixin, View):
+    """The organization's do-not-call list and the form to add a number (anyone who places calls)."""
+
+    permission_required = "product.use"
+    template_name = "compliance/do_not_call.html"
+
+    def _render(self, request, form=None, status=200):
+        context = {
+            "entries": selectors.do_not_call_list(organization=self.organization),
+            "form": form or DoNotCallAddForm(),
+            "can_remove": self.principal.can("compliance.manage"),
+        }
+        return render(request, self.template_name, context, status=status)
+
+    def get(self, request, org_slug):
+        return self._render(request)
+
+    def post(self, request, org_slug):
+        form = DoNotCallAddForm(request.POST)
+        if form.is_valid():
+            try:
+                entry = services.do_not_call_add(
+                    organization=self.organization,
+                    actor=self.principal,
+                    number=form.cleaned_data["number"],
+                    reason=form.cleaned_data["reason"],
+                    source=DoNotCallSource.PORTAL,
+                )
+            except ApplicationError as error:
+                apply_error(form, error)
+            else:
+                messages.success(request, f"{entry.number} is on the do-not-call list: calls to it are refused.")
+                return redirect("compliance:do-not-call-list", org_slug=self.organization.slug)
+        return self._render(request, form=form, status=400)
+
+
+class DoNotCallRemoveView(OrganizationViewMixin, View):
+    """Take a number off the list (owners and admins)."""
+
+    permission_required = "compliance.manage"
+    http_method_names = ["post"]
+
+    def post(self, request, org_slug, do_not_call_id):
+        entry = selectors.do_not_call_get(organization=self.organization, id=do_not_call_id)
+        number = entry.number
+        try:
+            services.do_not_call_remove(organization=self.organization, actor=self.principal, entry=entry)
+        except ApplicationError as error:
+            messages.error(request, error.message)
+        else:
+            messages.success(request, f"{number} is off the do-not-call list: it may be called again.")
+        return redirect("compliance:do-not-call-list", org_slug=self.organization.slug)

@@ -1,16 +1,17 @@
-"""The audit log API: GET /api/v1/audit-events."""
+"""Compliance API: GET /api/v1/audit-events; the do-not-call list at /api/v1/do-not-call."""
 
 from __future__ import annotations
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import serializers
+from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
+from rest_framework.response import Response
 
 from accounts.api.base import OrganizationAPIView
 from compliance import selectors, services
 from compliance.forms import AuditEventFilterSet
-from compliance.models import AuditEvent
+from compliance.models import AuditEvent, DoNotCallEntry, DoNotCallReason, DoNotCallSource
 from jagcall.kernel.api.pagination import CursorPagination
 
 
@@ -90,3 +91,75 @@ class AuditEventListApi(OrganizationAPIView):
         )
         services.audit_record_read(request=request, organization=self.organization, filters=filters, via="api")
         return paginator.get_paginated_response(self.OutputSerializer(page, many=True).data)
+
+
+# --- do-not-call ----------------------------------------------------------------------------
+
+
+class DoNotCallOutputSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    number = serializers.CharField(help_text="E.164")
+    reason = serializers.ChoiceField(choices=DoNotCallReason.choices)
+    source = serializers.ChoiceField(choices=DoNotCallSource.choices)
+    added_by = serializers.CharField(help_text="Who added it: an email, an API key (jc_live_<prefix>) or an integration")
+    created_at = serializers.DateTimeField()
+
+
+class DoNotCallListApi(OrganizationAPIView):
+    """GET -> the do-not-call list, newest first (cursor-paginated); POST {number, reason} -> add a number.
+
+    A number already on the list is a 409 ``already_listed``; a number that
+    is not a valid phone number is a 400 ``invalid_number``. Outbound calls
+    to a listed number are refused before they are dialled.
+    """
+
+    required_scopes = {"GET": "compliance:read", "POST": "compliance:write"}
+    OutputSerializer = DoNotCallOutputSerializer
+
+    class InputSerializer(serializers.Serializer):
+        number = serializers.CharField(max_length=40, help_text="E.164, e.g. +14155550100")
+        reason = serializers.ChoiceField(choices=DoNotCallReason.choices, default=DoNotCallReason.REQUESTED)
+
+    def get_org_queryset(self):
+        return DoNotCallEntry.objects.all()
+
+    @extend_schema(responses=OutputSerializer(many=True))
+    def get(self, request):
+        paginator = CursorPagination()
+        paginator.ordering = ("-created_at", "-id")
+        page = paginator.paginate_queryset(selectors.do_not_call_list(organization=self.organization), request, view=self)
+        return paginator.get_paginated_response(self.OutputSerializer(page, many=True).data)
+
+    @extend_schema(request=InputSerializer, responses={201: OutputSerializer})
+    def post(self, request):
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        entry = services.do_not_call_add(
+            organization=self.organization,
+            actor=request.auth,
+            number=serializer.validated_data["number"],
+            reason=serializer.validated_data["reason"],
+            source=DoNotCallSource.API,
+        )
+        return Response(self.OutputSerializer(entry).data, status=status.HTTP_201_CREATED)
+
+
+class DoNotCallDetailApi(OrganizationAPIView):
+    """GET -> one entry; DELETE -> take the number off the list (owners' and admins' credentials only)."""
+
+    required_scopes = {"GET": "compliance:read", "DELETE": "compliance:write"}
+    OutputSerializer = DoNotCallOutputSerializer
+
+    def get_org_queryset(self):
+        return DoNotCallEntry.objects.all()
+
+    @extend_schema(responses=OutputSerializer)
+    def get(self, request, do_not_call_id):
+        entry = selectors.do_not_call_get(organization=self.organization, id=do_not_call_id)
+        return Response(self.OutputSerializer(entry).data)
+
+    @extend_schema(responses={204: None})
+    def delete(self, request, do_not_call_id):
+        entry = selectors.do_not_call_get(organization=self.organization, id=do_not_call_id)
+        services.do_not_call_remove(organization=self.organization, actor=request.auth, entry=entry)
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -3,7 +3,8 @@
 - ``audit``: recording (``audit_record`` is the one way in), change sets, reads and exports;
 - ``sources``: events announced by other code (security events, accounts' changes,
   back-office changes, refused requests);
-- ``retention``: the purge with its checkpoints, and the alerts of chain verification.
+- ``retention``: the purge with its checkpoints, and the alerts of chain verification;
+- ``do_not_call``: the organization's do-not-call list (add, remove; audited).
 """
 
 from compliance.services.audit import (  # noqa: F401
@@ -13,6 +14,7 @@ from compliance.services.audit import (  # noqa: F401
     audit_record_read,
     audit_snapshot,
 )
+from compliance.services.do_not_call import do_not_call_add, do_not_call_remove  # noqa: F401
 from compliance.services.retention import (  # noqa: F401
     PurgeResult,
     audit_chain_ids,
