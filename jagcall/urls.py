@@ -35,6 +35,7 @@ urlpatterns = [
     path("api/v1/", include(_api_v1_patterns())),
     path("sso/", include("accounts.sso.urls")),
     path("o/<slug:org_slug>/audit/", include("compliance.urls")),
+    path("o/<slug:org_slug>/compliance/", include("compliance.portal_urls")),
     path("o/<slug:org_slug>/", include("telephony.urls")),
     # Signed inbound webhooks of the providers (jagcall/kernel/webhooks/): no session, a signature.
     path("hooks/twilio/", include("telephony.hooks")),
