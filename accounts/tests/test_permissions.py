@@ -67,6 +67,11 @@ MATRIX = {
     "audit:event-list": {"get": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: DENIED}},
     "audit:event-export-csv": {"get": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: DENIED}},
     "audit:event-export-jsonl": {"get": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: DENIED}},
+    "compliance:do-not-call-list": {
+        "get": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: OK},
+        "post": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: OK},
+    },
+    "compliance:do-not-call-remove": {"post": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: DENIED}},
 }
 
 POST_DATA = {
@@ -76,6 +81,7 @@ POST_DATA = {
     "accounts:api-key-list": {"name": "CI", "scopes": ["organization:read"]},
     "oauth:application-create": {"name": "CRM", "client_type": "confidential", "redirect_uris": "https://crm.example/cb"},
     "oauth:application-update": {"name": "CRM renamed", "redirect_uris": "https://app.example/cb"},
+    "compliance:do-not-call-list": {"number": "+14155550123", "reason": "requested"},
 }
 
 CASES = [
@@ -123,6 +129,10 @@ def test_role_matrix(client, organization, name, method, role, expected):
         application = register(OrganizationFactory(), name="Elsewhere App").application  # registered by another
         connect(application, organization=organization, user=target.user)
         kwargs["application_id"] = application.id
+    if name == "compliance:do-not-call-remove":
+        from compliance.tests.tenancy import OBJECT_KWARGS as compliance_objects
+
+        kwargs["do_not_call_id"] = compliance_objects["do_not_call_id"](organization)
     client.force_login(actor)
     response = getattr(client, method)(reverse(name, kwargs=kwargs), POST_DATA.get(name, {}))
     if expected == DENIED:

@@ -491,6 +491,18 @@ RECORDED_ELSEWHERE: dict[str, tuple[str, str]] = {
     "mfa_reauthenticate_webauthn": ("tests/browser/test_passkey.py::test_add_a_passkey_then_sign_in_with_it", "needs a WebAuthn authenticator"),
     "mfa_edit_webauthn": ("tests/browser/test_passkey.py::test_add_a_passkey_then_sign_in_with_it", "needs a WebAuthn authenticator"),
     "mfa_remove_webauthn": ("tests/browser/test_passkey.py::test_add_a_passkey_then_sign_in_with_it", "needs a WebAuthn authenticator"),
+    "compliance:do-not-call-list": (
+        "compliance/tests/test_do_not_call.py::test_a_member_adds_a_number_on_the_page", "do_not_call.added, with its page's checks"
+    ),
+    "compliance:do-not-call-remove": (
+        "compliance/tests/test_do_not_call.py::test_an_admin_removes_a_number_on_the_page", "do_not_call.removed"
+    ),
+    "api:do-not-call-list": (
+        "compliance/tests/test_do_not_call.py::test_api_add_list_get_and_delete_with_audit", "do_not_call.added"
+    ),
+    "api:do-not-call-detail": (
+        "compliance/tests/test_do_not_call.py::test_api_add_list_get_and_delete_with_audit", "do_not_call.removed"
+    ),
 }
 
 # route -> why posting to it changes nothing (so there is nothing to record)
