@@ -1,6 +1,6 @@
 """A stand-in for Anthropic's Messages API (POST /v1/messages, plain and ``stream: true`` with the
 events message_start, content_block_start / _delta / _stop, message_delta, message_stop), in the
-JSON the anthropic SDK parses.
+JSON the anthropic SDK parses, and its models list (GET /v1/models, ``limit``).
 
 Replies: the strings in ``replies``, in order, then ``default_reply``. With ``tools`` and a
 ``tool_choice`` of ``{"type": "tool", "name": ...}`` (or ``{"type": "any"}``: the first tool), the
@@ -19,6 +19,7 @@ from jagcall.kernel.standins.base import RecordedRequest, Reply, StandIn, json_r
 from jagcall.kernel.standins.llm import ScriptedReplies, chunks_of, conversation_text, text_of, tokens
 from jagcall.kernel.standins.schema import instance_for
 
+MODELS = ("claude-sonnet-4-5", "claude-haiku-4-5", "claude-opus-4-1")
 ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
                404: "not_found_error", 429: "rate_limit_error", 500: "api_error", 529: "overloaded_error"}  # fmt: skip
 
@@ -39,9 +40,19 @@ class AnthropicStandIn(ScriptedReplies, StandIn):
                 "request_id": request_id}  # fmt: skip
         return json_reply(body, status=status, headers={"request-id": request_id})
 
+    @staticmethod
+    def _models(query: dict[str, str]) -> dict:
+        """GET /v1/models (newest first, ``limit`` honoured), as the SDK's models.list() pages it."""
+        limit = int(query["limit"]) if query.get("limit", "").isdigit() else 20
+        data = [{"type": "model", "id": model, "display_name": model, "created_at": "2025-05-14T00:00:00Z"}
+                for model in MODELS[: max(1, min(limit, 1000))]]  # fmt: skip
+        return {"data": data, "has_more": limit < len(MODELS), "first_id": data[0]["id"], "last_id": data[-1]["id"]}
+
     def handle(self, request: RecordedRequest) -> Reply:
         if not secrets.compare_digest(request.header("x-api-key"), self.api_key):
             return self.error_reply(401, "invalid x-api-key")
+        if request.path == "/v1/models" and request.method == "GET":
+            return json_reply(self._models(request.query))
         if request.path != "/v1/messages" or request.method != "POST":
             return self.error_reply(404, f"Not found: {request.method} {request.path}")
         version = request.header("anthropic-version")

@@ -7,7 +7,8 @@ The transcript is scripted, not recognised: ``DeepgramStandIn(script=[(speaker, 
 (WORD_SECONDS a word, PAUSE_SECONDS between turns). ``diarize`` adds speakers, ``punctuate`` or
 ``smart_format`` keep punctuation and capitals (without them words come lower-case and bare, as
 Deepgram's do). The audio must be non-empty (a binary body, or JSON ``{"url": ...}`` with an
-http(s) URL); otherwise 400, like Deepgram. Auth: ``Authorization: Token <api_key>`` (or
+http(s) URL); otherwise 400, like Deepgram. GET /v1/projects lists one project (a cheap call
+that proves a key works). Auth: ``Authorization: Token <api_key>`` (or
 ``bearer <api_key>``); anything else 401 ``INVALID_AUTH``.
 """
 
@@ -50,6 +51,7 @@ class DeepgramStandIn(StandIn):
     def __init__(self, api_key: str | None = None, script: list[tuple[int, str]] | None = None) -> None:
         super().__init__()
         self.api_key = api_key or secrets.token_hex(20)
+        self.project_id = str(uuid.uuid4())
         self.script = list(script if script is not None else DEFAULT_SCRIPT)
 
     def error_reply(self, status: int, message: str) -> Reply:
@@ -61,6 +63,9 @@ class DeepgramStandIn(StandIn):
         scheme, _, key = request.header("authorization").partition(" ")
         if scheme.lower() not in ("token", "bearer") or not secrets.compare_digest(key.strip(), self.api_key):
             return self.error_reply(401, "Invalid credentials.")
+        if request.path == "/v1/projects" and request.method == "GET":
+            # What a key can see: enough for a cheap check that the key works.
+            return json_reply({"projects": [{"project_id": self.project_id, "name": "JagCall stand-in project"}]})
         if request.path != "/v1/listen":
             return self.error_reply(404, f"Unknown path {request.path}")
         if request.method != "POST":
