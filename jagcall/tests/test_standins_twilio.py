@@ -265,3 +265,21 @@ def test_the_fixture_points_the_settings_at_the_stand_in(twilio_standin, setting
         settings.TWILIO_API_KEY_SID, settings.TWILIO_API_KEY_SECRET, subaccount_sid=settings.TWILIO_ACCOUNT_SID
     )
     assert client.api.v2010.accounts(settings.TWILIO_ACCOUNT_SID).fetch().status == "active"  # API-key auth
+
+
+def test_injected_failures_answer_once_in_twilios_shape(twilio):
+    twilio.fail_next(503, "Service unavailable", path_prefix="/2010-04-01/Accounts/")
+    with pytest.raises(TwilioRestException) as unavailable:
+        twilio_client().api.v2010.accounts(twilio.account_sid).fetch()
+    assert unavailable.value.status == 503 and unavailable.value.code == 20503
+    assert twilio_client().api.v2010.accounts(twilio.account_sid).fetch().status == "active"
+
+
+def test_callbacks_can_go_through_a_django_test_client(twilio, client):
+    twilio.route_callbacks_to(client)
+    number = twilio_client().incoming_phone_numbers.create(
+        area_code="415", voice_url="https://app.example.com/no-such-hook/"
+    )
+    answer = twilio.inbound_call(number.phone_number, "+12125550199")
+    assert answer.status == 404  # delivered to the application's URL routing (which has no such path)
+    assert twilio.callbacks[-1].headers["X-Twilio-Signature"]

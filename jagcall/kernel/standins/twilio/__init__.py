@@ -16,6 +16,11 @@ Requests authenticate with HTTP Basic: an account's SID and auth token (the pare
 subaccounts), or an API key from ``add_api_key()``; anything else gets Twilio's 401 (code 20003).
 Calls are played out by ``advance`` / ``complete_call`` / ``inbound_call`` or, with
 ``autopilot = True``, by themselves (see driving.py); ``callbacks`` keeps what was posted.
+Callbacks set off by a request (a call canceled or hung up through the API, the autopilot) are
+posted from a background thread, after the answer, as Twilio does: ``settle()`` waits for them.
+``route_callbacks_to(django_test_client)`` delivers callbacks without a listening server.
+For failure tests (all stand-ins): ``fail_next(status, message, path_prefix=..., times=...)``
+and ``delay_seconds``.
 """
 
 from __future__ import annotations
@@ -76,7 +81,7 @@ class TwilioStandIn(CallDriving, BrowserCalling, StandIn):
         return sid, secret
 
     def error_reply(self, status: int, message: str) -> Reply:
-        return twilio_error(status, 20500 if status >= 500 else status * 100 + 3, message)
+        return twilio_error(status, 20003 if status == 401 else 20000 + status, message)  # 20429, 20503...
 
     def callbacks_for(self, call_sid: str, kind: str | None = None) -> list[Callback]:
         with self._lock:
