@@ -1,0 +1,24 @@
+"""Reads of the organization's agents."""
+
+from __future__ import annotations
+
+from django.db.models import Prefetch, QuerySet
+
+from accounts.tenancy import get_for_org_or_404
+from telephony.models import Agent, PhoneNumber
+
+
+def _with_numbers(queryset: QuerySet[Agent], organization) -> QuerySet[Agent]:
+    """Each agent with the held numbers it answers (``agent.answered_numbers``), in one extra query."""
+    held = PhoneNumber.objects.for_org(organization).filter(released_at__isnull=True).order_by("number")
+    return queryset.prefetch_related(Prefetch("phone_numbers", queryset=held, to_attr="answered_numbers"))
+
+
+def agent_list(*, organization) -> QuerySet[Agent]:
+    """The organization's agents by name, each with the numbers it answers."""
+    return _with_numbers(Agent.objects.for_org(organization), organization).order_by("name", "id")
+
+
+def agent_get(*, organization, id) -> Agent:
+    """One agent of the organization, with the numbers it answers; 404 for another organization's or an unknown id."""
+    return get_for_org_or_404(_with_numbers(Agent.objects.all(), organization), organization=organization, id=id)
