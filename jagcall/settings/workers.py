@@ -30,6 +30,9 @@ CELERY_TASK_ROUTES = {
     "knowledge.tasks.*": {"queue": "embeddings"},
     "integrations.tasks.webhook_*": {"queue": "webhooks"},
 }
+# Post-call pipeline (telephony/tasks.py): retryable provider errors wait base * 2**n seconds (capped), 5 retries.
+POST_CALL_RETRY_BASE_SECONDS = env("POST_CALL_RETRY_BASE_SECONDS", default=15, cast=int)
+POST_CALL_RETRY_MAX_SECONDS = env("POST_CALL_RETRY_MAX_SECONDS", default=900, cast=int)
 CELERY_BEAT_SCHEDULE = {
     # https://crontab.guru/#17_3_*_*_* : every day at 03:17 UTC
     "invitations-purge-expired": {
@@ -78,3 +81,6 @@ CHANNEL_LAYERS = {
 # Every open websocket runs the organization access check again this often (and at once when a
 # membership, a role or the person's sessions change): accounts/consumers.py.
 WEBSOCKET_ACCESS_RECHECK_SECONDS = env("WEBSOCKET_ACCESS_RECHECK_SECONDS", default=60, cast=int)
+# A provider's stream (Twilio's media stream) must present its single-use token within this many
+# seconds of connecting, or it is closed with 4403: accounts/consumers.py ProviderStreamConsumer.
+PROVIDER_STREAM_AUTH_TIMEOUT_SECONDS = env("PROVIDER_STREAM_AUTH_TIMEOUT_SECONDS", default=5, cast=float)
