@@ -212,6 +212,37 @@ def main(argv: list[str] | None = None) -> int:
         run_lock.release()
 
 
+def _start_simulated_providers():
+    """Simulated mode (DEBUG, no provider keys): the stand-ins answer for every provider.
+
+    They run in this process; the web server, worker and beat reach them through
+    PROVIDER_BASE_URLS. What the database says Twilio holds (subaccounts, numbers) is given
+    back to the fresh Twilio stand-in, so numbers bought in an earlier run still ring.
+    """
+    from jagcall.kernel.standins.simulated import start_all
+    from telephony.models import PhoneNumber, TwilioSubaccount
+
+    simulated = start_all()
+    reason = "dev server: the simulated Twilio is given back what the database holds"
+    simulated.restore_twilio(
+        accounts=[(a.account_sid, a.auth_token, a.friendly_name) for a in TwilioSubaccount.objects.unscoped(reason)],
+        numbers=[
+            (n.twilio_sid, n.account_sid, n.number, _public_hook("voice"), _public_hook("status"))
+            for n in PhoneNumber.objects.unscoped(reason).filter(released_at__isnull=True)
+        ],
+    )
+    _say("simulated mode: no provider keys, so local stand-ins answer for Twilio, Deepgram, OpenAI, Anthropic "
+         "and ElevenLabs; every page says so. Set the keys (deploy/env.example) to use the real services.")
+    return simulated
+
+
+def _public_hook(name: str) -> str:
+    from django.conf import settings
+    from django.urls import reverse
+
+    return settings.PUBLIC_BASE_URL.rstrip("/") + reverse(f"twilio-hooks:{name}")
+
+
 def _serve(args, run_lock: RunLock) -> int:
     port = choose_port(args.host, args.port)
     if port is None:
@@ -244,6 +275,7 @@ def _serve(args, run_lock: RunLock) -> int:
         embedded.append(("Redis", EmbeddedRedis(settings.DATA_DIR / "redis"), settings.EMBEDDED_REDIS_STARTED))
 
     children: dict[str, subprocess.Popen] = {}
+    simulated = None
     stopping = False
 
     def stop(signum=None, frame=None):
@@ -273,10 +305,15 @@ def _serve(args, run_lock: RunLock) -> int:
         call_command("seed_demo")
 
         env = {**os.environ, "DATABASE_URL": settings.DATABASE_URL, "REDIS_URL": settings.REDIS_URL}
+        if settings.SIMULATED_PROVIDERS:
+            simulated = _start_simulated_providers()
+            env.update(simulated.environment())
         python = sys.executable
         web = [python, "-m", "uvicorn", "jagcall.asgi:application", "--host", args.host, "--port", str(port)]
         if not args.no_reload:
             web += ["--reload", "--reload-dir", str(BASE_DIR / "jagcall"), "--reload-dir", str(BASE_DIR / "accounts"),
+                    "--reload-dir", str(BASE_DIR / "compliance"), "--reload-dir", str(BASE_DIR / "integrations"),
+                    "--reload-dir", str(BASE_DIR / "telephony"),
                     "--reload-include", "*.html"]
         commands = {
             "web": web,
@@ -319,6 +356,8 @@ def _serve(args, run_lock: RunLock) -> int:
             except subprocess.TimeoutExpired:
                 os.killpg(child.pid, signal.SIGKILL)
                 child.wait()
+        if simulated is not None:
+            simulated.stop()
         # [!!] Only servers this run started or adopted: another live process may be serving them.
         for label, server, _started in reversed(embedded):
             if not server.stop_if_owned():

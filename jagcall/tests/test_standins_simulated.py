@@ -64,3 +64,22 @@ def test_stop_closes_every_port(simulated):
     for url in urls.values():
         with pytest.raises(openai.APIConnectionError):
             openai.OpenAI(base_url=url + "/v1", api_key="x", max_retries=0, timeout=2).models.list()
+
+
+def test_a_fresh_twilio_is_given_back_what_the_database_holds(simulated):
+    """`make run` restarts the stand-ins; subaccounts and numbers from the database answer again."""
+    sid, token = "AC" + "1" * 32, "restored-subaccount-token"
+    number_sid = "PN" + "2" * 32
+    simulated.restore_twilio(
+        accounts=[(sid, token, "Acme Dental")],
+        numbers=[(number_sid, sid, "+14155550100", "http://127.0.0.1:8000/hooks/twilio/voice/",
+                  "http://127.0.0.1:8000/hooks/twilio/status/")],
+    )
+
+    client = twilio_client(sid, token)
+    assert client.api.v2010.accounts(sid).fetch().friendly_name == "Acme Dental"
+    number = client.api.v2010.accounts(sid).incoming_phone_numbers(number_sid).fetch()
+    assert number.phone_number == "+14155550100"
+    assert number.voice_url == "http://127.0.0.1:8000/hooks/twilio/voice/"
+    # The platform account still opens its subaccount, as at Twilio.
+    assert twilio_client().api.v2010.accounts(sid).fetch().status == "active"

@@ -29,6 +29,7 @@ from jagcall.kernel.standins.deepgram import DeepgramStandIn
 from jagcall.kernel.standins.elevenlabs import ElevenLabsStandIn
 from jagcall.kernel.standins.openai import OpenAIStandIn
 from jagcall.kernel.standins.twilio import TwilioStandIn
+from jagcall.kernel.standins.twilio.records import NUMBER_SETTINGS, Account, IncomingNumber
 
 
 class SimulatedProviders(dict):
@@ -49,6 +50,24 @@ class SimulatedProviders(dict):
     def stop(self) -> None:
         for standin in self.standins.values():
             standin.stop()
+
+    def restore_twilio(self, *, accounts=(), numbers=()) -> None:
+        """Give the fresh Twilio stand-in what the database says Twilio already holds.
+
+        The stand-ins keep nothing between runs, while the database keeps the organizations'
+        subaccounts and numbers; without this, the next `make run` would find them gone at
+        "Twilio". ``accounts``: (sid, auth token, friendly name); ``numbers``: (sid, account
+        sid, E.164 number, voice URL, status callback URL).
+        """
+        twilio = self.twilio
+        with twilio._lock:
+            for sid, token, friendly_name in accounts:
+                twilio.accounts.setdefault(sid, Account(sid, token, friendly_name, twilio.account_sid))
+            for sid, account_sid, number, voice_url, status_callback in numbers:
+                twilio.numbers.setdefault(sid, IncomingNumber(sid, account_sid, number, {
+                    **NUMBER_SETTINGS, "FriendlyName": number, "VoiceUrl": voice_url, "VoiceMethod": "POST",
+                    "StatusCallback": status_callback, "StatusCallbackMethod": "POST",
+                }))
 
 
 def start_all(*, autopilot: bool = True) -> SimulatedProviders:
