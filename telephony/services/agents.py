@@ -501,6 +501,17 @@ def _catalog_for(*, organization, data: Mapping, agent: Agent | None) -> VoiceCa
     return voice_catalog(organization=organization)
 
 
+def agent_problems(*, organization, data: Mapping, agent: Agent | None = None) -> dict[str, list[str]]:
+    """What agent_clean would refuse in ``data`` ({} when nothing): for an adapter that found
+    problems of its own (wrong JSON types) and reports them together with these."""
+    catalog = _catalog_for(organization=organization, data=data, agent=agent)
+    try:
+        agent_clean(organization=organization, data=data, agent=agent, catalog=catalog)
+    except AgentInvalid as error:
+        return error.errors
+    return {}
+
+
 # --- writes -----------------------------------------------------------------------------
 
 

@@ -10,3 +10,14 @@ PUBLIC_ROUTES: dict = {}
 
 # url name -> how to reach a signed inbound route (the walk posts unsigned and forged requests to each)
 SIGNED_INBOUND: dict = {}
+
+# --- agents --------------------------------------------------------------------------------------
+
+
+def _make_agent(organization):
+    from telephony.tests.factories import AgentFactory
+
+    return AgentFactory(organization=organization).id
+
+
+OBJECT_KWARGS["agent_id"] = _make_agent
