@@ -29,7 +29,7 @@ from importlib import import_module
 
 from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from channels.generic.websocket import AsyncJsonWebsocketConsumer, AsyncWebsocketConsumer
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
@@ -200,3 +200,114 @@ class OrganizationEventsConsumer(OrganizationConsumer):
 
     async def org_event(self, message):
         await self.send_json({"event": message["event"], "payload": message["payload"], "at": message["at"]})
+
+
+# --- streams a provider opens (no person, no cookie, no Origin) ---------------------------------
+
+
+class ProviderStreamConsumer(AsyncWebsocketConsumer):
+    """Base of a websocket that a provider opens for one object, authenticated by a token, not a session.
+
+    The one narrow exception to "every consumer derives from
+    OrganizationConsumer": Twilio's media streams connect with no cookie and
+    no Origin, and carry their credential (a single-use token bound to one
+    call, issued in the TwiML we answered with) in their first messages, not
+    in the handshake. So:
+
+    - the route is not under ``/ws/o/<slug>/`` and skips the Origin and
+      session middleware (jagcall/asgi.py mounts jagcall.routing's
+      ``provider_stream_urlpatterns`` outside them);
+    - [!!] the socket is accepted, and until ``authenticate()`` returns True
+      every message goes to it and nothing else runs; a refusal (False), a
+      message it cannot read, or no success within
+      PROVIDER_STREAM_AUTH_TIMEOUT_SECONDS closes the socket with 4403 and
+      calls ``refused(reason)`` (which records the security event);
+    - only then ``started()`` and the subclass's ``streaming()`` run; the
+      object the token opened fixes the organization (``self.organization``).
+
+    Subclasses implement ``authenticate``, ``refused``, ``started``,
+    ``streaming`` and ``ended``; they must not override ``connect``,
+    ``receive`` or ``disconnect`` (enforced). The websocket walk
+    (accounts/tests/test_websocket_access.py) checks that every route of
+    ``provider_stream_urlpatterns`` derives from this class and refuses a
+    socket that presents no valid token.
+    """
+
+    organization = None
+    authenticated = False
+    _deadline: asyncio.Task | None = None
+    _SEALED_STREAM = ("connect", "receive", "disconnect", "websocket_receive", "websocket_disconnect")
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        for name in cls._SEALED_STREAM:
+            if name in cls.__dict__:
+                raise ImproperlyConfigured(
+                    f"{cls.__name__} must not override {name}(); the token check runs there. "
+                    "Implement authenticate()/started()/streaming()/ended()."
+                )
+
+    async def connect(self):
+        await self.accept()
+        self._deadline = asyncio.ensure_future(self._refuse_when_late())
+
+    async def _refuse_when_late(self):
+        try:
+            await asyncio.sleep(settings.PROVIDER_STREAM_AUTH_TIMEOUT_SECONDS)
+        except asyncio.CancelledError:
+            return
+        if not self.authenticated:
+            await self._refuse("timeout")
+
+    async def _refuse(self, reason: str):
+        if self._deadline is not None and self._deadline is not asyncio.current_task():
+            self._deadline.cancel()
+        try:
+            await self.refused(reason)
+        except Exception:  # recording a refusal must not keep the socket open
+            logger.exception("could not record the refusal of a provider stream (%s)", reason)
+        await self.close(code=CLOSE_FORBIDDEN)
+
+    async def receive(self, text_data=None, bytes_data=None):
+        if self.authenticated:
+            await self.streaming(text_data=text_data, bytes_data=bytes_data)
+            return
+        try:
+            verdict = await self.authenticate(text_data=text_data, bytes_data=bytes_data)
+        except Exception:  # [!!] fail closed: a message the check cannot read opens nothing
+            logger.warning("provider stream: authentication raised; refusing", exc_info=True)
+            verdict = False
+        if verdict is None:
+            return  # not yet (e.g. Twilio's "connected" comes before its "start")
+        if verdict is not True:
+            await self._refuse(getattr(self, "refusal_reason", "") or "invalid")
+            return
+        self.authenticated = True
+        if self._deadline is not None:
+            self._deadline.cancel()
+        await self.started()
+
+    async def disconnect(self, code):
+        if self._deadline is not None:
+            self._deadline.cancel()
+        if self.authenticated:
+            await self.ended(code)
+
+    # --- for subclasses -----------------------------------------------------------------
+
+    async def authenticate(self, *, text_data=None, bytes_data=None) -> bool | None:
+        """True: the token holds (set ``self.organization``); None: wait for the next message; False: refuse
+        (set ``self.refusal_reason``)."""
+        return False
+
+    async def refused(self, reason: str):
+        """The socket is being closed with 4403 (record a security event here)."""
+
+    async def started(self):
+        """The token held; the stream is open."""
+
+    async def streaming(self, *, text_data=None, bytes_data=None):
+        """A message after authentication."""
+
+    async def ended(self, code):
+        """The socket closed after a successful authentication."""

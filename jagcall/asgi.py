@@ -11,12 +11,18 @@ django_asgi_app = get_asgi_application()
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+from django.urls import re_path  # noqa: E402
 
-from jagcall.routing import websocket_urlpatterns  # noqa: E402
+from jagcall.routing import provider_stream_urlpatterns, websocket_urlpatterns  # noqa: E402
+
+members = AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        # [!!] Providers' streams first, outside the Origin and session checks (they send neither): each
+        # consumer authenticates by a single-use token (accounts.consumers.ProviderStreamConsumer).
+        # Everything else is a member's socket: Origin, then session, then the route's access check.
+        "websocket": URLRouter([*provider_stream_urlpatterns, re_path(r"", members)]),
     }
 )

@@ -178,3 +178,45 @@ async def test_signing_out_closes_the_sessions_sockets(organization, member):
         assert await _closed_with(communicator, 4403)
     finally:
         await communicator.disconnect()
+
+
+# --- the one exception: streams a provider opens with a token (no cookie, no Origin) ---------------
+
+from accounts.consumers import ProviderStreamConsumer  # noqa: E402
+from jagcall.routing import provider_stream_urlpatterns  # noqa: E402
+
+PROVIDER_ROUTES = list(_routes(provider_stream_urlpatterns))
+_CONVERTER = {"uuid": "0b6b3f8e-8a43-4d39-9d0a-6a2f8a6f1c11", "int": "1", "slug": "x", "str": "x", "path": "x"}
+
+
+def _provider_path(route: str) -> str:
+    import re
+
+    return "/" + re.sub(r"<(\w+):\w+>", lambda m: _CONVERTER[m.group(1)], route)
+
+
+@pytest.mark.parametrize(("route", "consumer"), PROVIDER_ROUTES, ids=[r for r, _ in PROVIDER_ROUTES])
+def test_every_provider_stream_derives_from_the_token_base_outside_organization_routes(route, consumer):
+    consumer_class = getattr(consumer, "consumer_class", None)
+    assert consumer_class is not None and issubclass(consumer_class, ProviderStreamConsumer), (
+        f"{route}: a socket without a session must derive from accounts.consumers.ProviderStreamConsumer"
+    )
+    assert not issubclass(consumer_class, OrganizationConsumer)
+    assert "org_slug" not in route, f"{route}: a token-authenticated stream is not an organization's member route"
+
+
+@pytest.mark.parametrize("route", [r for r, _ in PROVIDER_ROUTES])
+async def test_a_provider_stream_without_a_valid_token_is_closed(route, settings):
+    settings.PROVIDER_STREAM_AUTH_TIMEOUT_SECONDS = 0.3
+    # Something it cannot read: closed at once.
+    communicator = WebsocketCommunicator(application, _provider_path(route))
+    connected, _ = await communicator.connect(timeout=5)
+    assert connected
+    await communicator.send_to(text_data="not a stream message")
+    assert await _closed_with(communicator, 4403)
+    await communicator.disconnect()
+    # Nothing at all: closed when the time to present a token runs out.
+    communicator = WebsocketCommunicator(application, _provider_path(route))
+    await communicator.connect(timeout=5)
+    assert await _closed_with(communicator, 4403)
+    await communicator.disconnect()
