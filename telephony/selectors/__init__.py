@@ -1,0 +1,1 @@
+"""Telephony reads, by topic."""
