@@ -33,6 +33,8 @@ class AnthropicStandIn(ScriptedReplies, StandIn):
         self._init_replies(replies)
         self.messages: list[dict] = []
         self.versions: list[str] = []
+        # Scripted forced-tool inputs: dicts returned in order, as they are (valid or not), before generated ones.
+        self.structured_replies: list[dict] = []
 
     def error_reply(self, status: int, message: str) -> Reply:
         request_id = "req_" + secrets.token_hex(12)
@@ -97,8 +99,10 @@ class AnthropicStandIn(ScriptedReplies, StandIn):
             tool = tools[0] if kind == "any" else next((t for t in tools if t.get("name") == choice.get("name")), None)
             if tool is None:
                 return self.error_reply(400, f"tool_choice names a tool that is not in tools: {choice.get('name')!r}")
-            return {"type": "tool_use", "id": "toolu_" + secrets.token_hex(12), "name": tool["name"],
-                    "input": instance_for(tool["input_schema"], text)}  # fmt: skip
+            with self._lock:
+                scripted = self.structured_replies.pop(0) if self.structured_replies else None
+            tool_input = scripted if scripted is not None else instance_for(tool["input_schema"], text)
+            return {"type": "tool_use", "id": "toolu_" + secrets.token_hex(12), "name": tool["name"], "input": tool_input}
         return {"type": "text", "text": self.next_reply()}
 
     @staticmethod

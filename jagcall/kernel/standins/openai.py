@@ -6,8 +6,9 @@ Replies: the strings in ``replies``, in order, then ``default_reply``. With ``re
 ``json_schema`` the reply is a JSON object valid for that schema (strings from the conversation,
 see schema.py); ``json_object`` gives ``{"reply": ...}``. With ``tools`` and a ``tool_choice``
 naming a function (or "required"), the reply is a tool call whose arguments satisfy its
-parameters. Every request body is kept in ``completions`` (so a test can assert, say, that
-``store`` was false). Auth: ``Authorization: Bearer <api_key>``; errors in OpenAI's
+parameters. ``structured_replies`` scripts json_schema answers, returned as given (even invalid
+ones). Every request body is kept in ``completions`` (so a test can assert, say, that ``store``
+was false). Auth: ``Authorization: Bearer <api_key>``; errors in OpenAI's
 ``{"error": {message, type, param, code}}`` shape.
 """
 
@@ -34,6 +35,9 @@ class OpenAIStandIn(ScriptedReplies, StandIn):
         self.api_key = api_key
         self._init_replies(replies)
         self.completions: list[dict] = []
+        # Scripted structured answers: dicts returned in order for ``json_schema`` requests, as they are
+        # (valid for the schema or not), before the generated ones.
+        self.structured_replies: list[dict] = []
 
     def error_reply(self, status: int, message: str, *, param: str | None = None, code: str | None = None) -> Reply:
         error = {"message": message, "type": ERROR_TYPES.get(status, "api_error"), "param": param, "code": code}
@@ -104,7 +108,9 @@ class OpenAIStandIn(ScriptedReplies, StandIn):
             if not isinstance(schema, dict):
                 message = "response_format.json_schema.schema is required"
                 return self.error_reply(400, message, param="response_format"), None
-            return json.dumps(instance_for(schema, text)), None
+            with self._lock:
+                scripted = self.structured_replies.pop(0) if self.structured_replies else None
+            return json.dumps(scripted if scripted is not None else instance_for(schema, text)), None
         if response_format.get("type") == "json_object":
             return json.dumps({"reply": self.next_reply()}), None
         return self.next_reply(), None
