@@ -156,8 +156,12 @@ def call_status_record(
     if status not in CallStatus.values:
         raise ValueError(f"Unknown call status {status!r}")
     occurred_at = occurred_at or timezone.now()
-    call = Call.objects.for_org(call.organization).select_for_update().select_related("organization", "agent").get(
-        pk=call.pk
+    # Lock the call's row only: the agent is a nullable join, which PostgreSQL cannot lock FOR UPDATE.
+    call = (
+        Call.objects.for_org(call.organization)
+        .select_for_update(of=("self",))
+        .select_related("organization", "agent")
+        .get(pk=call.pk)
     )
     seen = CallEvent.objects.for_org(call.organization).filter(call=call, kind=status)
     if sequence_number is not None:
