@@ -202,14 +202,14 @@ def test_a_recording_becomes_an_encrypted_transcript_and_summary(pipeline_worker
 
 
 def test_the_anthropic_path_forces_the_analysis_tool(pipeline_worker, twilio_standin, anthropic_standin, openai_standin):
-    call, twilio_recording = finished_call(twilio_standin, provider="anthropic", model="claude-sonnet-4-5")
+    call, twilio_recording = finished_call(twilio_standin, provider="anthropic", model="claude-haiku-4-5")
 
     receive(call, twilio_recording, twilio_standin)
     done = wait_for(lambda: settled(call), pipeline_worker)
 
     assert done.status == StepStatus.DONE, done.failure_reason
     (message,) = anthropic_standin.messages
-    assert message["model"] == "claude-sonnet-4-5"
+    assert message["model"] == "claude-haiku-4-5"
     (tool,) = message["tools"]
     assert message["tool_choice"] == {"type": "tool", "name": tool["name"]}
     assert set(tool["input_schema"]["required"]) == {"summary", *(f["name"] for f in SCHEMA)}
