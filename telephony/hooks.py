@@ -5,6 +5,14 @@ status changes), ``recording`` (a recording is ready). Numbers bought or
 imported point Twilio at these.
 """
 
+from django.urls import path
+
+from telephony import webhooks
+
 app_name = "twilio-hooks"
 
-urlpatterns: list = []
+urlpatterns: list = [
+    path("voice/", webhooks.VoiceHook.as_view(), name="voice"),
+    path("status/", webhooks.StatusHook.as_view(), name="status"),
+    path("recording/", webhooks.RecordingHook.as_view(), name="recording"),
+]

@@ -11,6 +11,26 @@ PUBLIC_ROUTES: dict = {}
 # url name -> how to reach a signed inbound route (the walk posts unsigned and forged requests to each)
 SIGNED_INBOUND: dict = {}
 
+# --- calls: Twilio's call hooks, and a call's page -----------------------------------------------
+
+
+def _make_call(organization):
+    from telephony.models import Call, CallDirection
+
+    return Call.objects.create(
+        organization=organization, direction=CallDirection.INBOUND, from_number="+14155550100", to_number="+14155550199"
+    )
+
+
+OBJECT_KWARGS["call_id"] = _make_call
+SIGNED_INBOUND.update(
+    {
+        "twilio-hooks:voice": {"kwargs": {}, "provider": "twilio"},
+        "twilio-hooks:status": {"kwargs": {}, "provider": "twilio"},
+        "twilio-hooks:recording": {"kwargs": {}, "provider": "twilio"},
+    }
+)
+
 # --- agents --------------------------------------------------------------------------------------
 
 

@@ -1,3 +1,131 @@
-"""Portal pages: calls."""
+"""Portal pages: the organization's calls (filtered list, 50 a page), a call's page, the dashboard's live panel."""
 
-urlpatterns: list = []
+from __future__ import annotations
+
+from django import forms
+from django.shortcuts import render
+from django.urls import path
+from django.views import View
+
+from accounts.mixins import OrganizationViewMixin
+from jagcall.kernel.phone import InvalidPhoneNumber, parse_e164
+from telephony.models import CallDirection, CallStatus
+from telephony.selectors import calls as selectors
+
+
+class CallFilterForm(forms.Form):
+    status = forms.ChoiceField(required=False, choices=[("", "Any status"), *CallStatus.choices])
+    direction = forms.ChoiceField(required=False, choices=[("", "Both directions"), *CallDirection.choices])
+    agent = forms.ChoiceField(required=False)
+    number = forms.CharField(
+        required=False, max_length=32, label="Number", help_text="The caller's or callee's full number, e.g. +14155550100"
+    )
+    date_from = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
+    date_to = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
+
+    def __init__(self, *args, agents=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["agent"].choices = [("", "Any agent"), *((str(a.id), a.name) for a in agents)]
+
+    def clean_number(self):
+        value = self.cleaned_data.get("number", "").strip()
+        if not value:
+            return ""
+        try:
+            return parse_e164(value)
+        except InvalidPhoneNumber:
+            raise forms.ValidationError(
+                "Type the whole number with its country code, e.g. +14155550100 (numbers are stored encrypted, "
+                "so only a whole number can be searched)."
+            ) from None
+
+    def clean(self):
+        cleaned = super().clean()
+        start, end = cleaned.get("date_from"), cleaned.get("date_to")
+        if start and end and start > end:
+            self.add_error("date_to", "The end date is before the start date.")
+        return cleaned
+
+
+def _agents(organization):
+    from telephony.models import Agent
+
+    return list(Agent.objects.for_org(organization).only("id", "name").order_by("name"))
+
+
+class CallListView(OrganizationViewMixin, View):
+    """The organization's calls, newest first, 50 a page (keyset: "Older calls" follows a cursor)."""
+
+    permission_required = "product.use"
+    template_name = "telephony/calls/list.html"
+
+    def get(self, request, org_slug):
+        agents = _agents(self.organization)
+        params = {k: v for k, v in request.GET.items() if k != "after"}
+        form = CallFilterForm(params or None, agents=agents)
+        status, rows, page = 200, [], selectors.CallPage(calls=[], next_cursor=None)
+        filters = {}
+        if form.is_bound and not form.is_valid():
+            status = 400
+        else:
+            filters = {k: v for k, v in (form.cleaned_data if form.is_bound else {}).items() if v}
+            queryset = selectors.call_list(organization=self.organization, filters=filters)
+            try:
+                page = selectors.call_page(queryset=queryset, after=request.GET.get("after"))
+            except ValueError:  # a cursor that is not ours: start from the newest
+                page = selectors.call_page(queryset=queryset)
+            rows = selectors.call_rows(page.calls)
+        query = request.GET.copy()
+        query.pop("after", None)
+        context = {
+            "form": form,
+            "rows": rows,
+            "page": page,
+            "filtered": bool(filters) or status == 400,
+            "query_prefix": f"{query.urlencode()}&" if query else "",
+            "is_first_page": not request.GET.get("after"),
+            "any_calls": bool(rows) or selectors.call_count(organization=self.organization) > 0,
+            "live_events_url": f"/ws/o/{self.organization.slug}/events/",
+        }
+        return render(request, self.template_name, context, status=status)
+
+
+class CallDetailView(OrganizationViewMixin, View):
+    """One call: who, when, how long, its timeline, and what it left (recording, transcript, summary)."""
+
+    permission_required = "product.use"
+    template_name = "telephony/calls/detail.html"
+
+    def get(self, request, org_slug, call_id):
+        call = selectors.call_get(organization=self.organization, call_id=call_id)
+        from telephony.services.calls import call_payload
+
+        context = {
+            "call": call,
+            "summary": call_payload(call),
+            "events": selectors.call_timeline(call=call),
+            "live_events_url": f"/ws/o/{self.organization.slug}/events/",
+        }
+        return render(request, self.template_name, context)
+
+
+class LiveCallsPanelView(OrganizationViewMixin, View):
+    """The dashboard's "Live calls" panel (loaded into the dashboard; live-calls.js keeps it current)."""
+
+    permission_required = "product.use"
+    template_name = "telephony/calls/_live_panel.html"
+
+    def get(self, request, org_slug):
+        calls = selectors.live_call_list(organization=self.organization)
+        context = {
+            "rows": selectors.call_rows(calls),
+            "live_events_url": f"/ws/o/{self.organization.slug}/events/",
+        }
+        return render(request, self.template_name, context)
+
+
+urlpatterns = [
+    path("calls/", CallListView.as_view(), name="call-list"),
+    path("calls/live/", LiveCallsPanelView.as_view(), name="call-live-panel"),
+    path("calls/<uuid:call_id>/", CallDetailView.as_view(), name="call-detail"),
+]

@@ -1,0 +1,160 @@
+"""Reads of calls: the webhooks' lookups, the portal's list (filters, keyset pages) and a call's page.
+
+Numbers are personal data, encrypted (telephony.models.Call): the list
+filters by a number through its blind index (nothing decrypted), and
+``call_rows`` decrypts only what a list row shows (the other party's number)
+in one pass over the page.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from accounts.tenancy import get_for_org_or_404
+from jagcall.kernel.crypto.blind_index import blind_index_candidates
+from jagcall.kernel.phone import normalize_for_index, parse_e164
+from telephony.models import TERMINAL_STATUSES, Call, CallDirection, CallEvent, PhoneNumber
+
+PAGE_SIZE = 50
+_WEBHOOK_REASON = "webhook: a signed Twilio callback names the call or number, and so its organization"
+_NUMBER_PURPOSE = "telephony.number"
+
+
+# --- the webhooks' lookups (signed requests; no member, so by the provider's ids) ---------
+
+
+def phone_number_for_inbound(*, to_number: str) -> PhoneNumber | None:
+    """The held number a caller dialled (with its organization and agent), or None."""
+    if not to_number:
+        return None
+    return (
+        PhoneNumber.objects.unscoped(_WEBHOOK_REASON)
+        .select_related("organization", "agent")
+        .filter(number=to_number.strip(), released_at__isnull=True)
+        .first()
+    )
+
+
+def call_for_webhook(*, call_id: str | None = None, call_sid: str | None = None) -> Call | None:
+    """The call a callback is about: by our id (``?call=``) when given, else by Twilio's CallSid."""
+    queryset = Call.objects.unscoped(_WEBHOOK_REASON).select_related("organization", "agent")
+    if call_id:
+        try:
+            return queryset.filter(pk=uuid.UUID(str(call_id))).first()
+        except ValueError:
+            return None
+    if call_sid:
+        return queryset.filter(twilio_sid=call_sid).first()
+    return None
+
+
+# --- the portal ------------------------------------------------------------------------------
+
+
+def number_filter_candidates(*, organization, number: str) -> list[str]:
+    """The blind indexes a typed number may be stored under (raises InvalidPhoneNumber)."""
+    normalized = normalize_for_index(parse_e164(number))
+    return blind_index_candidates(normalized, purpose=_NUMBER_PURPOSE, organization_id=organization.pk)
+
+
+def call_list(*, organization, filters: dict | None = None) -> QuerySet[Call]:
+    """The organization's calls, newest first. ``filters``: status, direction, agent (id), number (the
+    other party's, exact, by blind index), date_from / date_to (dates, in the current time zone)."""
+    filters = filters or {}
+    queryset = Call.objects.for_org(organization).select_related("organization", "agent")
+    if filters.get("status"):
+        queryset = queryset.filter(status=filters["status"])
+    if filters.get("direction"):
+        queryset = queryset.filter(direction=filters["direction"])
+    if filters.get("agent"):
+        queryset = queryset.filter(agent_id=filters["agent"])
+    if filters.get("number"):
+        candidates = number_filter_candidates(organization=organization, number=filters["number"])
+        # The other party: the caller of an inbound call, the callee of an outbound one.
+        queryset = queryset.filter(
+            Q(direction=CallDirection.INBOUND, from_number_index__in=candidates)
+            | Q(direction=CallDirection.OUTBOUND, to_number_index__in=candidates)
+        )
+    zone = timezone.get_current_timezone()
+    if filters.get("date_from"):
+        queryset = queryset.filter(created_at__gte=datetime.combine(filters["date_from"], time.min, tzinfo=zone))
+    if filters.get("date_to"):
+        end = datetime.combine(filters["date_to"] + timedelta(days=1), time.min, tzinfo=zone)
+        queryset = queryset.filter(created_at__lt=end)
+    return queryset.order_by("-created_at", "-id")
+
+
+@dataclass
+class CallPage:
+    calls: list
+    next_cursor: str | None
+
+
+def _encode_cursor(call: Call) -> str:
+    raw = f"{call.created_at.isoformat()}|{call.id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        created, _, ident = raw.partition("|")
+        moment = datetime.fromisoformat(created)
+        if moment.tzinfo is None:
+            raise ValueError
+        return moment, uuid.UUID(ident)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise ValueError("not a cursor of this list") from None
+
+
+def call_page(*, queryset: QuerySet[Call], after: str | None = None, size: int = PAGE_SIZE) -> CallPage:
+    """One keyset page (``after``: the cursor of the previous page's last call; ValueError if it is not one)."""
+    if after:
+        created, ident = _decode_cursor(after)
+        queryset = queryset.filter(Q(created_at__lt=created) | Q(created_at=created, id__lt=ident))
+    calls = list(queryset[: size + 1])
+    more = len(calls) > size
+    calls = calls[:size]
+    return CallPage(calls=calls, next_cursor=_encode_cursor(calls[-1]) if more and calls else None)
+
+
+def call_rows(calls: list[Call]) -> list[dict]:
+    """What each list row shows, decrypting only the other party's number, in one pass over the page."""
+    from telephony.services.calls import call_payload
+
+    return [{"call": call, **call_payload(call)} for call in calls]
+
+
+def call_get(*, organization, call_id) -> Call:
+    """One call of the organization; 404 for another organization's or an unknown id."""
+    return get_for_org_or_404(
+        Call.objects.select_related("organization", "agent", "phone_number"), organization=organization, id=call_id
+    )
+
+
+def call_timeline(*, call: Call) -> QuerySet[CallEvent]:
+    return CallEvent.objects.for_org(call.organization).filter(call=call).order_by("occurred_at", "created_at")
+
+
+def live_call_list(*, organization, limit: int = 10) -> list[Call]:
+    """Calls still going on (not finished), newest first, for the dashboard's live panel."""
+    since = timezone.now() - timedelta(hours=6)  # a call whose final callback never came is not live forever
+    return list(
+        Call.objects.for_org(organization)
+        .select_related("organization", "agent")
+        .exclude(status__in=TERMINAL_STATUSES)
+        .filter(created_at__gte=since)
+        .order_by("-created_at", "-id")[:limit]
+    )
+
+
+def call_count(*, organization) -> int:
+    return Call.objects.for_org(organization).count()
+

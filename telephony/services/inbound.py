@@ -1,0 +1,154 @@
+"""Answering Twilio's voice webhook: connect the call to its media stream, or refuse it politely.
+
+Inbound (a caller rings one of our numbers): the number's agent answers. The
+Call is created (its numbers encrypted), and the TwiML connects it to a
+bidirectional media stream on our websocket:
+
+    <Response>
+      <Start><Recording recordingStatusCallback=".../hooks/twilio/recording/?call=<id>" .../></Start>
+      <Connect><Stream url="wss://<public host>/ws/telephony/stream/<call id>/">
+        <Parameter name="token" value="<single-use, 60 s>"/>
+      </Stream></Connect>
+    </Response>
+
+The recording (when the agent records calls) is started by the TwiML itself
+(``<Start><Recording>``), not by a REST call from the webhook: while Twilio
+waits for this answer the call is still ringing, and Twilio refuses to start
+a recording through the API on a call that is not in progress yet.
+
+Outbound calls answered by the callee reach the same webhook with
+``?call=<id>`` and get the same stream (their recording was asked for when the
+call was placed: Record=true).
+
+Refusals: an unknown number, a number without an agent, or an organization
+that may not take calls (``CALL_ADMISSION_RULES``; billing adds "over its
+plan" there) get a short spoken sentence and a hang-up.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.db import transaction
+from twilio.twiml.voice_response import Connect, Start, VoiceResponse
+
+from telephony.models import Call, CallDirection, CallStatus, PhoneNumber
+from telephony.services.calls import call_status_record
+from telephony.services.streams import stream_token_issue
+from telephony.services.urls import public_url
+
+logger = logging.getLogger("jagcall.telephony")
+
+NOT_IN_SERVICE = "Sorry, this number is not in service. Goodbye."
+NO_AGENT = "Sorry, nobody can take your call on this number right now. Please try again later. Goodbye."
+UNAVAILABLE = "Sorry, this service is not available. Goodbye."
+CALL_ENDED = "This call has ended. Goodbye."
+# The media stream's route (telephony/routing.py); websocket routes are not in Django's URL resolver.
+STREAM_PATH = "/ws/telephony/stream/{call_id}/"
+
+
+def _organization_is_active(organization) -> str | None:
+    return None if organization.is_active else UNAVAILABLE
+
+
+# Each rule: organization -> None (may take calls) or the sentence the caller hears. A list, so
+# billing can add "over its plan" as one more rule.
+CALL_ADMISSION_RULES: list[Callable] = [_organization_is_active]
+
+
+def call_admission_refusal(organization) -> str | None:
+    """What to tell a caller when ``organization`` may not take calls now, else None."""
+    for rule in CALL_ADMISSION_RULES:
+        refusal = rule(organization)
+        if refusal:
+            return refusal
+    return None
+
+
+def refusal_twiml(message: str) -> str:
+    response = VoiceResponse()
+    response.say(message)
+    response.hangup()
+    return str(response)
+
+
+def stream_url(call: Call) -> str:
+    """The media stream's websocket URL: wss on the public host (ws only in development and tests)."""
+    parts = urlsplit(settings.PUBLIC_BASE_URL)
+    if parts.scheme == "https":
+        scheme = "wss"
+    elif parts.scheme == "http" and settings.EMBEDDED_SERVICES_ALLOWED:
+        scheme = "ws"
+    else:  # [!!] media never travels unencrypted in production (settings refuse http there too)
+        raise ImproperlyConfigured(f"PUBLIC_BASE_URL must be https for media streams, got {settings.PUBLIC_BASE_URL!r}")
+    return f"{scheme}://{parts.netloc}{STREAM_PATH.format(call_id=call.id)}"
+
+
+def stream_twiml(call: Call, *, record: bool) -> str:
+    """The answer that connects ``call`` to its media stream, with a fresh single-use token."""
+    response = VoiceResponse()
+    if record:
+        start = Start()
+        start.recording(
+            recording_status_callback=public_url("twilio-hooks:recording", call=call.id),
+            recording_status_callback_event="completed",
+            recording_status_callback_method="POST",
+        )
+        response.append(start)
+    connect = Connect()
+    stream = connect.stream(url=stream_url(call))
+    stream.parameter(name="token", value=stream_token_issue(call))
+    response.append(connect)
+    return str(response)
+
+
+@transaction.atomic
+def inbound_call_answer(
+    *, phone_number: PhoneNumber, call_sid: str, account_sid: str, from_number: str, to_number: str
+) -> str:
+    """TwiML for a call ringing ``phone_number``: the stream of a new (or, on Twilio's retry, the same) Call."""
+    organization = phone_number.organization
+    refusal = call_admission_refusal(organization)
+    if refusal:
+        logger.info("inbound call %s refused: organization %s may not take calls", call_sid, organization.pk)
+        return refusal_twiml(refusal)
+    agent = phone_number.agent
+    if agent is None:
+        logger.info("inbound call %s refused: number %s has no agent", call_sid, phone_number.pk)
+        return refusal_twiml(NO_AGENT)
+
+    call = Call.objects.for_org(organization).filter(twilio_sid=call_sid).first() if call_sid else None
+    if call is None:
+        call = Call(
+            organization=organization,
+            direction=CallDirection.INBOUND,
+            agent=agent,
+            phone_number=phone_number,
+            from_number=from_number or "",
+            to_number=to_number or phone_number.number,
+            twilio_sid=call_sid or None,
+            account_sid=account_sid,
+        )
+        call.save()
+        call_status_record(call=call, status=CallStatus.RINGING, details={"via": "voice webhook"})
+    elif call.is_finished:
+        return refusal_twiml(CALL_ENDED)
+    return stream_twiml(call, record=agent.record_calls)
+
+
+@transaction.atomic
+def outbound_call_answer(*, call: Call, call_sid: str) -> str:
+    """TwiML for an outbound call the callee answered: its media stream (its recording was asked for at dialing)."""
+    refusal = call_admission_refusal(call.organization)
+    if refusal:
+        return refusal_twiml(refusal)
+    if call.is_finished:
+        return refusal_twiml(CALL_ENDED)
+    if call_sid and not call.twilio_sid:
+        call.twilio_sid = call_sid
+        call.save(update_fields=["twilio_sid", "updated_at"])
+    return stream_twiml(call, record=False)
