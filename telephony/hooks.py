@@ -16,3 +16,7 @@ urlpatterns: list = [
     path("status/", webhooks.StatusHook.as_view(), name="status"),
     path("recording/", webhooks.RecordingHook.as_view(), name="recording"),
 ]
+
+from telephony import webhooks_browser  # noqa: E402  browser calling: the softphone's voice URL, "browser-voice"
+
+urlpatterns += webhooks_browser.urlpatterns

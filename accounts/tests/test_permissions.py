@@ -24,6 +24,7 @@ pytestmark = pytest.mark.django_db
 OK = "ok"  # 200 for pages, a redirect after a POST that did its work
 REDIRECT = "redirect"  # a GET that sends the visitor to the page that does the work
 DENIED = 403
+JSON_OK = "json"  # 200 with a JSON body: an endpoint a page's script calls
 
 # route name -> method -> role -> expected
 MATRIX = {
@@ -72,6 +73,8 @@ MATRIX = {
         "post": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: OK},
     },
     "compliance:do-not-call-remove": {"post": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: DENIED}},
+    "telephony:softphone": {"get": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: OK}},
+    "telephony:browser-token": {"post": {Role.OWNER: JSON_OK, Role.ADMIN: JSON_OK, Role.MEMBER: JSON_OK}},
 }
 
 POST_DATA = {
@@ -99,7 +102,7 @@ def test_matrix_covers_every_organization_route():
 
 
 @pytest.mark.parametrize("name,method,role,expected", CASES, ids=[f"{c[0]}-{c[1]}-{c[2]}" for c in CASES])
-def test_role_matrix(client, organization, name, method, role, expected):
+def test_role_matrix(request, client, organization, name, method, role, expected):
     MembershipFactory(organization=organization, role=Role.OWNER)  # so the actor is never the last owner
     actor = MembershipFactory(organization=organization, user=UserFactory(), role=role).user
     target = MembershipFactory(organization=organization, role=Role.MEMBER)
@@ -133,6 +136,8 @@ def test_role_matrix(client, organization, name, method, role, expected):
         from compliance.tests.tenancy import OBJECT_KWARGS as compliance_objects
 
         kwargs["do_not_call_id"] = compliance_objects["do_not_call_id"](organization)
+    if name == "telephony:browser-token":
+        request.getfixturevalue("twilio_standin")  # the token is signed by a key made at Twilio
     client.force_login(actor)
     response = getattr(client, method)(reverse(name, kwargs=kwargs), POST_DATA.get(name, {}))
     if expected == DENIED:
@@ -143,6 +148,8 @@ def test_role_matrix(client, organization, name, method, role, expected):
     elif expected == REDIRECT:
         assert response.status_code == 302
         assert client.get(response["Location"]).status_code == 200
+    elif expected == JSON_OK:
+        assert response.status_code == 200 and response.json(), response.content[:500]
     elif method == "get":
         assert response.status_code == 200
     else:

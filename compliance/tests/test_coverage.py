@@ -491,6 +491,14 @@ RECORDED_ELSEWHERE: dict[str, tuple[str, str]] = {
     "mfa_reauthenticate_webauthn": ("tests/browser/test_passkey.py::test_add_a_passkey_then_sign_in_with_it", "needs a WebAuthn authenticator"),
     "mfa_edit_webauthn": ("tests/browser/test_passkey.py::test_add_a_passkey_then_sign_in_with_it", "needs a WebAuthn authenticator"),
     "mfa_remove_webauthn": ("tests/browser/test_passkey.py::test_add_a_passkey_then_sign_in_with_it", "needs a WebAuthn authenticator"),
+    "telephony:browser-token": (
+        "telephony/tests/test_browser_calling.py::test_set_up_is_audited_and_token_issues_once_per_member_and_hour",
+        "needs the Twilio stand-in; one token_issued per member and hour by design (telephony/services/browser.py)",
+    ),
+    "twilio-hooks:browser-voice": (
+        "telephony/tests/test_browser_calling_hook.py::test_a_members_call_is_dialled_from_the_chosen_number",
+        "a request signed by the organization's Twilio account, played by the Twilio stand-in",
+    ),
     "compliance:do-not-call-list": (
         "compliance/tests/test_do_not_call.py::test_a_member_adds_a_number_on_the_page", "do_not_call.added, with its page's checks"
     ),

@@ -41,3 +41,7 @@ def _make_agent(organization):
 
 
 OBJECT_KWARGS["agent_id"] = _make_agent
+
+# --- browser calling: the voice URL of the softphone's TwiML application ----------------------------
+
+SIGNED_INBOUND["twilio-hooks:browser-voice"] = {"kwargs": {}, "provider": "twilio"}
