@@ -147,3 +147,15 @@ def test_seeking_costs_decrypting_what_comes_before(organization, capsys):
     assert tail_seconds < 5
     with capsys.disabled():
         print(f"\nrange of 64 KB at the start: {head_seconds * 1000:.1f} ms; at the end of 16 MB: {tail_seconds * 1000:.1f} ms")
+
+
+def test_the_back_office_shows_the_steps_read_only_without_their_content(staff_client, organization):
+    recording = stored_recording(organization)
+    for model, obj in ((CallRecording, recording),):
+        info = (model._meta.app_label, model._meta.model_name)
+        assert staff_client.get(reverse("admin:%s_%s_changelist" % info)).status_code == 200
+        page = staff_client.get(reverse("admin:%s_%s_change" % info, args=[obj.pk]))
+        assert page.status_code == 200 and recording.twilio_sid in page.content.decode()
+        assert b'name="_save"' not in page.content
+    for name in ("transcript", "callanalysis"):
+        assert staff_client.get(reverse(f"admin:telephony_{name}_changelist")).status_code == 200
