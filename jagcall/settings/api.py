@@ -50,6 +50,11 @@ SPECTACULAR_SETTINGS = {
     # Only the public API: any other DRF view (none today) stays out of the schema.
     "PREPROCESSING_HOOKS": ["jagcall.kernel.api.schema.only_public_api"],
     "COMPONENT_SPLIT_REQUEST": True,
+    # Choice sets that share a field name ("status") get a name of their own in the schema.
+    "ENUM_NAME_OVERRIDES": {
+        "CallStatusEnum": "telephony.models.CallStatus",
+        "PipelineStepStatusEnum": "telephony.models.StepStatus",
+    },
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
