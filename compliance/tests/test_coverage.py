@@ -430,6 +430,54 @@ def recipe_usersessions(world):
     return "user.session_revoked"
 
 
+def _agent_form(name="Front desk"):
+    return {
+        "name": name, "system_prompt": "You answer the phone.", "llm_provider": "openai", "llm_model": "gpt-4o-mini",
+        "temperature": "0.7", "stt_language": "en-US", "stt_model": "nova-3", "max_call_seconds": "600",
+        "voicemail_action": "hang_up", "ai_disclosure_enabled": "on", "ai_disclosure": "You are speaking with an AI.",
+        "recording_disclosure_enabled": "on", "recording_disclosure": "This call is recorded.",
+        "analysis-0-name": "appointment_requested", "analysis-0-type": "boolean",
+    }  # fmt: skip
+
+
+def _agent(world):
+    from telephony.tests.factories import AgentFactory
+
+    return AgentFactory(organization=world.organization)
+
+
+def recipe_agent_create(world):
+    _ok(world.client_for(world.admin).post(world.url("telephony:agent-create", org_slug=world.slug), _agent_form()))
+    return "agent.created"
+
+
+def recipe_agent_update(world):
+    agent = _agent(world)
+    url = world.url("telephony:agent-update", org_slug=world.slug, agent_id=agent.id)
+    _ok(world.client_for(world.owner).post(url, _agent_form("Renamed")))
+    return "agent.updated"
+
+
+def recipe_agent_delete(world):
+    agent = _agent(world)
+    _ok(world.client_for(world.owner).post(world.url("telephony:agent-delete", org_slug=world.slug, agent_id=agent.id)))
+    return "agent.deleted"
+
+
+def recipe_api_agent_create(world):
+    body = {"name": "Via API", "system_prompt": "You answer the phone.", "tools": [{"type": "end_call"}]}
+    _ok(world.bearer(world.key("agents:write")).post("/api/v1/agents", body, format="json"))
+    return "agent.created"
+
+
+def recipe_api_agent_update_and_delete(world):
+    agent = _agent(world)
+    client = world.bearer(world.key("agents:write"))
+    _ok(client.patch(f"/api/v1/agents/{agent.id}", {"temperature": 0.3}, format="json"))
+    _ok(client.delete(f"/api/v1/agents/{agent.id}"))
+    return ["agent.updated", "agent.deleted"]
+
+
 RECIPES: dict[str, Callable] = {
     "accounts:organization-create": recipe_organization_create,
     "accounts:invitation-accept": recipe_invitation_accept,
@@ -475,6 +523,11 @@ RECIPES: dict[str, Callable] = {
     "mfa_deactivate_totp": recipe_mfa_deactivate_totp,
     "mfa_generate_recovery_codes": recipe_mfa_generate_recovery_codes,
     "usersessions_list": recipe_usersessions,
+    "telephony:agent-create": recipe_agent_create,
+    "telephony:agent-update": recipe_agent_update,
+    "telephony:agent-delete": recipe_agent_delete,
+    "api:agent-list": recipe_api_agent_create,
+    "api:agent-detail": recipe_api_agent_update_and_delete,
 }
 
 # route -> (the test that proves its audit event, why it is not a recipe here)
