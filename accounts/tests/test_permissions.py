@@ -73,11 +73,29 @@ MATRIX = {
         "post": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: OK},
     },
     "compliance:do-not-call-remove": {"post": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: DENIED}},
+    "telephony:agent-list": {"get": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: OK}},
+    "telephony:agent-create": {
+        "get": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: DENIED},
+        "post": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: DENIED},
+    },
+    "telephony:agent-detail": {"get": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: OK}},  # members: read-only
+    "telephony:agent-update": {"post": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: DENIED}},
+    "telephony:agent-delete": {
+        "get": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: DENIED},
+        "post": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: DENIED},
+    },
     "telephony:softphone": {"get": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: OK}},
     "telephony:browser-token": {"post": {Role.OWNER: JSON_OK, Role.ADMIN: JSON_OK, Role.MEMBER: JSON_OK}},
     # A call's recording plays for everyone who uses the product; the retry of a failed step likewise.
     "telephony:call-recording": {"get": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: OK}},
     "telephony:call-post-call-retry": {"post": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: OK}},
+}
+
+_AGENT_FORM = {
+    "name": "Matrix agent", "system_prompt": "You answer the phone.", "llm_provider": "openai", "llm_model": "gpt-4o-mini",
+    "temperature": "0.7", "stt_language": "en-US", "stt_model": "nova-3", "max_call_seconds": "600",
+    "voicemail_action": "hang_up", "ai_disclosure_enabled": "on", "ai_disclosure": "You are speaking with an AI.",
+    "recording_disclosure_enabled": "on", "recording_disclosure": "This call is recorded.",
 }
 
 POST_DATA = {
@@ -88,6 +106,8 @@ POST_DATA = {
     "oauth:application-create": {"name": "CRM", "client_type": "confidential", "redirect_uris": "https://crm.example/cb"},
     "oauth:application-update": {"name": "CRM renamed", "redirect_uris": "https://app.example/cb"},
     "compliance:do-not-call-list": {"number": "+14155550123", "reason": "requested"},
+    "telephony:agent-create": _AGENT_FORM,
+    "telephony:agent-update": _AGENT_FORM,
 }
 
 CASES = [
@@ -139,6 +159,10 @@ def test_role_matrix(request, client, organization, name, method, role, expected
         from compliance.tests.tenancy import OBJECT_KWARGS as compliance_objects
 
         kwargs["do_not_call_id"] = compliance_objects["do_not_call_id"](organization)
+    if name in ("telephony:agent-detail", "telephony:agent-update", "telephony:agent-delete"):
+        from telephony.tests.tenancy import OBJECT_KWARGS as telephony_objects
+
+        kwargs["agent_id"] = telephony_objects["agent_id"](organization)
     if name in ("telephony:call-recording", "telephony:call-post-call-retry"):
         from telephony.tests.test_recording_playback import stored_recording
 
