@@ -5,7 +5,28 @@ from __future__ import annotations
 from django.contrib import admin
 
 from jagcall.kernel.admin import ReadOnlyModelAdmin
-from telephony.models import CallAnalysis, CallRecording, Transcript
+from telephony.models import Agent, CallAnalysis, CallRecording, Transcript
+
+# --- agents ---------------------------------------------------------------------------------------
+# Read-only: an agent changes only through telephony.services.agents (its rules, and the audit of each
+# change with its diff), i.e. in the portal or over the API, by the organization's managers.
+
+
+@admin.register(Agent)
+class AgentAdmin(ReadOnlyModelAdmin):
+    list_display = ("name", "organization", "llm_provider", "llm_model", "voice_name", "updated_at")
+    list_filter = ("llm_provider",)
+    list_select_related = ("organization",)
+    search_fields = ("name", "organization__name", "organization__slug")
+    ordering = ("organization__name", "name")
+    fields = (
+        "id", "organization", "name", "system_prompt", "first_message", "llm_provider", "llm_model", "temperature",
+        "voice_id", "voice_name", "stt_language", "stt_model", "tools", "ai_disclosure_enabled", "ai_disclosure",
+        "recording_disclosure_enabled", "recording_disclosure", "record_calls", "max_call_seconds", "voicemail_action",
+        "voicemail_message", "analysis_schema", "created_at", "updated_at",
+    )  # fmt: skip
+    readonly_fields = fields
+
 
 # --- after the call: recording -> transcript -> analysis ------------------------------------------
 # Read-only: the steps change only through telephony.services (the pipeline and its audited retry).

@@ -176,3 +176,16 @@ def test_editor_says_why_voices_cannot_be_listed(client, organization, owner, se
     page = client.get(url("agent-create", organization)).content.decode()
     assert "ElevenLabs voices could not be listed: no credentials are configured: set ELEVENLABS_API_KEY" in page
     assert "You can keep the current voice" in page
+
+
+def test_back_office_shows_agents_read_only(staff_client, organization):
+    from django.conf import settings
+
+    agent = AgentFactory(organization=organization, name="Desk")
+    listing = staff_client.get(f"/{settings.ADMIN_URL}telephony/agent/")
+    assert listing.status_code == 200 and "Desk" in listing.content.decode()
+    page = staff_client.get(f"/{settings.ADMIN_URL}telephony/agent/{agent.id}/change/")
+    assert page.status_code == 200 and "friendly receptionist of a dental practice" in page.content.decode()
+    assert 'name="_save"' not in page.content.decode()  # nothing to save: agents change through their service
+    assert staff_client.post(f"/{settings.ADMIN_URL}telephony/agent/{agent.id}/delete/", {"post": "yes"}).status_code == 403
+    assert Agent.objects.for_org(organization).filter(id=agent.id).exists()
