@@ -62,7 +62,7 @@ class BrowserTokenView(OrganizationViewMixin, View):
             issued = browser_calling.browser_token_issue(organization=self.organization, actor=self.principal)
         except ProviderError as error:
             logger.warning("browser calling token not issued for organization %s: %s", self.organization.pk, error)
-            message = f"Twilio could not set up browser calling: {error.message}. Try again in a minute."
+            message = f"Twilio could not set up browser calling: {error.message}."
             return JsonResponse({"error": message, "code": "provider_error"}, status=502)
         except ApplicationError as error:
             return JsonResponse({"error": error.message, "code": error.code}, status=error.status)
