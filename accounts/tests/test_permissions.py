@@ -73,6 +73,17 @@ MATRIX = {
         "post": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: OK},
     },
     "compliance:do-not-call-remove": {"post": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: DENIED}},
+    "integrations:provider-list": {
+        "get": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: DENIED},
+        "post": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: DENIED},
+    },
+    "integrations:provider-disconnect": {"post": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: DENIED}},
+    "telephony:number-list": {"get": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: OK}},
+    "telephony:number-buy": {"post": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: DENIED}},
+    "telephony:number-assign": {"post": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: DENIED}},
+    "telephony:number-release": {"post": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: DENIED}},
+    # A manager's page needs an own Twilio account: telephony/tests/test_numbers_views.py::test_import_page.
+    "telephony:number-import": {"get": {Role.MEMBER: DENIED}, "post": {Role.MEMBER: DENIED}},
     "telephony:agent-list": {"get": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: OK}},
     "telephony:agent-create": {
         "get": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: DENIED},
@@ -108,6 +119,8 @@ POST_DATA = {
     "compliance:do-not-call-list": {"number": "+14155550123", "reason": "requested"},
     "telephony:agent-create": _AGENT_FORM,
     "telephony:agent-update": _AGENT_FORM,
+    "integrations:provider-list": {"provider": "openai", "api_key": "sk-matrix-key-0123456789abcdef"},
+    "telephony:number-buy": {"area_code": "415"},
 }
 
 CASES = [
@@ -169,6 +182,21 @@ def test_role_matrix(request, client, organization, name, method, role, expected
         kwargs["call_id"] = stored_recording(organization).call_id
     if name == "telephony:browser-token":
         request.getfixturevalue("twilio_standin")  # the token is signed by a key made at Twilio
+    if name.startswith("integrations:provider-"):
+        # Verified by the OpenAI stand-in; the disconnect finds a key to disconnect.
+        request.getfixturevalue("openai_standin").api_key = POST_DATA["integrations:provider-list"]["api_key"]
+        if name == "integrations:provider-disconnect":
+            from integrations.services import credential_save
+
+            credential_save(organization=organization, actor=OPERATOR, provider="openai",
+                            values={"api_key": POST_DATA["integrations:provider-list"]["api_key"]})
+        POST_DATA.setdefault("integrations:provider-disconnect", {"provider": "openai"})
+    if name.startswith("telephony:number-"):
+        from telephony.services.numbers import number_buy
+
+        request.getfixturevalue("twilio_standin")
+        if name in ("telephony:number-assign", "telephony:number-release"):
+            kwargs["number_id"] = number_buy(organization=organization, actor=OPERATOR, area_code="415").id
     client.force_login(actor)
     response = getattr(client, method)(reverse(name, kwargs=kwargs), POST_DATA.get(name, {}))
     if expected == DENIED:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pytest
@@ -478,7 +479,143 @@ def recipe_api_agent_update_and_delete(world):
     return ["agent.updated", "agent.deleted"]
 
 
+# --- provider accounts and phone numbers: the provider answers from its stand-in ---
+
+
+@contextmanager
+def _standin(name: str):
+    """A provider stand-in with the settings pointing at it (as tests/fakes/plugin.py's fixtures do)."""
+    from django.conf import settings
+    from django.test import override_settings
+
+    if name == "twilio":
+        from jagcall.kernel.standins.twilio import TwilioStandIn
+
+        standin = TwilioStandIn().start()
+        extra = {"TWILIO_ACCOUNT_SID": standin.account_sid, "TWILIO_AUTH_TOKEN": standin.auth_token}
+    else:
+        from jagcall.kernel.standins.openai import OpenAIStandIn
+
+        standin = OpenAIStandIn(api_key="sk-coverage-key-0123456789abcdef").start()
+        extra = {"OPENAI_API_KEY": standin.api_key}
+    urls = {**(getattr(settings, "PROVIDER_BASE_URLS", None) or {}), name: standin.base_url}
+    try:
+        with override_settings(PROVIDER_BASE_URLS=urls, **extra):
+            yield standin
+    finally:
+        standin.stop()
+
+
+def _own_twilio_account(world, standin):
+    import secrets as _secrets
+
+    from jagcall.kernel.standins.twilio.records import Account, new_sid
+    from integrations.services import credential_save
+
+    sid, token = new_sid("AC"), _secrets.token_hex(16)
+    standin.accounts[sid] = Account(sid, token, "Own", sid)
+    credential_save(organization=world.organization, actor=world.owner, provider="twilio",
+                    values={"account_sid": sid, "auth_token": token})
+    return sid, token
+
+
+def _bought(world):
+    from telephony.services.numbers import number_buy
+
+    return number_buy(organization=world.organization, actor=world.owner, area_code="415")
+
+
+def recipe_provider_connect(world):
+    with _standin("openai") as standin:
+        _ok(world.client_for(world.owner).post(
+            world.url("integrations:provider-list", org_slug=world.slug), {"provider": "openai", "api_key": standin.api_key}
+        ))
+    return "provider_credential.connected"
+
+
+def recipe_provider_disconnect(world):
+    with _standin("openai") as standin:
+        from integrations.services import credential_save
+
+        credential_save(organization=world.organization, actor=world.owner, provider="openai", values={"api_key": standin.api_key})
+    _ok(world.client_for(world.owner).post(
+        world.url("integrations:provider-disconnect", org_slug=world.slug), {"provider": "openai"}
+    ))
+    return "provider_credential.disconnected"
+
+
+def recipe_number_buy(world):
+    with _standin("twilio"):
+        _ok(world.client_for(world.owner).post(world.url("telephony:number-buy", org_slug=world.slug), {"area_code": "415"}))
+    return "phone_number.purchased"
+
+
+def recipe_number_assign(world):
+    from telephony.tests.factories import AgentFactory
+
+    with _standin("twilio"):
+        number = _bought(world)
+    agent = AgentFactory(organization=world.organization)
+    url = world.url("telephony:number-assign", org_slug=world.slug, number_id=number.id)
+    _ok(world.client_for(world.owner).post(url, {"agent": agent.id}))
+    return "phone_number.assigned"
+
+
+def recipe_number_release(world):
+    with _standin("twilio"):
+        number = _bought(world)
+        _ok(world.client_for(world.owner).post(world.url("telephony:number-release", org_slug=world.slug, number_id=number.id)))
+    return "phone_number.released"
+
+
+def recipe_number_import(world):
+    from jagcall.kernel.providers import twilio_client
+
+    with _standin("twilio") as standin:
+        sid, token = _own_twilio_account(world, standin)
+        theirs = twilio_client(sid, token).api.v2010.accounts(sid).incoming_phone_numbers.create(area_code="512")
+        _ok(world.client_for(world.owner).post(world.url("telephony:number-import", org_slug=world.slug), {"twilio_sid": theirs.sid}))
+    return "phone_number.imported"
+
+
+def recipe_api_number_buy(world):
+    with _standin("twilio"):
+        _ok(world.bearer(world.key()).post("/api/v1/numbers", {"area_code": "415"}, format="json"))
+    return "phone_number.purchased"
+
+
+def recipe_api_number_assign_and_release(world):
+    from telephony.tests.factories import AgentFactory
+
+    client = world.bearer(world.key())
+    with _standin("twilio"):
+        number = _bought(world)
+        agent = AgentFactory(organization=world.organization)
+        _ok(client.patch(f"/api/v1/numbers/{number.id}", {"agent_id": str(agent.id)}, format="json"))
+        _ok(client.delete(f"/api/v1/numbers/{number.id}"))
+    return ["phone_number.assigned", "phone_number.released"]
+
+
+def recipe_api_number_import(world):
+    from jagcall.kernel.providers import twilio_client
+
+    with _standin("twilio") as standin:
+        sid, token = _own_twilio_account(world, standin)
+        theirs = twilio_client(sid, token).api.v2010.accounts(sid).incoming_phone_numbers.create(area_code="512")
+        _ok(world.bearer(world.key()).post("/api/v1/numbers/import", {"twilio_sid": theirs.sid}, format="json"))
+    return "phone_number.imported"
+
+
 RECIPES: dict[str, Callable] = {
+    "integrations:provider-list": recipe_provider_connect,
+    "integrations:provider-disconnect": recipe_provider_disconnect,
+    "telephony:number-buy": recipe_number_buy,
+    "telephony:number-assign": recipe_number_assign,
+    "telephony:number-release": recipe_number_release,
+    "telephony:number-import": recipe_number_import,
+    "api:number-list": recipe_api_number_buy,
+    "api:number-detail": recipe_api_number_assign_and_release,
+    "api:number-import": recipe_api_number_import,
     "accounts:organization-create": recipe_organization_create,
     "accounts:invitation-accept": recipe_invitation_accept,
     "accounts:organization-settings": recipe_organization_settings,

@@ -21,3 +21,10 @@ def phone_number_get(*, organization, id) -> PhoneNumber:
     return get_for_org_or_404(
         PhoneNumber.objects.select_related("agent").filter(released_at__isnull=True), organization=organization, id=id
     )
+
+
+def number_agent_choices(*, organization) -> list[tuple[str, str]]:
+    """(id, name) of the organization's agents, for a number's "answered by" choice."""
+    from telephony.models import Agent
+
+    return [(str(pk), name) for pk, name in Agent.objects.for_org(organization).order_by("name").values_list("id", "name")]

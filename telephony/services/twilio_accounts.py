@@ -207,3 +207,8 @@ def _numbers_keep_their_account(sender, *, organization, provider, account_sid, 
             code="numbers_in_account",
             status=409,
         )
+
+
+def twilio_for_import_available(organization) -> bool:
+    """Has the organization connected its own Twilio account (whose numbers it may import)?"""
+    return credential_get(organization=organization, provider=Provider.TWILIO) is not None

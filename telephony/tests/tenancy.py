@@ -45,3 +45,14 @@ OBJECT_KWARGS["agent_id"] = _make_agent
 # --- browser calling: the voice URL of the softphone's TwiML application ----------------------------
 
 SIGNED_INBOUND["twilio-hooks:browser-voice"] = {"kwargs": {}, "provider": "twilio"}
+
+# --- phone numbers ---------------------------------------------------------------------------------
+
+
+def _make_number(organization):
+    from telephony.tests.factories import PhoneNumberFactory
+
+    return PhoneNumberFactory(organization=organization).id
+
+
+OBJECT_KWARGS["number_id"] = _make_number
