@@ -100,6 +100,10 @@ MATRIX = {
     # A call's recording plays for everyone who uses the product; the retry of a failed step likewise.
     "telephony:call-recording": {"get": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: OK}},
     "telephony:call-post-call-retry": {"post": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: OK}},
+    # Calls: everyone who uses the product sees the list, a call's page and the live panel.
+    "telephony:call-list": {"get": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: OK}},
+    "telephony:call-live-panel": {"get": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: OK}},
+    "telephony:call-detail": {"get": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: OK}},
 }
 
 _AGENT_FORM = {
@@ -180,6 +184,10 @@ def test_role_matrix(request, client, organization, name, method, role, expected
         from telephony.tests.test_recording_playback import stored_recording
 
         kwargs["call_id"] = stored_recording(organization).call_id
+    if name == "telephony:call-detail":
+        from telephony.tests.tenancy import OBJECT_KWARGS as telephony_objects
+
+        kwargs["call_id"] = telephony_objects["call_id"](organization).id
     if name == "telephony:browser-token":
         request.getfixturevalue("twilio_standin")  # the token is signed by a key made at Twilio
     if name.startswith("integrations:provider-"):

@@ -208,3 +208,34 @@ def test_softphone_page_is_members_only(organization, other_owner):
     client = Client()
     client.force_login(other_owner)
     assert client.get(reverse("telephony:softphone", kwargs={"org_slug": organization.slug})).status_code == 404
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_first_tokens_make_one_application_and_one_key(twilio_standin, organization, member):
+    import threading
+
+    from django.db import connection
+
+    from telephony.services.twilio_accounts import subaccount_ensure
+
+    subaccount_ensure(organization=organization)
+    barrier, results = threading.Barrier(4), []
+
+    def first_token():
+        try:
+            client = Client()
+            client.force_login(member)
+            barrier.wait(timeout=10)
+            results.append(client.post(token_url(organization)).status_code)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=first_token) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert results == [200] * 4
+    assert len(requests_to(twilio_standin, "POST", "Applications")) == 1
+    assert len(requests_to(twilio_standin, "POST", "Keys")) == 1
+    assert BrowserCallingApp.objects.for_org(organization).count() == 1
