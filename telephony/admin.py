@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib import admin
 
 from jagcall.kernel.admin import ReadOnlyModelAdmin
-from telephony.models import Agent, CallAnalysis, CallRecording, Transcript
+from telephony.models import Agent, CallAnalysis, CallRecording, PhoneNumber, Transcript, TwilioSubaccount
 
 # --- agents ---------------------------------------------------------------------------------------
 # Read-only: an agent changes only through telephony.services.agents (its rules, and the audit of each
@@ -24,6 +24,34 @@ class AgentAdmin(ReadOnlyModelAdmin):
         "voice_id", "voice_name", "stt_language", "stt_model", "tools", "ai_disclosure_enabled", "ai_disclosure",
         "recording_disclosure_enabled", "recording_disclosure", "record_calls", "max_call_seconds", "voicemail_action",
         "voicemail_message", "analysis_schema", "created_at", "updated_at",
+    )  # fmt: skip
+    readonly_fields = fields
+
+
+# --- the organization's place at Twilio, and its numbers -------------------------------------------
+# Read-only: numbers are bought, assigned, released and imported through telephony.services.numbers
+# (Twilio first, then the row, audited); a subaccount is made by twilio_accounts. Never its token.
+
+
+@admin.register(TwilioSubaccount)
+class TwilioSubaccountAdmin(ReadOnlyModelAdmin):
+    list_display = ("account_sid", "organization", "friendly_name", "created_at")
+    list_select_related = ("organization",)
+    search_fields = ("account_sid", "organization__name", "organization__slug")
+    fields = ("id", "organization", "account_sid", "friendly_name", "created_at")
+    readonly_fields = fields
+
+
+@admin.register(PhoneNumber)
+class PhoneNumberAdmin(ReadOnlyModelAdmin):
+    list_display = ("number", "organization", "agent", "source", "account_sid", "created_at", "released_at")
+    list_filter = ("source", ("released_at", admin.EmptyFieldListFilter))
+    list_select_related = ("organization", "agent")
+    search_fields = ("number", "twilio_sid", "account_sid", "organization__name", "organization__slug")
+    ordering = ("organization__name", "number")
+    fields = (
+        "id", "organization", "number", "friendly_name", "country", "twilio_sid", "account_sid", "source",
+        "voice_enabled", "sms_enabled", "agent", "created_at", "released_at",
     )  # fmt: skip
     readonly_fields = fields
 

@@ -64,3 +64,17 @@ def test_members_cannot_open_the_page(client, organization, member):
 
 def test_other_organizations_page_is_404(owner_client, other_organization):
     assert owner_client.get(url(other_organization)).status_code == 404
+
+
+def test_back_office_shows_credentials_without_their_secret(staff_client, organization, openai_standin):
+    from django.conf import settings
+
+    from integrations.services import credential_save
+    from accounts.principals import Principal
+
+    credential = credential_save(
+        organization=organization, actor=Principal.system("test"), provider="openai", values={"api_key": openai_standin.api_key}
+    )
+    page = staff_client.get(f"/{settings.ADMIN_URL}integrations/providercredential/{credential.id}/change/")
+    assert page.status_code == 200
+    assert credential.last4 in page.content.decode() and openai_standin.api_key not in page.content.decode()

@@ -96,3 +96,18 @@ def test_other_organizations_numbers_are_404(owner_client, organization, other_o
     theirs = PhoneNumberFactory(organization=other_organization)
     assert owner_client.post(url(organization, "telephony:number-release", number_id=theirs.id)).status_code == 404
     assert owner_client.post(url(organization, "telephony:number-assign", number_id=theirs.id), {"agent": ""}).status_code == 404
+
+
+def test_back_office_lists_numbers_and_subaccounts(staff_client, organization, twilio_standin):
+    from django.conf import settings
+
+    from accounts.principals import Principal
+    from telephony.services.numbers import number_buy
+
+    number = number_buy(organization=organization, actor=Principal.system("test"), area_code="415")
+    numbers = staff_client.get(f"/{settings.ADMIN_URL}telephony/phonenumber/")
+    assert numbers.status_code == 200 and number.number in numbers.content.decode()
+    subaccounts = staff_client.get(f"/{settings.ADMIN_URL}telephony/twiliosubaccount/")
+    assert subaccounts.status_code == 200 and number.account_sid in subaccounts.content.decode()
+    token = twilio_standin.accounts[number.account_sid].auth_token
+    assert token not in subaccounts.content.decode()
