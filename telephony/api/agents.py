@@ -104,11 +104,14 @@ class AgentInputSerializer(serializers.Serializer):
     first_message = serializers.CharField(required=False, allow_blank=True)
     llm_provider = serializers.ChoiceField(choices=LLMProvider.choices, required=False)
     llm_model = serializers.CharField(
-        required=False, help_text=f"OpenAI: {', '.join(LLM_MODELS['openai'])}; Anthropic: {', '.join(LLM_MODELS['anthropic'])}"
+        required=False,
+        help_text=f"OpenAI: {', '.join(LLM_MODELS['openai'])}; Anthropic: {', '.join(LLM_MODELS['anthropic'])}",
     )
     temperature = serializers.FloatField(required=False, help_text="0-2 for OpenAI, 0-1 for Anthropic")
     voice_id = serializers.CharField(
-        required=False, allow_blank=True, help_text="An ElevenLabs voice id of the account's list; empty: the default voice"
+        required=False,
+        allow_blank=True,
+        help_text="An ElevenLabs voice id of the account's list; empty: the default voice",
     )
     stt_language = serializers.CharField(required=False, help_text=f"One of {', '.join(STT_LANGUAGES)}")
     stt_model = serializers.CharField(required=False, help_text=f"One of {', '.join(STT_MODELS)}")
@@ -116,12 +119,16 @@ class AgentInputSerializer(serializers.Serializer):
     ai_disclosure_enabled = serializers.BooleanField(required=False)
     ai_disclosure = serializers.CharField(required=False, allow_blank=True, help_text="Required while it is enabled")
     recording_disclosure_enabled = serializers.BooleanField(required=False)
-    recording_disclosure = serializers.CharField(required=False, allow_blank=True, help_text="Required while it is enabled")
+    recording_disclosure = serializers.CharField(
+        required=False, allow_blank=True, help_text="Required while it is enabled"
+    )
     record_calls = serializers.BooleanField(required=False)
     max_call_seconds = serializers.IntegerField(required=False, help_text=f"{MIN_CALL_SECONDS}-{MAX_CALL_SECONDS}")
     voicemail_action = serializers.ChoiceField(choices=VoicemailAction.choices, required=False)
     voicemail_message = serializers.CharField(required=False, allow_blank=True, help_text="Required to leave a message")
-    analysis_schema = AnalysisSchemaField(required=False, help_text=f"At most {MAX_ANALYSIS_FIELDS} fields besides the summary")
+    analysis_schema = AnalysisSchemaField(
+        required=False, help_text=f"At most {MAX_ANALYSIS_FIELDS} fields besides the summary"
+    )
 
 
 def _validated(organization, data, *, agent=None) -> dict:

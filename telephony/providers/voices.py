@@ -106,4 +106,6 @@ def voice_catalog(*, organization) -> VoiceCatalog:
         return VoiceCatalog(voices=voice_list(organization=organization))
     except ProviderError as error:
         retry = " Try again in a moment." if error.retryable else ""
-        return VoiceCatalog(voices=[], error=f"ElevenLabs voices could not be listed: {error.message.rstrip('.')}.{retry}")
+        return VoiceCatalog(
+            voices=[], error=f"ElevenLabs voices could not be listed: {error.message.rstrip('.')}.{retry}"
+        )

@@ -202,7 +202,8 @@ def _clean_llm(problems: _Problems, values: dict) -> tuple[str, str, float]:
     if model not in LLM_MODELS[provider]:
         problems.add(
             "llm_model",
-            f"{model!r} is not one of the {label} models JagCall offers; choose one of {_choice_list(LLM_MODELS[provider])}."
+            f"{model!r} is not one of the {label} models JagCall offers; "
+            f"choose one of {_choice_list(LLM_MODELS[provider])}."
             if isinstance(model, str) and model
             else f"Choose a {label} model: {_choice_list(LLM_MODELS[provider])}.",
         )
@@ -211,11 +212,15 @@ def _clean_llm(problems: _Problems, values: dict) -> tuple[str, str, float]:
         problems.add("temperature", f"The temperature must be a number between 0 and {top:g}.")
         temperature = 0.0
     elif not 0 <= temperature <= top:
-        problems.add("temperature", f"{label} takes a temperature between 0 and {top:g}; {temperature:g} is outside it.")
+        problems.add(
+            "temperature", f"{label} takes a temperature between 0 and {top:g}; {temperature:g} is outside it."
+        )
     return provider, model, float(temperature)
 
 
-def _clean_voice(problems: _Problems, values: dict, agent: Agent | None, catalog: VoiceCatalog | None) -> tuple[str, str]:
+def _clean_voice(
+    problems: _Problems, values: dict, agent: Agent | None, catalog: VoiceCatalog | None
+) -> tuple[str, str]:
     """(voice_id, voice_name). A blank voice means JagCall's default voice."""
     voice_id = values.get("voice_id") or ""
     if not isinstance(voice_id, str):
@@ -312,7 +317,9 @@ def _clean_tools(problems: _Problems, organization, tools) -> list[dict]:
                 except ValueError:
                     member = None
                 if member is None or not _is_member(organization, member):
-                    problems.add("tools", f"{where}: user_id {str(user_id)[:64]!r} is not a member of this organization.")
+                    problems.add(
+                        "tools", f"{where}: user_id {str(user_id)[:64]!r} is not a member of this organization."
+                    )
                     continue
                 entry["user_id"] = str(member)
                 identity = (kind, "user", entry["user_id"])
@@ -339,7 +346,8 @@ def _clean_analysis_schema(problems: _Problems, schema) -> list[dict]:
     if len(schema) > MAX_ANALYSIS_FIELDS:
         problems.add(
             "analysis_schema",
-            f"The analysis may have at most {MAX_ANALYSIS_FIELDS} fields besides the summary; this one has {len(schema)}.",
+            f"The analysis may have at most {MAX_ANALYSIS_FIELDS} fields besides the summary; "
+            f"this one has {len(schema)}.",
         )
         return []
     cleaned, seen = [], {}
@@ -382,13 +390,15 @@ def _clean_analysis_schema(problems: _Problems, schema) -> list[dict]:
         if description is None:
             description = ""
         if not isinstance(description, str) or len(description) > MAX_DESCRIPTION or _text_problem(description):
-            problems.add("analysis_schema", f"{where}: the description must be text of at most {MAX_DESCRIPTION} characters.")
+            problems.add(
+                "analysis_schema", f"{where}: the description must be text of at most {MAX_DESCRIPTION} characters."
+            )
             continue
         entry["description"] = description.strip()
         options = item.get("options")
         if kind == "enum":
             if not isinstance(options, list) or not options:
-                problems.add("analysis_schema", f"{where}: an enum field needs its options, e.g. [\"new\", \"existing\"].")
+                problems.add("analysis_schema", f'{where}: an enum field needs its options, e.g. ["new", "existing"].')
                 continue
             clean_options = [o.strip() for o in options if isinstance(o, str)]
             if (
@@ -396,7 +406,9 @@ def _clean_analysis_schema(problems: _Problems, schema) -> list[dict]:
                 or not all(clean_options)
                 or any(len(o) > 100 or _text_problem(o) for o in clean_options)
             ):
-                problems.add("analysis_schema", f"{where}: each option must be non-empty text of at most 100 characters.")
+                problems.add(
+                    "analysis_schema", f"{where}: each option must be non-empty text of at most 100 characters."
+                )
                 continue
             if len(set(clean_options)) != len(clean_options):
                 problems.add("analysis_schema", f"{where}: the options repeat a value; list each once.")
@@ -448,7 +460,9 @@ def agent_clean(
     cleaned["system_prompt"] = _text(
         problems, values, "system_prompt", "The system prompt", max_length=MAX_SYSTEM_PROMPT, required=True
     )
-    cleaned["first_message"] = _text(problems, values, "first_message", "The first message", max_length=MAX_FIRST_MESSAGE)
+    cleaned["first_message"] = _text(
+        problems, values, "first_message", "The first message", max_length=MAX_FIRST_MESSAGE
+    )
     cleaned["llm_provider"], cleaned["llm_model"], cleaned["temperature"] = _clean_llm(problems, values)
     cleaned["voice_id"], cleaned["voice_name"] = _clean_voice(problems, values, agent, catalog)
     cleaned["stt_language"], cleaned["stt_model"] = _clean_stt(problems, values)
@@ -483,7 +497,11 @@ def agent_clean(
     cleaned["voicemail_message"] = _text(
         problems, values, "voicemail_message", "The voicemail message", max_length=MAX_VOICEMAIL_MESSAGE
     )
-    if action == VoicemailAction.LEAVE_MESSAGE and not cleaned["voicemail_message"] and "voicemail_message" not in problems.errors:
+    if (
+        action == VoicemailAction.LEAVE_MESSAGE
+        and not cleaned["voicemail_message"]
+        and "voicemail_message" not in problems.errors
+    ):
         problems.add("voicemail_message", "Leaving a message needs the message; write it, or choose to hang up.")
 
     cleaned["analysis_schema"] = _clean_analysis_schema(problems, values.get("analysis_schema"))
@@ -566,7 +584,9 @@ def agent_update(*, organization, actor, agent: Agent, data: Mapping) -> Agent:
                 agent.save(update_fields=[*changes, "updated_at"])
         except IntegrityError:
             raise _name_taken(cleaned["name"]) from None
-        audit_record(action="agent.updated", organization=organization, actor=principal, resource=agent, changes=changes)
+        audit_record(
+            action="agent.updated", organization=organization, actor=principal, resource=agent, changes=changes
+        )
     return agent
 
 

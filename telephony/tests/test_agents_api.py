@@ -92,7 +92,9 @@ def test_refusals_list_every_setting_at_fault(api_client, organization, owner):
 
 def test_wrong_types_are_refused_by_field(api_client, organization, owner):
     client = client_with(api_client, organization, owner, "agents:write")
-    response = client.post(AGENTS, {"name": "X", "system_prompt": "p", "temperature": "warm", "tools": "x"}, format="json")
+    response = client.post(
+        AGENTS, {"name": "X", "system_prompt": "p", "temperature": "warm", "tools": "x"}, format="json"
+    )
     assert response.status_code == 400
     assert set(response.json()["error"]["details"]) == {"temperature", "tools"}
 
@@ -148,7 +150,9 @@ def test_other_organizations_agents_are_404(api_client, organization, owner, oth
 def test_delete_refused_while_it_answers_numbers(api_client, organization, owner):
     client = client_with(api_client, organization, owner, "agents:read", "agents:write")
     agent = AgentFactory(organization=organization)
-    PhoneNumber.objects.create(organization=organization, number="+14155550123", twilio_sid="PN" + "1" * 32, account_sid="AC1", agent=agent)
+    PhoneNumber.objects.create(
+        organization=organization, number="+14155550123", twilio_sid="PN" + "1" * 32, account_sid="AC1", agent=agent
+    )
     assert client.get(f"{AGENTS}/{agent.id}").json()["phone_numbers"] == ["+14155550123"]
     response = client.delete(f"{AGENTS}/{agent.id}")
     assert response.status_code == 409

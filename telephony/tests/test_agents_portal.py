@@ -65,7 +65,12 @@ def test_owner_creates_an_agent_with_tools_and_analysis_fields(client, organizat
     assert response.status_code == 302, response.content.decode()[:3000]
     agent = Agent.objects.for_org(organization).get()
     assert response["Location"] == url("agent-detail", organization, agent_id=agent.id)
-    assert (agent.llm_model, agent.temperature, agent.stt_language, agent.max_call_seconds) == ("gpt-4o", 0.5, "en-GB", 900)
+    assert (agent.llm_model, agent.temperature, agent.stt_language, agent.max_call_seconds) == (
+        "gpt-4o",
+        0.5,
+        "en-GB",
+        900,
+    )
     assert agent.tools == [{"type": "end_call"}, {"type": "transfer", "number": "+14155550100"}]
     assert agent.analysis_schema == [
         {"name": "appointment_requested", "type": "boolean", "description": "Did the caller ask for an appointment?"},
@@ -100,7 +105,11 @@ def test_refusals_come_back_on_their_fields_and_sections(client, organization, o
 
 
 def test_manager_edits_an_agent_and_the_change_is_audited(client, organization, admin_user):
-    agent = AgentFactory(organization=organization, name="Desk", tools=[{"type": "transfer", "number": "+14155550100", "description": "Billing"}])
+    agent = AgentFactory(
+        organization=organization,
+        name="Desk",
+        tools=[{"type": "transfer", "number": "+14155550100", "description": "Billing"}],
+    )
     client.force_login(admin_user)
     page = client.get(url("agent-detail", organization, agent_id=agent.id)).content.decode()
     assert "Save changes" in page and "+14155550100" in page
@@ -116,13 +125,17 @@ def test_manager_edits_an_agent_and_the_change_is_audited(client, organization, 
 
 
 def test_members_see_settings_read_only_and_cannot_change_them(client, organization, member):
-    agent = AgentFactory(organization=organization, name="Desk", analysis_schema=[{"name": "mood", "type": "string", "description": ""}])
+    agent = AgentFactory(
+        organization=organization, name="Desk", analysis_schema=[{"name": "mood", "type": "string", "description": ""}]
+    )
     client.force_login(member)
     page = client.get(url("agent-detail", organization, agent_id=agent.id)).content.decode()
     assert "Only owners and admins can change them" in page
     assert "Save changes" not in page and "Delete…" not in page and "Add a field" not in page
     assert 'value="mood"' in page and "disabled" in page
-    assert client.post(url("agent-update", organization, agent_id=agent.id), {**FORM, "name": "Mine"}).status_code == 403
+    assert (
+        client.post(url("agent-update", organization, agent_id=agent.id), {**FORM, "name": "Mine"}).status_code == 403
+    )
     assert client.get(url("agent-create", organization)).status_code == 403
     assert client.post(url("agent-delete", organization, agent_id=agent.id)).status_code == 403
     agent.refresh_from_db()
@@ -152,7 +165,12 @@ def test_delete_asks_first_and_refuses_while_numbers_are_assigned(client, organi
 def test_other_organizations_agents_are_404(client, organization, owner, other_organization):
     theirs = AgentFactory(organization=other_organization, name="Theirs")
     client.force_login(owner)
-    for name, method in (("agent-detail", "get"), ("agent-update", "post"), ("agent-delete", "get"), ("agent-delete", "post")):
+    for name, method in (
+        ("agent-detail", "get"),
+        ("agent-update", "post"),
+        ("agent-delete", "get"),
+        ("agent-delete", "post"),
+    ):
         response = getattr(client, method)(url(name, organization, agent_id=theirs.id), FORM)
         assert response.status_code == 404, name
     assert "Theirs" not in client.get(url("agent-list", organization)).content.decode()
@@ -187,5 +205,8 @@ def test_back_office_shows_agents_read_only(staff_client, organization):
     page = staff_client.get(f"/{settings.ADMIN_URL}telephony/agent/{agent.id}/change/")
     assert page.status_code == 200 and "friendly receptionist of a dental practice" in page.content.decode()
     assert 'name="_save"' not in page.content.decode()  # nothing to save: agents change through their service
-    assert staff_client.post(f"/{settings.ADMIN_URL}telephony/agent/{agent.id}/delete/", {"post": "yes"}).status_code == 403
+    assert (
+        staff_client.post(f"/{settings.ADMIN_URL}telephony/agent/{agent.id}/delete/", {"post": "yes"}).status_code
+        == 403
+    )
     assert Agent.objects.for_org(organization).filter(id=agent.id).exists()

@@ -10,8 +10,8 @@ from compliance.models import AuditEvent
 from jagcall.kernel.errors import PermissionDenied
 from telephony.models import Agent, PhoneNumber
 from telephony.services.agents import (
-    AgentInvalid,
     LLM_MODELS,
+    AgentInvalid,
     agent_clean,
     agent_create,
     agent_delete,
@@ -48,7 +48,8 @@ REFUSALS = [
     ({"llm_provider": "anthropic"}, "llm_model", "claude-sonnet-4-5"),  # gpt-4o-mini (the default) is not Anthropic's
     ({"temperature": 2.5}, "temperature", "between 0 and 2"),
     ({"temperature": -0.1}, "temperature", "between 0 and 2"),
-    ({"llm_provider": "anthropic", "llm_model": "claude-sonnet-4-5", "temperature": 1.5}, "temperature", "between 0 and 1"),
+    ({"llm_provider": "anthropic", "llm_model": "claude-sonnet-4-5", "temperature": 1.5},
+     "temperature", "between 0 and 1"),
     ({"temperature": "hot"}, "temperature", "must be a number"),
     ({"stt_language": "tlh"}, "stt_language", "en-US"),
     ({"stt_model": "whisper"}, "stt_model", "nova-3"),
@@ -73,12 +74,14 @@ REFUSALS = [
     ({"analysis_schema": {"name": "x"}}, "analysis_schema", "list of objects"),
     ({"analysis_schema": [{"name": "Appointment Requested", "type": "boolean"}]}, "analysis_schema", "snake_case"),
     ({"analysis_schema": [{"name": "summary", "type": "string"}]}, "analysis_schema", "always part of the analysis"),
-    ({"analysis_schema": [{"name": "a", "type": "boolean"}, {"name": "a", "type": "string"}]}, "analysis_schema", "unique"),
+    ({"analysis_schema": [{"name": "a", "type": "boolean"}, {"name": "a", "type": "string"}]},
+     "analysis_schema", "unique"),
     ({"analysis_schema": [{"name": "mood", "type": "feeling"}]}, "analysis_schema", "boolean, string, number"),
     ({"analysis_schema": [{"name": "kind", "type": "enum"}]}, "analysis_schema", "needs its options"),
     ({"analysis_schema": [{"name": "kind", "type": "enum", "options": ["a", "a"]}]}, "analysis_schema", "repeat"),
     ({"analysis_schema": [{"name": "ok", "type": "boolean", "options": ["y"]}]}, "analysis_schema", "only enum fields"),
-    ({"analysis_schema": [{"name": "ok", "type": "boolean", "color": "red"}]}, "analysis_schema", "color is not a setting"),
+    ({"analysis_schema": [{"name": "ok", "type": "boolean", "color": "red"}]},
+     "analysis_schema", "color is not a setting"),
     ({"analysis_schema": [{"name": f"f{i}", "type": "string"} for i in range(21)]}, "analysis_schema", "at most 20"),
     ({"colour": "blue"}, "colour", "no such setting"),
 ]  # fmt: skip
@@ -108,7 +111,13 @@ def test_transfer_to_a_member_of_this_organization_only(organization, other_orga
     assert "not a member of this organization" in errors["tools"][0]
     cleaned = agent_clean(
         organization=organization,
-        data={**VALID, "tools": [{"type": "transfer", "user_id": str(member.id)}, {"type": "transfer", "number": "+44 20 7946 0958"}]},
+        data={
+            **VALID,
+            "tools": [
+                {"type": "transfer", "user_id": str(member.id)},
+                {"type": "transfer", "number": "+44 20 7946 0958"},
+            ],
+        },
     )
     assert cleaned["tools"] == [
         {"type": "transfer", "user_id": str(member.id)},
@@ -136,7 +145,12 @@ def test_valid_settings_come_back_cleaned_with_defaults(organization):
     assert cleaned["name"] == "Front desk"
     assert cleaned["ai_disclosure_enabled"] and cleaned["recording_disclosure_enabled"]
     assert cleaned["ai_disclosure"] and cleaned["recording_disclosure"]
-    assert cleaned["analysis_schema"][1] == {"name": "patient_kind", "type": "enum", "description": "", "options": ["new", "existing"]}
+    assert cleaned["analysis_schema"][1] == {
+        "name": "patient_kind",
+        "type": "enum",
+        "description": "",
+        "options": ["new", "existing"],
+    }
     assert cleaned["temperature"] == 1.0 and cleaned["max_call_seconds"] == 600
 
 
@@ -156,7 +170,9 @@ def test_voice_is_checked_against_the_elevenlabs_list(organization, owner, eleve
     assert "not one of the voices your ElevenLabs account offers" in caught.value.errors["voice_id"][0]
 
 
-def test_unreachable_voice_list_keeps_an_unchanged_voice_and_refuses_a_new_one(organization, owner, elevenlabs_standin, settings):
+def test_unreachable_voice_list_keeps_an_unchanged_voice_and_refuses_a_new_one(
+    organization, owner, elevenlabs_standin, settings
+):
     agent = agent_create(organization=organization, actor=owner, data={**VALID, "voice_id": "21m00Tcm4TlvDq8ikWAM"})
     from django.core.cache import cache
 

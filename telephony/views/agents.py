@@ -101,7 +101,8 @@ class AgentForm(forms.Form):
     max_call_seconds = forms.IntegerField(
         label="Maximum call length (seconds)",
         widget=forms.NumberInput(attrs={"min": MIN_CALL_SECONDS, "max": MAX_CALL_SECONDS, "step": 30}),
-        help_text=f"Between {MIN_CALL_SECONDS} seconds and 4 hours ({MAX_CALL_SECONDS:,} seconds). The agent ends the call politely then.",
+        help_text=f"Between {MIN_CALL_SECONDS} seconds and 4 hours ({MAX_CALL_SECONDS:,} seconds). "
+        "The agent ends the call politely then.",
     )
     voicemail_action = forms.ChoiceField(
         choices=VoicemailAction.choices, widget=forms.RadioSelect, label="When an answering machine picks up"
@@ -113,11 +114,22 @@ class AgentForm(forms.Form):
     SECTIONS = (
         ("Conversation", ("name", "system_prompt", "first_message", "llm_provider", "llm_model", "temperature")),
         ("Voice and listening", ("voice_id", "stt_language", "stt_model")),
-        ("Disclosures", ("ai_disclosure_enabled", "ai_disclosure", "recording_disclosure_enabled", "recording_disclosure")),
+        (
+            "Disclosures",
+            ("ai_disclosure_enabled", "ai_disclosure", "recording_disclosure_enabled", "recording_disclosure"),
+        ),
         ("Calls", ("record_calls", "max_call_seconds", "voicemail_action", "voicemail_message")),
     )
 
-    def __init__(self, *args, organization, catalog: VoiceCatalog, current_voice: tuple[str, str] = ("", ""), read_only=False, **kwargs):
+    def __init__(
+        self,
+        *args,
+        organization,
+        catalog: VoiceCatalog,
+        current_voice: tuple[str, str] = ("", ""),
+        read_only=False,
+        **kwargs,
+    ):
         super().__init__(*args, **kwargs)
         members = Membership.objects.for_org(organization).select_related("user").order_by("user__email")
         self.fields["transfer_members"].choices = [
@@ -131,7 +143,9 @@ class AgentForm(forms.Form):
             voice.widget = forms.Select(choices=choices)
             voice.help_text = "An ElevenLabs voice. Empty: JagCall's default voice."
         else:
-            voice.help_text = f"{catalog.error} You can keep the current voice; a new one can be chosen once the list loads."
+            voice.help_text = (
+                f"{catalog.error} You can keep the current voice; a new one can be chosen once the list loads."
+            )
         if read_only:
             for field in self.fields.values():
                 field.disabled = True
@@ -173,7 +187,9 @@ def _initial(agent) -> dict:
     tools = agent.tools or []
     for name, _label, _help in _SIMPLE_TOOLS:
         initial[name] = any(tool.get("type") == name for tool in tools)
-    initial["transfer_numbers"] = "\n".join(t["number"] for t in tools if t.get("type") == "transfer" and t.get("number"))
+    initial["transfer_numbers"] = "\n".join(
+        t["number"] for t in tools if t.get("type") == "transfer" and t.get("number")
+    )
     initial["transfer_members"] = [t["user_id"] for t in tools if t.get("type") == "transfer" and t.get("user_id")]
     return initial
 
@@ -207,7 +223,9 @@ def _editor_rows(schema: list[dict]) -> list[dict]:
 class _AgentEditorMixin:
     template_name = "telephony/agents/form.html"
 
-    def render_editor(self, request, *, form, agent=None, schema=None, section_errors=None, status=200, read_only=False):
+    def render_editor(
+        self, request, *, form, agent=None, schema=None, section_errors=None, status=200, read_only=False
+    ):
         context = {
             "form": form,
             "agent": agent,
@@ -311,7 +329,9 @@ class AgentDetailView(_AgentEditorMixin, OrganizationViewMixin, View):
     def get(self, request, org_slug, agent_id):
         agent = agent_get(organization=self.organization, id=agent_id)
         read_only = not self.principal.can("agents.manage")
-        return self.render_editor(request, form=self.form_for(agent=agent, read_only=read_only), agent=agent, read_only=read_only)
+        return self.render_editor(
+            request, form=self.form_for(agent=agent, read_only=read_only), agent=agent, read_only=read_only
+        )
 
 
 class AgentUpdateView(_AgentEditorMixin, OrganizationViewMixin, View):

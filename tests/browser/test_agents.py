@@ -71,7 +71,11 @@ def test_owner_creates_the_first_agent_with_analysis_fields(asgi_live_server, br
         agent = Agent.objects.for_org(organization).get()
         assert agent.voice_name == "Rachel" and agent.tools == [{"type": "end_call"}]
         assert agent.analysis_schema == [
-            {"name": "appointment_requested", "type": "boolean", "description": "Did the caller ask to book an appointment?"},
+            {
+                "name": "appointment_requested",
+                "type": "boolean",
+                "description": "Did the caller ask to book an appointment?",
+            },
             {"name": "patient_kind", "type": "enum", "description": "", "options": ["new", "existing"]},
         ]
         assert page.locator("input[name='analysis-1-name']").input_value() == "patient_kind"
