@@ -187,7 +187,7 @@ def test_role_matrix(request, client, organization, name, method, role, expected
     if name == "telephony:call-detail":
         from telephony.tests.tenancy import OBJECT_KWARGS as telephony_objects
 
-        kwargs["call_id"] = telephony_objects["call_id"](organization).id
+        kwargs["call_id"] = telephony_objects["call_id"](organization)
     if name == "telephony:browser-token":
         request.getfixturevalue("twilio_standin")  # the token is signed by a key made at Twilio
     if name.startswith("integrations:provider-"):
