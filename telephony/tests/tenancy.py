@@ -19,7 +19,7 @@ def _make_call(organization):
 
     return Call.objects.create(
         organization=organization, direction=CallDirection.INBOUND, from_number="+14155550100", to_number="+14155550199"
-    )
+    ).id
 
 
 OBJECT_KWARGS["call_id"] = _make_call
