@@ -689,6 +689,18 @@ RECORDED_ELSEWHERE: dict[str, tuple[str, str]] = {
         "telephony/tests/test_browser_calling_hook.py::test_a_members_call_is_dialled_from_the_chosen_number",
         "a request signed by the organization's Twilio account, played by the Twilio stand-in",
     ),
+    "twilio-hooks:voice": (
+        "telephony/tests/test_inbound_calls.py::test_an_inbound_call_is_audited_once_with_twilio_as_the_actor",
+        "call.received, Twilio's webhook as actor; a request signed by the organization's Twilio account",
+    ),
+    "twilio-hooks:status": (
+        "telephony/tests/test_status_callbacks.py::test_a_duplicate_changes_nothing_and_a_late_status_never_moves_the_call_back",
+        "Twilio's progress reports: recorded in the call's own append-only timeline (CallEvent), no person acts",
+    ),
+    "twilio-hooks:recording": (
+        "telephony/tests/test_status_callbacks.py::test_the_recording_hook_hands_a_finished_recording_to_the_pipeline_once",
+        "Twilio's notice that a recording is ready: the pipeline's steps are the call's record, no person acts",
+    ),
     "compliance:do-not-call-list": (
         "compliance/tests/test_do_not_call.py::test_a_member_adds_a_number_on_the_page", "do_not_call.added, with its page's checks"
     ),

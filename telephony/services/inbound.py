@@ -36,6 +36,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 from twilio.twiml.voice_response import Connect, Start, VoiceResponse
 
+from accounts.principals import Principal
+from compliance.services import audit_record
 from telephony.models import Call, CallDirection, CallStatus, PhoneNumber
 from telephony.services.calls import call_status_record
 from telephony.services.streams import stream_token_issue
@@ -135,6 +137,14 @@ def inbound_call_answer(
         )
         call.save()
         call_status_record(call=call, status=CallStatus.RINGING, details={"via": "voice webhook"})
+        # Twilio acts (a caller rang): the audit log says a call came in; its progress is the call's timeline.
+        audit_record(
+            action="call.received",
+            organization=organization,
+            actor=Principal.webhook("twilio", organization=organization),
+            resource=call,
+            metadata={"number": phone_number.number, "agent": agent.name},
+        )
     elif call.is_finished:
         return refusal_twiml(CALL_ENDED)
     return stream_twiml(call, record=agent.record_calls)

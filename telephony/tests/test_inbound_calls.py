@@ -154,3 +154,16 @@ def test_the_stream_url_is_ws_only_in_development(settings, organization):
         stream_url(call)
     settings.PUBLIC_BASE_URL = "https://app.example.com"
     assert stream_url(call).startswith("wss://app.example.com/ws/telephony/stream/")
+
+
+def test_an_inbound_call_is_audited_once_with_twilio_as_the_actor(twilio, organization):
+    from compliance.models import AuditEvent
+
+    number = line(organization)
+    answer = twilio.inbound_call(number.number, CALLER)
+    call = Call.objects.for_org(organization).get(twilio_sid=answer.call_sid)
+    events = AuditEvent.objects.for_org(organization).filter(action="call.received")
+    assert events.count() == 1
+    event = events.get()
+    assert (event.resource_id, event.actor_key) == (str(call.id), "webhook:twilio")
+    assert CALLER not in str(event.metadata)
