@@ -7,8 +7,9 @@ minutes per key owner (the platform, or one organization and the key it
 holds now), so the agent editor and every agent save do not each ask
 ElevenLabs.
 
-A failure is never cached: the next request asks again. ``voice_catalog``
-turns it into a sentence the agent editor shows as is.
+A failure is remembered for a minute (``FAILURE_CACHE_SECONDS``), so that
+while ElevenLabs is down the editor does not wait for its timeouts on every
+page; ``voice_catalog`` turns it into a sentence the agent editor shows as is.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from integrations.models import Provider, ProviderCredential
 from jagcall.kernel.providers import ProviderError, base_url, elevenlabs_client, provider_operation
 
 CACHE_SECONDS = 10 * 60
+FAILURE_CACHE_SECONDS = 60
 _CACHE_PREFIX = "telephony:voices:v1"
 
 
@@ -93,8 +95,15 @@ def voice_list(*, organization) -> list[Voice]:
     cached = cache.get(key)
     if cached is not None:
         return [Voice(**item) for item in cached]
-    with provider_operation("elevenlabs", "list voices"):
-        response = elevenlabs_client(api_key).voices.get_all()
+    failure = cache.get(f"{key}:failed")
+    if failure is not None:
+        raise ProviderError("elevenlabs", "list voices", failure["message"], status=failure["status"], retryable=True)
+    try:
+        with provider_operation("elevenlabs", "list voices"):
+            response = elevenlabs_client(api_key).voices.get_all()
+    except ProviderError as error:
+        cache.set(f"{key}:failed", {"message": error.message, "status": error.status}, FAILURE_CACHE_SECONDS)
+        raise
     voices = sorted((_from_sdk(v) for v in response.voices or []), key=lambda v: (v.name.lower(), v.voice_id))
     cache.set(key, [voice.__dict__ for voice in voices], CACHE_SECONDS)
     return voices

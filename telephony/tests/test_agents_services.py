@@ -256,3 +256,44 @@ def test_other_organizations_agents_are_not_reachable(organization, other_organi
     OrganizationFactory()  # unrelated organizations change nothing either
     theirs.refresh_from_db()
     assert theirs.name.startswith("Receptionist")
+
+
+def test_deleting_an_agent_keeps_its_past_calls(organization, owner):
+    from telephony.models import Call, CallDirection
+
+    agent = agent_create(organization=organization, actor=owner, data=VALID)
+    call = Call.objects.create(
+        organization=organization, direction=CallDirection.INBOUND, agent=agent,
+        from_number="+14155550100", to_number="+14155550199",
+    )  # fmt: skip
+    agent_delete(organization=organization, actor=owner, agent=agent)
+    call.refresh_from_db()
+    assert call.agent_id is None
+
+
+def test_voice_list_is_cached_per_key_owner_and_a_failure_for_a_minute(
+    organization, other_organization, elevenlabs_standin
+):
+    from integrations.models import ProviderCredential
+    from telephony.providers.voices import voice_catalog
+
+    def asked():
+        return len([r for r in elevenlabs_standin.requests if r.path == "/v1/voices"])
+
+    assert voice_catalog(organization=organization).get("21m00Tcm4TlvDq8ikWAM").name == "Rachel"
+    voice_catalog(organization=organization)
+    voice_catalog(organization=other_organization)
+    assert asked() == 1  # both use the platform's key: one list, cached
+    # An organization with its own ElevenLabs key gets its own list (the stand-in refuses that key).
+    from django.utils import timezone
+
+    ProviderCredential.objects.create(
+        organization=other_organization, provider="elevenlabs", values={"api_key": "sk_own_key"}, last4="_key",
+        verified_at=timezone.now(),
+    )  # fmt: skip
+    own = voice_catalog(organization=other_organization)
+    assert not own.available and "ElevenLabs voices could not be listed" in own.error and "sk_own_key" not in own.error
+    assert asked() == 2
+    assert not voice_catalog(organization=other_organization).available
+    assert asked() == 2  # the failure is remembered, not asked again at once
+    assert voice_catalog(organization=organization).available
