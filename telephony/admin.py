@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from jagcall.kernel.admin import ReadOnlyModelAdmin
-from telephony.models import Agent, CallAnalysis, CallRecording, PhoneNumber, Transcript, TwilioSubaccount
+from jagcall.kernel.admin import BackOfficeInline, ReadOnlyModelAdmin
+from telephony.models import Agent, Call, CallAnalysis, CallEvent, CallRecording, PhoneNumber, Transcript, TwilioSubaccount
 
 # --- agents ---------------------------------------------------------------------------------------
 # Read-only: an agent changes only through telephony.services.agents (its rules, and the audit of each
@@ -88,3 +88,45 @@ class TranscriptAdmin(_PipelineStepAdmin):
 class CallAnalysisAdmin(_PipelineStepAdmin):
     fields = (*_STEP_FIELDS, "provider", "model")
     readonly_fields = fields
+
+
+# --- calls and their timelines ---------------------------------------------------------------------
+# Read-only: a call changes only through telephony.services.calls (Twilio's signed callbacks). [!!] The
+# numbers of callers and callees are personal data: support sees them masked, never decrypted in full.
+
+
+class CallEventInline(BackOfficeInline):
+    model = CallEvent
+    extra = 0
+    can_delete = False
+    fields = ("occurred_at", "kind", "sequence_number", "source", "details")
+    readonly_fields = fields
+    ordering = ("occurred_at", "created_at")
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Call)
+class CallAdmin(ReadOnlyModelAdmin):
+    list_display = ("created_at", "organization", "direction", "status", "agent", "counterpart", "duration_seconds")
+    list_filter = ("direction", "status")
+    list_select_related = ("organization", "agent")
+    search_fields = ("twilio_sid", "account_sid", "organization__name", "organization__slug")
+    ordering = ("-created_at",)
+    fields = (
+        "id", "organization", "direction", "status", "agent", "phone_number", "counterpart", "twilio_sid",
+        "account_sid", "placed_by", "created_at", "answered_at", "ended_at", "duration_seconds", "billable_seconds",
+        "price", "price_unit", "error_code", "error_message",
+    )  # fmt: skip
+    readonly_fields = fields
+    inlines = [CallEventInline]
+
+    @admin.display(description="Other party")
+    def counterpart(self, call):
+        from telephony.services.calls import masked_number
+
+        return masked_number(call.counterpart_number)

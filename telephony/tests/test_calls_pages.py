@@ -126,3 +126,14 @@ def test_the_live_panel_lists_calls_going_on(client, organization, member):
     assert [row["id"] for row in response.context["rows"]] == [str(ringing.id)]
     dashboard = client.get(reverse("accounts:dashboard", kwargs={"org_slug": organization.slug})).content.decode()
     assert reverse("telephony:call-live-panel", kwargs={"org_slug": organization.slug}) in dashboard
+
+
+def test_support_sees_calls_read_only_with_masked_numbers(staff_client, organization):
+    call = _call(organization)
+    CallEvent.objects.create(organization=organization, call=call, kind="ringing")
+    listing = staff_client.get(reverse("admin:telephony_call_changelist"))
+    page = staff_client.get(reverse("admin:telephony_call_change", args=[call.id]))
+    assert listing.status_code == page.status_code == 200
+    for html in (listing.content.decode(), page.content.decode()):
+        assert "+1 415 ••• 0111" in html and "4155550111" not in html
+    assert "ringing" in page.content.decode()
