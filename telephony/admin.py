@@ -5,7 +5,9 @@ from __future__ import annotations
 from django.contrib import admin
 
 from jagcall.kernel.admin import BackOfficeInline, ReadOnlyModelAdmin
-from telephony.models import Agent, Call, CallAnalysis, CallEvent, CallRecording, PhoneNumber, Transcript, TwilioSubaccount
+from telephony.models import (
+    Agent, Call, CallAnalysis, CallEvent, CallRecording, PhoneNumber, Transcript, TwilioSubaccount,
+)  # fmt: skip
 
 # --- agents ---------------------------------------------------------------------------------------
 # Read-only: an agent changes only through telephony.services.agents (its rules, and the audit of each

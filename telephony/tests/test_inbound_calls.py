@@ -133,7 +133,9 @@ def test_an_answered_outbound_call_gets_the_same_stream(twilio, organization, cl
     )  # fmt: skip
     params = {"AccountSid": number.account_sid, "CallSid": "CA" + "e" * 32, "CallStatus": "in-progress",
               "From": number.number, "To": CALLER, "Direction": "outbound-api"}  # fmt: skip
-    response = signed_post(client, "twilio-hooks:voice", params, account_sid=number.account_sid, query={"call": call.id})
+    response = signed_post(
+        client, "twilio-hooks:voice", params, account_sid=number.account_sid, query={"call": call.id}
+    )
     assert response.status_code == 200
     _root, stream, params_ = _stream(response.content.decode())
     assert stream.get("url") == f"wss://app.jagcall.test/ws/telephony/stream/{call.id}/" and params_["token"]

@@ -28,7 +28,8 @@ def twilio(twilio_standin, settings, client):
 
 def _status(client, call, status, sequence, **extra):
     params = {"AccountSid": call.account_sid, "CallSid": call.twilio_sid, "CallStatus": status,
-              "SequenceNumber": str(sequence), "Timestamp": "Fri, 04 Dec 2026 21:00:0%d +0000" % sequence, **extra}  # fmt: skip
+              "SequenceNumber": str(sequence), "Timestamp": f"Fri, 04 Dec 2026 21:00:0{sequence} +0000",
+              **extra}  # fmt: skip
     return signed_post(client, "twilio-hooks:status", params, account_sid=call.account_sid)
 
 
@@ -72,7 +73,8 @@ def test_a_duplicate_changes_nothing_and_a_late_status_never_moves_the_call_back
     for _ in range(2):
         params = {"AccountSid": call.account_sid, "CallSid": call.twilio_sid, "CallStatus": "completed",
                   "SequenceNumber": "3", "CallDuration": "99"}  # fmt: skip
-        assert signed_post(client, "twilio-hooks:status", params, account_sid=call.account_sid, headers=headers).status_code in (200, 204)
+        response = signed_post(client, "twilio-hooks:status", params, account_sid=call.account_sid, headers=headers)
+        assert response.status_code in (200, 204)
     assert _status(client, call, "completed", 3, CallDuration="99").status_code == 200  # CallSid+status+sequence seen
     # A "ringing" arriving after the call ended is kept in the timeline but moves nothing.
     assert _status(client, call, "ringing", 0).status_code == 204
@@ -115,7 +117,9 @@ def test_an_unknown_status_is_refused_with_400(twilio, organization, client):
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.usefixtures("redis_channel_layer")
-async def test_each_change_is_pushed_live_to_the_organizations_websocket(twilio_standin, settings, organization, member):
+async def test_each_change_is_pushed_live_to_the_organizations_websocket(
+    twilio_standin, settings, organization, member
+):
     settings.PUBLIC_BASE_URL = PUBLIC
     number = await sync_to_async(line)(organization)
     call = await sync_to_async(inbound_call)(organization, number=number)
@@ -123,7 +127,9 @@ async def test_each_change_is_pushed_live_to_the_organizations_websocket(twilio_
     await sync_to_async(browser.force_login)(member)
     cookie = f"{settings.SESSION_COOKIE_NAME}={browser.cookies[settings.SESSION_COOKIE_NAME].value}".encode()
     socket = WebsocketCommunicator(
-        application, f"/ws/o/{organization.slug}/events/", headers=[(b"origin", b"http://127.0.0.1"), (b"cookie", cookie)]
+        application,
+        f"/ws/o/{organization.slug}/events/",
+        headers=[(b"origin", b"http://127.0.0.1"), (b"cookie", cookie)],
     )
     connected, _ = await socket.connect(timeout=5)
     assert connected
@@ -165,10 +171,13 @@ def test_the_recording_hook_hands_a_finished_recording_to_the_pipeline_once(twil
     call = inbound_call(organization, number=line(organization, record=True))
     params = {"AccountSid": call.account_sid, "CallSid": call.twilio_sid, "RecordingSid": "RE" + "1" * 32,
               "RecordingStatus": "completed", "RecordingDuration": "12", "RecordingChannels": "1",
-              "RecordingUrl": f"{twilio.base_url}/2010-04-01/Accounts/{call.account_sid}/Recordings/RE{'1' * 32}"}  # fmt: skip
-    # (The download the service queues on commit is the pipeline's test; this test's transaction never commits.)
+              "RecordingUrl": f"{twilio.base_url}/2010-04-01/Accounts/{call.account_sid}/Recordings/RE{'1' * 32}",
+              }  # fmt: skip
+    # (The download queued on commit is the pipeline's test; this test's transaction never commits.)
     for _ in range(2):
-        response = signed_post(client, "twilio-hooks:recording", params, account_sid=call.account_sid, query={"call": call.id})
+        response = signed_post(
+            client, "twilio-hooks:recording", params, account_sid=call.account_sid, query={"call": call.id}
+        )
         assert response.status_code in (200, 204)
     recording = CallRecording.objects.for_org(organization).get(call=call)
     assert (recording.twilio_sid, recording.duration_seconds) == ("RE" + "1" * 32, 12)

@@ -18,7 +18,10 @@ class CallFilterForm(forms.Form):
     direction = forms.ChoiceField(required=False, choices=[("", "Both directions"), *CallDirection.choices])
     agent = forms.ChoiceField(required=False)
     number = forms.CharField(
-        required=False, max_length=32, label="Number", help_text="The caller's or callee's full number, e.g. +14155550100"
+        required=False,
+        max_length=32,
+        label="Number",
+        help_text="The caller's or callee's full number, e.g. +14155550100",
     )
     date_from = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
     date_to = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
