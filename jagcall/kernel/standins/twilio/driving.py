@@ -18,6 +18,7 @@ import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Callable
+from xml.etree import ElementTree
 from dataclasses import dataclass
 
 from twilio.request_validator import RequestValidator
@@ -181,7 +182,8 @@ class CallDriving:
     def _notify_status(self, call: Call, status: str, params: dict[str, str], extra: dict[str, str]) -> Callback | None:
         sequence = params.pop("SequenceNumber")
         if status == "in-progress" and call.direction == "outbound-api" and call.params.get("Url"):
-            self._deliver("voice", call, call.params["Url"], call.params.get("Method", "POST"), params)
+            answer = self._deliver("voice", call, call.params["Url"], call.params.get("Method", "POST"), params)
+            self._follow_twiml(call, answer)
         url = call.params.get("StatusCallback")
         if not url or EVENT_OF_STATUS[status] not in call.status_callback_events:
             return None
@@ -237,7 +239,7 @@ class CallDriving:
             return [c for c in posted if c]
         posted.append(self.advance(call_sid, "completed", CallDuration=str(duration)))
         if record is None:
-            record = call.params.get("Record", "").lower() == "true"
+            record = call.params.get("Record", "").lower() == "true" or call.started_recording
         if record:
             posted.append(self.record_call(call_sid, duration=duration))
         return [c for c in posted if c]
@@ -247,6 +249,7 @@ class CallDriving:
         call = self.calls[call_sid]
         channels = 2 if call.params.get("RecordingChannels", "mono").lower() == "dual" else 1
         source = "OutboundAPI" if call.params.get("Record", "").lower() == "true" else "StartCallRecordingAPI"
+        source = "StartCallRecordingTwiML" if call.started_recording else source
         recording = Recording(
             sid=new_sid("RE"), account_sid=call.account_sid, call_sid=call.sid, duration=duration,
             channels=channels, source=source, start_time=call.start_time or now(),
@@ -273,6 +276,30 @@ class CallDriving:
         }
         return self._deliver("recording", call, url, call.params.get("RecordingStatusCallbackMethod", "POST"), params)
 
+    def _follow_twiml(self, call: Call, callback: Callback) -> None:
+        """What the stand-in does with a voice webhook's TwiML: ``<Start><Recording>`` starts the call's
+        recording, whose callback (its attributes) is posted when the call ends."""
+        if callback.status != 200 or not callback.response_body.strip():
+            return
+        try:
+            root = ElementTree.fromstring(callback.response_body)
+        except ElementTree.ParseError:
+            return
+        recording = root.find("./Start/Recording")
+        if recording is None:
+            return
+        with self._lock:
+            call.started_recording = True
+            for attribute, param in (
+                ("recordingStatusCallback", "RecordingStatusCallback"),
+                ("recordingStatusCallbackEvent", "RecordingStatusCallbackEvent"),
+                ("recordingStatusCallbackMethod", "RecordingStatusCallbackMethod"),
+                ("channels", "RecordingChannels"),
+                ("track", "RecordingTrack"),
+            ):
+                if recording.get(attribute):
+                    call.params[param] = recording.get(attribute)
+
     def inbound_call(self, to: str, from_: str, **extra: str) -> TwiMLResponse:
         """A caller rings one of the stand-in's numbers: post the signed voice webhook to the
         number's VoiceUrl and return the receiver's TwiML (``.call_sid``, ``.status`` on it)."""
@@ -295,6 +322,7 @@ class CallDriving:
         params.update({"CallToken": uuid.uuid4().hex, "StirVerstat": "TN-Validation-Passed-A"})
         params.update({name: str(value) for name, value in extra.items()})
         callback = self._deliver("voice", call, voice_url, number.settings.get("VoiceMethod") or "POST", params)
+        self._follow_twiml(call, callback)
         answer = TwiMLResponse(callback.response_body)
         answer.call_sid, answer.status = call.sid, callback.status
         if self.autopilot:

@@ -224,6 +224,7 @@ class Call:
     duration: int | None = None
     sequence: int = 0
     recording_sids: list[str] = field(default_factory=list)
+    started_recording: bool = False  # the voice webhook's TwiML said <Start><Recording>
 
     @property
     def uri(self) -> str:
