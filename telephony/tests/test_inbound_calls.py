@@ -169,3 +169,19 @@ def test_an_inbound_call_is_audited_once_with_twilio_as_the_actor(twilio, organi
     event = events.get()
     assert (event.resource_id, event.actor_key) == (str(call.id), "webhook:twilio")
     assert CALLER not in str(event.metadata)
+
+
+def test_the_recording_started_by_the_answer_reaches_the_recording_hook(twilio, organization):
+    from telephony.models import CallRecording
+
+    number = line(organization, record=True)
+    answer = twilio.inbound_call(number.number, CALLER)
+    posted = twilio.complete_call(answer.call_sid, duration=25, record=None)  # as the call's TwiML asked
+    call = Call.objects.for_org(organization).get(twilio_sid=answer.call_sid)
+    recording_callbacks = [c for c in posted if c.kind == "recording"]
+    assert len(recording_callbacks) == 1 and recording_callbacks[0].status in (200, 204)
+    assert recording_callbacks[0].params["RecordingSource"] == "StartCallRecordingTwiML"
+    recording = CallRecording.objects.for_org(organization).get(call=call)
+    assert recording.duration_seconds == 25
+    call.refresh_from_db()
+    assert (call.status, call.duration_seconds) == ("completed", 25)
