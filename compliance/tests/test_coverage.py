@@ -707,6 +707,12 @@ RECORDED_ELSEWHERE: dict[str, tuple[str, str]] = {
     "compliance:do-not-call-remove": (
         "compliance/tests/test_do_not_call.py::test_an_admin_removes_a_number_on_the_page", "do_not_call.removed"
     ),
+    "telephony:call-place": (
+        "telephony/tests/test_outbound_views.py::test_a_member_places_a_call", "call.placed, through the Twilio stand-in"
+    ),
+    "api:call-list": (
+        "telephony/tests/test_calls_api.py::test_post_places_a_call", "call.placed, through the Twilio stand-in"
+    ),
     "api:do-not-call-list": (
         "compliance/tests/test_do_not_call.py::test_api_add_list_get_and_delete_with_audit", "do_not_call.added"
     ),

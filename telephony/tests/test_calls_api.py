@@ -83,6 +83,8 @@ def test_post_places_a_call(api, organization, agent, line, twilio_standin):
     assert request.form["StatusCallback"] == f"https://app.jagcall.test/hooks/twilio/status/?call={call.id}"
     assert request.form["Record"] == "true"
     assert body["twilio_sid"] == call.twilio_sid and call.twilio_sid in twilio_standin.calls
+    event = AuditEvent.objects.for_org(organization).get(action="call.placed")
+    assert event.actor_type == "api_key" and event.resource_id == str(call.id) and to not in str(event.metadata)
 
 
 def test_the_caller_number_may_be_given_by_its_e164(api, organization, agent, line, twilio_standin):
