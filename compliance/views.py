@@ -1,4 +1,7 @@
-"""Portal pages of compliance: the audit log (its filtered list and exports; owners and admins) and the do-not-call list."""
+"""Portal pages of compliance.
+
+The audit log (its filtered list and exports; owners and admins) and the do-not-call list.
+"""
 
 from __future__ import annotations
 

@@ -127,7 +127,8 @@ class DoNotCallListApi(OrganizationAPIView):
     def get(self, request):
         paginator = CursorPagination()
         paginator.ordering = ("-created_at", "-id")
-        page = paginator.paginate_queryset(selectors.do_not_call_list(organization=self.organization), request, view=self)
+        entries = selectors.do_not_call_list(organization=self.organization)
+        page = paginator.paginate_queryset(entries, request, view=self)
         return paginator.get_paginated_response(self.OutputSerializer(page, many=True).data)
 
     @extend_schema(request=InputSerializer, responses={201: OutputSerializer})

@@ -185,7 +185,9 @@ class CallPlaceInputSerializer(serializers.Serializer):
     def validate(self, data):
         if ("from_number_id" in data) == ("from" in data):
             raise ValidationError(
-                {"from": ["Give the caller number: either from_number_id (one of your numbers' ids) or from (its E.164)."]}
+                {"from": [
+                    "Give the caller number: either from_number_id (one of your numbers' ids) or from (its E.164)."
+                ]}
             )
         return data
 
@@ -251,10 +253,9 @@ class CallListApi(OrganizationAPIView):
         filters = CallFilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
         given = filters.validated_data
+        names = {"status": "status", "direction": "direction", "agent_id": "agent", "number": "number"}
         queryset = call_list(
-            organization=self.organization,
-            filters={key: given[name] for name, key in (("status", "status"), ("direction", "direction"),
-                                                          ("agent_id", "agent"), ("number", "number")) if name in given},
+            organization=self.organization, filters={key: given[name] for name, key in names.items() if name in given}
         )
         if "created_after" in given:
             queryset = queryset.filter(created_at__gte=given["created_after"])

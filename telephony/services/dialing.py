@@ -211,14 +211,17 @@ def calling_hours(organization, to_number, from_number, now) -> Refusal | None:
         local_times += f" and {len(outside) - 3} more zones outside the window"
     several = len(zones) > 1
     where = f"in every time zone {e164} may be in ({len(zones)})" if several else f"in {zones[0].key}"
-    message = f"Calls are allowed only {OPENS:%H:%M}-{CLOSES:%H:%M} in the callee's local time {where}; it is {local_times}."
+    message = (
+        f"Calls are allowed only {OPENS:%H:%M}-{CLOSES:%H:%M} in the callee's local time {where}; it is {local_times}."
+    )
     opens = calling_opens_at(zones, now)
     if opens is None:
         message += " These zones are too far apart to share a calling window."
     else:
         local = opens.astimezone(outside[0])
         message += (
-            f" Calling opens at {local:%H:%M} {outside[0].key} time ({opens:%Y-%m-%d %H:%M} UTC, in {_wait(opens - now)})."
+            f" Calling opens at {local:%H:%M} {outside[0].key} time"
+            f" ({opens:%Y-%m-%d %H:%M} UTC, in {_wait(opens - now)})."
         )
     return Refusal("calling_hours", message, "to")
 

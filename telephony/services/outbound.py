@@ -65,15 +65,16 @@ def clean_variables(variables) -> dict[str, str]:
     for name, value in variables.items():
         if not isinstance(name, str) or not name.isidentifier() or not name.isascii() or len(name) > MAX_VARIABLE_NAME:
             raise ApplicationError(
-                f"Variable name {str(name)[:70]!r} is not allowed: use letters, digits and underscores, starting with a "
-                f"letter, at most {MAX_VARIABLE_NAME} characters (e.g. first_name).",
+                f"Variable name {str(name)[:70]!r} is not allowed: use letters, digits and underscores, "
+                f"starting with a letter, at most {MAX_VARIABLE_NAME} characters (e.g. first_name).",
                 field="variables",
             )
         if not isinstance(value, str):
             raise ApplicationError(f"The value of {name} must be text.", field="variables")
         if len(value) > MAX_VARIABLE_VALUE:
             raise ApplicationError(
-                f"The value of {name} is {len(value)} characters long; keep it to {MAX_VARIABLE_VALUE}.", field="variables"
+                f"The value of {name} is {len(value)} characters long; keep it to {MAX_VARIABLE_VALUE}.",
+                field="variables",
             )
         cleaned[name] = value
     return cleaned
@@ -86,7 +87,9 @@ def _check_agent(organization, agent) -> Agent:
 
 
 @transaction.atomic
-def _call_create(*, organization, principal, agent: Agent, to_number: str, phone_number: PhoneNumber, variables) -> Call:
+def _call_create(
+    *, organization, principal, agent: Agent, to_number: str, phone_number: PhoneNumber, variables
+) -> Call:
     call = Call.objects.create(
         organization=organization,
         direction=CallDirection.OUTBOUND,
@@ -113,7 +116,12 @@ def _audit(*, organization, principal, call: Call, outcome: str, reason: str = "
     if reason:
         metadata["reason"] = reason
     audit_record(
-        action="call.placed", organization=organization, actor=principal, resource=call, outcome=outcome, metadata=metadata
+        action="call.placed",
+        organization=organization,
+        actor=principal,
+        resource=call,
+        outcome=outcome,
+        metadata=metadata,
     )
 
 

@@ -43,7 +43,9 @@ class PlaceCallForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["agent"].queryset = Agent.objects.for_org(organization).order_by("name")
         self.fields["from_number"].queryset = (
-            PhoneNumber.objects.for_org(organization).filter(released_at__isnull=True, voice_enabled=True).order_by("number")
+            PhoneNumber.objects.for_org(organization)
+            .filter(released_at__isnull=True, voice_enabled=True)
+            .order_by("number")
         )
         self.fields["from_number"].label_from_instance = lambda n: f"{n.number} {n.friendly_name}".strip()
         self.variable_rows = self._rows()
