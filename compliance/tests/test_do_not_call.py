@@ -25,7 +25,9 @@ def _events(organization, action):
 
 
 def _key(organization, scopes, role="owner"):
-    _key, raw = api_key_create(organization=organization, actor=OPERATOR, service_role=role, name="CRM", scopes=list(scopes))
+    _key, raw = api_key_create(
+        organization=organization, actor=OPERATOR, service_role=role, name="CRM", scopes=list(scopes)
+    )
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
     return client
@@ -71,7 +73,10 @@ def test_only_owners_and_admins_take_a_number_off(organization, member, admin_us
 
 def test_a_providers_webhook_may_add_a_number(organization):
     entry = do_not_call_add(
-        organization=organization, actor=Principal.webhook("twilio", organization=organization), number=NUMBER, source="sms"
+        organization=organization,
+        actor=Principal.webhook("twilio", organization=organization),
+        number=NUMBER,
+        source="sms",
     )
     assert entry.added_by == "twilio webhook" and entry.source == "sms"
 
@@ -79,8 +84,8 @@ def test_a_providers_webhook_may_add_a_number(organization):
 def test_adding_and_removing_are_audited_without_the_number(organization, owner):
     entry = do_not_call_add(organization=organization, actor=owner, number=NUMBER, reason="legal")
     do_not_call_remove(organization=organization, actor=owner, entry=entry)
-    added, = _events(organization, "do_not_call.added")
-    removed, = _events(organization, "do_not_call.removed")
+    (added,) = _events(organization, "do_not_call.added")
+    (removed,) = _events(organization, "do_not_call.removed")
     for event in (added, removed):
         assert event.actor_label == "owner@acme.test" and event.resource_id == str(entry.id)
         assert event.resource_type == "do_not_call_entry"

@@ -12,7 +12,16 @@ from accounts.api_keys.services import api_key_create
 from accounts.principals import Principal
 from compliance.models import AuditEvent
 from compliance.services import do_not_call_add
-from telephony.models import Call, CallAnalysis, CallDirection, CallEvent, CallRecording, CallStatus, StepStatus, Transcript
+from telephony.models import (
+    Call,
+    CallAnalysis,
+    CallDirection,
+    CallEvent,
+    CallRecording,
+    CallStatus,
+    StepStatus,
+    Transcript,
+)
 from telephony.tests.outbound_support import (
     call_creations,
     destination_closed_now,
@@ -28,7 +37,9 @@ OPERATOR = Principal.system("operator")
 
 
 def api_for(organization, scopes=("calls:read", "calls:write")) -> APIClient:
-    _key, raw = api_key_create(organization=organization, actor=OPERATOR, service_role="owner", name="CRM", scopes=list(scopes))
+    _key, raw = api_key_create(
+        organization=organization, actor=OPERATOR, service_role="owner", name="CRM", scopes=list(scopes)
+    )
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
     return client
@@ -77,7 +88,7 @@ def test_post_places_a_call(api, organization, agent, line, twilio_standin):
     assert body["variables"] == {"first_name": "Ada"} and body["placed_by"].startswith("jc_live_")
     assert [e["kind"] for e in body["events"]] == ["queued"]
     assert body["recording"] is None and body["transcript"] is None and body["analysis"] is None
-    request, = call_creations(twilio_standin)
+    (request,) = call_creations(twilio_standin)
     assert request.form["To"] == to and request.form["From"] == "+14155550100"
     assert request.form["Url"] == f"https://app.jagcall.test/hooks/twilio/voice/?call={call.id}"
     assert request.form["StatusCallback"] == f"https://app.jagcall.test/hooks/twilio/status/?call={call.id}"
@@ -100,7 +111,9 @@ def test_idempotent_post_places_one_call(api, organization, agent, line, twilio_
     assert first.status_code == again.status_code == 201
     assert again["Idempotent-Replayed"] == "true" and again.json()["id"] == first.json()["id"]
     assert Call.objects.for_org(organization).count() == 1 and len(call_creations(twilio_standin)) == 1
-    other = api.post("/api/v1/calls", {**body, "variables": {"x": "y"}}, format="json", HTTP_IDEMPOTENCY_KEY="call-ada-1")
+    other = api.post(
+        "/api/v1/calls", {**body, "variables": {"x": "y"}}, format="json", HTTP_IDEMPOTENCY_KEY="call-ada-1"
+    )
     assert other.status_code == 409 and other.json()["error"]["code"] == "idempotency_key_reused"
     assert len(call_creations(twilio_standin)) == 1
 
@@ -199,9 +212,14 @@ def test_another_organizations_call_is_a_404(api, organization, other_organizati
     assert api.get("/api/v1/calls").json()["results"] == []
 
 
-def test_another_organizations_agent_or_number_cannot_be_used(api, organization, other_organization, agent, line, twilio_standin):
+def test_another_organizations_agent_or_number_cannot_be_used(
+    api, organization, other_organization, agent, line, twilio_standin
+):
     their_agent, their_line = make_agent(other_organization), make_number(other_organization, "+14155550122")
-    assert api.post("/api/v1/calls", {**_body(agent, line), "agent_id": str(their_agent.id)}, format="json").status_code == 400
+    assert (
+        api.post("/api/v1/calls", {**_body(agent, line), "agent_id": str(their_agent.id)}, format="json").status_code
+        == 400
+    )
     response = api.post("/api/v1/calls", {**_body(agent, line), "from_number_id": str(their_line.id)}, format="json")
     assert response.status_code == 422 and response.json()["error"]["code"] == "caller_number"
     assert not Call.objects.for_org(other_organization).exists() and call_creations(twilio_standin) == []
@@ -210,13 +228,24 @@ def test_another_organizations_agent_or_number_cannot_be_used(api, organization,
 # --- listing ---------------------------------------------------------------------------------
 
 
-def _call(organization, *, agent=None, direction=CallDirection.OUTBOUND, status=CallStatus.COMPLETED,
-          counterpart="+12125550123", created_at=None):
+def _call(
+    organization,
+    *,
+    agent=None,
+    direction=CallDirection.OUTBOUND,
+    status=CallStatus.COMPLETED,
+    counterpart="+12125550123",
+    created_at=None,
+):
     ours = "+14155550100"
     inbound = direction == CallDirection.INBOUND
     return Call.objects.create(
-        organization=organization, direction=direction, agent=agent, status=status,
-        from_number=counterpart if inbound else ours, to_number=ours if inbound else counterpart,
+        organization=organization,
+        direction=direction,
+        agent=agent,
+        status=status,
+        from_number=counterpart if inbound else ours,
+        to_number=ours if inbound else counterpart,
         created_at=created_at or timezone.now(),
     )
 
@@ -236,9 +265,27 @@ def test_list_is_cursor_paginated_newest_first(api, organization):
 def test_list_filters(api, organization, agent):
     now = timezone.now()
     other_agent = make_agent(organization)
-    a = _call(organization, agent=agent, status=CallStatus.COMPLETED, counterpart="+12125550123", created_at=now - dt.timedelta(days=3))
-    b = _call(organization, agent=other_agent, status=CallStatus.FAILED, counterpart="+12125550199", created_at=now - dt.timedelta(days=2))
-    c = _call(organization, agent=agent, direction=CallDirection.INBOUND, counterpart="+12125550123", created_at=now - dt.timedelta(days=1))
+    a = _call(
+        organization,
+        agent=agent,
+        status=CallStatus.COMPLETED,
+        counterpart="+12125550123",
+        created_at=now - dt.timedelta(days=3),
+    )
+    b = _call(
+        organization,
+        agent=other_agent,
+        status=CallStatus.FAILED,
+        counterpart="+12125550199",
+        created_at=now - dt.timedelta(days=2),
+    )
+    c = _call(
+        organization,
+        agent=agent,
+        direction=CallDirection.INBOUND,
+        counterpart="+12125550123",
+        created_at=now - dt.timedelta(days=1),
+    )
 
     def ids(query):
         response = api.get(f"/api/v1/calls?{query}")
@@ -259,8 +306,13 @@ def test_list_filters(api, organization, agent):
 
 
 def test_bad_filters_are_400s(api, organization):
-    for query, field in [("status=ringing-ish", "status"), ("direction=sideways", "direction"), ("agent_id=7", "agent_id"),
-                         ("number=12345", "number"), ("created_after=yesterday", "created_after")]:
+    for query, field in [
+        ("status=ringing-ish", "status"),
+        ("direction=sideways", "direction"),
+        ("agent_id=7", "agent_id"),
+        ("number=12345", "number"),
+        ("created_after=yesterday", "created_after"),
+    ]:
         response = api.get(f"/api/v1/calls?{query}")
         assert response.status_code == 400 and field in response.json()["error"]["details"], query
 
@@ -272,11 +324,18 @@ def test_detail_shows_the_timeline_and_post_call_state(api, organization, agent)
     call = _call(organization, agent=agent)
     for kind in ("queued", "ringing", "in-progress", "completed"):
         CallEvent.objects.create(organization=organization, call=call, kind=kind)
-    CallRecording.objects.create(organization=organization, call=call, twilio_sid="RE" + "0" * 32,
-                                 status=StepStatus.DONE, duration_seconds=42)
-    Transcript.objects.create(organization=organization, call=call, status=StepStatus.RUNNING,
-                              utterances=[{"speaker": 0, "start": 0.0, "end": 1.0, "text": "Not yet shown"}])
-    CallAnalysis.objects.create(organization=organization, call=call, status=StepStatus.FAILED, failure_reason="LLM down")
+    CallRecording.objects.create(
+        organization=organization, call=call, twilio_sid="RE" + "0" * 32, status=StepStatus.DONE, duration_seconds=42
+    )
+    Transcript.objects.create(
+        organization=organization,
+        call=call,
+        status=StepStatus.RUNNING,
+        utterances=[{"speaker": 0, "start": 0.0, "end": 1.0, "text": "Not yet shown"}],
+    )
+    CallAnalysis.objects.create(
+        organization=organization, call=call, status=StepStatus.FAILED, failure_reason="LLM down"
+    )
     body = api.get(f"/api/v1/calls/{call.id}").json()
     assert [e["kind"] for e in body["events"]] == ["queued", "ringing", "in-progress", "completed"]
     assert body["recording"]["status"] == "done" and body["recording"]["duration_seconds"] == 42
@@ -284,12 +343,26 @@ def test_detail_shows_the_timeline_and_post_call_state(api, organization, agent)
     assert body["analysis"] == {**body["analysis"], "status": "failed", "failure_reason": "LLM down", "summary": None}
 
     Transcript.objects.for_org(organization).filter(call=call).delete()
-    Transcript.objects.create(organization=organization, call=call, status=StepStatus.DONE, language="en",
-                              utterances=[{"speaker": 0, "start": 0.0, "end": 1.2, "text": "Hello, this is Reminders."},
-                                          {"speaker": 1, "start": 1.4, "end": 2.0, "text": "Hi!"}])
+    Transcript.objects.create(
+        organization=organization,
+        call=call,
+        status=StepStatus.DONE,
+        language="en",
+        utterances=[
+            {"speaker": 0, "start": 0.0, "end": 1.2, "text": "Hello, this is Reminders."},
+            {"speaker": 1, "start": 1.4, "end": 2.0, "text": "Hi!"},
+        ],
+    )
     CallAnalysis.objects.for_org(organization).filter(call=call).delete()
-    CallAnalysis.objects.create(organization=organization, call=call, status=StepStatus.DONE, summary="Booked Tuesday.",
-                                fields={"appointment_requested": True})
+    CallAnalysis.objects.create(
+        organization=organization,
+        call=call,
+        status=StepStatus.DONE,
+        summary="Booked Tuesday.",
+        fields={"appointment_requested": True},
+    )
     body = api.get(f"/api/v1/calls/{call.id}").json()
     assert [u["text"] for u in body["transcript"]["utterances"]] == ["Hello, this is Reminders.", "Hi!"]
-    assert body["analysis"]["summary"] == "Booked Tuesday." and body["analysis"]["fields"] == {"appointment_requested": True}
+    assert body["analysis"]["summary"] == "Booked Tuesday." and body["analysis"]["fields"] == {
+        "appointment_requested": True
+    }

@@ -37,14 +37,20 @@ def codes(organization, to, now, from_number=None):
 
 def test_the_rules_are_a_list_in_a_stable_order():
     assert [rule.__name__ for rule in dialing.RULES] == [
-        "invalid_number", "no_calling_rights", "caller_number", "do_not_call", "calling_hours",
+        "invalid_number",
+        "no_calling_rights",
+        "caller_number",
+        "do_not_call",
+        "calling_hours",
     ]
 
 
 # --- invalid_number -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("to", ["", "2125550123", "+1 212 555 0123", "+1 (212) 555-0123", "+1212", "tel:+12125550123", "+999123456"])
+@pytest.mark.parametrize(
+    "to", ["", "2125550123", "+1 212 555 0123", "+1 (212) 555-0123", "+1212", "tel:+12125550123", "+999123456"]
+)
 def test_a_number_not_in_e164_or_not_valid_is_refused(organization, to):
     refusals = pre_dial_check(organization=organization, to_number=to, now=at("12:00", "America/New_York"))
     assert [r.code for r in refusals] == ["invalid_number"]  # the other rules do not pile up on a bad number
@@ -53,7 +59,9 @@ def test_a_number_not_in_e164_or_not_valid_is_refused(organization, to):
 
 
 def test_spaces_are_refused_with_the_number_to_write(organization):
-    refusal, = pre_dial_check(organization=organization, to_number="+1 212 555 0123", now=at("12:00", "America/New_York"))
+    (refusal,) = pre_dial_check(
+        organization=organization, to_number="+1 212 555 0123", now=at("12:00", "America/New_York")
+    )
     assert refusal.message == "Write the number in E.164, without spaces or punctuation: +12125550123."
 
 
@@ -62,7 +70,14 @@ def test_spaces_are_refused_with_the_number_to_write(organization):
 
 @pytest.mark.parametrize(
     "local,allowed",
-    [("07:59:59", False), ("08:00:00", True), ("12:00", True), ("20:59:59", True), ("21:00:00", False), ("03:00", False)],
+    [
+        ("07:59:59", False),
+        ("08:00:00", True),
+        ("12:00", True),
+        ("20:59:59", True),
+        ("21:00:00", False),
+        ("03:00", False),
+    ],
 )
 def test_calling_window_edges_in_the_callees_time(organization, local, allowed):
     now = at(local, "America/New_York")
@@ -74,7 +89,9 @@ def test_the_window_follows_daylight_saving(organization):
     assert codes(organization, NEW_YORK, at("07:59:59", "America/New_York", summer)) == ["calling_hours"]
     assert codes(organization, NEW_YORK, at("08:00", "America/New_York", summer)) == []
     assert codes(organization, NEW_YORK, dt.datetime(2027, 7, 15, 12, 0, tzinfo=dt.UTC)) == []  # 08:00 EDT
-    assert codes(organization, NEW_YORK, dt.datetime(2027, 1, 15, 12, 0, tzinfo=dt.UTC)) == ["calling_hours"]  # 07:00 EST
+    assert codes(organization, NEW_YORK, dt.datetime(2027, 1, 15, 12, 0, tzinfo=dt.UTC)) == [
+        "calling_hours"
+    ]  # 07:00 EST
 
 
 def test_the_refusal_says_the_local_time_and_when_calling_opens(organization):
@@ -87,7 +104,7 @@ def test_the_refusal_says_the_local_time_and_when_calling_opens(organization):
 
 
 def test_after_closing_calling_opens_the_next_morning(organization):
-    refusal, = pre_dial_check(organization=organization, to_number=NEW_YORK, now=at("21:00", "America/New_York"))
+    (refusal,) = pre_dial_check(organization=organization, to_number=NEW_YORK, now=at("21:00", "America/New_York"))
     assert "it is 21:00 in America/New_York" in refusal.message
     assert "2027-01-16 13:00 UTC, in 11 h" in refusal.message
 
@@ -95,10 +112,13 @@ def test_after_closing_calling_opens_the_next_morning(organization):
 def test_every_zone_of_a_multi_zone_number_must_be_in_the_window(organization):
     assert dialing.time_zones_of(IDAHO) == ["America/Boise", "America/Los_Angeles"]
     # 08:00 in Boise is 07:00 in Los Angeles: refused, and the message names the zone still closed.
-    refusal, = pre_dial_check(organization=organization, to_number=IDAHO, now=at("08:00", "America/Boise"))
+    (refusal,) = pre_dial_check(organization=organization, to_number=IDAHO, now=at("08:00", "America/Boise"))
     assert refusal.code == "calling_hours"
     assert "in every time zone +12085550123 may be in (2)" in refusal.message
-    assert "it is 07:00 in America/Los_Angeles" in refusal.message and "America/Boise" not in refusal.message.split("it is")[1]
+    assert (
+        "it is 07:00 in America/Los_Angeles" in refusal.message
+        and "America/Boise" not in refusal.message.split("it is")[1]
+    )
     assert "Calling opens at 08:00 America/Los_Angeles time" in refusal.message
     assert codes(organization, IDAHO, at("07:59:59", "America/Los_Angeles")) == ["calling_hours"]
     assert codes(organization, IDAHO, at("08:00", "America/Los_Angeles")) == []
@@ -120,13 +140,15 @@ def test_a_whole_country_mobile_range_opens_when_its_last_zone_does(organization
 
 def test_an_australian_mobile_needs_every_state_awake(organization):
     assert "Australia/Perth" in dialing.time_zones_of(AUSTRALIAN_MOBILE)
-    assert codes(organization, AUSTRALIAN_MOBILE, at("08:30", "Australia/Sydney")) == ["calling_hours"]  # 05:30 in Perth
+    assert codes(organization, AUSTRALIAN_MOBILE, at("08:30", "Australia/Sydney")) == [
+        "calling_hours"
+    ]  # 05:30 in Perth
     assert codes(organization, AUSTRALIAN_MOBILE, at("13:00", "Australia/Sydney")) == []
 
 
 def test_a_toll_free_number_may_be_anywhere_in_the_nanp(organization):
     # 42 zones from Guam to Pago Pago: noon in New York is 03:00 in Guam.
-    refusal, = pre_dial_check(organization=organization, to_number=TOLL_FREE, now=at("12:00", "America/New_York"))
+    (refusal,) = pre_dial_check(organization=organization, to_number=TOLL_FREE, now=at("12:00", "America/New_York"))
     assert refusal.code == "calling_hours" and "may be in (42)" in refusal.message
     assert "more zones outside the window" in refusal.message
     assert "(2027-01-15 22:00 UTC, in 5 h)" in refusal.message  # 08:00 in Guam, 11:00 in Pago Pago, 17:00 in New York
@@ -137,14 +159,14 @@ def test_zones_too_far_apart_share_no_window(organization, monkeypatch):
     zones = ["America/Los_Angeles", "Asia/Shanghai", "Europe/London"]  # eight hours apart each, in winter
     assert dialing.calling_opens_at([dialing.ZoneInfo(z) for z in zones], at("12:00", "Europe/London")) is None
     monkeypatch.setattr(dialing, "time_zones_of", lambda number: zones)
-    refusal, = pre_dial_check(organization=organization, to_number=NEW_YORK, now=at("12:00", "Europe/London"))
+    (refusal,) = pre_dial_check(organization=organization, to_number=NEW_YORK, now=at("12:00", "Europe/London"))
     assert "too far apart to share a calling window" in refusal.message
 
 
 def test_an_unknown_zone_is_refused(organization, monkeypatch):
     # A valid number for which phonenumbers knows no zone (its data says Etc/Unknown).
     monkeypatch.setattr(dialing, "time_zones_of", lambda number: [])
-    refusal, = pre_dial_check(organization=organization, to_number=NEW_YORK, now=at("12:00", "America/New_York"))
+    (refusal,) = pre_dial_check(organization=organization, to_number=NEW_YORK, now=at("12:00", "America/New_York"))
     assert refusal.code == "calling_hours" and "time zone is unknown" in refusal.message
 
 
@@ -167,7 +189,7 @@ def test_a_number_on_the_do_not_call_list_is_refused(organization, other_organiz
 
 def test_an_organization_that_is_not_active_cannot_call(organization):
     organization.status = OrganizationStatus.TERMINATED
-    refusal, = pre_dial_check(organization=organization, to_number=NEW_YORK, now=at("12:00", "America/New_York"))
+    (refusal,) = pre_dial_check(organization=organization, to_number=NEW_YORK, now=at("12:00", "America/New_York"))
     assert refusal.code == "no_calling_rights" and refusal.field is None and "terminated" in refusal.message
 
 
@@ -190,7 +212,10 @@ def test_check_returns_every_refusal_and_the_gate_the_first(organization, owner)
     do_not_call_add(organization=organization, actor=owner, number=NEW_YORK)
     now = at("22:00", "America/New_York")
     assert codes(organization, NEW_YORK, now, from_number="+14155550199") == [
-        "no_calling_rights", "caller_number", "do_not_call", "calling_hours",
+        "no_calling_rights",
+        "caller_number",
+        "do_not_call",
+        "calling_hours",
     ]
     with pytest.raises(DialRefused) as refused:
         pre_dial_gate(organization=organization, to_number=NEW_YORK, from_number="+14155550199", now=now)
@@ -215,4 +240,9 @@ def test_another_app_registers_a_rule_before_calling_hours(organization, monkeyp
 
 def test_the_gate_reads_only(organization, django_assert_max_num_queries):
     with django_assert_max_num_queries(2):  # the caller number and the do-not-call lookup; nothing written
-        pre_dial_check(organization=organization, to_number=NEW_YORK, from_number="+14155550100", now=at("12:00", "America/New_York"))
+        pre_dial_check(
+            organization=organization,
+            to_number=NEW_YORK,
+            from_number="+14155550100",
+            now=at("12:00", "America/New_York"),
+        )

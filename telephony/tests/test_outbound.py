@@ -39,8 +39,13 @@ def _calls(organization):
 
 def test_place_a_call(organization, owner, agent, line, twilio_standin):
     call = place_call(
-        organization=organization, actor=owner, agent=agent, to_number=TO, from_number=line,
-        variables={"first_name": "Ada", "appointment": "Tuesday 10:00"}, now=NOON_IN_NEW_YORK,
+        organization=organization,
+        actor=owner,
+        agent=agent,
+        to_number=TO,
+        from_number=line,
+        variables={"first_name": "Ada", "appointment": "Tuesday 10:00"},
+        now=NOON_IN_NEW_YORK,
     )
     call.refresh_from_db()
     assert call.direction == "outbound" and call.status == CallStatus.QUEUED
@@ -50,7 +55,7 @@ def test_place_a_call(organization, owner, agent, line, twilio_standin):
     assert call.twilio_sid and call.twilio_sid in twilio_standin.calls
     assert call.account_sid == line.account_sid
 
-    request, = call_creations(twilio_standin)
+    (request,) = call_creations(twilio_standin)
     assert request.path == f"/2010-04-01/Accounts/{line.account_sid}/Calls.json"
     form = request.form
     assert form["To"] == TO and form["From"] == "+14155550100"
@@ -70,19 +75,27 @@ def test_place_a_call(organization, owner, agent, line, twilio_standin):
 
 def test_an_agent_that_does_not_record_asks_for_no_recording(organization, owner, line, twilio_standin):
     agent = make_agent(organization, record_calls=False)
-    place_call(organization=organization, actor=owner, agent=agent, to_number=TO, from_number=line, now=NOON_IN_NEW_YORK)
+    place_call(
+        organization=organization, actor=owner, agent=agent, to_number=TO, from_number=line, now=NOON_IN_NEW_YORK
+    )
     form = call_creations(twilio_standin)[0].form
     assert form["Record"] == "false" and "RecordingStatusCallback" not in form
 
 
 def test_the_numbers_are_not_stored_in_clear(organization, owner, agent, line):
     call = place_call(
-        organization=organization, actor=owner, agent=agent, to_number=TO, from_number=line,
-        variables={"first_name": "Ada"}, now=NOON_IN_NEW_YORK,
+        organization=organization,
+        actor=owner,
+        agent=agent,
+        to_number=TO,
+        from_number=line,
+        variables={"first_name": "Ada"},
+        now=NOON_IN_NEW_YORK,
     )
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT to_number::text, from_number::text, to_number_index, variables::text FROM telephony_call WHERE id = %s",
+            "SELECT to_number::text, from_number::text, to_number_index, variables::text"
+            " FROM telephony_call WHERE id = %s",
             [call.id],
         )
         row = cursor.fetchone()
@@ -90,7 +103,9 @@ def test_the_numbers_are_not_stored_in_clear(organization, owner, agent, line):
         assert "2125550123" not in column and "Ada" not in column
     # Found by blind index, without decrypting.
     field = Call._meta.get_field("to_number_index")
-    found = Call.objects.for_org(organization).filter(to_number_index__in=field.candidates(TO, organization_id=organization.id))
+    found = Call.objects.for_org(organization).filter(
+        to_number_index__in=field.candidates(TO, organization_id=organization.id)
+    )
     assert list(found) == [call]
 
 
@@ -102,7 +117,9 @@ def test_the_numbers_are_not_stored_in_clear(organization, owner, agent, line):
         (TO, dt.datetime(2027, 1, 16, 2, 0, tzinfo=dt.UTC), "calling_hours"),  # 21:00 in New York
     ],
 )
-def test_a_refusal_writes_nothing_and_never_reaches_twilio(organization, owner, agent, line, twilio_standin, to, now, code):
+def test_a_refusal_writes_nothing_and_never_reaches_twilio(
+    organization, owner, agent, line, twilio_standin, to, now, code
+):
     before = len(twilio_standin.requests)
     with pytest.raises(DialRefused) as refused:
         place_call(organization=organization, actor=owner, agent=agent, to_number=to, from_number=line, now=now)
@@ -116,7 +133,9 @@ def test_do_not_call_is_refused_before_twilio(organization, owner, agent, line, 
     do_not_call_add(organization=organization, actor=owner, number=TO)
     before = len(twilio_standin.requests)
     with pytest.raises(DialRefused) as refused:
-        place_call(organization=organization, actor=owner, agent=agent, to_number=TO, from_number=line, now=NOON_IN_NEW_YORK)
+        place_call(
+            organization=organization, actor=owner, agent=agent, to_number=TO, from_number=line, now=NOON_IN_NEW_YORK
+        )
     assert refused.value.code == "do_not_call"
     assert _calls(organization) == [] and len(twilio_standin.requests) == before
 
@@ -125,7 +144,9 @@ def test_a_released_caller_number_is_refused(organization, owner, agent, line, t
     line.released_at = NOON_IN_NEW_YORK
     line.save()
     with pytest.raises(DialRefused) as refused:
-        place_call(organization=organization, actor=owner, agent=agent, to_number=TO, from_number=line, now=NOON_IN_NEW_YORK)
+        place_call(
+            organization=organization, actor=owner, agent=agent, to_number=TO, from_number=line, now=NOON_IN_NEW_YORK
+        )
     assert refused.value.code == "caller_number" and refused.value.field == "from"
     assert _calls(organization) == []
 
@@ -133,18 +154,24 @@ def test_a_released_caller_number_is_refused(organization, owner, agent, line, t
 def test_another_organizations_agent_is_refused(organization, other_organization, owner, line):
     theirs = make_agent(other_organization)
     with pytest.raises(ApplicationError) as refused:
-        place_call(organization=organization, actor=owner, agent=theirs, to_number=TO, from_number=line, now=NOON_IN_NEW_YORK)
+        place_call(
+            organization=organization, actor=owner, agent=theirs, to_number=TO, from_number=line, now=NOON_IN_NEW_YORK
+        )
     assert refused.value.field == "agent"
     assert _calls(organization) == []
 
 
 def test_twilio_refusing_marks_the_call_failed_with_the_reason(organization, owner, agent, line, twilio_standin):
-    twilio_standin.fail_next(400, "Permission to call +12125550123 has not been enabled", path_prefix="/2010-04-01/Accounts")
+    twilio_standin.fail_next(
+        400, "Permission to call +12125550123 has not been enabled", path_prefix="/2010-04-01/Accounts"
+    )
     with pytest.raises(CallNotPlaced) as failed:
-        place_call(organization=organization, actor=owner, agent=agent, to_number=TO, from_number=line, now=NOON_IN_NEW_YORK)
+        place_call(
+            organization=organization, actor=owner, agent=agent, to_number=TO, from_number=line, now=NOON_IN_NEW_YORK
+        )
     error = failed.value
     assert error.status == 502 and error.code == "provider_error" and "listed as failed" in error.message
-    call, = _calls(organization)
+    (call,) = _calls(organization)
     assert call == error.call and call.status == CallStatus.FAILED and call.twilio_sid is None
     assert call.error_message and call.ended_at is not None
     assert [e.kind for e in CallEvent.objects.for_org(organization).filter(call=call)] == ["queued", "failed"]
@@ -155,14 +182,18 @@ def test_twilio_refusing_marks_the_call_failed_with_the_reason(organization, own
 def test_twilio_unavailable_is_a_retryable_failure(organization, owner, agent, line, twilio_standin):
     twilio_standin.fail_next(503, "Service unavailable", path_prefix="/2010-04-01/Accounts", times=5)
     with pytest.raises(CallNotPlaced) as failed:
-        place_call(organization=organization, actor=owner, agent=agent, to_number=TO, from_number=line, now=NOON_IN_NEW_YORK)
+        place_call(
+            organization=organization, actor=owner, agent=agent, to_number=TO, from_number=line, now=NOON_IN_NEW_YORK
+        )
     assert failed.value.status == 503 and failed.value.retryable
     assert _calls(organization)[0].status == CallStatus.FAILED
 
 
 def test_a_call_placed_is_driven_by_the_stand_ins_callbacks(organization, owner, agent, line, twilio_standin, client):
     """The stand-in posts signed callbacks to the URLs we gave it; here we only check it was given ours."""
-    call = place_call(organization=organization, actor=owner, agent=agent, to_number=TO, from_number=line, now=NOON_IN_NEW_YORK)
+    call = place_call(
+        organization=organization, actor=owner, agent=agent, to_number=TO, from_number=line, now=NOON_IN_NEW_YORK
+    )
     remote = twilio_standin.calls[call.twilio_sid]
     assert parse_qs(urlsplit(remote.params["Url"]).query) == {"call": [str(call.id)]}
     assert remote.account_sid == line.account_sid
@@ -193,7 +224,12 @@ def test_variables_are_validated():
 def test_bad_variables_write_nothing(organization, owner, agent, line, twilio_standin):
     with pytest.raises(ApplicationError):
         place_call(
-            organization=organization, actor=owner, agent=agent, to_number=TO, from_number=line,
-            variables={"bad name": "x"}, now=NOON_IN_NEW_YORK,
+            organization=organization,
+            actor=owner,
+            agent=agent,
+            to_number=TO,
+            from_number=line,
+            variables={"bad name": "x"},
+            now=NOON_IN_NEW_YORK,
         )
     assert _calls(organization) == [] and call_creations(twilio_standin) == []

@@ -39,8 +39,13 @@ def url(organization):
 
 
 def _data(agent, line, to=None, **extra):
-    data = {"agent": str(agent.id), "from_number": str(line.id), "to": to or destination_open_now(),
-            "variable_name": ["first_name", ""], "variable_value": ["Ada", ""]}
+    data = {
+        "agent": str(agent.id),
+        "from_number": str(line.id),
+        "to": to or destination_open_now(),
+        "variable_name": ["first_name", ""],
+        "variable_value": ["Ada", ""],
+    }
     data.update(extra)
     return data
 
@@ -73,18 +78,22 @@ def test_a_member_places_a_call(client, organization, member, agent, line, url, 
     assert response.status_code == 302
     assert response["Location"] == f"/o/{organization.slug}/calls/{call.id}/"
     assert call.to_number == to and call.variables == {"first_name": "Ada"} and call.placed_by == "member@acme.test"
-    request, = call_creations(twilio_standin)
+    (request,) = call_creations(twilio_standin)
     assert request.form["To"] == to and request.form["From"] == "+14155550100"
     event = AuditEvent.objects.for_org(organization).get(action="call.placed")
     assert event.actor_label == "member@acme.test" and event.outcome == "success"
 
 
-@pytest.mark.parametrize("to,expected", [
-    ("4155550100", "international format"),
-    ("+1 415 555 0100", "without spaces or punctuation: +14155550100"),
-])
-def test_an_invalid_destination_is_shown_at_its_field(client, organization, member, agent, line, url, twilio_standin,
-                                                      to, expected):
+@pytest.mark.parametrize(
+    "to,expected",
+    [
+        ("4155550100", "international format"),
+        ("+1 415 555 0100", "without spaces or punctuation: +14155550100"),
+    ],
+)
+def test_an_invalid_destination_is_shown_at_its_field(
+    client, organization, member, agent, line, url, twilio_standin, to, expected
+):
     client.force_login(member)
     response = client.post(url, _data(agent, line, to))
     assert response.status_code == 422
@@ -111,8 +120,9 @@ def test_calling_hours_are_shown_at_the_destination(client, organization, member
     _nothing_written(organization, twilio_standin)
 
 
-def test_another_organizations_agent_or_number_is_not_a_choice(client, organization, other_organization, member,
-                                                               agent, line, url, twilio_standin):
+def test_another_organizations_agent_or_number_is_not_a_choice(
+    client, organization, other_organization, member, agent, line, url, twilio_standin
+):
     client.force_login(member)
     theirs = make_number(other_organization, "+14155550111")
     response = client.post(url, _data(agent, line, from_number=str(theirs.id)))
@@ -138,8 +148,9 @@ def test_bad_variables_are_explained_and_kept(client, organization, member, agen
     _nothing_written(organization, twilio_standin)
 
 
-def test_twilio_refusing_shows_the_reason_and_the_failed_call(client, organization, member, agent, line, url,
-                                                               twilio_standin):
+def test_twilio_refusing_shows_the_reason_and_the_failed_call(
+    client, organization, member, agent, line, url, twilio_standin
+):
     twilio_standin.fail_next(400, "Account not allowed to call this destination", path_prefix="/2010-04-01/Accounts")
     client.force_login(member)
     response = client.post(url, _data(agent, line))
