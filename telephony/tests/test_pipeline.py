@@ -296,3 +296,25 @@ def test_running_a_done_step_again_changes_nothing(pipeline_worker, twilio_stand
         assert (again.status, again.attempts, again.updated_at) == (row.status, row.attempts, row.updated_at)
     assert step(CallRecording, call).audio.name == before[CallRecording].audio.name
     assert (len(twilio_standin.requests), len(deepgram_standin.requests), len(openai_standin.requests)) == requests_before
+
+
+def test_twilios_signed_recording_callback_starts_the_pipeline(pipeline_worker, twilio_standin, client):
+    from telephony.tests.calls_support import signed_post
+
+    call, twilio_recording = finished_call(twilio_standin)
+    params = {
+        "AccountSid": call.account_sid, "CallSid": call.twilio_sid, "RecordingSid": twilio_recording.sid,
+        "RecordingUrl": twilio_standin.base_url + twilio_recording.path, "RecordingStatus": "completed",
+        "RecordingDuration": "42", "RecordingChannels": "1", "RecordingSource": "OutboundAPI",
+    }  # fmt: skip
+
+    response = signed_post(client, "twilio-hooks:recording", params, account_sid=call.account_sid)
+    assert response.status_code == 204, response.content
+    # Twilio delivers again: the same recording, queued once.
+    signed_post(client, "twilio-hooks:recording", params, account_sid=call.account_sid)
+
+    done = wait_for(lambda: settled(call), pipeline_worker)
+    assert done.status == StepStatus.DONE, done.failure_reason
+    assert step(CallRecording, call).duration_seconds == 42
+    assert len(twilio_standin.requests_to(f"{twilio_recording.path}.wav", "GET")) == 1
+    assert twilio_recording.sid not in twilio_standin.recordings
