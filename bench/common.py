@@ -68,8 +68,13 @@ def machine_facts(packages=("Django",)):
 
 
 @contextlib.contextmanager
-def scratch_database(data_dir_arg: str | None, *, packages=("Django",)):
-    """Yields the machine's facts (with the PostgreSQL version) inside a scratch test database."""
+def scratch_database(data_dir_arg: str | None, *, packages=("Django",), keep: bool = False):
+    """Yields the machine's facts (with the PostgreSQL version) inside a scratch test database.
+
+    ``keep`` (with a data directory): reuse the database a previous run kept there, and keep it
+    afterwards, so a benchmark's slow seeding is done once.
+    """
+    keep = keep and bool(data_dir_arg or os.environ.get("JAGCALL_DATA_DIR"))
     owned_dir = None
     if data_dir_arg:
         os.environ["JAGCALL_DATA_DIR"] = str(Path(data_dir_arg).resolve())
@@ -94,7 +99,7 @@ def scratch_database(data_dir_arg: str | None, *, packages=("Django",)):
         setup_test_environment(debug=False)
         environment_ready = True
         old_name = connection.settings_dict["NAME"]
-        connection.creation.create_test_db(verbosity=0, keepdb=False, serialize=False)
+        connection.creation.create_test_db(verbosity=0, keepdb=keep, serialize=False)
         with connection.cursor() as cursor:
             cursor.execute("SHOW server_version")
             pg_version = cursor.fetchone()[0]
@@ -102,7 +107,7 @@ def scratch_database(data_dir_arg: str | None, *, packages=("Django",)):
         facts["postgresql"] = f"{pg_version} (embedded, fsync off), database {connection.settings_dict['NAME']}"
         yield facts
     finally:
-        _cleanup(settings_loaded, environment_ready, old_name, data_dir, owned_dir)
+        _cleanup(settings_loaded, environment_ready, None if keep else old_name, data_dir, owned_dir)
 
 
 def _cleanup(settings_loaded, environment_ready, old_name, data_dir: Path, owned_dir):
