@@ -42,7 +42,7 @@ def _call(organization_id: str, call_id: str):
 
 
 def _run_step(task, step: str, organization_id: str, call_id: str, service) -> str:
-    from telephony.services.recordings import failure_reason_of, step_failed, step_retrying
+    from telephony.services.pipeline import failure_reason_of, step_failed, step_retrying
 
     call = _call(organization_id, call_id)
     if call is None:

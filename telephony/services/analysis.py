@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from jagcall.kernel.errors import ApplicationError
 from telephony.models import Call, CallAnalysis, StepStatus
-from telephony.services.recordings import step_begin, step_done
+from telephony.services.pipeline import step_begin, step_done
 
 INSTRUCTIONS = (
     "You analyze the transcript of a phone call between an AI phone agent and a person. "

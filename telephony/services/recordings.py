@@ -28,38 +28,16 @@ from collections.abc import Iterator
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.events import publish_org_event
 from compliance.services.audit import audit_record
 from jagcall.kernel.crypto.storage import CHUNK as STORAGE_CHUNK
 from jagcall.kernel.errors import ApplicationError
-from jagcall.kernel.providers import ProviderError
-from telephony.models import Call, CallAnalysis, CallEvent, CallRecording, StepStatus, Transcript
+from telephony.models import Call, CallRecording, StepStatus
+from telephony.services.pipeline import STEPS, call_event, queue_on_commit, queue_step, step_begin, step_done
 
 logger = logging.getLogger("jagcall.telephony")
 
-# The steps in order: name -> model. The name is what the call page, events and the retry use.
-STEPS = {"recording": CallRecording, "transcript": Transcript, "analysis": CallAnalysis}
-STEP_LABELS = {"recording": "Recording", "transcript": "Transcript", "analysis": "Summary and analysis"}
 # Bytes read at a time when skipping to a range's start (the stream cannot seek).
 SKIP_CHUNK = 64 * 1024
-
-
-def _queue(step: str, call: Call) -> None:
-    from telephony import tasks
-
-    task = {
-        "recording": tasks.recording_download_task,
-        "transcript": tasks.transcript_create_task,
-        "analysis": tasks.analysis_create_task,
-    }[step]
-    organization_id, call_id = str(call.organization_id), str(call.id)
-    transaction.on_commit(lambda: task.delay(organization_id, call_id))
-
-
-def _event(call: Call, kind: str, **details) -> None:
-    CallEvent.objects.create(organization_id=call.organization_id, call=call, kind=kind, source="pipeline", details=details)
-    publish_org_event(call.organization_id, "call.post_call", {"id": str(call.id), "step": kind})
-
 
 # --- the recording callback ---------------------------------------------------------------
 
@@ -77,10 +55,7 @@ def recording_received(*, call, recording_sid: str, recording_url: str = "", dur
     if existing is not None:
         if existing.twilio_sid != recording_sid:
             logger.warning("call %s: extra recording %s discarded (the call keeps %s)", call.id, recording_sid, existing.twilio_sid)
-            from telephony.tasks import recording_discard_task
-
-            organization_id, call_id = str(call.organization_id), str(call.id)
-            transaction.on_commit(lambda: recording_discard_task.delay(organization_id, call_id, recording_sid))
+            queue_on_commit("telephony.tasks.recording_discard_task", str(call.organization_id), str(call.id), recording_sid)
         return existing
     recording = CallRecording.objects.create(
         organization_id=call.organization_id,
@@ -90,70 +65,8 @@ def recording_received(*, call, recording_sid: str, recording_url: str = "", dur
         duration_seconds=int(duration_seconds) if duration_seconds not in (None, "") else None,
         channels=int(channels or 1),
     )
-    _queue("recording", call)
+    queue_step("recording", call)
     return recording
-
-
-# --- step bookkeeping (shared by the three steps) -----------------------------------------
-
-
-def step_begin(model, call: Call):
-    """Mark ``call``'s step running and return it; None when it is done already (nothing to do) or missing."""
-    with transaction.atomic():
-        step = model.objects.for_org(call.organization).select_for_update().filter(call=call).first()
-        if step is None or step.status == StepStatus.DONE:
-            return None
-        step.status = StepStatus.RUNNING
-        step.attempts += 1
-        step.save(update_fields=["status", "attempts", "updated_at"])
-    return step
-
-
-def step_name(model) -> str:
-    return next(name for name, candidate in STEPS.items() if candidate is model)
-
-
-def step_retrying(*, call: Call, step: str, reason: str, attempt: int) -> None:
-    """A retryable failure: the step waits for its next attempt; the reason shows meanwhile."""
-    STEPS[step].objects.for_org(call.organization).filter(call=call).exclude(status=StepStatus.DONE).update(
-        status=StepStatus.PENDING, failure_reason=f"Retrying after: {reason}"[:500], updated_at=timezone.now()
-    )
-    logger.info("call %s: %s attempt %s failed, retrying: %s", call.id, step, attempt, reason)
-
-
-@transaction.atomic
-def step_failed(*, call: Call, step: str, reason: str) -> None:
-    """A permanent failure: shown on the call with its reason and a retry button."""
-    updated = (
-        STEPS[step].objects.for_org(call.organization).filter(call=call).exclude(status=StepStatus.DONE)
-        .update(status=StepStatus.FAILED, failure_reason=reason[:500], updated_at=timezone.now())
-    )  # fmt: skip
-    if updated:
-        _event(call, f"{step}.failed", reason=reason[:500])
-        logger.warning("call %s: %s failed: %s", call.id, step, reason)
-
-
-def step_done(step, call: Call, *, update_fields: list[str], next_step: str | None, event: str, **details) -> None:
-    """Store the step's result as done and queue the next step, in one transaction."""
-    with transaction.atomic():
-        step.status = StepStatus.DONE
-        step.failure_reason = ""
-        step.completed_at = timezone.now()
-        step.save(update_fields=[*update_fields, "status", "failure_reason", "completed_at", "updated_at"])
-        _event(call, event, **details)
-        if next_step is not None:
-            _, created = STEPS[next_step].objects.get_or_create(organization_id=call.organization_id, call=call)
-            if created:
-                _queue(next_step, call)
-
-
-def failure_reason_of(error: Exception) -> str:
-    """What the call page says about a failure: the provider's actionable message, or the app's."""
-    if isinstance(error, ProviderError):
-        return str(error)
-    if isinstance(error, ApplicationError):
-        return error.message
-    return "An internal error stopped this step; it was logged. Retry, or contact support if it fails again."
 
 
 # --- step 1: download, store encrypted, delete at Twilio -------------------------------------
@@ -290,48 +203,8 @@ def post_call_retry(*, call: Call, actor) -> str:
         resource=call,
         metadata={"step": name, "failure_reason": reason[:300]},
     )
-    _event(call, f"{name}.retried")
-    _queue(name, call)
+    call_event(call, f"{name}.retried")
+    queue_step(name, call)
     return name
 
 
-# --- what the call page shows ------------------------------------------------------------------
-
-
-def post_call_overview(*, call: Call) -> dict:
-    """The post-call steps of ``call`` for its page: each step's state, the stored results, what can be retried.
-
-    Three queries (one per step); the transcript and summary are decrypted only when done.
-    """
-    from telephony.services.transcripts import transcript_lines
-
-    organization = call.organization
-    rows = {name: model.objects.for_org(organization).filter(call=call).first() for name, model in STEPS.items()}
-    steps = []
-    for name, row in rows.items():
-        steps.append(
-            {
-                "name": name,
-                "label": STEP_LABELS[name],
-                "status": row.status if row else None,
-                "status_label": row.get_status_display() if row else "Not started",
-                "failure_reason": row.failure_reason if row else "",
-                "failed": bool(row and row.status == StepStatus.FAILED),
-                "attempts": row.attempts if row else 0,
-            }
-        )
-    recording, transcript, analysis = rows["recording"], rows["transcript"], rows["analysis"]
-    done = {name: bool(row and row.status == StepStatus.DONE) for name, row in rows.items()}
-    return {
-        "steps": steps,
-        "started": any(rows.values()),
-        "failed": any(step["failed"] for step in steps),
-        "recording": recording if done["recording"] and recording.audio else None,
-        "lines": transcript_lines(transcript.utterances) if done["transcript"] else [],
-        "transcript_done": done["transcript"],
-        "summary": analysis.summary if done["analysis"] else None,
-        "fields": [
-            {"name": name, **(value if isinstance(value, dict) else {"value": value, "valid": True, "reason": ""})}
-            for name, value in ((analysis.fields or {}).items() if done["analysis"] else [])
-        ],
-    }

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from jagcall.kernel.errors import ApplicationError
 from telephony.models import Call, StepStatus, Transcript
-from telephony.services.recordings import recording_open, step_begin, step_done
+from telephony.services.pipeline import step_begin, step_done
+from telephony.services.recordings import recording_open
 
 READ_CHUNK = 256 * 1024
 

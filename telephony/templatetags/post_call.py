@@ -7,6 +7,6 @@ register = template.Library()
 
 @register.simple_tag
 def post_call_overview(call):
-    from telephony.services.recordings import post_call_overview as overview
+    from telephony.services.post_call import post_call_overview as overview
 
     return overview(call=call)
