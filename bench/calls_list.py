@@ -56,7 +56,7 @@ if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().p
 elif str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.calls_settings")
+os.environ["DJANGO_SETTINGS_MODULE"] = "bench.calls_settings"  # its comparison route and production-shaped settings
 
 from bench.common import median, percentile, scratch_database, section  # noqa: E402
 

@@ -1,0 +1,64 @@
+"""The telephony benchmarks still run: each script, at a very small size, end to end.
+
+Each runs as a person runs it (a subprocess from the repository root) on
+embedded servers of its own, never the suite's: the suite's data directory
+and database settings are taken out of its environment. What is checked is
+that it measured what it says (its summary and PASS/FAIL lines), not the
+figures, which depend on the machine.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.slow
+
+
+def run_bench(*args: str, timeout: int = 600) -> str:
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in {"JAGCALL_DATA_DIR", "DJANGO_SETTINGS_MODULE", "DATABASE_URL", "DATABASE_OWNER_URL", "REDIS_URL"}
+        and not key.startswith("PYTEST_")
+    }
+    result = subprocess.run(
+        [sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
+    )
+    assert result.returncode == 0, f"{args[0]} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+    return result.stdout
+
+
+def test_voice_webhook_bench_runs_small():
+    out = run_bench("bench/voice_webhook.py", "--rounds", "1", "--requests", "40", "--concurrency", "5",
+                    "--uncontended", "5", "--warmup", "20", "--conn-max-age", "0")  # fmt: skip
+    assert "a voice answer: <?xml" in out and "<Connect><Stream" in out
+    assert re.search(r"^  voice +\d+ +[\d.]+ +[\d.]+", out, re.MULTILINE)
+    assert re.search(r"^  status +\d+ +[\d.]+ +[\d.]+", out, re.MULTILINE)
+    assert re.search(r"^(PASS|FAIL): voice webhook p95 [\d.]+ ms with 5 in flight", out, re.MULTILINE)
+    assert "unexpected status" not in out
+    assert "stopped the embedded servers and removed" in out
+
+
+def test_calls_list_bench_runs_small_and_reuses_its_seed(tmp_path):
+    data_dir = tmp_path / "bench-calls"
+    args = ("bench/calls_list.py", "--calls", "120", "--rounds", "1", "--requests", "3", "--deep", "2",
+            "--data-dir", str(data_dir))  # fmt: skip
+    try:
+        first = run_bench(*args)
+        assert "seeded      120 calls" in first
+        for line in ("page p95", "page, filtered p95", "api p95"):
+            assert re.search(rf"^(PASS|FAIL): {line} [\d.]+ ms", first, re.MULTILINE), line
+        assert re.search(r"^(PASS|FAIL): decrypting what the page shows adds", first, re.MULTILINE)
+        second = run_bench(*args)
+        assert "seeded before: organization bench-calls-120 with 120 calls (reused" in second
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
