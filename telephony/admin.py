@@ -6,7 +6,8 @@ from django.contrib import admin
 
 from jagcall.kernel.admin import BackOfficeInline, ReadOnlyModelAdmin
 from telephony.models import (
-    Agent, Call, CallAnalysis, CallEvent, CallRecording, PhoneNumber, Transcript, TwilioSubaccount,
+    Agent, BrowserCallingApp, Call, CallAnalysis, CallEvent, CallRecording, PhoneNumber, StreamToken, Transcript,
+    TwilioSubaccount, UsageRecord,
 )  # fmt: skip
 
 # --- agents ---------------------------------------------------------------------------------------
@@ -55,6 +56,17 @@ class PhoneNumberAdmin(ReadOnlyModelAdmin):
         "id", "organization", "number", "friendly_name", "country", "twilio_sid", "account_sid", "source",
         "voice_enabled", "sms_enabled", "agent", "created_at", "released_at",
     )  # fmt: skip
+    readonly_fields = fields
+
+
+@admin.register(BrowserCallingApp)
+class BrowserCallingAppAdmin(ReadOnlyModelAdmin):
+    """The softphone's TwiML application and signing key at Twilio; never the key's secret."""
+
+    list_display = ("twiml_app_sid", "organization", "account_sid", "api_key_sid", "created_at")
+    list_select_related = ("organization",)
+    search_fields = ("twiml_app_sid", "api_key_sid", "account_sid", "organization__name", "organization__slug")
+    fields = ("id", "organization", "account_sid", "twiml_app_sid", "api_key_sid", "created_at")
     readonly_fields = fields
 
 
@@ -132,3 +144,47 @@ class CallAdmin(ReadOnlyModelAdmin):
         from telephony.services.calls import masked_number
 
         return masked_number(call.counterpart_number)
+
+
+@admin.register(CallEvent)
+class CallEventAdmin(ReadOnlyModelAdmin):
+    """Every call's timeline in one list, to trace a provider's callbacks across calls."""
+
+    list_display = ("occurred_at", "organization", "call", "kind", "sequence_number", "source")
+    list_filter = ("kind", "source")
+    list_select_related = ("organization", "call")
+    search_fields = ("call__twilio_sid", "organization__name", "organization__slug")
+    ordering = ("-occurred_at",)
+    raw_id_fields = ("call",)
+    fields = ("id", "organization", "call", "kind", "occurred_at", "sequence_number", "source", "details", "created_at")
+    readonly_fields = fields
+
+
+@admin.register(StreamToken)
+class StreamTokenAdmin(ReadOnlyModelAdmin):
+    """Media-stream tokens: when each was issued and used. Only a hash is stored, and it is not shown."""
+
+    list_display = ("created_at", "organization", "call", "expires_at", "used_at")
+    list_filter = (("used_at", admin.EmptyFieldListFilter),)
+    list_select_related = ("organization", "call")
+    search_fields = ("call__twilio_sid", "organization__name", "organization__slug")
+    ordering = ("-created_at",)
+    raw_id_fields = ("call",)
+    fields = ("id", "organization", "call", "created_at", "expires_at", "used_at")
+    readonly_fields = fields
+
+
+# --- usage -----------------------------------------------------------------------------------------
+# Read-only: written once per completed call by telephony.services.calls; billing meters it.
+
+
+@admin.register(UsageRecord)
+class UsageRecordAdmin(ReadOnlyModelAdmin):
+    list_display = ("occurred_at", "organization", "kind", "quantity", "source", "metered_at")
+    list_filter = ("kind", ("metered_at", admin.EmptyFieldListFilter))
+    list_select_related = ("organization",)
+    search_fields = ("source", "organization__name", "organization__slug")
+    ordering = ("-occurred_at",)
+    date_hierarchy = "occurred_at"
+    fields = ("id", "organization", "kind", "quantity", "source", "occurred_at", "metered_at")
+    readonly_fields = fields
