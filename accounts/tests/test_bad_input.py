@@ -8,13 +8,10 @@ a probing visitor would.
 import pytest
 from django.test import Client
 from django.urls import reverse
-from accounts.tests.test_permissions import MATRIX, POST_DATA
-from accounts.tests.factories import MembershipFactory, UserFactory, InvitationFactory, OrganizationFactory
+from accounts.tests.test_permissions import MATRIX, POST_DATA, route_kwargs
+from accounts.tests.factories import MembershipFactory, UserFactory, InvitationFactory
 from accounts.permissions import Role
 
-from accounts.principals import Principal
-
-OPERATOR = Principal.system("operator")  # service keys, as the create_api_key command makes them
 pytestmark = pytest.mark.django_db
 
 EXTRA = {
@@ -23,24 +20,11 @@ EXTRA = {
 }
 
 @pytest.mark.parametrize("name", sorted(n for n, m in MATRIX.items() if "post" in m))
-def test_every_organization_form_refuses_garbage_with_a_4xx(name, organization):
+def test_every_organization_form_refuses_garbage_with_a_4xx(request, name, organization):
     owner = MembershipFactory(organization=organization, user=UserFactory(), role=Role.OWNER).user
     target = MembershipFactory(organization=organization, role=Role.MEMBER)
     invitation = InvitationFactory(organization=organization)
-    kwargs = {"org_slug": organization.slug}
-    if name in ("accounts:membership-role", "accounts:membership-remove"): kwargs["membership_id"] = target.id
-    if name == "accounts:invitation-revoke": kwargs["invitation_id"] = invitation.id
-    if name == "accounts:api-key-revoke":
-        from accounts.api_keys.services import api_key_create
-        kwargs["api_key_id"] = api_key_create(organization=organization, actor=OPERATOR, service_role="owner", name="K", scopes=["api_keys:write"])[0].id
-    if name.startswith("oauth:application-") and name not in ("oauth:application-list", "oauth:application-create"):
-        from accounts.oauth.services import oauth_application_create
-        kwargs["application_id"] = oauth_application_create(organization=organization, actor=None, name="App", client_type="confidential", redirect_uris="https://app.example/cb")[0].id
-    if name == "oauth:organization-connection-revoke":
-        from accounts.oauth.tests.factories import connect, register
-        application = register(OrganizationFactory(), name="Elsewhere App").application
-        connect(application, organization=organization, user=target.user)
-        kwargs["application_id"] = application.id
+    kwargs = route_kwargs(request, organization, name, target, invitation)
     data = dict(POST_DATA.get(name, {}) or EXTRA.get(name, {"x": "1"}))
     c = Client(raise_request_exception=False); c.force_login(owner)
     url = reverse(name, kwargs=kwargs)

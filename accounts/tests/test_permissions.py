@@ -143,12 +143,8 @@ def test_matrix_covers_every_organization_route():
     assert not missing, f"add these routes to MATRIX in {__file__}: {sorted(missing)}"
 
 
-@pytest.mark.parametrize("name,method,role,expected", CASES, ids=[f"{c[0]}-{c[1]}-{c[2]}" for c in CASES])
-def test_role_matrix(request, client, organization, name, method, role, expected):
-    MembershipFactory(organization=organization, role=Role.OWNER)  # so the actor is never the last owner
-    actor = MembershipFactory(organization=organization, user=UserFactory(), role=role).user
-    target = MembershipFactory(organization=organization, role=Role.MEMBER)
-    invitation = InvitationFactory(organization=organization)
+def route_kwargs(request, organization, name, target, invitation):
+    """The URL kwargs of organization route `name`, making the object it acts on inside `organization`."""
     kwargs = {"org_slug": organization.slug}
     if name in ("accounts:membership-role", "accounts:membership-remove"):
         kwargs["membership_id"] = target.id
@@ -207,6 +203,16 @@ def test_role_matrix(request, client, organization, name, method, role, expected
         request.getfixturevalue("twilio_standin")
         if name in ("telephony:number-assign", "telephony:number-release"):
             kwargs["number_id"] = number_buy(organization=organization, actor=OPERATOR, area_code="415").id
+    return kwargs
+
+
+@pytest.mark.parametrize("name,method,role,expected", CASES, ids=[f"{c[0]}-{c[1]}-{c[2]}" for c in CASES])
+def test_role_matrix(request, client, organization, name, method, role, expected):
+    MembershipFactory(organization=organization, role=Role.OWNER)  # so the actor is never the last owner
+    actor = MembershipFactory(organization=organization, user=UserFactory(), role=role).user
+    target = MembershipFactory(organization=organization, role=Role.MEMBER)
+    invitation = InvitationFactory(organization=organization)
+    kwargs = route_kwargs(request, organization, name, target, invitation)
     client.force_login(actor)
     response = getattr(client, method)(reverse(name, kwargs=kwargs), POST_DATA.get(name, {}))
     if expected == DENIED:
