@@ -37,7 +37,19 @@ def _to_int(name: str, raw: str) -> int:
         raise ImproperlyConfigured(f"{name} must be a whole number, got {raw!r}") from None
 
 
-CASTS: dict[type, Callable[[str, str], Any]] = {bool: _to_bool, list: _to_list, int: _to_int, str: lambda _n, v: v}
+def _to_float(name: str, raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a number such as 5 or 2.5, got {raw!r}") from None
+    if value != value or value in (float("inf"), float("-inf")):  # nan and infinities are not durations
+        raise ImproperlyConfigured(f"{name} must be a finite number, got {raw!r}")
+    return value
+
+
+CASTS: dict[type, Callable[[str, str], Any]] = {
+    bool: _to_bool, list: _to_list, int: _to_int, float: _to_float, str: lambda _n, v: v,
+}  # fmt: skip
 
 
 def env(name: str, default: Any = _NOTSET, cast: type = str) -> Any:
