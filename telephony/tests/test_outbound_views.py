@@ -163,3 +163,14 @@ def test_twilio_refusing_shows_the_reason_and_the_failed_call(
 def test_another_organizations_page_is_a_404(client, other_organization, member):
     client.force_login(member)
     assert client.get(reverse("telephony:call-place", kwargs={"org_slug": other_organization.slug})).status_code == 404
+
+
+def test_a_link_prefills_the_destination_and_the_caller_line(client, owner, organization, line, agent, url):
+    twilio_line(organization, "+14155550111", friendly_name="Sales")
+    client.force_login(owner)
+    page = client.get(url, {"to": "+14155550123", "from_number": line.number}).content.decode()
+    assert 'value="+14155550123"' in page
+    assert re.search(rf'<option value="{line.id}"[^>]*selected', page), "the caller line named by the link is chosen"
+    # A number that is not one of the organization's lines chooses nothing and is not an error.
+    page = client.get(url, {"from_number": "+19995550000"}).content.decode()
+    assert "selected" not in re.search(r'<select name="from_number".*?</select>', page, re.S).group(0)

@@ -92,8 +92,14 @@ class PlaceCallView(OrganizationViewMixin, View):
         return render(request, self.template_name, context, status=status)
 
     def get(self, request, org_slug):
+        # Prefilled from a link (the softphone's "place the call through JagCall", a call's "call back"):
+        # the destination as typed, and the caller line by its number when it is one of ours.
         initial = {"to": request.GET.get("to", "")[:40]}
-        return self._render(request, PlaceCallForm(initial=initial, organization=self.organization))
+        form = PlaceCallForm(initial=initial, organization=self.organization)
+        line = request.GET.get("from_number", "")[:40]
+        if line:
+            initial["from_number"] = form.fields["from_number"].queryset.filter(number=line).values_list("pk", flat=True).first()
+        return self._render(request, form)
 
     def post(self, request, org_slug):
         form = PlaceCallForm(request.POST, organization=self.organization)
