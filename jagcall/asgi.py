@@ -5,6 +5,8 @@ import os
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "jagcall.settings")
+# The web server's process: its settings pool the database connections (DB_POOL_MAX_SIZE).
+os.environ.setdefault("JAGCALL_PROCESS", "web")
 django_asgi_app = get_asgi_application()
 
 # Imported after Django is set up (models load through the routes).

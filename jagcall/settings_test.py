@@ -31,6 +31,10 @@ WHITENOISE_USE_FINDERS = True
 # Connections opened by server threads in the browser tests close after each
 # request, so the test database can be dropped at the end of the run.
 DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405
+# No pool in the test process (a module that imports jagcall.asgi marks the process as web): the
+# test database is created under another name after the pool would have been made. The pool is
+# proved on a real server (jagcall/tests/test_db_pool.py).
+DATABASES["default"].get("OPTIONS", {}).pop("pool", None)  # noqa: F405
 # [!!] Tests connect as the application's restricted role ("default"), as production
 # does; the owner role ("owner") creates, migrates and drops the test database, and
 # empties it between transactional tests, through the engine in tests/postgres/.

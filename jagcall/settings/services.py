@@ -49,6 +49,33 @@ DATABASES = {
     }
 }
 
+# --- the web process's connection pool (docs/performance.md) -----------------------------
+# Under the ASGI server every request runs its sync code in a thread of its own, so a
+# connection kept open per thread (CONN_MAX_AGE > 0) is never used again and piles up until
+# PostgreSQL refuses new ones; closing it after each request (CONN_MAX_AGE=0) pays a new
+# connection per request. The web process (jagcall/asgi.py marks it with
+# JAGCALL_PROCESS=web) borrows connections from a psycopg pool instead: at most
+# DB_POOL_MAX_SIZE per process, DB_POOL_MIN_SIZE kept open, and a request waits up to
+# DB_POOL_TIMEOUT seconds for one (then it fails like a database that is down).
+# DB_POOL_MAX_SIZE=0 turns the pool off. Workers, beat and management commands run their
+# work in one thread and keep DB_CONN_MAX_AGE; a pool there would also not survive the
+# worker's fork.
+DB_POOL_MAX_SIZE = env("DB_POOL_MAX_SIZE", default=10, cast=int)
+DB_POOL_MIN_SIZE = env("DB_POOL_MIN_SIZE", default=2, cast=int)
+DB_POOL_TIMEOUT = env("DB_POOL_TIMEOUT", default=10, cast=int)
+if DB_POOL_MAX_SIZE < 0 or DB_POOL_MIN_SIZE < 0 or DB_POOL_TIMEOUT <= 0:
+    raise ImproperlyConfigured("DB_POOL_MAX_SIZE and DB_POOL_MIN_SIZE must be 0 or more, DB_POOL_TIMEOUT above 0.")
+# The options of Django's pool (DATABASES["default"]["OPTIONS"]["pool"]); None: no pool.
+DATABASE_POOL_OPTIONS = (
+    {"min_size": min(DB_POOL_MIN_SIZE, DB_POOL_MAX_SIZE), "max_size": DB_POOL_MAX_SIZE, "timeout": DB_POOL_TIMEOUT}
+    if DB_POOL_MAX_SIZE
+    else None
+)
+WEB_PROCESS = env("JAGCALL_PROCESS", default="") == "web"
+if WEB_PROCESS and DATABASE_POOL_OPTIONS:
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = dict(DATABASE_POOL_OPTIONS)
+    DATABASES["default"]["CONN_MAX_AGE"] = 0  # Django's pool refuses persistent connections
+
 # --- database roles (docs/security/audit.md, "Who can change the log") ----------
 # [!!] DATABASE_URL is the application's role: web, worker and beat connect as a
 # LOGIN role that owns no table, so it cannot UPDATE, DELETE or TRUNCATE audit
