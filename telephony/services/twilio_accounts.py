@@ -16,6 +16,7 @@ there.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -43,6 +44,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger("jagcall.telephony")
 
 _LOOKUP_REASON = "webhook: a signed callback's AccountSid names the account and its organization"
+# Twilio's account SIDs. [!!] Anything else is looked up nowhere: a malformed AccountSid (a NUL byte, say) must
+# end as an invalid signature (403, counted), never as a failed lookup, which the webhook base answers with 503.
+_ACCOUNT_SID = re.compile(r"AC[0-9a-fA-F]{32}")
 
 
 @dataclass(frozen=True)
@@ -158,6 +162,8 @@ def auth_token_for_account_sid(account_sid: str) -> str | None:
     platform_sid, platform_token = _platform_credentials()
     if platform_sid and account_sid == platform_sid:
         return platform_token
+    if not _ACCOUNT_SID.fullmatch(account_sid):
+        return None
     subaccount = TwilioSubaccount.objects.unscoped(_LOOKUP_REASON).filter(account_sid=account_sid).first()
     if subaccount is not None:
         return subaccount.auth_token

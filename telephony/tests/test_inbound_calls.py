@@ -125,6 +125,16 @@ def test_a_forged_voice_request_is_refused(twilio, organization, client):
     assert not Call.objects.unscoped("test").exists()
 
 
+@pytest.mark.parametrize("account_sid", ["AC" + "d" * 31 + "\x00", "AC1", "ac" + "d" * 32 + "; --"])
+def test_a_malformed_account_sid_is_an_invalid_signature_not_a_failed_lookup(twilio, organization, client,
+                                                                              account_sid):  # fmt: skip
+    # A lookup that fails answers 503 and counts no refusal; an AccountSid that is no Twilio SID is not looked up.
+    number = line(organization)
+    params = {"AccountSid": account_sid, "CallSid": "CA" + "d" * 32, "From": CALLER, "To": number.number}
+    response = client.post("/hooks/twilio/voice/", params, headers={"X-Twilio-Signature": "Zm9yZ2Vk"})
+    assert response.status_code == 403
+
+
 def test_an_answered_outbound_call_gets_the_same_stream(twilio, organization, client):
     number = line(organization)
     call = Call.objects.create(

@@ -11,6 +11,7 @@ _EXPORTS = {
     "SignedWebhookView": "jagcall.kernel.webhooks.views",
     "TwilioWebhookView": "jagcall.kernel.webhooks.views",
     "Outcome": "jagcall.kernel.webhooks.views",
+    "SigningKeyUnavailable": "jagcall.kernel.webhooks.views",
     "webhook_refused": "jagcall.kernel.webhooks.signals",
 }
 

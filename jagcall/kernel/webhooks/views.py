@@ -9,7 +9,10 @@ Contract of ``SignedWebhookView`` (docs/security/webhooks.md):
    the ``webhook_refused`` signal (compliance records it, bounded; accounts
    counts it against the client's budget, so a flood ends in 429).
    ``auth_tokens``-style lookups of the key the provider signed with are the
-   one read allowed before it.
+   one read allowed before it. A lookup that fails (the database is down,
+   the pool has no connection to give) is no refusal: 503 with Retry-After,
+   no signal, so the provider retries and nobody's budget is spent
+   (``SigningKeyUnavailable``).
 3. The organization, from the signed request (``organization_for``); none:
    ``unknown_organization(request)`` (404 unless the subclass answers
    otherwise, e.g. a spoken refusal to a caller).
@@ -57,7 +60,20 @@ class Outcome:
     UNKNOWN_ORGANIZATION = "unknown_organization"
     TOO_LARGE = "too_large"
     METHOD_NOT_ALLOWED = "method_not_allowed"
+    KEY_UNAVAILABLE = "key_unavailable"
     ERROR = "error"
+
+
+# What a 503 for a signing key that cannot be looked up asks the provider to wait before retrying.
+KEY_UNAVAILABLE_RETRY_AFTER_SECONDS = 5
+
+
+class SigningKeyUnavailable(Exception):
+    """The key the provider signed with could not be looked up now (e.g. the database is unavailable).
+
+    Raised from ``signature_valid``: the request is neither accepted nor
+    refused for its signature; it gets 503 with Retry-After.
+    """
 
 
 def _plain(message: str, status: int) -> HttpResponse:
@@ -103,7 +119,9 @@ class SignedWebhookView(View):
         """True only when the request carries a valid signature of ``provider`` over what it says.
 
         Runs before anything reads the database (but the signing key's
-        lookup). ``request.body`` is already read and bounded.
+        lookup). ``request.body`` is already read and bounded. Raise
+        ``SigningKeyUnavailable`` when the key cannot be looked up; any other
+        exception counts as an invalid signature.
         """
         raise NotImplementedError
 
@@ -167,6 +185,12 @@ class SignedWebhookView(View):
             return _plain(f"Refused: the body is larger than {settings.WEBHOOK_MAX_BODY_BYTES} bytes.", 413)
 
         reason = self._signature_problem(request)
+        if reason == "unavailable":
+            # Our failure, not the sender's: no refusal is recorded or counted, the provider retries.
+            self.outcome = Outcome.KEY_UNAVAILABLE
+            response = _plain("The webhook cannot be checked right now; retry later.", 503)
+            response["Retry-After"] = str(KEY_UNAVAILABLE_RETRY_AFTER_SECONDS)
+            return response
         if reason is not None:
             self.outcome = Outcome.REFUSED_MISSING if reason == "missing" else Outcome.REFUSED_INVALID
             webhook_refused.send(
@@ -219,11 +243,15 @@ class SignedWebhookView(View):
             return True
 
     def _signature_problem(self, request) -> str | None:
-        """None when the signature is valid; else "missing" or "invalid"."""
+        """None when the signature is valid; else "missing", "invalid" or "unavailable" (the key's lookup failed)."""
         if not self.signature_present(request):
             return "missing"
         try:
             valid = self.signature_valid(request)
+        except SigningKeyUnavailable:
+            logger.error("webhook %s: the signing key could not be looked up; answering 503", self.provider,
+                         exc_info=True)  # fmt: skip
+            return "unavailable"
         except Exception:  # [!!] fail closed: a request the check cannot read is not signed
             logger.warning("webhook %s: signature check raised; refusing", self.provider, exc_info=True)
             valid = False
@@ -263,7 +291,10 @@ class TwilioWebhookView(SignedWebhookView):
         from twilio.request_validator import RequestValidator
 
         signature = request.headers.get(self.signature_header, "")
-        tokens = [t for t in self.auth_tokens(request) if t]
+        try:
+            tokens = [t for t in self.auth_tokens(request) if t]
+        except Exception as exc:
+            raise SigningKeyUnavailable(f"the auth token of {request.path[:300]} could not be looked up") from exc
         if not tokens:
             logger.warning("twilio webhook: no auth token to check %s against; refusing", request.path[:300])
             return False

@@ -30,15 +30,34 @@ class Calls:
     handled: list = []
     committed: list = []
     fail_next: str | None = None  # "raise" or "503"
+    key_store_down = False  # the auth token's lookup fails as a database that is down does
 
     @classmethod
     def reset(cls) -> None:
         cls.organization_lookups, cls.handled, cls.committed, cls.fail_next = [], [], [], None
+        cls.key_store_down = False
+
+
+def _unreachable_database():
+    """A real connection attempt to a PostgreSQL port nothing listens on: psycopg's OperationalError."""
+    import socket
+
+    import psycopg
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # free again once closed: nothing listens there
+    psycopg.connect(host="127.0.0.1", port=port, dbname="jagcall", connect_timeout=2)
 
 
 class ExampleTwilioHook(TwilioWebhookView):
     # AccountSid -> organization id, set by the tests (telephony looks this up from its subaccounts).
     accounts: dict = {}
+
+    def auth_tokens(self, request):
+        if Calls.key_store_down:
+            _unreachable_database()
+        return super().auth_tokens(request)
 
     def organization_for(self, request):
         from accounts.models import Organization

@@ -170,6 +170,28 @@ def test_a_bad_signature_is_refused_before_any_database_read(client, refusals, c
     assert refusal["remote_addr"] == "127.0.0.1"  # the test client's
 
 
+def test_a_signing_key_that_cannot_be_looked_up_answers_503_and_is_no_refusal(client, refusals, caplog):
+    """The database holding the auth token is down: the provider retries later; nobody's budget is spent."""
+    from compliance.models import AuditEvent
+
+    Calls.key_store_down = True
+    budget = 30  # RATE_LIMIT_WEBHOOK_REFUSALS: 30 refusals a minute, then 429 on every webhook route
+    with caplog.at_level(logging.INFO, logger="jagcall.webhooks"):
+        answers = [post(client, params(), idempotency=f"down-{n}") for n in range(budget + 5)]
+    assert {response.status_code for response in answers} == {503}
+    assert answers[0]["Retry-After"] == "5" and answers[0]["Content-Type"].startswith("text/plain")
+    assert refusals == []  # neither audited nor counted as a refusal
+    assert not AuditEvent.objects.platform().filter(action="webhook.signature_refused").exists()
+    assert Calls.organization_lookups == [] and Calls.handled == [] and rows() == 0
+    outcomes = [record.outcome for record in caplog.records if hasattr(record, "outcome")]
+    assert outcomes == ["key_unavailable"] * (budget + 5)
+
+    Calls.key_store_down = False  # back: the retry is accepted, the client's budget untouched
+    assert post(client, params(), idempotency="down-0").status_code == 200
+    forged = post(client, params(), signature="bm90IGEgc2lnbmF0dXJl", idempotency="forged")
+    assert forged.status_code == 403 and refusals[0]["reason"] == "invalid"
+
+
 def test_params_changed_after_signing_are_refused(client, refusals):
     signature = sign(PUBLIC + PATH, params())
     response = post(client, params(CallStatus="completed"), signature=signature)
