@@ -222,11 +222,14 @@
     focusAfterChange(false);
   });
 
-  // Pages fetched by htmx replace the body's content: reconnect and move focus.
+  // Pages fetched by htmx replace the body's content: close menus, reconnect and move focus. A panel
+  // that refreshes itself (the dashboard's live calls, a call's post-call steps) settles too; a menu
+  // the person just opened must stay open then.
   document.addEventListener("htmx:afterSettle", function (evt) {
-    closeMenus(null);
+    var boosted = !!(evt.detail && evt.detail.boosted);
+    if (boosted) closeMenus(null);
     pageReady();
-    if (evt.detail && evt.detail.boosted) focusAfterChange(true);
+    if (boosted) focusAfterChange(true);
   });
 
   document.addEventListener("htmx:historyRestore", function () {

@@ -195,7 +195,8 @@ def test_owner_registers_an_app_connects_it_and_disconnects_it(
 
             # Account -> Connected applications: the person sees it and disconnects it.
             page.goto(f"{base}/o/{organization.slug}/")
-            page.locator("details.user-menu > summary").click()  # the account menu
+            # The account menu stays open while the dashboard's live panels load and settle.
+            page.locator("details.user-menu > summary").click()
             page.get_by_role("link", name="Connected applications").click()
             page.wait_for_url(f"{base}/account/connected-apps/")
             connection = page.locator(f"#connection-{application.id}")
