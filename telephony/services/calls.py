@@ -137,7 +137,35 @@ def _price(value) -> Decimal | None:
         return None
 
 
-@transaction.atomic
+def call_first_status_record(*, call: Call, status: str, details: dict | None = None, source: str = "twilio") -> Call:
+    """Save the new ``call`` in its first ``status``: the row, that status on its timeline, the live push.
+
+    What ``call_status_record`` does to a call that was just made, in two
+    INSERTs: nothing else can know the call yet, so there is nothing to lock,
+    re-read or find already recorded. Only statuses before an answer (no
+    times, no usage) can be first.
+    """
+    if not call._state.adding:
+        raise ValueError("call_first_status_record saves a new call; a stored one goes through call_status_record")
+    if STATUS_RANK.get(status, 99) > STATUS_RANK[CallStatus.RINGING]:
+        raise ValueError(f"A call cannot start as {status!r}")
+    # No savepoint: inside a caller's transaction a failure here rolls that back whole anyway.
+    with transaction.atomic(savepoint=False):
+        call.status = status
+        call.save(force_insert=True)
+        CallEvent.objects.create(
+            organization_id=call.organization_id,
+            call=call,
+            kind=status,
+            occurred_at=timezone.now(),
+            source=source,
+            details=dict(details or {}),
+        )
+        call_publish(call)
+    return call
+
+
+@transaction.atomic(savepoint=False)  # nested, a failure rolls the caller's transaction back whole
 def call_status_record(
     *,
     call: Call,

@@ -39,7 +39,7 @@ from twilio.twiml.voice_response import Connect, Start, VoiceResponse
 from accounts.principals import Principal
 from compliance.services import audit_record
 from telephony.models import Call, CallDirection, CallStatus, PhoneNumber
-from telephony.services.calls import call_status_record
+from telephony.services.calls import call_first_status_record
 from telephony.services.streams import stream_token_issue
 from telephony.services.urls import public_url
 
@@ -108,7 +108,7 @@ def stream_twiml(call: Call, *, record: bool) -> str:
     return str(response)
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)  # in the webhook's transaction: a failure rolls that back whole
 def inbound_call_answer(
     *, phone_number: PhoneNumber, call_sid: str, account_sid: str, from_number: str, to_number: str
 ) -> str:
@@ -135,8 +135,7 @@ def inbound_call_answer(
             twilio_sid=call_sid or None,
             account_sid=account_sid,
         )
-        call.save()
-        call_status_record(call=call, status=CallStatus.RINGING, details={"via": "voice webhook"})
+        call_first_status_record(call=call, status=CallStatus.RINGING, details={"via": "voice webhook"})
         # Twilio acts (a caller rang): the audit log says a call came in; its progress is the call's timeline.
         audit_record(
             action="call.received",
