@@ -115,3 +115,27 @@ def test_redeeming_is_single_use_and_bound_to_the_call(organization):
     with pytest.raises(StreamTokenRefused) as again:
         stream_token_redeem(call.id, token)
     assert again.value.reason == "used"
+
+
+async def test_a_flood_of_forged_stream_tokens_is_refused_and_the_audit_log_stays_bounded(organization, settings):
+    """Nobody signs in to open a media stream: a stranger's flood of guesses opens nothing and writes a bounded log."""
+    from compliance.models import AuditEvent
+
+    call = await sync_to_async(_call)(organization)
+    await sync_to_async(stream_token_issue)(call)
+    closed = []
+    for n in range(25):
+        communicator = WebsocketCommunicator(application, f"/ws/telephony/stream/{call.id}/")
+        communicator.scope["client"] = ("203.0.113.77", 40000 + n)  # as uvicorn fills it in
+        connected, _ = await communicator.connect(timeout=5)
+        assert connected
+        await communicator.send_to(text_data=_start(f"guess-{n}"))
+        closed.append(await _closed_with(communicator, 4403))
+        await communicator.disconnect()
+    assert all(closed)
+    assert await sync_to_async(_kinds)(call) == []
+
+    def recorded():
+        return AuditEvent.objects.platform().filter(action="telephony.stream_refused").count()
+
+    assert 1 <= await sync_to_async(recorded)() <= settings.AUDIT_FAILURES_RECORDED_PER_WINDOW
