@@ -382,7 +382,7 @@ def _clean_analysis_schema(problems: _Problems, schema) -> list[dict]:
             problems.add("analysis_schema", f"{where}: field {seen[name]} already has this name; names must be unique.")
             continue
         seen[name] = position
-        if kind not in ANALYSIS_TYPES:
+        if not isinstance(kind, str) or kind not in ANALYSIS_TYPES:
             problems.add("analysis_schema", f"{where}: the type must be one of {_choice_list(ANALYSIS_TYPES)}.")
             continue
         entry = {"name": name, "type": kind}

@@ -176,3 +176,31 @@ def test_post_is_idempotent_with_a_key(api_client, organization, owner):
     assert first.status_code == again.status_code == 201 and first.json()["id"] == again.json()["id"]
     assert again["Idempotent-Replayed"] == "true"
     assert Agent.objects.for_org(organization).count() == 1
+
+
+ODD_VALUES = [None, True, 0, -1, 10**20, 1.5e308, "", "\x00", "x" * 100_000, [], [None], [[]], [{}], {}, {"a": []}]
+
+
+@pytest.mark.parametrize("field", ["tools", "analysis_schema"])
+def test_odd_shapes_inside_lists_are_refused_never_a_server_error(api_client, organization, owner, field, settings):
+    settings.API_RATE_LIMIT_WRITES = 1000  # a hundred requests in a few seconds, on purpose
+    client = client_with(api_client, organization, owner, "agents:write")
+    keys = ("type", "name", "number", "user_id", "description", "options")
+    for key in keys:
+        for odd in ODD_VALUES:
+            item = dict(BODY[field][-1], **{key: odd})
+            response = client.post(AGENTS, dict(BODY, **{field: [item]}), format="json")
+            assert response.status_code in (201, 400), (field, key, odd, response.status_code)
+    assert response.status_code == 400 and Agent.objects.for_org(organization).count() <= len(keys) * len(ODD_VALUES)
+
+
+@pytest.mark.parametrize("odd", ODD_VALUES, ids=range(len(ODD_VALUES)))
+def test_odd_values_of_every_setting_are_refused_never_a_server_error(api_client, organization, owner, odd, settings):
+    settings.API_RATE_LIMIT_WRITES = 1000
+    from telephony.services.agents import EDITABLE_FIELDS
+
+    client = client_with(api_client, organization, owner, "agents:write")
+    agent_id = client.post(AGENTS, BODY, format="json").json()["id"]
+    for field in EDITABLE_FIELDS:
+        response = client.patch(f"{AGENTS}/{agent_id}", {field: odd}, format="json")
+        assert response.status_code in (200, 400), (field, odd, response.status_code)
