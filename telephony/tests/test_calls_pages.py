@@ -73,6 +73,14 @@ def test_bad_filters_say_what_to_fix(client, organization, member):
     assert "whole number with its country code" in html and "Select a valid choice" in html
 
 
+
+@pytest.mark.parametrize("field,value", [("date_to", "9999-12-31"), ("date_from", "0001-01-01"), ("date_to", "1999-12-31")])
+def test_dates_out_of_range_are_refused_at_their_field(client, organization, member, field, value):
+    client.force_login(member)
+    response = _list(client, organization, **{field: value})
+    assert response.status_code == 400
+    assert "Choose a date between 2000-01-01 and 9998-12-31." in response.content.decode()
+
 def test_pages_of_fifty_follow_a_cursor(client, organization, member):
     start = timezone.now()
     Call.objects.bulk_create(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 from django import forms
 from django.shortcuts import render
 from django.urls import path
@@ -11,6 +13,10 @@ from accounts.mixins import OrganizationViewMixin
 from jagcall.kernel.phone import InvalidPhoneNumber, parse_e164
 from telephony.models import CallDirection, CallStatus
 from telephony.selectors import calls as selectors
+
+
+# The dates a filter may name: far enough for any call, near enough that the day after still exists.
+FIRST_DATE, LAST_DATE = date(2000, 1, 1), date(9998, 12, 31)
 
 
 class CallFilterForm(forms.Form):
@@ -41,6 +47,18 @@ class CallFilterForm(forms.Form):
                 "Type the whole number with its country code, e.g. +14155550100 (numbers are stored encrypted, "
                 "so only a whole number can be searched)."
             ) from None
+
+    def _clean_date(self, name):
+        value = self.cleaned_data.get(name)
+        if value is not None and not FIRST_DATE <= value <= LAST_DATE:
+            raise forms.ValidationError(f"Choose a date between {FIRST_DATE:%Y-%m-%d} and {LAST_DATE:%Y-%m-%d}.")
+        return value
+
+    def clean_date_from(self):
+        return self._clean_date("date_from")
+
+    def clean_date_to(self):
+        return self._clean_date("date_to")
 
     def clean(self):
         cleaned = super().clean()
