@@ -105,7 +105,8 @@ def no_calling_rights(organization, to_number, from_number, now) -> Refusal | No
             "no_calling_rights",
             f"{organization.name} cannot place calls: the organization is {organization.get_status_display().lower()}.",
         )
-    # TODO(billing): the plan's limits (calling allowed, minutes left) are checked here.
+    # The plan's limits (calling included, minutes left) are billing's: it adds them to RULES with
+    # register_rule, as consent checks do, so this rule stays about the organization's standing.
     return None
 
 
