@@ -117,6 +117,21 @@ def test_calls_that_cannot_be_taken_hear_a_short_refusal_and_a_hang_up(case, twi
     assert not StreamToken.objects.unscoped("test").exists()
 
 
+
+def test_an_admission_rule_added_later_is_heard_by_the_caller(twilio, organization, client, monkeypatch):
+    """Billing adds "over its plan" as one more rule of the list; its sentence is what the caller hears."""
+    from telephony.services import inbound
+
+    over_plan = "This business has used all its calling minutes. Please call again later."
+    monkeypatch.setattr(inbound, "CALL_ADMISSION_RULES", [*inbound.CALL_ADMISSION_RULES, lambda org: over_plan])
+    number = line(organization)
+    params = {"AccountSid": number.account_sid, "CallSid": "CA" + "e" * 32, "CallStatus": "ringing",
+              "From": CALLER, "To": number.number}  # fmt: skip
+    response = signed_post(client, "twilio-hooks:voice", params, account_sid=number.account_sid)
+    root = ET.fromstring(response.content)
+    assert [child.tag for child in root] == ["Say", "Hangup"] and root.find("Say").text == over_plan
+    assert not Call.objects.unscoped("test").exists()
+
 def test_a_forged_voice_request_is_refused(twilio, organization, client):
     number = line(organization)
     params = {"AccountSid": number.account_sid, "CallSid": "CA" + "d" * 32, "From": CALLER, "To": number.number}
