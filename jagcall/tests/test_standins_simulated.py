@@ -50,7 +50,8 @@ def test_start_all_answers_the_simulated_mode_clients(simulated):
 
 def test_twilio_is_on_autopilot(simulated):
     assert simulated.twilio.autopilot is True
-    simulated.twilio.autopilot_delay = 0.01
+    assert simulated.twilio.autopilot_talk > simulated.twilio.autopilot_delay > 0  # a pace a person can follow
+    simulated.twilio.autopilot_delay = simulated.twilio.autopilot_talk = 0.01
     client = twilio_client()
     number = client.incoming_phone_numbers.create(area_code="415")
     call = client.calls.create(to="+12125550199", from_=number.phone_number, twiml="<Response/>")

@@ -19,19 +19,27 @@ SECONDS = 4
 
 
 @functools.cache
-def wav_bytes(seconds: int = SECONDS) -> bytes:
+def _two_turns() -> bytes:
+    """Two seconds of samples, one "speaker" per second; whole seconds of each pitch repeat exactly."""
     frames = bytearray()
-    for i in range(SAMPLE_RATE * seconds):
+    for i in range(SAMPLE_RATE * 2):
         t = i / SAMPLE_RATE
-        pitch = 440.0 if int(t) % 2 == 0 else 660.0  # one "speaker" per second
+        pitch = 440.0 if int(t) % 2 == 0 else 660.0
         envelope = min(1.0, (t % 1.0) * 20, (1.0 - t % 1.0) * 20)  # no clicks between turns
         frames += struct.pack("<h", int(8000 * envelope * math.sin(2 * math.pi * pitch * t)))
+    return bytes(frames)
+
+
+@functools.cache
+def wav_bytes(seconds: int = SECONDS) -> bytes:
+    turns = _two_turns()
+    frames = (turns * (seconds // 2 + 1))[: SAMPLE_RATE * seconds * 2]
     out = io.BytesIO()
     with wave.open(out, "wb") as w:
         w.setnchannels(1)
         w.setsampwidth(2)
         w.setframerate(SAMPLE_RATE)
-        w.writeframes(bytes(frames))
+        w.writeframes(frames)
     return out.getvalue()
 
 

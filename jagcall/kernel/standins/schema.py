@@ -5,8 +5,10 @@ Covers what structured outputs and tool schemas use: object (properties, require
 (items, minItems, maxItems), string (enum, const, format date / date-time / time / email / uri,
 minLength, maxLength), integer and number (minimum, maximum, exclusive bounds, multipleOf),
 boolean, null, type lists, anyOf / oneOf / allOf, and $ref into $defs / definitions. Strings
-are sentences of the conversation, in turn; a property whose name suggests a summary gets the
-start of the conversation, one whose name suggests a phone number or email gets one.
+are sentences of the conversation, in turn; a property named like a summary gets a short one
+(who said what first, and the last words, quoted from a transcript of "[mm:ss] Speaker: words"
+lines), a description, notes or text the whole conversation, one whose name suggests a phone
+number or email gets one.
 """
 
 from __future__ import annotations
@@ -16,12 +18,36 @@ import re
 from datetime import UTC, datetime, timedelta
 
 
+_TURN = re.compile(r"^\[\d{1,3}:\d{2}(?::\d{2})?\]\s*([^:\n]{1,40}):\s*(.+)$")
+SUMMARY_MAX = 500
+
+
+def summary_of(text: str) -> str:
+    """A short summary of a conversation: the turns of a transcript quoted, or its first sentences."""
+    turns = [match.groups() for line in (text or "").splitlines() if (match := _TURN.match(line.strip()))]
+    if len(turns) < 2:
+        sentences = [s.strip() for s in re.split(r"(?<=[.!?])\s+", text or "") if s.strip()]
+        return " ".join(sentences[:2])[:SUMMARY_MAX] or "The caller asked for an appointment."
+    first = turns[0][0]
+    speakers = list(dict.fromkeys(speaker for speaker, _ in turns))
+    summary = f"A call of {len(turns)} turns between {' and '.join(speakers)}."
+    answer = next((index for index, (speaker, _) in enumerate(turns) if speaker != first), None)
+    if answer is not None:
+        summary += f" {turns[answer][0]} said: “{turns[answer][1]}”"
+        reply = next((words for speaker, words in turns[answer + 1 :] if speaker == first), None)
+        if reply:
+            summary += f" {first} answered: “{reply}”"
+    summary += f" It ended with {turns[-1][0]}: “{turns[-1][1]}”"
+    return summary[:SUMMARY_MAX]
+
+
 class SchemaFiller:
     def __init__(self, schema: dict, text: str) -> None:
         self.root = schema
         sentences = [s.strip() for s in re.split(r"(?<=[.!?])\s+", text or "") if s.strip()]
         self.text = " ".join(sentences) or "The caller asked for an appointment."
         self._sentences = itertools.cycle(sentences or [self.text])
+        self.summary = summary_of(text)
 
     def fill(self) -> object:
         return self.value(self.root, name="")
@@ -90,7 +116,9 @@ class SchemaFiller:
             value = "https://example.com/"
         elif "phone" in lowered or lowered in ("to", "from", "number"):
             value = "+14155550123"
-        elif any(word in lowered for word in ("summary", "description", "notes", "text", "body", "content")):
+        elif "summary" in lowered:
+            value = self.summary
+        elif any(word in lowered for word in ("description", "notes", "text", "body", "content")):
             value = self.text
         else:
             value = next(self._sentences)

@@ -70,10 +70,21 @@ class SimulatedProviders(dict):
                 }))
 
 
+# How an autopiloted call plays out in simulated mode, at a pace a person can follow on the call's
+# page: it rings, is answered and talks for a few seconds, then reports the length of the scripted
+# conversation (the Deepgram stand-in's transcript lasts about 30 seconds), and so does its recording.
+AUTOPILOT_STEP_SECONDS = 1.5
+AUTOPILOT_TALK_SECONDS = 5.0
+AUTOPILOT_CALL_SECONDS = 30
+
+
 def start_all(*, autopilot: bool = True) -> SimulatedProviders:
     """Start every provider stand-in on 127.0.0.1 (random ports); Twilio's with ``autopilot``."""
     twilio = TwilioStandIn(*SIMULATED_CREDENTIALS["twilio"])
     twilio.autopilot = autopilot
+    twilio.autopilot_delay = AUTOPILOT_STEP_SECONDS
+    twilio.autopilot_talk = AUTOPILOT_TALK_SECONDS
+    twilio.autopilot_duration = AUTOPILOT_CALL_SECONDS
     standins: dict[str, StandIn] = {
         "twilio": twilio,
         "deepgram": DeepgramStandIn(SIMULATED_CREDENTIALS["deepgram"]),

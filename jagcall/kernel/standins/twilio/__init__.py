@@ -42,6 +42,7 @@ from jagcall.kernel.standins.twilio.records import (
 
 __all__ = ["Callback", "TwilioStandIn", "TwiMLResponse"]
 
+MAX_RECORDING_SECONDS = 60
 ACCOUNT = rf"{API}/Accounts/(?P<account>AC[0-9a-f]{{32}})"
 ROUTES = [
     (re.compile(rf"{API}/Accounts\.json"), "accounts"),
@@ -326,9 +327,11 @@ class TwilioStandIn(CallDriving, BrowserCalling, StandIn):
             return not_found(request.path)
         if ext == ".json":
             return json_reply(recording.to_json(self.base_url))
+        # As long as the call reported (a minute at most): the player shows the call's own length.
+        seconds = max(1, min(int(recording.duration or 0), MAX_RECORDING_SECONDS))
         if ext == ".mp3":
-            return Reply(body=mp3_bytes(), content_type="audio/mpeg")
-        return Reply(body=wav_bytes(), content_type="audio/x-wav")
+            return Reply(body=mp3_bytes(seconds), content_type="audio/mpeg")
+        return Reply(body=wav_bytes(seconds), content_type="audio/x-wav")
 
     def _recording_delete(self, request, principal, account, sid, ext):
         recording = self.recordings.get(sid)

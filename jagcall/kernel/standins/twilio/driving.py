@@ -99,7 +99,8 @@ class CallDriving:
 
     autopilot = False  # every created call plays out by itself (simulated mode)
     autopilot_delay = 0.5  # seconds before, and between, the steps of an autopiloted call
-    autopilot_duration = 8  # seconds of conversation an autopiloted call reports
+    autopilot_duration = 8  # seconds of conversation an autopiloted call reports (and its recording lasts)
+    autopilot_talk: float | None = None  # seconds an autopiloted call stays in progress (None: autopilot_delay)
     transport: Transport = staticmethod(http_transport)
 
     def route_callbacks_to(self, client) -> None:
@@ -219,11 +220,14 @@ class CallDriving:
                 raise TimeoutError(f"{len(pending)} stand-in callback thread(s) still running after {timeout}s")
 
     def complete_call(
-        self, call_sid: str, *, duration: int = 30, record: bool | None = True, step_delay: float = 0
+        self, call_sid: str, *, duration: int = 30, record: bool | None = True, step_delay: float = 0,
+        talk_seconds: float | None = None,
     ) -> list[Callback]:
         """Play a call to its end: (initiated, ringing,) in-progress, completed; then, when
         ``record`` (None: as the call's Record asked), make a recording and post its callback.
-        Returns the callbacks posted. Stops early if the call was ended meanwhile (e.g. canceled)."""
+        ``step_delay`` seconds pass before each step, ``talk_seconds`` (default: step_delay) while
+        the call is in progress. Returns the callbacks posted. Stops early if the call was ended
+        meanwhile (e.g. canceled)."""
         posted: list[Callback] = []
         call = self.calls[call_sid]
         steps = ["initiated", "ringing", "in-progress"] if call.direction != "inbound" else ["in-progress"]
@@ -234,7 +238,7 @@ class CallDriving:
                 continue
             time.sleep(step_delay)
             posted.append(self.advance(call_sid, step))
-        time.sleep(step_delay)
+        time.sleep(step_delay if talk_seconds is None else talk_seconds)
         if call.status in FINAL_STATUSES:
             return [c for c in posted if c]
         posted.append(self.advance(call_sid, "completed", CallDuration=str(duration)))
@@ -331,5 +335,6 @@ class CallDriving:
 
     def _autopilot(self, call_sid: str) -> None:
         self._in_background(
-            self.complete_call, call_sid, duration=self.autopilot_duration, record=None, step_delay=self.autopilot_delay
-        )
+            self.complete_call, call_sid, duration=self.autopilot_duration, record=None,
+            step_delay=self.autopilot_delay, talk_seconds=self.autopilot_talk,
+        )  # fmt: skip
