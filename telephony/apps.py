@@ -9,3 +9,9 @@ class TelephonyConfig(AppConfig):
     def ready(self):
         # Connects its receiver: an own Twilio account holding numbers is not disconnected.
         from telephony.services import twilio_accounts  # noqa: F401
+
+        # `seed_demo` gives Acme Dental a ready agent.
+        from accounts.management.commands.seed_demo import demo_organization_ready
+        from telephony.demo import demo_agent_create
+
+        demo_organization_ready.connect(demo_agent_create, dispatch_uid="telephony-demo-agent")
