@@ -227,6 +227,32 @@ def calling_hours(organization, to_number, from_number, now) -> Refusal | None:
     return Refusal("calling_hours", message, "to")
 
 
+# Fictional numbers, one a zone, that simulated mode suggests: US first (555-01xx is reserved for
+# fiction), then zones that between them keep some number inside calling hours at any hour of the day.
+EXAMPLE_DESTINATIONS: tuple[tuple[str, str], ...] = (
+    ("+12125550143", "New York"),
+    ("+13125550143", "Chicago"),
+    ("+13035550143", "Denver"),
+    ("+14155550143", "San Francisco"),
+    ("+18085550143", "Honolulu"),
+    ("+442079460143", "London"),
+    ("+493012345678", "Berlin"),
+    ("+81312345678", "Tokyo"),
+    ("+61291234567", "Sydney"),
+)
+
+
+def destinations_open_now(*, now: dt.datetime | None = None, limit: int = 3) -> list[dict]:
+    """Up to ``limit`` of EXAMPLE_DESTINATIONS inside calling hours at ``now``: number, place, local time."""
+    now = now or timezone.now()
+    open_now = []
+    for number, place in EXAMPLE_DESTINATIONS:
+        zones, unknown = _zones(number)
+        if zones and not unknown and all(_inside(zone, now) for zone in zones):
+            open_now.append({"number": number, "place": place, "local_time": f"{now.astimezone(zones[0]):%H:%M}"})
+    return open_now[:limit]
+
+
 # --- the gate -----------------------------------------------------------------------------
 
 RULES: list[Rule] = [invalid_number, no_calling_rights, caller_number, do_not_call, calling_hours]

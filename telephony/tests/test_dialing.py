@@ -246,3 +246,19 @@ def test_the_gate_reads_only(organization, django_assert_max_num_queries):
             from_number="+14155550100",
             now=at("12:00", "America/New_York"),
         )
+
+
+def test_simulated_mode_always_has_an_example_destination_inside_calling_hours(organization):
+    """The place-call page suggests example numbers to call in simulated mode: at any time of day, in
+    winter and in summer, at least one is inside 08:00-21:00 there and passes the gate."""
+    line = make_number(organization)
+    for day in (WINTER, dt.date(2027, 7, 15)):
+        for minutes in range(0, 24 * 60, 30):
+            now = dt.datetime.combine(day, dt.time(minutes // 60, minutes % 60), tzinfo=dt.UTC)
+            suggested = dialing.destinations_open_now(now=now)
+            assert suggested, now
+            for example in suggested:
+                assert codes(organization, example["number"], now, from_number=line) == [], (now, example)
+    assert dialing.destinations_open_now(now=at("10:00", "America/New_York"), limit=1) == [
+        {"number": "+12125550143", "place": "New York", "local_time": "10:00"}
+    ]

@@ -9,6 +9,7 @@ did not take is shown with a link to the failed call.
 from __future__ import annotations
 
 from django import forms
+from django.conf import settings
 from django.http import HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import path, reverse
@@ -17,7 +18,7 @@ from django.views import View
 from accounts.mixins import OrganizationViewMixin
 from jagcall.kernel.errors import ApplicationError
 from telephony.models import Agent, PhoneNumber
-from telephony.services.dialing import DialRefused
+from telephony.services.dialing import DialRefused, destinations_open_now
 from telephony.services.outbound import MAX_VARIABLE_VALUE, MAX_VARIABLES, CallNotPlaced, place_call
 
 # Rows of variables the page shows when nothing was typed yet (up to MAX_VARIABLES are read back).
@@ -88,6 +89,8 @@ class PlaceCallView(OrganizationViewMixin, View):
             "max_variable_value": MAX_VARIABLE_VALUE,
             "has_agents": form.fields["agent"].queryset.exists(),
             "has_numbers": form.fields["from_number"].queryset.exists(),
+            # Simulated mode: nobody is really called, so suggest numbers that calling hours allow right now.
+            "example_destinations": destinations_open_now() if settings.SIMULATED_PROVIDERS else [],
         }
         return render(request, self.template_name, context, status=status)
 
