@@ -1,7 +1,11 @@
 /* Live calls: the calls list, a call's page and the dashboard's "Live calls" panel follow the
    organization's live events (/ws/o/<slug>/events/, "call.updated") without a reload.
    New calls appear at the top of the list's first page, rows change state, ended calls leave the
-   live panel. Every value shown comes from the server's payload and is set as text, never as HTML. */
+   live panel. Every value shown comes from the server's payload and is set as text, never as HTML.
+   A call's page also fetches itself again after its call's events (call.updated, call.post_call) and
+   swaps in the server's fresh sections marked data-call-refresh (facts, timeline, recording, transcript
+   and summary); while its post-call section says data-pending it does so every few seconds too, so the
+   recording, transcript and summary appear without a reload even if the live connection drops. */
 (function () {
   "use strict";
 
@@ -13,7 +17,11 @@
   var ENDED_LINGER = 6000; // how long an ended call stays in the live panel
   var FINAL_CLOSE_CODES = { 4401: "Sign in again to see live calls.", 4403: "Your role cannot see live calls.", 4404: "Live calls are not available here." };
 
+  var REFRESH_SETTLE = 300; // a burst of events (recording, transcript, summary stored) makes one fetch
+  var REFRESH_POLL = 5000; // while the post-call section is pending
+
   var conn = null; // { url, socket, timer, ping, delay, stopped }
+  var refresh = { timer: null, poll: null, busy: false, again: false };
 
   function socketUrl(path) {
     if (/^wss?:\/\//.test(path)) return path;
@@ -178,12 +186,60 @@
     }
   }
 
+  // --- a call's page: its sections again from the server -------------------------------------
+  function refreshSoon(delay) {
+    window.clearTimeout(refresh.timer);
+    refresh.timer = window.setTimeout(refreshSections, delay);
+  }
+
+  function pollWhilePending() {
+    window.clearTimeout(refresh.poll);
+    if (document.querySelector("[data-post-call][data-pending]")) {
+      refresh.poll = window.setTimeout(refreshSections, REFRESH_POLL);
+    }
+  }
+
+  function refreshSections() {
+    if (!document.querySelector("[data-call-page]")) return;
+    if (refresh.busy) { refresh.again = true; return; }
+    refresh.busy = true;
+    window.fetch(window.location.href, { credentials: "same-origin", headers: { Accept: "text/html" } })
+      .then(function (response) {
+        if (!response.ok) throw new Error("HTTP " + response.status);
+        return response.text();
+      })
+      .then(function (html) {
+        var fresh = new DOMParser().parseFromString(html, "text/html");
+        document.querySelectorAll("[data-call-refresh][id]").forEach(function (section) {
+          var replacement = fresh.getElementById(section.id);
+          // An unchanged section stays as it is (a recording being played is not interrupted).
+          if (replacement && !replacement.isEqualNode(section)) {
+            section.replaceWith(document.importNode(replacement, true));
+          }
+        });
+      })
+      .catch(function () { /* the next event or poll tries again */ })
+      .then(function () {
+        refresh.busy = false;
+        if (refresh.again) { refresh.again = false; refreshSoon(0); return; }
+        pollWhilePending();
+      });
+  }
+
   function handle(message) {
-    if (message.event !== "call.updated" || !message.payload || !message.payload.id) return;
+    if (!message.payload || !message.payload.id) return;
     var t = targets();
+    if (message.event === "call.post_call") {
+      if (t.page && t.page.getAttribute("data-call-page") === message.payload.id) refreshSoon(REFRESH_SETTLE);
+      return;
+    }
+    if (message.event !== "call.updated") return;
     if (t.table) updateTable(t.table, message.payload);
     if (t.panel) updatePanel(t.panel, message.payload);
-    if (t.page) updatePage(t.page, message.payload);
+    if (t.page) {
+      updatePage(t.page, message.payload);
+      if (t.page.getAttribute("data-call-page") === message.payload.id) refreshSoon(REFRESH_SETTLE);
+    }
   }
 
   function stop() {
@@ -206,7 +262,13 @@
       var message;
       try { message = JSON.parse(evt.data); } catch (e) { return; }
       if (!message || typeof message.event !== "string") return;
-      if (message.event === "subscribed") { c.delay = MIN_DELAY; setStatus("live", "Live"); return; }
+      if (message.event === "subscribed") {
+        c.delay = MIN_DELAY;
+        setStatus("live", "Live");
+        // What happened between the page's rendering (or the last connection) and now.
+        if (document.querySelector("[data-call-page]")) refreshSoon(0);
+        return;
+      }
       handle(message);
     });
     socket.addEventListener("open", function () {
@@ -227,6 +289,7 @@
   }
 
   function scan() {
+    pollWhilePending();
     var url = eventsUrl(targets());
     if (conn && conn.url === url) return;
     stop();
