@@ -701,6 +701,10 @@ RECORDED_ELSEWHERE: dict[str, tuple[str, str]] = {
         "telephony/tests/test_status_callbacks.py::test_the_recording_hook_hands_a_finished_recording_to_the_pipeline_once",
         "Twilio's notice that a recording is ready: the pipeline's steps are the call's record, no person acts",
     ),
+    "twilio-hooks:sms": (
+        "telephony/tests/test_sms_optout.py::test_the_opt_out_is_audited_without_the_senders_number",
+        "do_not_call.added and phone_number.opt_out_received, Twilio's webhook as actor; other texts change nothing",
+    ),
     "telephony:call-post-call-retry": (
         "telephony/tests/test_pipeline.py::test_a_permanent_failure_shows_its_reason_and_the_retry_button_works",
         "call.post_call_retried; needs a step failed by a provider (a real worker and the stand-ins)",
