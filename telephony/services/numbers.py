@@ -5,10 +5,10 @@ the row written only after Twilio succeeded; should the row fail to be written
 after a purchase, the number is released at Twilio again, so neither side
 keeps half of it. Twilio's refusals are ApplicationErrors with what to do.
 
-A number bought or imported points Twilio at our voice webhook (POST) and
-status callback (jagcall/kernel/webhooks/, telephony/hooks.py).
-XXX(messaging): the SMS webhook (SmsUrl) is set by the messaging work when it
-lands; until then SmsUrl is left as Twilio has it.
+A number bought or imported points Twilio at our voice webhook, status
+callback and SMS webhook, all POST (jagcall/kernel/webhooks/, telephony/hooks.py):
+the SMS webhook is what honours a texted STOP (telephony/services/sms.py).
+Releasing an imported number clears all three in the organization's account.
 
 Plan limits on numbers come with billing; none apply yet.
 """
@@ -54,12 +54,14 @@ class AvailableNumber:
 
 
 def webhook_settings() -> dict:
-    """What every number of ours is set to at Twilio (voice and status hooks, POST)."""
+    """What every number of ours is set to at Twilio (voice, status and SMS hooks, POST)."""
     return {
         "voice_url": public_url("twilio-hooks:voice"),
         "voice_method": "POST",
         "status_callback": public_url("twilio-hooks:status"),
         "status_callback_method": "POST",
+        "sms_url": public_url("twilio-hooks:sms"),
+        "sms_method": "POST",
     }
 
 
@@ -298,7 +300,7 @@ def number_release(*, organization, actor, number: PhoneNumber) -> PhoneNumber:
     try:
         with provider_operation("twilio", "release number"):
             if number.source == NumberSource.IMPORTED:
-                resource.update(voice_url="", status_callback="")
+                resource.update(voice_url="", status_callback="", sms_url="")
             else:
                 resource.delete()
     except ProviderError as error:
@@ -364,7 +366,8 @@ def number_importable_list(*, organization, actor) -> list[dict]:
 
 
 def number_import(*, organization, actor, twilio_sid: str) -> PhoneNumber:
-    """Bring a number of the organization's own Twilio account to JagCall: its voice and status hooks point here."""
+    """Bring a number of the organization's own Twilio account to JagCall: its voice, status and SMS hooks point
+    here."""
     principal = _require(actor, organization)
     twilio_sid = (twilio_sid or "").strip()
     if not _NUMBER_SID.match(twilio_sid):
@@ -398,7 +401,10 @@ def number_import(*, organization, actor, twilio_sid: str) -> PhoneNumber:
         # Put the number's hooks back as they were: it stays the customer's, untouched.
         try:
             with provider_operation("twilio", "restore number"):
-                resource.update(voice_url=previous.voice_url or "", status_callback=previous.status_callback or "")
+                resource.update(
+                    voice_url=previous.voice_url or "", status_callback=previous.status_callback or "",
+                    sms_url=previous.sms_url or "",
+                )  # fmt: skip
         except ProviderError:
             logger.error("number %s: its previous webhooks could not be restored at Twilio", twilio_sid)
         if isinstance(error, ApplicationError):

@@ -71,9 +71,11 @@ def test_buy_points_the_number_at_our_hooks(twilio_standin, organization, manage
     assert request.form["VoiceUrl"] == public_url("twilio-hooks:voice")
     assert request.form["VoiceMethod"] == "POST"
     assert request.form["StatusCallback"] == public_url("twilio-hooks:status")
-    assert "SmsUrl" not in request.form  # set by the messaging work
+    assert request.form["SmsUrl"] == public_url("twilio-hooks:sms")  # a texted STOP reaches the do-not-call list
+    assert request.form["SmsMethod"] == "POST"
     at_twilio = twilio_standin.numbers[number.twilio_sid]
     assert at_twilio.settings["VoiceUrl"].endswith("/hooks/twilio/voice/")
+    assert at_twilio.settings["SmsUrl"].endswith("/hooks/twilio/sms/") and at_twilio.settings["SmsMethod"] == "POST"
     assert number.number == offer.phone_number and number.source == NumberSource.PURCHASED
     assert number.account_sid == at_twilio.account_sid != twilio_standin.account_sid  # the subaccount's
     assert number.country == "US" and number.voice_enabled
@@ -184,7 +186,7 @@ def test_import_from_the_own_account(twilio_standin, organization, manager):
 
     client: Client = twilio_client(own_sid, own_token)
     theirs = client.api.v2010.accounts(own_sid).incoming_phone_numbers.create(
-        area_code="512", voice_url="https://elsewhere.example/voice"
+        area_code="512", voice_url="https://elsewhere.example/voice", sms_url="https://elsewhere.example/sms"
     )
     importable = services.number_importable_list(organization=organization, actor=manager)
     assert [n["twilio_sid"] for n in importable] == [theirs.sid]
@@ -193,14 +195,47 @@ def test_import_from_the_own_account(twilio_standin, organization, manager):
     settings_at_twilio = twilio_standin.numbers[theirs.sid].settings
     assert settings_at_twilio["VoiceUrl"] == public_url("twilio-hooks:voice")
     assert settings_at_twilio["StatusCallback"] == public_url("twilio-hooks:status")
+    assert settings_at_twilio["SmsUrl"] == public_url("twilio-hooks:sms") and settings_at_twilio["SmsMethod"] == "POST"
     assert services.number_importable_list(organization=organization, actor=manager) == []
     with pytest.raises(ApplicationError) as twice:
         services.number_import(organization=organization, actor=manager, twilio_sid=theirs.sid)
     assert twice.value.status == 409
     # Releasing an imported number leaves it in the customer's account, our hooks removed.
     services.number_release(organization=organization, actor=manager, number=number)
-    assert theirs.sid in twilio_standin.numbers and not twilio_standin.numbers[theirs.sid].settings["VoiceUrl"]
+    assert theirs.sid in twilio_standin.numbers
+    left = twilio_standin.numbers[theirs.sid].settings
+    assert not left["VoiceUrl"] and not left["StatusCallback"] and not left["SmsUrl"]
     assert actions(organization) == ["phone_number.imported", "phone_number.released"]
+
+
+def test_an_import_not_stored_puts_the_numbers_hooks_back(twilio_standin, organization, manager):
+    from django.db import connections
+    from jagcall.kernel.providers import twilio_client
+
+    own_sid, own_token = connect_own_account(twilio_standin, organization)
+    theirs = twilio_client(own_sid, own_token).api.v2010.accounts(own_sid).incoming_phone_numbers.create(
+        area_code="512",
+        voice_url="https://elsewhere.example/voice",
+        status_callback="https://elsewhere.example/status",
+        sms_url="https://elsewhere.example/sms",
+    )
+    other = connections.create_connection("default")
+    try:
+        other.set_autocommit(False)
+        with other.cursor() as cursor:
+            cursor.execute("LOCK TABLE telephony_phonenumber IN EXCLUSIVE MODE")
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL lock_timeout = '300ms'")
+        with pytest.raises(ApplicationError) as refused:
+            services.number_import(organization=organization, actor=manager, twilio_sid=theirs.sid)
+    finally:
+        other.rollback()
+        other.close()
+    assert refused.value.code == "not_stored"
+    left = twilio_standin.numbers[theirs.sid].settings
+    assert (left["VoiceUrl"], left["StatusCallback"], left["SmsUrl"]) == (
+        "https://elsewhere.example/voice", "https://elsewhere.example/status", "https://elsewhere.example/sms"
+    )  # fmt: skip
 
 
 def test_import_needs_an_own_account(twilio_standin, organization, manager):
