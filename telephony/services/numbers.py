@@ -383,7 +383,9 @@ def number_import(*, organization, actor, twilio_sid: str) -> PhoneNumber:
     try:
         with provider_operation("twilio", "import number"):
             previous = resource.fetch()
-            updated = resource.update(**webhook_settings())
+            # [!!] A TwiML application set on the number would win over our URLs at Twilio (calls and texts,
+            # STOP included, would never reach us): the number is ours from now on, so it is cleared.
+            updated = resource.update(**webhook_settings(), voice_application_sid="", sms_application_sid="")
     except ProviderError as error:
         # The SDK's list() reports a 404 page as "Unable to fetch page" with the HTTP status in its text.
         if error.status == 404 or "HTTP 404" in error.message:
@@ -403,7 +405,8 @@ def number_import(*, organization, actor, twilio_sid: str) -> PhoneNumber:
             with provider_operation("twilio", "restore number"):
                 resource.update(
                     voice_url=previous.voice_url or "", status_callback=previous.status_callback or "",
-                    sms_url=previous.sms_url or "",
+                    sms_url=previous.sms_url or "", voice_application_sid=previous.voice_application_sid or "",
+                    sms_application_sid=previous.sms_application_sid or "",
                 )  # fmt: skip
         except ProviderError:
             logger.error("number %s: its previous webhooks could not be restored at Twilio", twilio_sid)

@@ -186,7 +186,8 @@ def test_import_from_the_own_account(twilio_standin, organization, manager):
 
     client: Client = twilio_client(own_sid, own_token)
     theirs = client.api.v2010.accounts(own_sid).incoming_phone_numbers.create(
-        area_code="512", voice_url="https://elsewhere.example/voice", sms_url="https://elsewhere.example/sms"
+        area_code="512", voice_url="https://elsewhere.example/voice", sms_url="https://elsewhere.example/sms",
+        voice_application_sid="AP" + "1" * 32, sms_application_sid="AP" + "2" * 32,
     )
     importable = services.number_importable_list(organization=organization, actor=manager)
     assert [n["twilio_sid"] for n in importable] == [theirs.sid]
@@ -196,6 +197,8 @@ def test_import_from_the_own_account(twilio_standin, organization, manager):
     assert settings_at_twilio["VoiceUrl"] == public_url("twilio-hooks:voice")
     assert settings_at_twilio["StatusCallback"] == public_url("twilio-hooks:status")
     assert settings_at_twilio["SmsUrl"] == public_url("twilio-hooks:sms") and settings_at_twilio["SmsMethod"] == "POST"
+    # A TwiML application would take the number's calls and texts before our URLs: it is cleared.
+    assert not settings_at_twilio["VoiceApplicationSid"] and not settings_at_twilio["SmsApplicationSid"]
     assert services.number_importable_list(organization=organization, actor=manager) == []
     with pytest.raises(ApplicationError) as twice:
         services.number_import(organization=organization, actor=manager, twilio_sid=theirs.sid)
@@ -218,6 +221,7 @@ def test_an_import_not_stored_puts_the_numbers_hooks_back(twilio_standin, organi
         voice_url="https://elsewhere.example/voice",
         status_callback="https://elsewhere.example/status",
         sms_url="https://elsewhere.example/sms",
+        voice_application_sid="AP" + "3" * 32,
     )
     other = connections.create_connection("default")
     try:
@@ -236,6 +240,7 @@ def test_an_import_not_stored_puts_the_numbers_hooks_back(twilio_standin, organi
     assert (left["VoiceUrl"], left["StatusCallback"], left["SmsUrl"]) == (
         "https://elsewhere.example/voice", "https://elsewhere.example/status", "https://elsewhere.example/sms"
     )  # fmt: skip
+    assert left["VoiceApplicationSid"] == "AP" + "3" * 32
 
 
 def test_import_needs_an_own_account(twilio_standin, organization, manager):
