@@ -3,6 +3,7 @@
 Run from the repository root:
 
     .venv/bin/python bench/voice_webhook.py [--rounds 5] [--requests 2000] [--concurrency 50]
+        [--db-pool 10] [--max-concurrent N] [--conn-max-age 60]
 
 It needs no network and touches no existing data: it starts its own embedded
 PostgreSQL + Redis under a fresh directory in /tmp (or --data-dir), creates a
@@ -11,7 +12,11 @@ subaccount, whose auth token is stored encrypted), an agent that records its
 calls, and a number answered by that agent, and serves the project with the
 command of the image (the Dockerfile's CMD: uvicorn on jagcall.asgi:application,
 one process, uvloop + httptools, no access log), on 127.0.0.1, DEBUG off,
-persistent database connections and JSON logs at INFO as in production
+the web process's database connections as in production (a pool of
+--db-pool connections, DB_POOL_MAX_SIZE; --db-pool 0: no pool, connections
+kept --conn-max-age seconds), at most --max-concurrent requests inside
+Django at once (WEB_MAX_CONCURRENT_REQUESTS; default: production's, the pool's
+size), Server-Timing on (SERVER_TIMING_HEADER) and JSON logs at INFO
 (bench/voice_settings.py).
 
 The load: --concurrency keep-alive connections driven by one asyncio loop,
@@ -31,11 +36,15 @@ also sends --uncontended requests of each kind from a single client, so the
 time one request takes when it does not queue behind 49 others shows beside.
 
 Figures, per endpoint, medians over the rounds:
-- client-observed latency p50/p95 (the project sets no Server-Timing or
-  X-Request-Duration header): from writing the request to reading the whole
-  answer, on the load generator's clock; it includes queueing in the server,
-  which at 50 requests in flight dominates (Little's law: latency ~ 50 /
-  throughput);
+- client-observed latency p50/p95: from writing the request to reading the
+  whole answer, on the load generator's clock; it includes queueing in the
+  server, which at 50 requests in flight dominates (Little's law: latency ~
+  50 / throughput);
+- server time p50/p95, from each answer's Server-Timing header
+  (jagcall/kernel/serving.py): "app", from the moment the request entered
+  Django (past the concurrency bound) to the answer's first byte, with the
+  middleware, the view and the thread hand-offs; and "queue", the time it
+  waited at the bound before that;
 - the webhook view's own duration, from the project's log line
   (``jagcall.webhooks``: "webhook twilio handled 200 (x ms)"): signature,
   organization, dedupe and handling, without the middleware and the server;
@@ -43,9 +52,10 @@ Figures, per endpoint, medians over the rounds:
   load generator, uvicorn, PostgreSQL and Redis share them);
 - PostgreSQL sessions opened per request (pg_stat_database.sessions).
 
-Goal: voice webhook p95 < 25 ms under 50 concurrent requests; PASS/FAIL is
-printed against the client-observed p95 (the strictest reading), and the
-uncontended p95 is printed beside it.
+Goal: voice webhook p95 < 25 ms under 50 concurrent requests. PASS/FAIL is
+printed twice: against the server time ("app") p95, what the issue asks for,
+and against the client-observed p95, which adds the wait in line; the
+uncontended p95 is printed beside them.
 """
 
 from __future__ import annotations
@@ -202,7 +212,8 @@ def dockerfile_command() -> list[str]:
 class Server:
     """The image's uvicorn command on 127.0.0.1, with the benchmark's settings; JSON logs into a file."""
 
-    def __init__(self, *, database_name: str, log_path: Path, conn_max_age: int = 60):
+    def __init__(self, *, database_name: str, log_path: Path, conn_max_age: int = 60, db_pool: int = 10,
+                 max_concurrent: int | None = None):
         self.port = free_port()
         command = dockerfile_command()
         for option, value in (("--host", "127.0.0.1"), ("--port", str(self.port))):
@@ -213,11 +224,18 @@ class Server:
             "DJANGO_SETTINGS_MODULE": "bench.voice_settings",
             "BENCH_DATABASE_NAME": database_name,
             "BENCH_CONN_MAX_AGE": str(conn_max_age),
+            "BENCH_DB_POOL": "1" if db_pool else "0",
+            "DB_POOL_MAX_SIZE": str(db_pool),
+            "SERVER_TIMING_HEADER": "true",
             "PUBLIC_BASE_URL": PUBLIC_BASE_URL,
             "LOG_LEVEL": "INFO",
             "LOG_FORMAT": "json",
             "PYTHONPATH": str(ROOT),
         }
+        if max_concurrent is not None:
+            env["WEB_MAX_CONCURRENT_REQUESTS"] = str(max_concurrent)
+        else:
+            env.pop("WEB_MAX_CONCURRENT_REQUESTS", None)
         self.log_path = log_path
         self.log = open(log_path, "ab")
         self.process = subprocess.Popen(self.command, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
@@ -349,7 +367,22 @@ def pg_counters(database_name: str) -> tuple[int, int]:
 # --- the load ----------------------------------------------------------------------------------
 
 
-async def _read_response(reader) -> tuple[int, bytes]:
+def server_timing(value: str) -> dict[str, float]:
+    """``queue;dur=1.2, app;dur=8.5`` -> {"queue": 1.2, "app": 8.5}."""
+    timings = {}
+    for metric in value.split(","):
+        name, _, params = metric.strip().partition(";")
+        for param in params.split(";"):
+            key, _, number = param.strip().partition("=")
+            if key == "dur":
+                try:
+                    timings[name.strip()] = float(number)
+                except ValueError:
+                    pass
+    return timings
+
+
+async def _read_response(reader) -> tuple[int, bytes, dict]:
     head = await reader.readuntil(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
     status = int(lines[0].split(" ", 2)[1])
@@ -372,11 +405,13 @@ async def _read_response(reader) -> tuple[int, bytes]:
         body = b"".join(parts)
     else:
         body = b""
-    return status, body
+    return status, body, server_timing(headers.get("server-timing", ""))
 
 
 async def _drive(port: int, requests: list[bytes], concurrency: int) -> dict:
     latencies: list[float] = []
+    app_ms: list[float] = []
+    queue_ms: list[float] = []
     statuses: dict[int, int] = {}
     samples: dict[int, bytes] = {}  # the first answer of each status
     queue = iter(requests)
@@ -387,8 +422,11 @@ async def _drive(port: int, requests: list[bytes], concurrency: int) -> dict:
         for request in queue:
             began = clock()
             writer.write(request)
-            status, body = await _read_response(reader)
+            status, body, timing = await _read_response(reader)
             latencies.append(clock() - began)
+            if "app" in timing:
+                app_ms.append(timing["app"])
+                queue_ms.append(timing.get("queue", 0.0))
             statuses[status] = statuses.get(status, 0) + 1
             samples.setdefault(status, body)
 
@@ -397,7 +435,8 @@ async def _drive(port: int, requests: list[bytes], concurrency: int) -> dict:
     elapsed = time.perf_counter() - began
     for _reader, writer in connections:
         writer.close()
-    return {"latencies": latencies, "statuses": statuses, "elapsed": elapsed, "samples": samples}
+    return {"latencies": latencies, "app_ms": app_ms, "queue_ms": queue_ms, "statuses": statuses, "elapsed": elapsed,
+            "samples": samples}
 
 
 def drive(port: int, requests: list[bytes], concurrency: int) -> dict:
@@ -435,6 +474,10 @@ class Phase:
             "p50_ms": percentile(latencies, 0.50) * 1e3,
             "p95_ms": percentile(latencies, 0.95) * 1e3,
             "p99_ms": percentile(latencies, 0.99) * 1e3,
+            "app_p50_ms": percentile(result["app_ms"], 0.50),
+            "app_p95_ms": percentile(result["app_ms"], 0.95),
+            "queue_p50_ms": percentile(result["queue_ms"], 0.50),
+            "queue_p95_ms": percentile(result["queue_ms"], 0.95),
             "view_p50_ms": percentile(durations, 0.50) if durations else float("nan"),
             "view_p95_ms": percentile(durations, 0.95) if durations else float("nan"),
             "view_lines": len(durations),
@@ -457,8 +500,12 @@ def parse_args(argv=None):
     parser.add_argument("--uncontended", type=int, default=200,
                         help="requests per endpoint per round from a single client (default 200; 0: none)")
     parser.add_argument("--warmup", type=int, default=300, help="warm-up requests per endpoint (default 300)")
+    parser.add_argument("--db-pool", type=int, default=10,
+                        help="the server's pool of database connections (DB_POOL_MAX_SIZE; default 10, production's; 0: no pool)")
+    parser.add_argument("--max-concurrent", type=int, default=None,
+                        help="requests inside Django at once (WEB_MAX_CONCURRENT_REQUESTS; default: production's, the pool's size; 0: no bound)")
     parser.add_argument("--conn-max-age", type=int, default=60,
-                        help="the server's CONN_MAX_AGE (default 60, production's DB_CONN_MAX_AGE default; 0: close after each request)")
+                        help="with --db-pool 0: the server's CONN_MAX_AGE (default 60, DB_CONN_MAX_AGE's default; 0: close after each request)")
     parser.add_argument("--data-dir", help="directory for the embedded servers (default: a fresh one under /tmp, removed at the end)")
     return parser.parse_args(argv)
 
@@ -474,7 +521,7 @@ def main(argv=None) -> int:
         database_name = connection.settings_dict["NAME"]
         data_dir = Path(os.environ["JAGCALL_DATA_DIR"])
         server = Server(database_name=database_name, log_path=data_dir / "bench-voice-server.log",
-                        conn_max_age=args.conn_max_age)
+                        conn_max_age=args.conn_max_age, db_pool=args.db_pool, max_concurrent=args.max_concurrent)
         signer = Signer(account_sid, auth_token)
         phases = {"voice": Phase("voice", VOICE, 200), "status": Phase("status", STATUS, 204)}
         calls: list[str] = []  # CallSids the voice webhook created, waiting for their status callbacks
@@ -527,12 +574,14 @@ def main(argv=None) -> int:
                     result = phases[name].run(server, meter, builders[name](args.requests), args.concurrency, database_name)
                     rounds[name].append(result)
                     line.append(f"{name} {result['rps']:>5.0f} req/s p50 {result['p50_ms']:>6.1f} p95 {result['p95_ms']:>6.1f} "
-                                f"(view p95 {result['view_p95_ms']:>5.1f}) ms, PG open {result['open_connections']}" + (f" [{result['wrong']} unexpected]" if result["wrong"] else ""))
+                                f"(server p95 {result['app_p95_ms']:>5.1f}, view p95 {result['view_p95_ms']:>5.1f}) ms, "
+                                f"PG open {result['open_connections']}" + (f" [{result['wrong']} unexpected]" if result["wrong"] else ""))
                 if args.uncontended:
                     for name in order:
                         result = phases[name].run(server, meter, builders[name](args.uncontended), 1, database_name)
                         rounds[f"{name}, 1 client"].append(result)
-                        line.append(f"{name}@1 p50 {result['p50_ms']:>5.1f} p95 {result['p95_ms']:>5.1f} ms")
+                        line.append(f"{name}@1 p50 {result['p50_ms']:>5.1f} p95 {result['p95_ms']:>5.1f} "
+                                    f"(server p95 {result['app_p95_ms']:>5.1f}) ms")
                 print(f"  round {index + 1}: " + " | ".join(line))
                 sys.stdout.flush()
         finally:
@@ -562,18 +611,23 @@ def check_answer(name: str, result: dict) -> None:
 
 def print_summary(rounds: dict, args, facts: dict, elapsed: float) -> None:
     section("Summary (medians over rounds)")
-    print(f"  {'':<18} {'req/s':>7} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'view p50':>9} {'view p95':>9} {'PG sess/req':>12} {'PG open':>8}")
+    print(f"  {'':<18} {'req/s':>7} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'server p50':>11} {'server p95':>11} "
+          f"{'queue p50':>10} {'queue p95':>10} {'view p50':>9} {'view p95':>9} {'PG sess/req':>12} {'PG open':>8}")
     summary = {}
     for name, results in rounds.items():
         if not results:
             continue
         row = {key: median([r[key] for r in results]) for key in
-               ("rps", "p50_ms", "p95_ms", "p99_ms", "view_p50_ms", "view_p95_ms", "sessions_per_request")}
+               ("rps", "p50_ms", "p95_ms", "p99_ms", "app_p50_ms", "app_p95_ms", "queue_p50_ms", "queue_p95_ms",
+                "view_p50_ms", "view_p95_ms", "sessions_per_request")}
         row["open_connections"] = max(r["open_connections"] for r in results)
         summary[name] = row
         print(f"  {name:<18} {row['rps']:>7.0f} {row['p50_ms']:>8.1f} {row['p95_ms']:>8.1f} {row['p99_ms']:>8.1f} "
+              f"{row['app_p50_ms']:>11.1f} {row['app_p95_ms']:>11.1f} {row['queue_p50_ms']:>10.1f} {row['queue_p95_ms']:>10.1f} "
               f"{row['view_p50_ms']:>9.1f} {row['view_p95_ms']:>9.1f} {row['sessions_per_request']:>12.2f} {row['open_connections']:>8}")
-    print("  (p50/p95/p99: client-observed latency; view: the webhook view's duration_ms from the project's log line;")
+    print("  (p50/p95/p99: client-observed latency; server: Server-Timing app, from entering Django to the answer;")
+    print("   queue: Server-Timing queue, waiting for one of the --max-concurrent places before that;")
+    print("   view: the webhook view's duration_ms from the project's log line;")
     print("   PG sess/req: PostgreSQL sessions opened per request; PG open: the most connections left open after a batch)")
     print()
     print(f"  CPU in cores while {args.concurrency} requests were in flight (median over rounds; 2 cores on this machine):")
@@ -584,14 +638,17 @@ def print_summary(rounds: dict, args, facts: dict, elapsed: float) -> None:
             print(f"  {name:<18} " + " ".join(f"{median([r['cores'][k] for r in rounds[name]]):>14.2f}" for k in keys))
     print("  ('other': the rest of the machine, which is shared; 'machine': everything)")
     print()
-    def verdict(name: str) -> str:
+    def verdict(name: str, key: str = "p95_ms") -> str:
         wrong = sum(r["wrong"] for r in rounds[name])
         if wrong:
             return f"FAIL ({wrong} of {sum(r['requests'] for r in rounds[name])} answers wrong)"
-        return "PASS" if summary[name]["p95_ms"] < GOAL_VOICE_P95_MS else "FAIL"
+        return "PASS" if summary[name][key] < GOAL_VOICE_P95_MS else "FAIL"
 
     voice = summary.get("voice")
     if voice:
+        print(f"{verdict('voice', 'app_p95_ms')}: voice webhook server time p95 {voice['app_p95_ms']:.1f} ms with "
+              f"{args.concurrency} in flight, Server-Timing app (goal < {GOAL_VOICE_P95_MS:.0f} ms); it waited "
+              f"{voice['queue_p95_ms']:.1f} ms p95 in line before that")
         print(f"{verdict('voice')}: voice webhook p95 {voice['p95_ms']:.1f} ms with {args.concurrency} in flight, "
               f"client-observed (goal < {GOAL_VOICE_P95_MS:.0f} ms)")
         # Little's law: with N requests always in flight, latency = N / throughput.
@@ -614,7 +671,9 @@ def print_summary(rounds: dict, args, facts: dict, elapsed: float) -> None:
     print()
     print(f"command: {shlex.join(getattr(sys, 'orig_argv', [sys.executable, *sys.argv]))}")
     print(f"options: rounds={args.rounds} requests={args.requests} concurrency={args.concurrency} "
-          f"uncontended={args.uncontended} warmup={args.warmup} conn_max_age={args.conn_max_age}")
+          f"uncontended={args.uncontended} warmup={args.warmup} db_pool={args.db_pool} "
+          f"max_concurrent={'default' if args.max_concurrent is None else args.max_concurrent} "
+          f"conn_max_age={args.conn_max_age if not args.db_pool else 'n/a (pool)'}")
     for key, value in facts.items():
         print(f"{key}: {value}")
     try:

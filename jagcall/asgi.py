@@ -13,15 +13,22 @@ django_asgi_app = get_asgi_application()
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+from django.conf import settings  # noqa: E402
 from django.urls import re_path  # noqa: E402
 
+from jagcall.kernel.serving import RequestGate  # noqa: E402
 from jagcall.routing import provider_stream_urlpatterns, websocket_urlpatterns  # noqa: E402
 
 members = AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        # At most WEB_MAX_CONCURRENT_REQUESTS requests in Django at once, the rest wait in line.
+        "http": RequestGate(
+            django_asgi_app,
+            limit=settings.WEB_MAX_CONCURRENT_REQUESTS if settings.WEB_PROCESS else 0,
+            server_timing=settings.SERVER_TIMING_HEADER,
+        ),
         # [!!] Providers' streams first, outside the Origin and session checks (they send neither): each
         # consumer authenticates by a single-use token (accounts.consumers.ProviderStreamConsumer).
         # Everything else is a member's socket: Origin, then session, then the route's access check.

@@ -75,6 +75,15 @@ WEB_PROCESS = env("JAGCALL_PROCESS", default="") == "web"
 if WEB_PROCESS and DATABASE_POOL_OPTIONS:
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = dict(DATABASE_POOL_OPTIONS)
     DATABASES["default"]["CONN_MAX_AGE"] = 0  # Django's pool refuses persistent connections
+# At most this many HTTP requests inside Django at once in the web process; the others wait in
+# line before it (jagcall/kernel/serving.py). 0: no bound. Default: the pool's size, so a request
+# that enters finds a free connection.
+WEB_MAX_CONCURRENT_REQUESTS = env("WEB_MAX_CONCURRENT_REQUESTS", default=DB_POOL_MAX_SIZE, cast=int)
+if WEB_MAX_CONCURRENT_REQUESTS < 0:
+    raise ImproperlyConfigured("WEB_MAX_CONCURRENT_REQUESTS must be 0 (no bound) or more.")
+# Server-Timing on every answer (time waiting at that bound, time in Django); off: it tells clients how
+# long the server worked on their request.
+SERVER_TIMING_HEADER = env("SERVER_TIMING_HEADER", default=False, cast=bool)
 
 # --- database roles (docs/security/audit.md, "Who can change the log") ----------
 # [!!] DATABASE_URL is the application's role: web, worker and beat connect as a

@@ -30,24 +30,25 @@ CONCURRENCY = 50
 
 SHOW = (
     "from django.conf import settings as s; d = s.DATABASES['default']; "
-    "print(d['CONN_MAX_AGE'], d.get('OPTIONS', {}).get('pool'))"
+    "print(d['CONN_MAX_AGE'], d.get('OPTIONS', {}).get('pool'), s.WEB_MAX_CONCURRENT_REQUESTS)"
 )
 
 
 def test_the_web_process_pools_its_connections_and_other_processes_do_not():
     web = run_django(SHOW, {**PRODUCTION_ENV, "JAGCALL_PROCESS": "web"})
     assert web.returncode == 0, web.stderr
-    assert web.stdout.strip() == "0 {'min_size': 2, 'max_size': 10, 'timeout': 10}"
+    # At most as many requests inside Django as the pool has connections (jagcall/kernel/serving.py).
+    assert web.stdout.strip() == "0 {'min_size': 2, 'max_size': 10, 'timeout': 10} 10"
     sized = run_django(SHOW, {**PRODUCTION_ENV, "JAGCALL_PROCESS": "web", "DB_POOL_MAX_SIZE": "20",
                               "DB_POOL_MIN_SIZE": "5", "DB_POOL_TIMEOUT": "3"})  # fmt: skip
-    assert sized.stdout.strip() == "0 {'min_size': 5, 'max_size': 20, 'timeout': 3}", sized.stderr
+    assert sized.stdout.strip() == "0 {'min_size': 5, 'max_size': 20, 'timeout': 3} 20", sized.stderr
     # Workers, beat and commands: one thread each, persistent connections as before.
     worker = run_django(SHOW, PRODUCTION_ENV)
-    assert worker.stdout.strip() == "60 None", worker.stderr
+    assert worker.stdout.strip() == "60 None 10", worker.stderr
     off = run_django(
         SHOW, {**PRODUCTION_ENV, "JAGCALL_PROCESS": "web", "DB_POOL_MAX_SIZE": "0", "DB_CONN_MAX_AGE": "0"}
     )
-    assert off.stdout.strip() == "0 None", off.stderr
+    assert off.stdout.strip() == "0 None 0", off.stderr
     bad = run_django(SHOW, {**PRODUCTION_ENV, "JAGCALL_PROCESS": "web", "DB_POOL_MAX_SIZE": "-1"})
     assert bad.returncode != 0 and "DB_POOL_MAX_SIZE" in bad.stderr
 

@@ -44,6 +44,7 @@ def test_voice_webhook_bench_runs_small():
     assert re.search(r"^  voice +\d+ +[\d.]+ +[\d.]+", out, re.MULTILINE)
     assert re.search(r"^  status +\d+ +[\d.]+ +[\d.]+", out, re.MULTILINE)
     assert re.search(r"^(PASS|FAIL): voice webhook p95 [\d.]+ ms with 5 in flight", out, re.MULTILINE)
+    assert re.search(r"^(PASS|FAIL): voice webhook server time p95 [\d.]+ ms with 5 in flight", out, re.MULTILINE)
     assert "unexpected status" not in out
     assert "stopped the embedded servers and removed" in out
 
