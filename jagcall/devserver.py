@@ -227,7 +227,7 @@ def _start_simulated_providers():
     simulated.restore_twilio(
         accounts=[(a.account_sid, a.auth_token, a.friendly_name) for a in TwilioSubaccount.objects.unscoped(reason)],
         numbers=[
-            (n.twilio_sid, n.account_sid, n.number, _public_hook("voice"), _public_hook("status"))
+            (n.twilio_sid, n.account_sid, n.number, _public_hook("voice"), _public_hook("status"), _public_hook("sms"))
             for n in PhoneNumber.objects.unscoped(reason).filter(released_at__isnull=True)
         ],
     )

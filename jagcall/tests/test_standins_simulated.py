@@ -74,7 +74,7 @@ def test_a_fresh_twilio_is_given_back_what_the_database_holds(simulated):
     simulated.restore_twilio(
         accounts=[(sid, token, "Acme Dental")],
         numbers=[(number_sid, sid, "+14155550100", "http://127.0.0.1:8000/hooks/twilio/voice/",
-                  "http://127.0.0.1:8000/hooks/twilio/status/")],
+                  "http://127.0.0.1:8000/hooks/twilio/status/", "http://127.0.0.1:8000/hooks/twilio/sms/")],
     )
 
     client = twilio_client(sid, token)
@@ -82,5 +82,6 @@ def test_a_fresh_twilio_is_given_back_what_the_database_holds(simulated):
     number = client.api.v2010.accounts(sid).incoming_phone_numbers(number_sid).fetch()
     assert number.phone_number == "+14155550100"
     assert number.voice_url == "http://127.0.0.1:8000/hooks/twilio/voice/"
+    assert number.sms_url == "http://127.0.0.1:8000/hooks/twilio/sms/"
     # The platform account still opens its subaccount, as at Twilio.
     assert twilio_client().api.v2010.accounts(sid).fetch().status == "active"

@@ -57,16 +57,17 @@ class SimulatedProviders(dict):
         The stand-ins keep nothing between runs, while the database keeps the organizations'
         subaccounts and numbers; without this, the next `make run` would find them gone at
         "Twilio". ``accounts``: (sid, auth token, friendly name); ``numbers``: (sid, account
-        sid, E.164 number, voice URL, status callback URL).
+        sid, E.164 number, voice URL, status callback URL, SMS URL).
         """
         twilio = self.twilio
         with twilio._lock:
             for sid, token, friendly_name in accounts:
                 twilio.accounts.setdefault(sid, Account(sid, token, friendly_name, twilio.account_sid))
-            for sid, account_sid, number, voice_url, status_callback in numbers:
+            for sid, account_sid, number, voice_url, status_callback, sms_url in numbers:
                 twilio.numbers.setdefault(sid, IncomingNumber(sid, account_sid, number, {
                     **NUMBER_SETTINGS, "FriendlyName": number, "VoiceUrl": voice_url, "VoiceMethod": "POST",
-                    "StatusCallback": status_callback, "StatusCallbackMethod": "POST",
+                    "StatusCallback": status_callback, "StatusCallbackMethod": "POST", "SmsUrl": sms_url,
+                    "SmsMethod": "POST",
                 }))
 
 
