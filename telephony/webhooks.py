@@ -8,6 +8,9 @@ names, and [!!] the signing account must be the one that call or number lives
 in: a valid signature of another account about our call is refused (404).
 Deliveries are deduplicated by Twilio's I-Twilio-Idempotency-Token, else by
 CallSid + CallStatus + SequenceNumber (status) or RecordingSid (recording).
+A signed request whose SIDs are not of Twilio's shape or whose numbers do not
+fit the columns they land in is answered 400 naming the parameter, before
+anything is looked up or written (the kernel's ``malformed``).
 Rate limits: every signed webhook route is limited by its class
 (accounts/ratelimits.py, the ``hooks`` budget of refused signatures).
 """
@@ -20,11 +23,13 @@ from email.utils import parsedate_to_datetime
 from django.http import HttpRequest, HttpResponse
 
 from jagcall.kernel.errors import ApplicationError
+from jagcall.kernel.providers import twilio_sids
 from jagcall.kernel.webhooks.views import TwilioWebhookView
-from telephony.models import CallStatus
+from telephony.models import Call, CallStatus
 from telephony.selectors.calls import call_for_webhook, phone_number_for_inbound
 from telephony.services import inbound
-from telephony.services.calls import call_status_record
+from telephony.services.calls import INT32_MAX, call_status_record
+from telephony.services.recordings import RECORDING_CHANNELS, recording_received
 
 logger = logging.getLogger("jagcall.telephony")
 
@@ -33,8 +38,15 @@ def _twiml(body: str) -> HttpResponse:
     return HttpResponse(body, content_type="text/xml; charset=utf-8")
 
 
+def _decimal_column(model, name: str) -> tuple[int, int]:
+    field = model._meta.get_field(name)
+    return field.max_digits, field.decimal_places
+
+
 class _CallHook(TwilioWebhookView):
     """What the call hooks share: the account's token, and the call or number the request is about."""
+
+    sid_params = {"AccountSid": twilio_sids.ACCOUNT, "CallSid": twilio_sids.CALL, "ParentCallSid": twilio_sids.CALL}
 
     def auth_tokens(self, request: HttpRequest) -> list[str]:
         from telephony.services.twilio_accounts import auth_token_for_account_sid
@@ -112,6 +124,8 @@ class StatusHook(_CallHook):
     """``/hooks/twilio/status/``: the call moved (initiated, ringing, in-progress, completed, busy, ...)."""
 
     hook_name = "status"
+    int_params = {"CallDuration": (0, INT32_MAX), "SequenceNumber": (0, INT32_MAX)}
+    decimal_params = {"Price": _decimal_column(Call, "price"), "CallPrice": _decimal_column(Call, "price")}
 
     def twilio_event_id(self, request: HttpRequest) -> str | None:
         form = request.POST
@@ -126,10 +140,7 @@ class StatusHook(_CallHook):
             return HttpResponse(
                 f"CallStatus {status!r} is not a Twilio call status.", status=400, content_type="text/plain"
             )
-        try:
-            sequence = int(form["SequenceNumber"]) if form.get("SequenceNumber") else None
-        except ValueError:
-            sequence = None
+        sequence = int(form["SequenceNumber"]) if form.get("SequenceNumber") else None  # in range (int_params)
         call = self.call
         if call.twilio_sid is None and form.get("CallSid"):
             call.twilio_sid = form["CallSid"]
@@ -159,6 +170,8 @@ class RecordingHook(_CallHook):
     """``/hooks/twilio/recording/``: a call's recording is ready at Twilio (the pipeline takes it from there)."""
 
     hook_name = "recording"
+    sid_params = {**_CallHook.sid_params, "RecordingSid": twilio_sids.RECORDING}
+    int_params = {"RecordingDuration": (0, INT32_MAX), "RecordingChannels": RECORDING_CHANNELS}
 
     def twilio_event_id(self, request: HttpRequest) -> str | None:
         sid = request.POST.get("RecordingSid")
@@ -168,7 +181,6 @@ class RecordingHook(_CallHook):
         form = request.POST
         if form.get("RecordingStatus", "completed") != "completed" or not form.get("RecordingSid"):
             return HttpResponse(status=204)  # only finished recordings are fetched
-        from telephony.services.recordings import recording_received
 
         def number(field: str, default=None):
             try:

@@ -3,7 +3,9 @@
 Twilio posts ``From=client:<identity>``, the dialled ``To`` and the
 softphone's parameters (``CallerId``), signed with the auth token of the
 organization's Twilio account. The answer is TwiML: a ``<Dial>`` from the
-chosen number of the organization, or a spoken refusal and a hang-up.
+chosen number of the organization, or a spoken refusal and a hang-up. A
+signed request whose CallSid, AccountSid or ApplicationSid is not of Twilio's
+shape is answered 400 naming it, before anything is looked up.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 from django.http import HttpResponse
 from django.urls import path
 
+from jagcall.kernel.providers import twilio_sids
 from jagcall.kernel.webhooks.views import TwilioWebhookView
 from telephony.services import browser as browser_calling
 
@@ -28,6 +31,13 @@ class BrowserVoiceHook(TwilioWebhookView):
     the person is still a member allowed to place calls (a token outlives a
     removal by up to an hour).
     """
+
+    sid_params = {
+        "AccountSid": twilio_sids.ACCOUNT,
+        "CallSid": twilio_sids.CALL,
+        "ParentCallSid": twilio_sids.CALL,
+        "ApplicationSid": twilio_sids.APPLICATION,
+    }
 
     def auth_tokens(self, request) -> list[str]:
         from telephony.services.twilio_accounts import auth_token_for_account_sid

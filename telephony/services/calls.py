@@ -119,22 +119,37 @@ def call_event_record(
     )
 
 
+# The largest value an integer column holds (IntegerField, PositiveIntegerField): durations, sequence numbers.
+INT32_MAX = 2**31 - 1
+# What Call.price holds: 10 digits, 5 of them decimals.
+_PRICE_DIGITS = 5  # before the point
+_PRICE_PLACES = Decimal("0.00001")
+_PRICE_BOUND = Decimal(10) ** _PRICE_DIGITS
+
+
 def _int(value) -> int | None:
+    """A count of seconds Twilio reported, or None when it is not one a column can hold."""
     try:
         number = int(str(value).strip())
     except (TypeError, ValueError):
         return None
-    return number if number >= 0 else None
+    return number if 0 <= number <= INT32_MAX else None
 
 
 def _price(value) -> Decimal | None:
+    """What Twilio charged, as a positive amount Call.price can hold, or None."""
     if value in (None, ""):
         return None
     try:
-        # Twilio reports what it charged as a negative amount ("-0.01300").
-        return abs(Decimal(str(value))).quantize(Decimal("0.00001"))
+        amount = Decimal(str(value))
     except (InvalidOperation, ValueError):
         return None
+    # By its exponent first: arithmetic on an amount like 1e999999999 overflows.
+    if not amount.is_finite() or (amount and amount.adjusted() >= _PRICE_DIGITS):
+        return None
+    # Twilio reports what it charged as a negative amount ("-0.01300").
+    amount = abs(amount).quantize(_PRICE_PLACES)
+    return amount if amount < _PRICE_BOUND else None
 
 
 def call_first_status_record(*, call: Call, status: str, details: dict | None = None, source: str = "twilio") -> Call:
@@ -184,6 +199,8 @@ def call_status_record(
     if status not in CallStatus.values:
         raise ValueError(f"Unknown call status {status!r}")
     occurred_at = occurred_at or timezone.now()
+    if sequence_number is not None and not 0 <= sequence_number <= INT32_MAX:
+        sequence_number = None  # not one the column holds (the status hook refuses it before)
     # Lock the call's row only: the agent is a nullable join, which PostgreSQL cannot lock FOR UPDATE.
     call = (
         Call.objects.for_org(call.organization)

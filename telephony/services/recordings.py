@@ -31,7 +31,9 @@ from django.utils import timezone
 from compliance.services.audit import audit_record
 from jagcall.kernel.crypto.storage import CHUNK as STORAGE_CHUNK
 from jagcall.kernel.errors import ApplicationError
+from jagcall.kernel.providers.twilio_sids import RECORDING, twilio_sid_valid
 from telephony.models import Call, CallRecording, StepStatus
+from telephony.services.calls import INT32_MAX
 from telephony.services.pipeline import STEPS, call_event, queue_on_commit, queue_step, step_begin, step_done
 
 logger = logging.getLogger("jagcall.telephony")
@@ -41,6 +43,23 @@ SKIP_CHUNK = 64 * 1024
 
 # --- the recording callback ---------------------------------------------------------------
 
+# A call's recording is mono or, for a dual-channel recording, two channels.
+RECORDING_CHANNELS = (1, 2)
+
+
+def _whole(value, what: str, lowest: int, highest: int) -> int | None:
+    if value in (None, ""):
+        return None
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ApplicationError(f"The recording's {what} is not a whole number.", code="invalid_recording") from None
+    if not lowest <= number <= highest:
+        raise ApplicationError(
+            f"The recording's {what} must be between {lowest} and {highest}.", code="invalid_recording"
+        )
+    return number
+
 
 @transaction.atomic
 def recording_received(*, call, recording_sid: str, recording_url: str = "", duration_seconds=None, channels=1) -> CallRecording:
@@ -49,8 +68,10 @@ def recording_received(*, call, recording_sid: str, recording_url: str = "", dur
     A second, different recording of a call that already has one is not kept:
     it is deleted at Twilio (no copy stays there) and the first one is returned.
     """
-    if not recording_sid or not recording_sid.startswith("RE"):
-        raise ApplicationError(f"{recording_sid!r} is not a Twilio recording SID", code="invalid_recording")
+    if not twilio_sid_valid(recording_sid, RECORDING):
+        raise ApplicationError(f"{recording_sid!r:.60} is not a Twilio recording SID", code="invalid_recording")
+    duration_seconds = _whole(duration_seconds, "duration", 0, INT32_MAX)
+    channels = _whole(channels or 1, "channel count", *RECORDING_CHANNELS)
     existing = CallRecording.objects.for_org(call.organization).filter(call=call).first()
     if existing is not None:
         if existing.twilio_sid != recording_sid:
@@ -62,8 +83,8 @@ def recording_received(*, call, recording_sid: str, recording_url: str = "", dur
         call=call,
         twilio_sid=recording_sid,
         source_url=(recording_url or "")[:500],
-        duration_seconds=int(duration_seconds) if duration_seconds not in (None, "") else None,
-        channels=int(channels or 1),
+        duration_seconds=duration_seconds,
+        channels=channels,
     )
     queue_step("recording", call)
     return recording

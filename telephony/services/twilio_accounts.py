@@ -16,7 +16,6 @@ there.
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -36,6 +35,7 @@ from jagcall.kernel.providers import (
     simulated_mode,
     twilio_client,
 )
+from jagcall.kernel.providers.twilio_sids import ACCOUNT, twilio_sid_valid
 from telephony.models import PhoneNumber, TwilioSubaccount
 
 if TYPE_CHECKING:
@@ -44,9 +44,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger("jagcall.telephony")
 
 _LOOKUP_REASON = "webhook: a signed callback's AccountSid names the account and its organization"
-# Twilio's account SIDs. [!!] Anything else is looked up nowhere: a malformed AccountSid (a NUL byte, say) must
+# [!!] Only Twilio's account SIDs are looked up (twilio_sids.py): a malformed AccountSid (a NUL byte, say) must
 # end as an invalid signature (403, counted), never as a failed lookup, which the webhook base answers with 503.
-_ACCOUNT_SID = re.compile(r"AC[0-9a-fA-F]{32}")
 
 
 @dataclass(frozen=True)
@@ -162,7 +161,7 @@ def auth_token_for_account_sid(account_sid: str) -> str | None:
     platform_sid, platform_token = _platform_credentials()
     if platform_sid and account_sid == platform_sid:
         return platform_token
-    if not _ACCOUNT_SID.fullmatch(account_sid):
+    if not twilio_sid_valid(account_sid, ACCOUNT):
         return None
     subaccount = TwilioSubaccount.objects.unscoped(_LOOKUP_REASON).filter(account_sid=account_sid).first()
     if subaccount is not None:

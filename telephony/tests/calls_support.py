@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from urllib.parse import urlencode
 
 from django.conf import settings
@@ -58,3 +59,34 @@ def inbound_call(organization, *, number: PhoneNumber, sid: str = "CA" + "1" * 3
         account_sid=number.account_sid,
         status=status,
     )
+
+
+def written_rows() -> dict:
+    """How many rows a call hook could have written, per table (to show a refused request wrote none)."""
+    from compliance.models import AuditEvent
+    from jagcall.kernel.webhooks.models import ReceivedWebhook
+    from telephony.models import CallEvent, CallRecording, StreamToken, UsageRecord
+
+    def every(model):
+        manager = model.objects
+        return manager.unscoped("test") if hasattr(manager, "unscoped") else manager.all()
+
+    models = (Call, CallEvent, StreamToken, CallRecording, UsageRecord, ReceivedWebhook, AuditEvent)
+    return {model.__name__: every(model).count() for model in models}
+
+
+@contextmanager
+def signature_refusals():
+    """The refused signatures (``webhook_refused``) sent while the block runs."""
+    from jagcall.kernel.webhooks import webhook_refused
+
+    seen: list = []
+
+    def receiver(sender, **kwargs):
+        seen.append(kwargs)
+
+    webhook_refused.connect(receiver, weak=False, dispatch_uid="calls-support-refusals")
+    try:
+        yield seen
+    finally:
+        webhook_refused.disconnect(dispatch_uid="calls-support-refusals")

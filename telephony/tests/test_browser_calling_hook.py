@@ -18,6 +18,7 @@ from compliance.models import AuditEvent
 from compliance.services import do_not_call_add
 from telephony.models import BrowserCallingApp, Call, CallDirection, CallEvent
 from telephony.services.browser import browser_identity
+from telephony.tests.calls_support import signature_refusals, signed_post, written_rows
 from telephony.tests.outbound_support import destination_closed_now, destination_open_now, twilio_line
 
 pytestmark = pytest.mark.django_db
@@ -165,3 +166,30 @@ def test_signature_of_another_account_or_none_is_refused(twilio_standin, organiz
     right = RequestValidator(twilio_standin.accounts[app.account_sid].auth_token).compute_signature(url, form)
     assert client.post(HOOK, data=form, headers={"X-Twilio-Signature": right}).status_code == 200
     assert Call.objects.for_org(organization).count() == 1
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("CallSid", "CA" + "1" * 60),  # Twilio's SIDs are 34 characters
+        ("CallSid", "CA" + "1" * 31 + "g"),
+        ("ApplicationSid", "AP" + "1" * 60),
+        ("ApplicationSid", "PN" + "1" * 32),
+        ("ParentCallSid", "CA1"),
+        ("To", "+14155550199\x00"),
+        ("CallerId", "\x00"),
+    ],
+)
+def test_a_signed_request_with_a_malformed_value_is_a_400_that_writes_nothing(field, value, organization, softphone):
+    app, line, identity = softphone
+    form = {
+        "AccountSid": app.account_sid, "CallSid": "CA" + "1" * 32, "From": f"client:{identity}",
+        "To": destination_open_now(), "CallerId": line.number, "ApplicationSid": app.twiml_app_sid, field: value,
+    }  # fmt: skip
+    before = written_rows()
+    with signature_refusals() as refusals:
+        response = signed_post(Client(), "twilio-hooks:browser-voice", form, account_sid=app.account_sid)
+    assert response.status_code == 400, response.content
+    assert field in response.content.decode()
+    assert written_rows() == before and refusals == []
+    assert not browser_calls(organization).exists()

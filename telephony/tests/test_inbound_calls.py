@@ -15,7 +15,7 @@ from django.db import connection
 from django.utils import timezone
 
 from telephony.models import Call, CallDirection, CallEvent, StreamToken
-from telephony.tests.calls_support import line, signed_post
+from telephony.tests.calls_support import line, signature_refusals, signed_post, written_rows
 
 pytestmark = pytest.mark.django_db
 
@@ -148,6 +148,42 @@ def test_a_malformed_account_sid_is_an_invalid_signature_not_a_failed_lookup(twi
     params = {"AccountSid": account_sid, "CallSid": "CA" + "d" * 32, "From": CALLER, "To": number.number}
     response = client.post("/hooks/twilio/voice/", params, headers={"X-Twilio-Signature": "Zm9yZ2Vk"})
     assert response.status_code == 403
+
+
+@pytest.mark.parametrize(
+    "field, value, outbound",
+    [
+        ("CallSid", "CA" + "f" * 60, False),  # the column holds 34 characters
+        ("CallSid", "CA" + "F" * 32, False),
+        ("CallSid", "PN" + "f" * 32, False),
+        ("CallSid", "CA" + "f" * 60, True),
+        ("ParentCallSid", "CA" + "f" * 33, False),
+        ("From", CALLER + "\x00", False),
+        ("To\x00", "+14155550123", False),
+    ],
+)
+def test_a_signed_voice_request_with_a_malformed_value_is_a_400_that_writes_nothing(
+    field, value, outbound, twilio, organization, client
+):
+    number = line(organization)
+    query = None
+    if outbound:
+        call = Call.objects.create(
+            organization=organization, direction=CallDirection.OUTBOUND, agent=number.agent, phone_number=number,
+            from_number=number.number, to_number=CALLER, account_sid=number.account_sid, status="ringing",
+        )  # fmt: skip
+        query = {"call": call.id}
+    params = {"AccountSid": number.account_sid, "CallSid": "CA" + "f" * 32, "CallStatus": "ringing",
+              "From": CALLER, "To": number.number, field: value}  # fmt: skip
+    before = written_rows()
+    with signature_refusals() as refusals:
+        response = signed_post(client, "twilio-hooks:voice", params, account_sid=number.account_sid, query=query)
+    assert response.status_code == 400, response.content
+    assert field.rstrip("\x00") in response.content.decode()
+    assert written_rows() == before and refusals == []  # the provider's bug, not a forged signature
+    if outbound:
+        call.refresh_from_db()
+        assert call.twilio_sid is None
 
 
 def test_an_answered_outbound_call_gets_the_same_stream(twilio, organization, client):

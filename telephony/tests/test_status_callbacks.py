@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
@@ -13,7 +15,7 @@ from jagcall.asgi import application
 from telephony.models import Call, CallDirection, CallEvent, UsageRecord
 from telephony.services.twilio_accounts import twilio_for
 from telephony.services.urls import public_url
-from telephony.tests.calls_support import inbound_call, line, signed_post
+from telephony.tests.calls_support import inbound_call, line, signature_refusals, signed_post, written_rows
 
 PUBLIC = "https://app.jagcall.test"
 CALLER = "+14155550100"
@@ -183,3 +185,110 @@ def test_the_recording_hook_hands_a_finished_recording_to_the_pipeline_once(twil
     assert (recording.twilio_sid, recording.duration_seconds) == ("RE" + "1" * 32, 12)
     bad = {**params, "RecordingSid": "XX" + "1" * 32}
     assert signed_post(client, "twilio-hooks:recording", bad, account_sid=call.account_sid).status_code == 400
+
+
+# --- signed callbacks with values Twilio never sends: 400, nothing written, no refusal counted ---------------
+
+TOO_LONG_CALL_SID = "CA" + "1" * 60
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("CallDuration", "99999999999"),
+        ("CallDuration", str(2**31)),
+        ("CallDuration", "-5"),
+        ("CallDuration", "soon"),
+        ("SequenceNumber", "99999999999"),
+        ("SequenceNumber", "-1"),
+        ("Price", "-1e20"),
+        ("Price", "-99999.999999"),  # rounds to 100000.00000: one digit too many
+        ("Price", "NaN"),
+        ("CallPrice", "1e999999999"),
+        ("CallSid", TOO_LONG_CALL_SID),
+        ("CallSid", "CA" + "A" * 32),
+        ("CallSid", "RE" + "1" * 32),
+        ("ParentCallSid", "CA" + "1" * 31),
+        ("ErrorCode", "312\x00"),
+        ("CallbackSource", "call-progress-events\x00"),
+    ],
+)
+def test_a_signed_status_callback_with_a_value_out_of_range_is_a_400_that_writes_nothing(
+    field, value, twilio, organization, client
+):
+    call = inbound_call(organization, number=line(organization), status="in-progress")
+    before = written_rows()
+    with signature_refusals() as refusals:
+        response = _status(client, call, "completed", 3, **{"CallDuration": "42", "Price": "-0.013", field: value})
+    assert response.status_code == 400, response.content
+    assert response["Content-Type"].startswith("text/plain") and field in response.content.decode()
+    assert written_rows() == before and refusals == []  # the sender's bug, not a forged signature
+    call.refresh_from_db()
+    assert (call.status, call.duration_seconds, call.price, call.billable_seconds) == ("in-progress", None, None, None)
+
+
+@pytest.mark.django_db
+def test_the_largest_values_the_columns_hold_are_recorded(twilio, organization, client):
+    call = inbound_call(organization, number=line(organization), status="in-progress")
+    largest = str(2**31 - 1)
+    response = _status(client, call, "completed", 3, CallDuration=largest, Price="-99999.99999", SequenceNumber=largest)
+    assert response.status_code == 204, response.content
+    call.refresh_from_db()
+    assert (call.duration_seconds, str(call.price)) == (2**31 - 1, "99999.99999")
+    assert CallEvent.objects.for_org(organization).get(call=call, kind="completed").sequence_number == 2**31 - 1
+
+
+def test_the_status_service_ignores_numbers_its_columns_cannot_hold():
+    from telephony.services.calls import _int, _price
+
+    given = ("42", str(2**31 - 1), str(2**31), "-1", "x", None)
+    assert [_int(v) for v in given] == [42, 2**31 - 1, None, None, None, None]
+    assert [_price(v) for v in ("-0.013", "-1e20", "99999.999999", "NaN", "-Infinity", "")] == [
+        Decimal("0.01300"), None, None, None, None, None
+    ]  # fmt: skip
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("RecordingSid", "RE" + "1" * 60),
+        ("RecordingSid", "CA" + "1" * 32),
+        ("RecordingDuration", "99999999999"),
+        ("RecordingDuration", "-1"),
+        ("RecordingChannels", "0"),
+        ("RecordingChannels", "3"),
+        ("RecordingChannels", "40000"),
+        ("CallSid", TOO_LONG_CALL_SID),
+        ("RecordingUrl", "https://api.twilio.com/\x00"),
+    ],
+)
+def test_a_signed_recording_callback_with_a_value_out_of_range_is_a_400_that_writes_nothing(
+    field, value, twilio, organization, client
+):
+    call = inbound_call(organization, number=line(organization, record=True))
+    params = {"AccountSid": call.account_sid, "CallSid": call.twilio_sid, "RecordingSid": "RE" + "1" * 32,
+              "RecordingStatus": "completed", "RecordingDuration": "12", "RecordingChannels": "1",
+              field: value}  # fmt: skip
+    before = written_rows()
+    with signature_refusals() as refusals:
+        response = signed_post(
+            client, "twilio-hooks:recording", params, account_sid=call.account_sid, query={"call": call.id}
+        )
+    assert response.status_code == 400, response.content
+    assert field in response.content.decode()
+    assert written_rows() == before and refusals == []
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("given", [{"recording_sid": "RE" + "1" * 60}, {"duration_seconds": 2**31}, {"channels": 3}])
+def test_the_recording_service_refuses_what_its_columns_cannot_hold(given, twilio, organization):
+    from jagcall.kernel.errors import ApplicationError
+    from telephony.models import CallRecording
+    from telephony.services.recordings import recording_received
+
+    call = inbound_call(organization, number=line(organization, record=True))
+    with pytest.raises(ApplicationError):
+        recording_received(call=call, **{"recording_sid": "RE" + "1" * 32, "duration_seconds": 12, **given})
+    assert not CallRecording.objects.for_org(organization).exists()

@@ -13,6 +13,11 @@ Contract of ``SignedWebhookView`` (docs/security/webhooks.md):
    the pool has no connection to give) is no refusal: 503 with Retry-After,
    no signal, so the provider retries and nobody's budget is spent
    (``SigningKeyUnavailable``).
+   A signed request that cannot be handled as it is (the sender's bug, not
+   an attack: a SID of the wrong shape, a number beyond what its column
+   holds, a NUL character) gets 400 with a short plain message naming the
+   parameter (``malformed``), before anything else reads the database; it is
+   no refusal of the signature (no signal, nothing counted).
 3. The organization, from the signed request (``organization_for``); none:
    ``unknown_organization(request)`` (404 unless the subclass answers
    otherwise, e.g. a spoken refusal to a caller).
@@ -20,6 +25,9 @@ Contract of ``SignedWebhookView`` (docs/security/webhooks.md):
    and ``handle``. A delivery seen before gets ``duplicate_response`` and
    changes nothing. An exception in ``handle`` (or a 5xx it returns) rolls
    the dedupe record back too, so the provider's retry is processed.
+   A value the database cannot store (``DataError``: too long, out of
+   range) that ``malformed`` did not catch rolls back like a failure but
+   answers 400: the provider's retry would fail the same way.
 5. Answer fast: providers time out (Twilio after 15 s, Stripe after 20 s)
    and retry. Slow work goes to a task enqueued with
    ``transaction.on_commit(lambda: some_task.delay(...))`` from the service
@@ -28,7 +36,8 @@ Contract of ``SignedWebhookView`` (docs/security/webhooks.md):
    provider, outcome, event id, status and duration.
 
 Subclasses set ``provider`` and ``signature_header`` and implement
-``signature_valid``, ``event_id``, ``organization_for`` and ``handle``;
+``signature_valid``, ``event_id``, ``organization_for`` and ``handle``
+(and, where the request carries values to check, ``malformed``);
 they cannot override ``dispatch`` or ``post`` (the order above is the only
 path). ``rate_limit_route`` names the per-client budget of refusals in
 SENSITIVE_RATE_LIMITS; accounts' rate-limit middleware applies it to every
@@ -39,14 +48,17 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
+from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
-from django.db import transaction
+from django.db import DataError, transaction
 from django.http import HttpRequest, HttpResponse
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt
 
+from jagcall.kernel.providers.twilio_sids import ACCOUNT, twilio_sid_valid
 from jagcall.kernel.webhooks.signals import webhook_refused
 
 logger = logging.getLogger("jagcall.webhooks")
@@ -61,6 +73,7 @@ class Outcome:
     TOO_LARGE = "too_large"
     METHOD_NOT_ALLOWED = "method_not_allowed"
     KEY_UNAVAILABLE = "key_unavailable"
+    MALFORMED = "malformed"
     ERROR = "error"
 
 
@@ -137,6 +150,15 @@ class SignedWebhookView(View):
         """Hand the event to a service (fast; slow work on commit); runs in the dedupe record's transaction."""
         raise NotImplementedError
 
+    def malformed(self, request: HttpRequest) -> str | None:
+        """What makes this signed request impossible to handle (answered 400 with it), or None.
+
+        Runs once the signature holds, before the organization's lookup: a
+        malformed request reads nothing and writes nothing. Name the parameter
+        and what it should be ("CallSid is not a Twilio SID (CA and 32 ...").
+        """
+        return None
+
     def unknown_organization(self, request: HttpRequest) -> HttpResponse:
         return _plain("No organization here receives this webhook.", 404)
 
@@ -204,6 +226,12 @@ class SignedWebhookView(View):
             )
             return self.refused_response(request, reason)
 
+        problem = self.malformed(request)
+        if problem:
+            # The sender's bug, not a forgery: no refusal is recorded or counted.
+            self.outcome = Outcome.MALFORMED
+            return _plain(f"Bad request: {problem}", 400)
+
         organization = self.organization_for(request)
         if organization is None and self.organization_required:
             self.outcome = Outcome.UNKNOWN_ORGANIZATION
@@ -213,17 +241,23 @@ class SignedWebhookView(View):
         self.received_event_id = event_id
         from jagcall.kernel.webhooks.services import received_webhook_record
 
-        with transaction.atomic():
-            if event_id and not received_webhook_record(
-                provider=self.provider, event_id=str(event_id), organization_id=getattr(organization, "pk", None)
-            ):
-                self.outcome = Outcome.DUPLICATE
-                return self.duplicate_response(request)
-            response = self.handle(request, organization)
-            if response.status_code >= 500:
-                # The handler failed without raising: forget the delivery so the provider's retry is processed.
-                transaction.set_rollback(True)
-                return response
+        try:
+            with transaction.atomic():
+                if event_id and not received_webhook_record(
+                    provider=self.provider, event_id=str(event_id), organization_id=getattr(organization, "pk", None)
+                ):
+                    self.outcome = Outcome.DUPLICATE
+                    return self.duplicate_response(request)
+                response = self.handle(request, organization)
+                if response.status_code >= 500:
+                    # The handler failed without raising: forget the delivery so the provider's retry is processed.
+                    transaction.set_rollback(True)
+                    return response
+        except DataError:
+            # A value the columns cannot hold (rolled back whole): retrying the same request cannot succeed.
+            logger.warning("webhook %s: a value of the request does not fit its column", self.provider, exc_info=True)
+            self.outcome = Outcome.MALFORMED
+            return _plain("Bad request: a value is too long or out of range.", 400)
         self.outcome = Outcome.HANDLED
         return response
 
@@ -271,11 +305,22 @@ class TwilioWebhookView(SignedWebhookView):
     - JSON bodies (a ``bodySHA256`` in the signed query): the raw body's hash.
     - Event id: Twilio's ``I-Twilio-Idempotency-Token`` header (the same on
       its retries), else ``twilio_event_id(request)``.
+    - Malformed (400, once signed): a form value with a NUL character; a
+      parameter of ``sid_params`` that is not a SID of its kind
+      (jagcall/kernel/providers/twilio_sids.py); a parameter of
+      ``int_params`` or ``decimal_params`` that is not a number within what
+      the column it is stored in holds. Absent or empty parameters pass.
     """
 
     provider = "twilio"
     signature_header = "X-Twilio-Signature"
     idempotency_header = "I-Twilio-Idempotency-Token"
+    # Form parameter -> the SID prefix its value must carry.
+    sid_params: Mapping[str, str] = {"AccountSid": ACCOUNT}
+    # Form parameter -> (lowest, highest) whole number it may be.
+    int_params: Mapping[str, tuple[int, int]] = {}
+    # Form parameter -> (max_digits, decimal_places) of the DecimalField it is stored in (as its absolute value).
+    decimal_params: Mapping[str, tuple[int, int]] = {}
 
     def auth_tokens(self, request: HttpRequest) -> list[str]:
         token = getattr(settings, "TWILIO_AUTH_TOKEN", "")
@@ -302,9 +347,53 @@ class TwilioWebhookView(SignedWebhookView):
         params = request.body.decode("utf-8") if "bodySHA256" in request.GET else request.POST
         return any(RequestValidator(token).validate(url, params, signature) for token in tokens)
 
+    def malformed(self, request: HttpRequest) -> str | None:
+        form = request.POST
+        for name, values in form.lists():
+            if "\x00" in name or any("\x00" in value for value in values):
+                return f"the parameter {_shown(name)} contains a NUL character."
+        for name, prefix in self.sid_params.items():
+            value = form.get(name)
+            if value and not twilio_sid_valid(value, prefix):
+                return f"{name} is not a Twilio SID ({prefix} and 32 lowercase hexadecimal digits)."
+        for name, (lowest, highest) in self.int_params.items():
+            value = form.get(name)
+            if not value:
+                continue
+            try:
+                number = int(value.strip())
+            except ValueError:
+                return f"{name} is not a whole number."
+            if not lowest <= number <= highest:
+                return f"{name} must be between {lowest} and {highest}."
+        for name, (digits, places) in self.decimal_params.items():
+            value = form.get(name)
+            if value and not _decimal_fits(value, digits, places):
+                limit = "9" * (digits - places) + "." + "9" * places
+                return f"{name} is not an amount between -{limit} and {limit}."
+        return None
+
     def event_id(self, request: HttpRequest) -> str | None:
         return request.headers.get(self.idempotency_header) or self.twilio_event_id(request)
 
     def twilio_event_id(self, request: HttpRequest) -> str | None:
         """An id for deliveries without Twilio's idempotency header (e.g. CallSid + CallStatus); None: no dedupe."""
         return None
+
+
+def _shown(name: str) -> str:
+    """A parameter's name as a plain message may show it."""
+    return repr(name.replace("\x00", "\\0")[:40])
+
+
+def _decimal_fits(value: str, digits: int, places: int) -> bool:
+    """True when ``value`` is a finite amount whose absolute value, at ``places`` decimals, fits ``digits`` digits."""
+    try:
+        amount = Decimal(value.strip())
+    except (InvalidOperation, ValueError):
+        return False
+    if not amount.is_finite():
+        return False
+    if amount and amount.adjusted() >= digits - places:  # by its exponent: arithmetic on 1e999999999 overflows
+        return False
+    return abs(amount).quantize(Decimal(1).scaleb(-places)) < Decimal(10) ** (digits - places)

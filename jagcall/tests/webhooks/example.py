@@ -29,7 +29,7 @@ class Calls:
     organization_lookups: list = []
     handled: list = []
     committed: list = []
-    fail_next: str | None = None  # "raise" or "503"
+    fail_next: str | None = None  # "raise", "503" or "too_long"
     key_store_down = False  # the auth token's lookup fails as a database that is down does
 
     @classmethod
@@ -80,6 +80,8 @@ class ExampleTwilioHook(TwilioWebhookView):
             raise RuntimeError("the handler failed")
         if Calls.fail_next == "503":
             return HttpResponse("try again", status=503, content_type="text/plain")
+        if Calls.fail_next == "too_long":  # a value longer than its column, as PostgreSQL refuses it
+            ReceivedWebhook.objects.create(provider="x" * 41, event_id="too-long")
         return HttpResponse("<Response/>", content_type="text/xml")
 
 

@@ -134,6 +134,61 @@ def test_a_failed_handler_rolls_back_its_delivery_so_the_retry_is_processed(
     assert Calls.committed == [params()["CallSid"]]
 
 
+def test_a_value_the_columns_cannot_hold_is_a_400_that_rolls_back_the_delivery(client, refusals):
+    Calls.fail_next = "too_long"
+    response = post(client, params())
+    assert response.status_code == 400 and response.content == b"Bad request: a value is too long or out of range."
+    assert rows() == 0 and refusals == []
+
+
+# --- malformed signed requests: 400, before the organization is looked up -------------------------------------
+
+
+@pytest.mark.parametrize(
+    "extra, named",
+    [
+        ({"AccountSid": "AC" + "1" * 33}, "AccountSid"),  # the platform's token signs it: a signed, malformed SID
+        ({"CallStatus": "ringing\x00"}, "CallStatus"),
+        ({"Body\x00": "text"}, "Body"),
+    ],
+)
+def test_a_signed_request_with_a_malformed_value_is_a_400_that_reads_and_writes_nothing(
+    client, refusals, extra, named
+):
+    with CaptureQueriesContext(connection) as queries:
+        response = post(client, params(**extra))
+    assert response.status_code == 400 and response["Content-Type"].startswith("text/plain")
+    assert response.content.decode().startswith("Bad request: ") and named in response.content.decode()
+    assert len(queries) == 0 and Calls.organization_lookups == [] and Calls.handled == []
+    assert rows() == 0 and refusals == []  # the sender's bug: no refused signature is counted
+
+
+class _Amounts(TwilioWebhookView):
+    int_params = {"Duration": (0, 2**31 - 1)}
+    decimal_params = {"Price": (10, 5)}
+
+
+@pytest.mark.parametrize(
+    "form, verdict",
+    [
+        ({"Duration": "0", "Price": "-99999.99999"}, None),
+        ({"Duration": "", "Price": ""}, None),
+        ({"Duration": str(2**31)}, "Duration must be between 0 and 2147483647."),
+        ({"Duration": "-1"}, "Duration must be between 0 and 2147483647."),
+        ({"Duration": "1.5"}, "Duration is not a whole number."),
+        ({"Price": "100000"}, "Price is not an amount between -99999.99999 and 99999.99999."),
+        ({"Price": "99999.999995"}, "Price is not an amount between -99999.99999 and 99999.99999."),
+        ({"Price": "1e999999999"}, "Price is not an amount between -99999.99999 and 99999.99999."),
+        ({"Price": "Infinity"}, "Price is not an amount between -99999.99999 and 99999.99999."),
+        ({"Price": "free"}, "Price is not an amount between -99999.99999 and 99999.99999."),
+    ],
+)
+def test_numbers_must_fit_the_columns_they_are_stored_in(rf, form, verdict):
+    body = urlencode({"AccountSid": SID, **form})
+    request = rf.post("/hooks/x/", body, content_type="application/x-www-form-urlencoded")
+    assert _Amounts().malformed(request) == verdict
+
+
 # --- the signature -------------------------------------------------------------------------
 
 
