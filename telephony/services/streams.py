@@ -8,6 +8,12 @@ back in the stream's "start" message is what proves the stream is that call's.
 STREAM_TOKEN_TTL_SECONDS; only its SHA-256 is stored, so the database cannot
 open a stream. Redeeming is one conditional UPDATE: two sockets presenting the
 same token cannot both win.
+
+[!!] A call's media stream opens once. Twilio's signatures carry no time, so a
+replayed voice request is answered with a fresh token (Twilio's own retry needs
+one); once any token of the call was used, every other is refused
+(``already_streamed``). Redeeming locks the call's row first, so two tokens of
+one call redeemed at once cannot both open.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ _LOOKUP_REASON = "media stream: the token, not a member, names the call and its 
 
 
 class StreamTokenRefused(Exception):
-    """The stream may not open. ``reason``: missing, unknown, other_call, used or expired."""
+    """The stream may not open. ``reason``: missing, unknown, other_call, used, expired or already_streamed."""
 
     def __init__(self, reason: str, *, call: Call | None = None):
         super().__init__(reason)
@@ -66,6 +72,11 @@ def stream_token_redeem(call_id, raw: str | None) -> Call:
     call = token.call
     if str(call.id) != str(call_id):
         raise StreamTokenRefused("other_call", call=call)
+    # [!!] One stream per call: the call's row is locked while its tokens are checked and one is claimed.
+    list(Call.objects.for_org(call.organization).select_for_update().filter(pk=call.pk).values_list("pk", flat=True))
+    tokens = StreamToken.objects.for_org(call.organization).filter(call=call)
+    if tokens.filter(used_at__isnull=False).exclude(pk=token.pk).exists():
+        raise StreamTokenRefused("already_streamed", call=call)
     now = timezone.now()
     claimed = (
         StreamToken.objects.for_org(call.organization)

@@ -105,6 +105,86 @@ async def test_a_stream_without_its_calls_valid_token_is_closed_4403(case, organ
     assert len(refusals) == 1 and refusals[0]["call_id"] == str(target)
 
 
+async def test_a_replayed_voice_request_gets_a_token_that_cannot_open_a_second_stream(
+    organization, twilio_standin, settings, events
+):
+    """Twilio's signatures carry no time: a replay of the signed voice request is answered with a fresh token,
+    but the call's media stream opens once."""
+    import xml.etree.ElementTree as ET
+
+    from django.test import Client
+
+    from telephony.tests.calls_support import line, signed_post
+
+    settings.PUBLIC_BASE_URL = "https://app.jagcall.test"
+
+    def answer_twice():
+        number = line(organization)
+        params = {"AccountSid": number.account_sid, "CallSid": "CA" + "a" * 32, "CallStatus": "ringing",
+                  "From": "+14155550100", "To": number.number}  # fmt: skip
+        answers = [signed_post(Client(), "twilio-hooks:voice", params, account_sid=number.account_sid) for _ in "12"]
+        assert [answer.status_code for answer in answers] == [200, 200]
+        tokens = [ET.fromstring(a.content).find("./Connect/Stream/Parameter").get("value") for a in answers]
+        return Call.objects.for_org(organization).get(twilio_sid=params["CallSid"]), tokens
+
+    call, (first, replayed) = await sync_to_async(answer_twice)()
+    assert first != replayed
+    streaming = await _open(call.id)
+    await streaming.send_to(text_data=_start(first))
+    second = await _open(call.id)  # while the first stream is open
+    await second.send_to(text_data=_start(replayed))
+    assert await _closed_with(second, 4403)
+    await second.disconnect()
+    await streaming.send_to(text_data=json.dumps({"event": "stop", "stop": {"callSid": call.twilio_sid}}))
+    assert await _closed_with(streaming, 1000)
+    await streaming.disconnect()
+    assert await sync_to_async(_kinds)(call) == ["ringing", "stream.started", "stream.stopped"]
+    refusals = [e for e in events if e["event"] == "telephony.stream_refused"]
+    assert [(r["reason"], r["call_id"]) for r in refusals] == [("already_streamed", str(call.id))]
+
+
+def test_a_calls_stream_opens_once_whatever_the_number_of_its_tokens(organization):
+    call = _call(organization)
+    first, second, third = (stream_token_issue(call) for _ in range(3))
+    assert stream_token_redeem(call.id, second) == call
+    for token in (first, third):
+        with pytest.raises(StreamTokenRefused) as refused:
+            stream_token_redeem(call.id, token)
+        assert refused.value.reason == "already_streamed" and refused.value.call == call
+    assert StreamToken.objects.for_org(organization).filter(call=call, used_at__isnull=False).count() == 1
+    with pytest.raises(StreamTokenRefused) as again:
+        stream_token_redeem(call.id, second)
+    assert again.value.reason == "used"
+
+
+def test_two_tokens_of_one_call_redeemed_at_once_open_one_stream(organization):
+    import threading
+
+    from django.db import connection
+
+    call = _call(organization)
+    tokens = [stream_token_issue(call) for _ in range(6)]
+    start, outcomes = threading.Barrier(len(tokens)), []
+
+    def redeem(token):
+        try:
+            start.wait(timeout=5)
+            try:
+                stream_token_redeem(call.id, token)
+                outcomes.append("opened")
+            except StreamTokenRefused as refused:
+                outcomes.append(refused.reason)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=redeem, args=(token,)) for token in tokens]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert sorted(outcomes) == ["already_streamed"] * (len(tokens) - 1) + ["opened"]
+
+
 def test_redeeming_is_single_use_and_bound_to_the_call(organization):
     call = _call(organization)
     token = stream_token_issue(call)
