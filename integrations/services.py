@@ -109,7 +109,8 @@ def _verify(provider: str, values: dict[str, str]) -> None:
         elif provider == Provider.DEEPGRAM:
             providers.deepgram_client(values["api_key"]).manage.v1.projects.list()
         elif provider == Provider.ELEVENLABS:
-            providers.elevenlabs_client(values["api_key"]).voices.search(page_size=1)
+            client = providers.elevenlabs_client(values["api_key"])
+            client.voices.search(page_size=1, request_options=providers.elevenlabs_request_options())
 
 
 def _refusal(provider: str, error: providers.ProviderError) -> ApplicationError:

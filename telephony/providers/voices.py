@@ -20,7 +20,13 @@ from dataclasses import dataclass, field
 from django.core.cache import cache
 
 from integrations.models import Provider, ProviderCredential
-from jagcall.kernel.providers import ProviderError, base_url, elevenlabs_client, provider_operation
+from jagcall.kernel.providers import (
+    ProviderError,
+    base_url,
+    elevenlabs_client,
+    elevenlabs_request_options,
+    provider_operation,
+)
 
 CACHE_SECONDS = 10 * 60
 FAILURE_CACHE_SECONDS = 60
@@ -100,7 +106,7 @@ def voice_list(*, organization) -> list[Voice]:
         raise ProviderError("elevenlabs", "list voices", failure["message"], status=failure["status"], retryable=True)
     try:
         with provider_operation("elevenlabs", "list voices"):
-            response = elevenlabs_client(api_key).voices.get_all()
+            response = elevenlabs_client(api_key).voices.get_all(request_options=elevenlabs_request_options())
     except ProviderError as error:
         cache.set(f"{key}:failed", {"message": error.message, "status": error.status}, FAILURE_CACHE_SECONDS)
         raise

@@ -297,3 +297,17 @@ def test_voice_list_is_cached_per_key_owner_and_a_failure_for_a_minute(
     assert not voice_catalog(organization=other_organization).available
     assert asked() == 2  # the failure is remembered, not asked again at once
     assert voice_catalog(organization=organization).available
+
+
+@pytest.mark.parametrize("retries", [0, 1])
+def test_a_server_error_listing_voices_is_retried_as_often_as_configured(retries, organization, settings,
+                                                                         elevenlabs_standin):  # fmt: skip
+    from telephony.providers.voices import voice_catalog
+
+    settings.PROVIDER_MAX_RETRIES = retries
+    elevenlabs_standin.fail_next(503, "Service unavailable", path_prefix="/v1/voices", times=10)
+
+    catalog = voice_catalog(organization=organization)
+
+    assert not catalog.available and "try again" in catalog.error.lower()
+    assert len(elevenlabs_standin.requests_to("/v1/voices", "GET")) == 1 + retries

@@ -2,7 +2,8 @@
 and ElevenLabs (docs/security/providers.md). The kernel: imports no app.
 
     from jagcall.kernel.providers import (ProviderError, provider_operation, redact,
-        twilio_client, openai_client, anthropic_client, deepgram_client, elevenlabs_client, simulated_mode)
+        twilio_client, openai_client, anthropic_client, deepgram_client, elevenlabs_client, elevenlabs_request_options,
+        simulated_mode)
 
 Builders (clients.py) return the official SDK clients with credentials, base-URL
 overrides (PROVIDER_BASE_URLS), timeouts and retries set; ``provider_operation``
@@ -18,6 +19,7 @@ from jagcall.kernel.providers.clients import (
     base_url,
     deepgram_client,
     elevenlabs_client,
+    elevenlabs_request_options,
     openai_client,
     simulated_mode,
     twilio_client,
@@ -33,6 +35,7 @@ __all__ = [
     "base_url",
     "deepgram_client",
     "elevenlabs_client",
+    "elevenlabs_request_options",
     "openai_client",
     "provider_error_from",
     "provider_operation",

@@ -171,7 +171,8 @@ def elevenlabs_client(api_key: str | None = None) -> ElevenLabs:
     """An ElevenLabs client (platform key unless ``api_key``).
 
     The SDK retries 408/409/429 and 5xx answers twice by itself and has no client-wide
-    setting for it; a call may pass ``request_options={"max_retries": n}``.
+    setting for it: every call passes ``request_options=elevenlabs_request_options()``,
+    which retries PROVIDER_MAX_RETRIES times instead.
     """
     from elevenlabs.client import ElevenLabs
 
@@ -180,3 +181,8 @@ def elevenlabs_client(api_key: str | None = None) -> ElevenLabs:
         base_url=base_url("elevenlabs") or "https://api.elevenlabs.io",
         timeout=_timeout(),
     )
+
+
+def elevenlabs_request_options() -> dict:
+    """What every ElevenLabs SDK call passes as ``request_options``: the configured retries and timeout."""
+    return {"max_retries": int(settings.PROVIDER_MAX_RETRIES), "timeout_in_seconds": _timeout()}

@@ -16,6 +16,7 @@ from jagcall.kernel.providers import (
     anthropic_client,
     deepgram_client,
     elevenlabs_client,
+    elevenlabs_request_options,
     openai_client,
     provider_operation,
     twilio_client,
@@ -69,7 +70,7 @@ def deepgram_call():
 
 
 def elevenlabs_call():
-    return elevenlabs_client().voices.search()
+    return elevenlabs_client().voices.search(request_options=elevenlabs_request_options())
 
 
 # provider, the call, its canned answer, the request it must make (method, path), the credential header it must carry
@@ -167,7 +168,7 @@ def test_a_provider_message_echoing_the_secret_is_redacted(provider, provider_se
 @pytest.mark.parametrize("status", [429, 500, 503])
 @pytest.mark.parametrize("provider", list(CASES))
 def test_rate_limits_and_server_errors_are_retryable(provider, status, provider_settings, local_server):
-    # Every answer, as ElevenLabs' SDK retries twice by itself whatever PROVIDER_MAX_RETRIES says.
+    # Every answer, whatever the number of retries.
     local_server.default = Canned(status, {"message": "busy"}, {"retry-after": "0"})
 
     with pytest.raises(ProviderError) as raised:
@@ -219,6 +220,23 @@ def test_sdks_that_can_retry_retry_as_often_as_configured(provider, provider_set
         call()
 
     assert len(local_server.requests) == 3
+
+
+@pytest.mark.parametrize("retries", [0, 1])
+def test_elevenlabs_retries_a_server_error_as_often_as_configured_not_its_own_default(
+    retries, provider_settings, local_server
+):
+    # The SDK retries twice unless each call says otherwise (request_options); ours say PROVIDER_MAX_RETRIES.
+    provider_settings.PROVIDER_MAX_RETRIES = retries
+    local_server.default = Canned(503, {"detail": {"status": "busy", "message": "busy"}})
+
+    with pytest.raises(ProviderError) as raised:
+        with provider_operation("elevenlabs", "list voices"):
+            elevenlabs_call()
+
+    assert (raised.value.status, raised.value.retryable) == (503, True)
+    assert len(local_server.requests) == 1 + retries
+    assert elevenlabs_request_options() == {"max_retries": retries, "timeout_in_seconds": 1.0}
 
 
 def test_twilio_acts_on_a_subaccount_with_the_parents_credentials(provider_settings, local_server):
