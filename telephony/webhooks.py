@@ -171,7 +171,8 @@ class RecordingHook(_CallHook):
 
     hook_name = "recording"
     sid_params = {**_CallHook.sid_params, "RecordingSid": twilio_sids.RECORDING}
-    int_params = {"RecordingDuration": (0, INT32_MAX), "RecordingChannels": RECORDING_CHANNELS}
+    # Twilio reports -1 as the duration of a recording it does not have (status "absent").
+    int_params = {"RecordingDuration": (-1, INT32_MAX), "RecordingChannels": RECORDING_CHANNELS}
 
     def twilio_event_id(self, request: HttpRequest) -> str | None:
         sid = request.POST.get("RecordingSid")
@@ -193,7 +194,7 @@ class RecordingHook(_CallHook):
                 call=self.call,
                 recording_sid=form["RecordingSid"],
                 recording_url=form.get("RecordingUrl", ""),
-                duration_seconds=number("RecordingDuration"),
+                duration_seconds=None if (number("RecordingDuration") or 0) < 0 else number("RecordingDuration"),
                 channels=number("RecordingChannels", 1),
             )
         except ApplicationError as error:

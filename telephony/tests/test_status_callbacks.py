@@ -256,7 +256,7 @@ def test_the_status_service_ignores_numbers_its_columns_cannot_hold():
         ("RecordingSid", "RE" + "1" * 60),
         ("RecordingSid", "CA" + "1" * 32),
         ("RecordingDuration", "99999999999"),
-        ("RecordingDuration", "-1"),
+        ("RecordingDuration", "-2"),
         ("RecordingChannels", "0"),
         ("RecordingChannels", "3"),
         ("RecordingChannels", "40000"),
@@ -280,6 +280,17 @@ def test_a_signed_recording_callback_with_a_value_out_of_range_is_a_400_that_wri
     assert field in response.content.decode()
     assert written_rows() == before and refusals == []
 
+
+@pytest.mark.django_db
+def test_an_absent_recording_reported_with_duration_minus_one_is_accepted_and_fetches_nothing(twilio, organization, client):
+    from telephony.models import CallRecording
+
+    call = inbound_call(organization, number=line(organization, record=True))
+    params = {"AccountSid": call.account_sid, "CallSid": call.twilio_sid, "RecordingSid": "RE" + "4" * 32,
+              "RecordingStatus": "absent", "RecordingDuration": "-1", "RecordingChannels": "1"}  # fmt: skip
+    response = signed_post(client, "twilio-hooks:recording", params, account_sid=call.account_sid, query={"call": call.id})
+    assert response.status_code == 204
+    assert not CallRecording.objects.for_org(organization).exists()
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("given", [{"recording_sid": "RE" + "1" * 60}, {"duration_seconds": 2**31}, {"channels": 3}])
