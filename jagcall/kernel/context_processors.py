@@ -5,8 +5,8 @@ from __future__ import annotations
 from django.conf import settings
 
 SIMULATED_NOTICE = (
-    "Simulated mode: no call, message or payment reaches a real phone or provider. "
-    "Local stand-ins play Twilio, Deepgram, OpenAI, Anthropic, ElevenLabs and Stripe, "
+    "Simulated mode: no call or message reaches a real phone or provider. "
+    "Local stand-ins play Twilio, Deepgram, OpenAI, Anthropic and ElevenLabs, "
     "so you can try every flow on this machine."
 )
 

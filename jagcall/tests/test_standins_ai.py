@@ -53,7 +53,7 @@ def test_deepgram_transcribes_a_file_into_speaker_utterances(deepgram_standin):
     assert all(u.end > u.start for u in utterances)
     assert all(a.end <= b.start for a, b in zip(utterances, utterances[1:]))  # turns follow one another
     alternative = response.results.channels[0].alternatives[0]
-    assert alternative.transcript.startswith("Thank you for calling Bright Smile Dental")
+    assert alternative.transcript.startswith("Thank you for calling, this is the front desk.")
     assert alternative.words[0].word == "thank" and alternative.words[0].speaker == 0
     assert response.metadata.duration == pytest.approx(utterances[-1].end + 0.6)
 

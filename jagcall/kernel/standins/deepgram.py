@@ -27,7 +27,7 @@ PAUSE_SECONDS = 0.6
 MODEL_ID = "1abfe86b-e047-4eed-858a-35e5625b41ee"
 
 DEFAULT_SCRIPT: list[tuple[int, str]] = [
-    (0, "Thank you for calling Bright Smile Dental, this is Ava. How can I help you today?"),
+    (0, "Thank you for calling, this is the front desk. How can I help you today?"),
     (1, "Hi, I'd like to book a cleaning appointment, please. My name is Jordan Lee."),
     (0, "Of course, Jordan. We have openings next Tuesday at 10 AM or Thursday at 2 PM."),
     (1, "Thursday at 2 PM works for me."),
