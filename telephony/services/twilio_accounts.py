@@ -16,11 +16,14 @@ there.
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
 from accounts.models import Organization
@@ -151,6 +154,41 @@ def _close_subaccount(account_sid: str) -> None:
         logger.error("twilio subaccount %s was created but not stored and could not be closed", account_sid)
 
 
+# The auth tokens that sign callbacks, decrypted, kept in this process for a short while: the voice webhook
+# needs one for every call, and reading and decrypting it each time is a good part of the request's cost.
+# [!!] In this process a change is effective at once: saving or deleting a subaccount or an organization's own
+# Twilio credential empties the cache (now, and again when the change commits, so a request that read the old row
+# meanwhile cannot keep it). Other processes keep a token at most AUTH_TOKEN_CACHE_SECONDS after a change. Only
+# accounts that exist are kept (a flood of unknown AccountSids cannot grow it), at most AUTH_TOKEN_CACHE_SIZE.
+AUTH_TOKEN_CACHE_SECONDS = 60
+AUTH_TOKEN_CACHE_SIZE = 1000
+_token_cache: dict[str, tuple[float, str]] = {}
+_token_cache_lock = threading.Lock()
+_token_cache_generation = 0
+
+
+def auth_token_cache_clear() -> None:
+    """Forget every cached auth token (a credential changed)."""
+    global _token_cache_generation
+    with _token_cache_lock:
+        _token_cache_generation += 1
+        _token_cache.clear()
+
+
+def _auth_token_stored(account_sid: str) -> str | None:
+    subaccount = TwilioSubaccount.objects.unscoped(_LOOKUP_REASON).filter(account_sid=account_sid).first()
+    if subaccount is not None:
+        return subaccount.auth_token
+    credential = (
+        ProviderCredential.objects.unscoped(_LOOKUP_REASON)
+        .filter(provider=Provider.TWILIO, account_sid=account_sid)
+        .first()
+    )
+    if credential is not None:
+        return credential.values.get("auth_token")
+    return None
+
+
 def auth_token_for_account_sid(account_sid: str) -> str | None:
     """The auth token Twilio signs callbacks of ``account_sid`` with, or None for an account that is not ours.
 
@@ -163,17 +201,32 @@ def auth_token_for_account_sid(account_sid: str) -> str | None:
         return platform_token
     if not twilio_sid_valid(account_sid, ACCOUNT):
         return None
-    subaccount = TwilioSubaccount.objects.unscoped(_LOOKUP_REASON).filter(account_sid=account_sid).first()
-    if subaccount is not None:
-        return subaccount.auth_token
-    credential = (
-        ProviderCredential.objects.unscoped(_LOOKUP_REASON)
-        .filter(provider=Provider.TWILIO, account_sid=account_sid)
-        .first()
-    )
-    if credential is not None:
-        return credential.values.get("auth_token")
-    return None
+    now = time.monotonic()
+    cached = _token_cache.get(account_sid)
+    if cached is not None and cached[0] > now:
+        return cached[1]
+    generation = _token_cache_generation
+    token = _auth_token_stored(account_sid)
+    if token:
+        with _token_cache_lock:
+            # A change while the row was read: what was read may be the old token, so it is not kept.
+            if generation == _token_cache_generation:
+                if len(_token_cache) >= AUTH_TOKEN_CACHE_SIZE:
+                    _token_cache.clear()
+                _token_cache[account_sid] = (now + AUTH_TOKEN_CACHE_SECONDS, token)
+    else:
+        _token_cache.pop(account_sid, None)
+    return token
+
+
+@receiver(post_save, sender=TwilioSubaccount, dispatch_uid="telephony.auth_tokens_subaccount_saved")
+@receiver(post_delete, sender=TwilioSubaccount, dispatch_uid="telephony.auth_tokens_subaccount_deleted")
+@receiver(post_save, sender=ProviderCredential, dispatch_uid="telephony.auth_tokens_credential_saved")
+@receiver(post_delete, sender=ProviderCredential, dispatch_uid="telephony.auth_tokens_credential_deleted")
+def _auth_tokens_changed(sender, **kwargs):
+    auth_token_cache_clear()
+    # Again once the change is visible to other connections: a lookup between the two read the old row.
+    transaction.on_commit(auth_token_cache_clear, robust=True)
 
 
 def organization_for_account_sid(account_sid: str):
