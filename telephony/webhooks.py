@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 from email.utils import parsedate_to_datetime
 
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 
 from jagcall.kernel.errors import ApplicationError
@@ -100,17 +101,22 @@ class VoiceHook(_CallHook):
 
     def handle(self, request: HttpRequest, organization) -> HttpResponse:
         form = request.POST
-        if self.call is not None:
-            return _twiml(inbound.outbound_call_answer(call=self.call, call_sid=form.get("CallSid", "")))
-        return _twiml(
-            inbound.inbound_call_answer(
-                phone_number=self.phone_number,
-                call_sid=form.get("CallSid", ""),
-                account_sid=form.get("AccountSid", ""),
-                from_number=form.get("From", ""),
-                to_number=form.get("To", ""),
+        try:
+            if self.call is not None:
+                return _twiml(inbound.outbound_call_answer(call=self.call, call_sid=form.get("CallSid", "")))
+            return _twiml(
+                inbound.inbound_call_answer(
+                    phone_number=self.phone_number,
+                    call_sid=form.get("CallSid", ""),
+                    account_sid=form.get("AccountSid", ""),
+                    from_number=form.get("From", ""),
+                    to_number=form.get("To", ""),
+                )
             )
-        )
+        except ApplicationError as error:
+            # E.g. a CallSid that is another call's (409): nothing is kept, the dedupe record included.
+            transaction.set_rollback(True)
+            return HttpResponse(error.message, status=error.status, content_type="text/plain; charset=utf-8")
 
 
 def _timestamp(value: str):

@@ -30,15 +30,42 @@ _NUMBER_PURPOSE = "telephony.number"
 # --- the webhooks' lookups (signed requests; no member, so by the provider's ids) ---------
 
 
+def _one(queryset: QuerySet):
+    """The row of a lookup by a unique key, or None: no ORDER BY to build (the key matches one row at most)."""
+    return next(iter(queryset.order_by()[:1]), None)
+
+
+# What the hooks read of a number's agent (its prompt, voice and tools are the media stream's business).
+_INBOUND_AGENT_FIELDS = ("agent__organization_id", "agent__name", "agent__record_calls")
+
+
 def phone_number_for_inbound(*, to_number: str) -> PhoneNumber | None:
-    """The held number a caller dialled (with its organization and agent), or None."""
+    """The held number a caller dialled (with its organization and the agent's name and recording choice), or None.
+
+    A held number is unique (telephony_number_held_once). The other fields of the number and of its agent
+    are deferred: they load if read.
+    """
     if not to_number:
         return None
-    return (
+    return _one(
         PhoneNumber.objects.unscoped(_WEBHOOK_REASON)
         .select_related("organization", "agent")
+        .only("number", "account_sid", "organization_id", "agent_id", *_INBOUND_AGENT_FIELDS)
         .filter(number=to_number.strip(), released_at__isnull=True)
-        .first()
+    )
+
+
+def call_for_twilio_sid(*, call_sid: str) -> Call | None:
+    """The call that already has Twilio's ``call_sid`` (unique), in any organization, or None.
+
+    Only what tells a retry from a collision is loaded: its organization, status and direction.
+    """
+    if not call_sid:
+        return None
+    return _one(
+        Call.objects.unscoped(_WEBHOOK_REASON)
+        .only("organization_id", "status", "direction", "twilio_sid")
+        .filter(twilio_sid=call_sid)
     )
 
 

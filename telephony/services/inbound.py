@@ -38,7 +38,9 @@ from twilio.twiml.voice_response import Connect, Start, VoiceResponse
 
 from accounts.principals import Principal
 from compliance.services import audit_record
+from jagcall.kernel.errors import ApplicationError
 from telephony.models import Call, CallDirection, CallStatus, PhoneNumber
+from telephony.selectors.calls import call_for_twilio_sid
 from telephony.services.calls import call_first_status_record
 from telephony.services.streams import stream_token_issue
 from telephony.services.urls import public_url
@@ -49,6 +51,7 @@ NOT_IN_SERVICE = "Sorry, this number is not in service. Goodbye."
 NO_AGENT = "Sorry, nobody can take your call on this number right now. Please try again later. Goodbye."
 UNAVAILABLE = "Sorry, this service is not available. Goodbye."
 CALL_ENDED = "This call has ended. Goodbye."
+CALL_SID_TAKEN = "This CallSid belongs to another call; nothing was recorded."
 # The media stream's route (telephony/routing.py); websocket routes are not in Django's URL resolver.
 STREAM_PATH = "/ws/telephony/stream/{call_id}/"
 
@@ -123,7 +126,11 @@ def inbound_call_answer(
         logger.info("inbound call %s refused: number %s has no agent", call_sid, phone_number.pk)
         return refusal_twiml(NO_AGENT)
 
-    call = Call.objects.for_org(organization).filter(twilio_sid=call_sid).first() if call_sid else None
+    call = call_for_twilio_sid(call_sid=call_sid)
+    if call is not None and call.organization_id != organization.pk:
+        # [!!] Another organization's call: neither it nor its organization is named, and nothing is written.
+        logger.warning("inbound call %s refused: the CallSid belongs to a call of another organization", call_sid)
+        raise ApplicationError(CALL_SID_TAKEN, code="call_sid_taken", status=409)
     if call is None:
         call = Call(
             organization=organization,
@@ -158,6 +165,10 @@ def outbound_call_answer(*, call: Call, call_sid: str) -> str:
     if call.is_finished:
         return refusal_twiml(CALL_ENDED)
     if call_sid and not call.twilio_sid:
+        other = call_for_twilio_sid(call_sid=call_sid)
+        if other is not None and other.pk != call.pk:
+            logger.warning("outbound call %s refused: its CallSid belongs to another call", call.pk)
+            raise ApplicationError(CALL_SID_TAKEN, code="call_sid_taken", status=409)
         call.twilio_sid = call_sid
         call.save(update_fields=["twilio_sid", "updated_at"])
     return stream_twiml(call, record=False)
