@@ -27,7 +27,7 @@ from jagcall.kernel.errors import ApplicationError
 from jagcall.kernel.providers import twilio_sids
 from jagcall.kernel.webhooks.views import TwilioWebhookView
 from telephony.models import Call, CallStatus
-from telephony.selectors.calls import call_for_webhook, phone_number_for_inbound
+from telephony.selectors.calls import call_for_twilio_sid, call_for_webhook, phone_number_for_inbound
 from telephony.services import inbound
 from telephony.services.calls import INT32_MAX, call_status_record
 from telephony.services.recordings import RECORDING_CHANNELS, recording_received
@@ -149,6 +149,13 @@ class StatusHook(_CallHook):
         sequence = int(form["SequenceNumber"]) if form.get("SequenceNumber") else None  # in range (int_params)
         call = self.call
         if call.twilio_sid is None and form.get("CallSid"):
+            other = call_for_twilio_sid(call_sid=form["CallSid"])
+            if other is not None and other.pk != call.pk:
+                # Another call's CallSid (the unique column would refuse it): nothing is kept, the dedupe record
+                # included.
+                logger.warning("twilio status: call %s: its CallSid belongs to another call; refused", call.pk)
+                transaction.set_rollback(True)
+                return HttpResponse(inbound.CALL_SID_TAKEN, status=409, content_type="text/plain; charset=utf-8")
             call.twilio_sid = form["CallSid"]
             call.save(update_fields=["twilio_sid", "updated_at"])
         details = {

@@ -1,4 +1,4 @@
-"""A signed voice request whose CallSid is already another call's.
+"""A signed voice request (or status callback) whose CallSid is already another call's.
 
 Another organization's call: 409 with a plain line, nothing written (the dedupe record included), and
 neither that call nor its organization named. The same organization's call: Twilio's retry of that call,
@@ -84,3 +84,23 @@ def test_an_answered_outbound_call_whose_call_sid_is_another_calls_is_a_409(twil
     assert written_rows() == before
     call.refresh_from_db()
     assert call.twilio_sid is None
+
+
+def test_a_status_callback_giving_a_call_another_calls_call_sid_is_a_409(twilio, organization, other_organization,
+                                                                         client):  # fmt: skip
+    number = line(organization)
+    theirs = line(other_organization, "+14155550124")
+    sid = "CA" + "6" * 32
+    signed_post(client, "twilio-hooks:voice", _voice(theirs, sid), account_sid=theirs.account_sid)
+    call = Call.objects.create(
+        organization=organization, direction=CallDirection.OUTBOUND, agent=number.agent, phone_number=number,
+        from_number=number.number, to_number=CALLER, account_sid=number.account_sid, status="queued",
+    )  # fmt: skip
+    params = {"AccountSid": number.account_sid, "CallSid": sid, "CallStatus": "ringing", "SequenceNumber": "0"}
+    before = written_rows()
+    response = signed_post(client, "twilio-hooks:status", params, account_sid=number.account_sid,
+                           query={"call": call.id})  # fmt: skip
+    assert response.status_code == 409, response.content
+    assert written_rows() == before
+    call.refresh_from_db()
+    assert (call.twilio_sid, call.status) == (None, "queued")
