@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import redis
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models.signals import post_delete, post_save
@@ -39,6 +40,7 @@ from jagcall.kernel.providers import (
     twilio_client,
 )
 from jagcall.kernel.providers.twilio_sids import ACCOUNT, twilio_sid_valid
+from jagcall.kernel.redis import cache_redis
 from telephony.models import PhoneNumber, TwilioSubaccount
 
 if TYPE_CHECKING:
@@ -156,15 +158,35 @@ def _close_subaccount(account_sid: str) -> None:
 
 # The auth tokens that sign callbacks, decrypted, kept in this process for a short while: the voice webhook
 # needs one for every call, and reading and decrypting it each time is a good part of the request's cost.
-# [!!] In this process a change is effective at once: saving or deleting a subaccount or an organization's own
-# Twilio credential empties the cache (now, and again when the change commits, so a request that read the old row
-# meanwhile cannot keep it). Other processes keep a token at most AUTH_TOKEN_CACHE_SECONDS after a change. Only
-# accounts that exist are kept (a flood of unknown AccountSids cannot grow it), at most AUTH_TOKEN_CACHE_SIZE.
+# [!!] A change is effective at once everywhere: saving or deleting a subaccount or an organization's own Twilio
+# credential empties this process's cache (now, and again when the change commits, so a request that read the old
+# row meanwhile cannot keep it) and, on commit, moves a generation counter in Redis that every process compares
+# with its entries' before using one (one GET per lookup). When Redis cannot be reached the cache is not used at
+# all: every lookup reads the database. Only accounts that exist are kept (a flood of unknown AccountSids cannot
+# grow it), at most AUTH_TOKEN_CACHE_SIZE, each at most AUTH_TOKEN_CACHE_SECONDS.
 AUTH_TOKEN_CACHE_SECONDS = 60
 AUTH_TOKEN_CACHE_SIZE = 1000
-_token_cache: dict[str, tuple[float, str]] = {}
+_token_cache: dict[str, tuple[float, str, str]] = {}  # account SID -> (expires, token, shared generation)
 _token_cache_lock = threading.Lock()
 _token_cache_generation = 0
+_SHARED_GENERATION_KEY = "jc:telephony:auth-token-generation"
+
+
+def _shared_generation() -> str | None:
+    """The processes' common generation of auth tokens, or None when Redis cannot say (then nothing is cached)."""
+    try:
+        return str(cache_redis(decode_responses=True).get(_SHARED_GENERATION_KEY) or "0")
+    except redis.RedisError:
+        logger.warning("auth token cache: Redis is unreachable, so tokens are read from the database", exc_info=True)
+        return None
+
+
+def _shared_generation_move() -> None:
+    try:
+        cache_redis().incr(_SHARED_GENERATION_KEY)
+    except redis.RedisError:  # other processes keep their entries at most AUTH_TOKEN_CACHE_SECONDS
+        logger.error("auth token cache: Redis is unreachable, other processes may use a changed token for up to %s s",
+                     AUTH_TOKEN_CACHE_SECONDS, exc_info=True)  # fmt: skip
 
 
 def auth_token_cache_clear() -> None:
@@ -202,18 +224,19 @@ def auth_token_for_account_sid(account_sid: str) -> str | None:
     if not twilio_sid_valid(account_sid, ACCOUNT):
         return None
     now = time.monotonic()
+    shared = _shared_generation()
     cached = _token_cache.get(account_sid)
-    if cached is not None and cached[0] > now:
+    if shared is not None and cached is not None and cached[0] > now and cached[2] == shared:
         return cached[1]
     generation = _token_cache_generation
     token = _auth_token_stored(account_sid)
-    if token:
+    if token and shared is not None:
         with _token_cache_lock:
             # A change while the row was read: what was read may be the old token, so it is not kept.
             if generation == _token_cache_generation:
                 if len(_token_cache) >= AUTH_TOKEN_CACHE_SIZE:
                     _token_cache.clear()
-                _token_cache[account_sid] = (now + AUTH_TOKEN_CACHE_SECONDS, token)
+                _token_cache[account_sid] = (now + AUTH_TOKEN_CACHE_SECONDS, token, shared)
     else:
         _token_cache.pop(account_sid, None)
     return token
@@ -225,8 +248,10 @@ def auth_token_for_account_sid(account_sid: str) -> str | None:
 @receiver(post_delete, sender=ProviderCredential, dispatch_uid="telephony.auth_tokens_credential_deleted")
 def _auth_tokens_changed(sender, **kwargs):
     auth_token_cache_clear()
-    # Again once the change is visible to other connections: a lookup between the two read the old row.
+    # Again once the change is visible to other connections: a lookup between the two read the old row. Other
+    # processes learn of it through the shared generation, moved once the new row can be read.
     transaction.on_commit(auth_token_cache_clear, robust=True)
+    transaction.on_commit(_shared_generation_move, robust=True)
 
 
 def organization_for_account_sid(account_sid: str):

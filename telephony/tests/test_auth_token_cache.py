@@ -110,3 +110,41 @@ def test_a_removed_subaccount_stops_validating_at_once(twilio, organization, cli
     assert _voice_signed_with(client, token, params).status_code == 200
     TwilioSubaccount.objects.for_org(organization).get().delete()
     assert _voice_signed_with(client, token, params).status_code == 403
+
+
+def test_a_change_made_by_another_process_is_seen_at_the_next_lookup(twilio, organization):
+    """Another web process changed the token: its commit moved the shared generation, so this process reads again."""
+    sid = twilio_accounts.twilio_for(organization).account_sid
+    twilio_accounts.auth_token_cache_clear()
+    old = twilio_accounts.auth_token_for_account_sid(sid)
+    assert twilio_accounts._token_cache[sid][1] == old
+    # What the other process did: the row changed and, on its commit, the generation moved. Its signals ran there,
+    # not here: this process's cache is put back as it was before the save.
+    kept = dict(twilio_accounts._token_cache)
+    subaccount = TwilioSubaccount.objects.for_org(organization).get()
+    subaccount.auth_token = "replaced-in-another-process"
+    subaccount.save(update_fields=["auth_token"])
+    twilio_accounts._token_cache.update(kept)
+    assert twilio_accounts.auth_token_for_account_sid(sid) == old  # nothing said yet: still the kept one
+    twilio_accounts._shared_generation_move()
+    assert twilio_accounts.auth_token_for_account_sid(sid) == "replaced-in-another-process"
+
+
+def test_changes_move_the_shared_generation_on_commit(twilio, organization, owner_principal, django_capture_on_commit_callbacks):
+    before = twilio_accounts._shared_generation()
+    with django_capture_on_commit_callbacks(execute=True):
+        own_sid, own_token = _own_account(twilio)
+        integrations.credential_save(organization=organization, actor=owner_principal, provider="twilio",
+                                     values={"account_sid": own_sid, "auth_token": own_token})  # fmt: skip
+    assert int(twilio_accounts._shared_generation()) > int(before)
+
+
+def test_without_redis_nothing_is_kept_and_every_lookup_reads_the_database(twilio, organization, settings):
+    sid = twilio_accounts.twilio_for(organization).account_sid
+    twilio_accounts.auth_token_cache_clear()
+    settings.REDIS_CACHE_URL = "redis://127.0.0.1:1/0"  # nothing listens there
+    with CaptureQueriesContext(connection) as reads:
+        first = twilio_accounts.auth_token_for_account_sid(sid)
+        assert twilio_accounts.auth_token_for_account_sid(sid) == first == twilio.accounts[sid].auth_token
+    assert twilio_accounts._token_cache == {}
+    assert sum("telephony_twiliosubaccount" in q["sql"] for q in reads.captured_queries) == 2
