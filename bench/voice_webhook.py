@@ -213,7 +213,7 @@ class Server:
     """The image's uvicorn command on 127.0.0.1, with the benchmark's settings; JSON logs into a file."""
 
     def __init__(self, *, database_name: str, log_path: Path, conn_max_age: int = 60, db_pool: int = 10,
-                 max_concurrent: int | None = None):
+                 max_concurrent: int | None = None, max_concurrent_webhooks: int | None = None):
         self.port = free_port()
         command = dockerfile_command()
         for option, value in (("--host", "127.0.0.1"), ("--port", str(self.port))):
@@ -236,6 +236,10 @@ class Server:
             env["WEB_MAX_CONCURRENT_REQUESTS"] = str(max_concurrent)
         else:
             env.pop("WEB_MAX_CONCURRENT_REQUESTS", None)
+        if max_concurrent_webhooks is not None:
+            env["WEB_MAX_CONCURRENT_WEBHOOKS"] = str(max_concurrent_webhooks)
+        else:
+            env.pop("WEB_MAX_CONCURRENT_WEBHOOKS", None)
         self.log_path = log_path
         self.log = open(log_path, "ab")
         self.process = subprocess.Popen(self.command, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
@@ -504,6 +508,8 @@ def parse_args(argv=None):
                         help="the server's pool of database connections (DB_POOL_MAX_SIZE; default 10, production's; 0: no pool)")
     parser.add_argument("--max-concurrent", type=int, default=None,
                         help="requests inside Django at once (WEB_MAX_CONCURRENT_REQUESTS; default: production's, the pool's size; 0: no bound)")
+    parser.add_argument("--max-concurrent-webhooks", type=int, default=None,
+                        help="signed webhooks inside Django at once, their own lane (WEB_MAX_CONCURRENT_WEBHOOKS; default: production's, 1; 0: no lane, they share --max-concurrent)")
     parser.add_argument("--conn-max-age", type=int, default=60,
                         help="with --db-pool 0: the server's CONN_MAX_AGE (default 60, DB_CONN_MAX_AGE's default; 0: close after each request)")
     parser.add_argument("--data-dir", help="directory for the embedded servers (default: a fresh one under /tmp, removed at the end)")
@@ -521,7 +527,8 @@ def main(argv=None) -> int:
         database_name = connection.settings_dict["NAME"]
         data_dir = Path(os.environ["JAGCALL_DATA_DIR"])
         server = Server(database_name=database_name, log_path=data_dir / "bench-voice-server.log",
-                        conn_max_age=args.conn_max_age, db_pool=args.db_pool, max_concurrent=args.max_concurrent)
+                        conn_max_age=args.conn_max_age, db_pool=args.db_pool, max_concurrent=args.max_concurrent,
+                        max_concurrent_webhooks=args.max_concurrent_webhooks)
         signer = Signer(account_sid, auth_token)
         phases = {"voice": Phase("voice", VOICE, 200), "status": Phase("status", STATUS, 204)}
         calls: list[str] = []  # CallSids the voice webhook created, waiting for their status callbacks
@@ -673,6 +680,7 @@ def print_summary(rounds: dict, args, facts: dict, elapsed: float) -> None:
     print(f"options: rounds={args.rounds} requests={args.requests} concurrency={args.concurrency} "
           f"uncontended={args.uncontended} warmup={args.warmup} db_pool={args.db_pool} "
           f"max_concurrent={'default' if args.max_concurrent is None else args.max_concurrent} "
+          f"max_concurrent_webhooks={'default' if args.max_concurrent_webhooks is None else args.max_concurrent_webhooks} "
           f"conn_max_age={args.conn_max_age if not args.db_pool else 'n/a (pool)'}")
     for key, value in facts.items():
         print(f"{key}: {value}")

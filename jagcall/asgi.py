@@ -23,11 +23,17 @@ members = AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_ur
 
 application = ProtocolTypeRouter(
     {
-        # At most WEB_MAX_CONCURRENT_REQUESTS requests in Django at once, the rest wait in line.
+        # At most WEB_MAX_CONCURRENT_REQUESTS requests in Django at once, the rest wait in line; providers'
+        # signed webhooks in a lane of their own, WEB_MAX_CONCURRENT_WEBHOOKS at once.
         "http": RequestGate(
             django_asgi_app,
             limit=settings.WEB_MAX_CONCURRENT_REQUESTS if settings.WEB_PROCESS else 0,
             server_timing=settings.SERVER_TIMING_HEADER,
+            lanes=(
+                {"/hooks/": settings.WEB_MAX_CONCURRENT_WEBHOOKS}
+                if settings.WEB_PROCESS and settings.WEB_MAX_CONCURRENT_WEBHOOKS
+                else None
+            ),
         ),
         # [!!] Providers' streams first, outside the Origin and session checks (they send neither): each
         # consumer authenticates by a single-use token (accounts.consumers.ProviderStreamConsumer).

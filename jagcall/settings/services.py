@@ -81,6 +81,12 @@ if WEB_PROCESS and DATABASE_POOL_OPTIONS:
 WEB_MAX_CONCURRENT_REQUESTS = env("WEB_MAX_CONCURRENT_REQUESTS", default=DB_POOL_MAX_SIZE, cast=int)
 if WEB_MAX_CONCURRENT_REQUESTS < 0:
     raise ImproperlyConfigured("WEB_MAX_CONCURRENT_REQUESTS must be 0 (no bound) or more.")
+# Providers' signed webhooks (/hooks/) have a lane of their own with this bound instead (jagcall/kernel/serving.py):
+# short and CPU-bound, one at a time in a process held to one core by the GIL is the fastest way through a burst,
+# and a slow page never holds their place. 0: no bound of their own (they share WEB_MAX_CONCURRENT_REQUESTS').
+WEB_MAX_CONCURRENT_WEBHOOKS = env("WEB_MAX_CONCURRENT_WEBHOOKS", default=1, cast=int)
+if WEB_MAX_CONCURRENT_WEBHOOKS < 0:
+    raise ImproperlyConfigured("WEB_MAX_CONCURRENT_WEBHOOKS must be 0 (no bound of their own) or more.")
 # Server-Timing on every answer (time waiting at that bound, time in Django); off: it tells clients how
 # long the server worked on their request.
 SERVER_TIMING_HEADER = env("SERVER_TIMING_HEADER", default=False, cast=bool)

@@ -76,3 +76,40 @@ def test_without_server_timing_the_answer_is_untouched_and_websockets_pass():
 def test_a_negative_limit_is_refused():
     with pytest.raises(ValueError):
         RequestGate(SlowApp(), limit=-1)
+
+
+async def _request_to(app, path):
+    sent = []
+
+    async def receive():
+        return {"type": "http.request", "body": b""}
+
+    async def send(message):
+        sent.append(message)
+
+    await app({"type": "http", "path": path}, receive, send)
+    return sent
+
+
+def test_webhooks_take_turns_in_their_own_lane_and_pages_keep_theirs():
+    hooks, pages = SlowApp(), SlowApp()
+
+    async def inner(scope, receive, send):
+        await (hooks if scope["path"].startswith("/hooks/") else pages)(scope, receive, send)
+
+    gate = RequestGate(inner, limit=3, server_timing=True, lanes={"/hooks/": 1})
+
+    async def run():
+        return await asyncio.gather(
+            *(_request_to(gate, "/hooks/twilio/voice/") for _ in range(8)),
+            *(_request_to(gate, "/o/acme/calls/") for _ in range(8)),
+        )
+
+    answers = asyncio.run(run())
+    assert hooks.most == 1 and pages.most == 3  # one webhook at a time; pages never waited behind them
+    assert all(sent[0]["status"] == 200 for sent in answers)
+
+
+def test_a_negative_lane_bound_is_refused():
+    with pytest.raises(ValueError):
+        RequestGate(SlowApp(), lanes={"/hooks/": -1})
