@@ -34,6 +34,7 @@ INSTALLED_APPS = [
     "compliance",
     "integrations",
     "telephony",
+    "knowledge",
     # OAuth 2.0 authorization server (settings/identity.py)
     "oauth2_provider",
     "accounts.oauth",
