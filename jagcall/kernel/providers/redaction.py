@@ -36,7 +36,9 @@ _SECRET_LIST_SETTINGS = ("SECRET_KEY_FALLBACKS",)
 # Secrets given to the client builders (an organization's own credentials), most
 # recent last; bounded so a long-running worker does not grow without end.
 _registered: OrderedDict[str, None] = OrderedDict()
-_registered_lock = threading.Lock()
+# [!!] Re-entrant: a finalizer that logs (an SDK's HTTP client closing its connections when garbage-collected)
+# can run in the middle of a redaction or a registration, and its log record is redacted too, in the same thread.
+_registered_lock = threading.RLock()
 _REGISTERED_MAX = 4096
 
 _PATTERNS: tuple[tuple[re.Pattern[str], str | None], ...] = (

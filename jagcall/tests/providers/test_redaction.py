@@ -109,3 +109,32 @@ def test_the_filter_leaves_records_without_secrets_alone():
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "plain %s", ("message",), None)
     assert SecretRedactionFilter().filter(record) is True
     assert record.getMessage() == "plain message"
+
+
+def test_a_finalizer_that_logs_during_a_redaction_does_not_hang_the_process():
+    """Garbage collection may run an SDK client's __del__ (which logs) while redaction holds its lock."""
+    import gc
+    import threading
+
+    from jagcall.kernel.providers import redaction
+
+    logger = logging.getLogger("jagcall.tests.finalizer")
+    logger.addFilter(redaction.SecretRedactionFilter())
+
+    class LogsWhenCollected:
+        def __del__(self):
+            logger.warning("closing a connection with sk-live-finalizer1234567890abcdef")
+
+    finished = threading.Event()
+
+    def redact_while_collecting():
+        with redaction._registered_lock:  # as _redact and register_secret hold it
+            cycle = LogsWhenCollected()
+            cycle.me = cycle  # only the cycle collector frees it, at any allocation
+            del cycle
+            gc.collect()
+        finished.set()
+
+    worker = threading.Thread(target=redact_while_collecting, daemon=True)
+    worker.start()
+    assert finished.wait(10), "logging from a finalizer inside a redaction deadlocked"
