@@ -1,4 +1,4 @@
-"""What each plan includes: one table, asked through ``has_entitlement``."""
+"""What each plan includes and allows: two tables, asked through ``has_entitlement`` and ``plan_limit``."""
 
 from __future__ import annotations
 
@@ -7,6 +7,19 @@ PLAN_ENTITLEMENTS: dict[str, set[str]] = {
     "pro": set(),
     "enterprise": {"sso"},
 }
+
+# What each plan allows in numbers; an unknown plan gets the starter's.
+PLAN_LIMITS: dict[str, dict[str, int]] = {
+    "starter": {"knowledge_storage_bytes": 100 * 1024 * 1024},
+    "pro": {"knowledge_storage_bytes": 1024 * 1024 * 1024},
+    "enterprise": {"knowledge_storage_bytes": 10 * 1024 * 1024 * 1024},
+}
+
+
+def plan_limit(organization, name: str) -> int:
+    """How much of ``name`` ``organization``'s plan allows."""
+    limits = PLAN_LIMITS.get(getattr(organization, "plan_code", ""), PLAN_LIMITS["starter"])
+    return limits[name]
 
 
 def has_entitlement(organization, name: str) -> bool:

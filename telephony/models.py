@@ -68,6 +68,8 @@ class Agent(OrganizationOwned):
     voicemail_action = models.CharField(max_length=20, choices=VoicemailAction.choices, default=VoicemailAction.HANG_UP)
     voicemail_message = models.TextField(blank=True)
     analysis_schema = models.JSONField(default=list, blank=True)
+    # What the agent answers from (the organization's own knowledge bases; services.agents checks that).
+    knowledge_bases = models.ManyToManyField("knowledge.KnowledgeBase", blank=True, related_name="agents")
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -39,7 +39,7 @@ JAGCALL_ENCRYPTED_FILES_STORAGE = {
     "BACKEND": "django.core.files.storage.FileSystemStorage",
     "OPTIONS": {"location": str(MEDIA_ROOT / "private")},
 }
-# 20 MB uploads (C19); nginx enforces the same ceiling.
+# Form bodies other than files (knowledge documents: jagcall/settings/knowledge.py); nginx's ceiling too.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 20 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 # Signed inbound webhooks (jagcall/kernel/webhooks): a larger body is refused with 413 before its

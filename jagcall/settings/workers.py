@@ -64,6 +64,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "jagcall.kernel.webhooks.tasks.received_webhooks_purge_task",
         "schedule": crontab(minute=29, hour=3),
     },
+    # https://crontab.guru/#*/5_*_*_*_* : every 5 minutes (documents whose processing stopped: a worker killed)
+    "knowledge-requeue-stalled-documents": {
+        "task": "knowledge.tasks.documents_requeue_stalled_task",
+        "schedule": crontab(minute="*/5"),
+    },
     # https://crontab.guru/#*_*_*_*_* : every minute (summaries of floods of failures, after their window)
     "audit-record-failure-summaries": {
         "task": "compliance.tasks.record_failure_summaries",
