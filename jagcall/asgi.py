@@ -16,7 +16,7 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 from django.conf import settings  # noqa: E402
 from django.urls import re_path  # noqa: E402
 
-from jagcall.kernel.serving import RequestGate  # noqa: E402
+from jagcall.kernel.serving import BodyLimit, RequestGate  # noqa: E402
 from jagcall.routing import provider_stream_urlpatterns, websocket_urlpatterns  # noqa: E402
 
 members = AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))
@@ -26,7 +26,8 @@ application = ProtocolTypeRouter(
         # At most WEB_MAX_CONCURRENT_REQUESTS requests in Django at once, the rest wait in line; providers'
         # signed webhooks in a lane of their own, WEB_MAX_CONCURRENT_WEBHOOKS at once.
         "http": RequestGate(
-            django_asgi_app,
+            # Uploads over their route's limit are refused before Django reads their body (413).
+            BodyLimit(django_asgi_app, limits=settings.REQUEST_BODY_LIMITS),
             limit=settings.WEB_MAX_CONCURRENT_REQUESTS if settings.WEB_PROCESS else 0,
             server_timing=settings.SERVER_TIMING_HEADER,
             lanes=(

@@ -70,3 +70,80 @@ class RequestGate:
         finally:
             if slots is not None:
                 slots.release()
+
+
+class BodyLimit:
+    """Refuses a request body over its route's limit before Django reads any of it (413).
+
+    ``limits``: ``[(compiled path pattern, most bytes, message)]``, the first
+    match wins; other paths pass untouched. A declared ``Content-Length``
+    over the limit is answered at once; a body sent without one (chunked) is
+    counted as it arrives and cut off at the first byte over, the
+    application then seeing the client gone. The answer is the API's error
+    shape (JSON), which the portal's upload script reads too.
+
+    Django's ASGI handler reads a request's whole body (spooled to a
+    temporary file) before the view runs, so without this a view's own
+    limit would come only after the body was received.
+    """
+
+    def __init__(self, app, *, limits):
+        self.app = app
+        self.limits = list(limits)
+
+    def _limit_for(self, scope):
+        if scope["type"] != "http" or scope.get("method") not in ("POST", "PUT", "PATCH"):
+            return None
+        path = scope.get("path") or ""
+        for pattern, most, message in self.limits:
+            if pattern.match(path):
+                return most, message
+        return None
+
+    @staticmethod
+    async def _refuse(send, message: str) -> None:
+        import json
+
+        body = json.dumps({"error": {"code": "request_too_large", "message": message, "details": {}}}).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    async def __call__(self, scope, receive, send):
+        limit = self._limit_for(scope)
+        if limit is None:
+            return await self.app(scope, receive, send)
+        most, message = limit
+        headers = dict(scope.get("headers") or [])
+        declared = headers.get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > most:
+            return await self._refuse(send, message)
+
+        state = {"received": 0, "refused": False}
+
+        async def counted_receive():
+            if state["refused"]:
+                return {"type": "http.disconnect"}
+            event = await receive()
+            if event["type"] == "http.request":
+                state["received"] += len(event.get("body", b""))
+                if state["received"] > most:
+                    state["refused"] = True
+                    await self._refuse(send, message)
+                    return {"type": "http.disconnect"}
+            return event
+
+        async def guarded_send(event):
+            if not state["refused"]:
+                await send(event)
+
+        await self.app(scope, counted_receive, guarded_send)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from jagcall.kernel.env import env
 from jagcall.settings.workers import CELERY_BROKER_TRANSPORT_OPTIONS
 
@@ -21,3 +23,14 @@ if KNOWLEDGE_TASK_TIME_LIMIT + 30 >= CELERY_BROKER_TRANSPORT_OPTIONS["visibility
 # Retrieval reads every chunk (exact search) when the knowledge bases searched hold at most this many, and
 # walks the HNSW index (pgvector iterative scans) above it (docs/knowledge.md).
 KNOWLEDGE_EXACT_SEARCH_MAX_CHUNKS = env("KNOWLEDGE_EXACT_SEARCH_MAX_CHUNKS", default=20_000, cast=int)
+
+# The web process's front door refuses a body over these before reading it (jagcall/kernel/serving.py
+# BodyLimit): the knowledge base's upload routes (API and portal) take one document and its envelope.
+REQUEST_BODY_LIMITS = [
+    (
+        re.compile(r"^/(?:api/v1/knowledge-bases|o/[^/]+/knowledge)/"),
+        KNOWLEDGE_MAX_UPLOAD_BYTES + KNOWLEDGE_UPLOAD_OVERHEAD_BYTES,
+        f"This upload is larger than {KNOWLEDGE_MAX_UPLOAD_BYTES // (1024 * 1024)} MB, the most a document may be. "
+        "Split it into smaller files.",
+    ),
+]

@@ -688,6 +688,30 @@ def test_nginx_body_limit_matches_django():
     assert settings.DATA_UPLOAD_MAX_MEMORY_SIZE == 20 * 1024 * 1024
 
 
+def test_nginx_lets_knowledge_uploads_through_up_to_djangos_own_limit_and_no_further():
+    import re as regex
+
+    from django.conf import settings
+
+    tls = nginx_server("443")
+    [uploads] = [loc for loc in tls.all("location") if loc.args and loc.args[0] == "~"]
+    pattern = regex.compile(uploads.args[1])
+    for path in ("/api/v1/knowledge-bases/4f1c/documents", "/o/acme-dental/knowledge/4f1c/upload/"):
+        assert pattern.match(path), path
+    for path in ("/api/v1/agents", "/o/acme-dental/calls/", "/admin/"):
+        assert not pattern.match(path), path
+    size = uploads.one("client_max_body_size").args[0]
+    assert size.endswith("k") and int(size[:-1]) * 1024 == (
+        settings.KNOWLEDGE_MAX_UPLOAD_BYTES + settings.KNOWLEDGE_UPLOAD_OVERHEAD_BYTES
+    )
+    [django_limit] = settings.REQUEST_BODY_LIMITS
+    assert django_limit[1] == int(size[:-1]) * 1024 and django_limit[0].pattern == uploads.args[1]
+    assert uploads.one("error_page").args == ["413", "=", "@upload_too_large"]
+    [refusal] = [loc for loc in tls.all("location") if loc.args == ["@upload_too_large"]]
+    assert refusal.one("return").args[0] == "413" and "20 MB" in refusal.one("return").args[1]
+    assert proxy_headers(uploads) == proxy_headers([loc for loc in tls.all("location") if loc.args == ["/"]][0])
+
+
 def test_nginx_proxies_websockets_with_upgrade():
     tls = nginx_server("443")
     [ws] = [loc for loc in tls.all("location") if loc.args == ["/ws/"]]
