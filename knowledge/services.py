@@ -55,7 +55,7 @@ MAX_DESCRIPTION = 2000
 MAX_DOCUMENT_NAME = 255
 CONTENT_PURPOSE = "knowledge.document.content"
 # How many chunks are embedded between two progress notices.
-PROGRESS_BATCH = 32
+PROGRESS_BATCH = 16
 # A document is tried this many times (a worker killed, a timeout) before it is marked failed.
 MAX_ATTEMPTS = 3
 
