@@ -37,6 +37,7 @@ urlpatterns = [
     path("o/<slug:org_slug>/audit/", include("compliance.urls")),
     path("o/<slug:org_slug>/compliance/", include("compliance.portal_urls")),
     path("o/<slug:org_slug>/settings/providers/", include("integrations.urls")),
+    path("o/<slug:org_slug>/knowledge/", include("knowledge.urls")),
     path("o/<slug:org_slug>/", include("telephony.urls")),
     # Signed inbound webhooks of the providers (jagcall/kernel/webhooks/): no session, a signature.
     path("hooks/twilio/", include("telephony.hooks")),

@@ -106,6 +106,24 @@ MATRIX = {
     "telephony:call-detail": {"get": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: OK}},
     # Placing a call (POST) needs a Twilio stand-in: telephony/tests/test_outbound_views.py.
     "telephony:call-place": {"get": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: OK}},
+    # Knowledge bases: the whole team creates, fills, tries and deletes them.
+    "knowledge:base-list": {
+        "get": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: OK},
+        "post": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: OK},
+    },
+    "knowledge:base-detail": {"get": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: OK}},
+    "knowledge:base-update": {"post": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: OK}},
+    "knowledge:base-delete": {
+        "get": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: OK},
+        "post": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: OK},
+    },
+    "knowledge:playground": {"get": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: OK}},
+    "knowledge:document-upload": {"post": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: OK}},
+    "knowledge:document-reprocess": {"post": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: OK}},
+    "knowledge:document-delete": {
+        "get": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: OK},
+        "post": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: OK},
+    },
 }
 
 _AGENT_FORM = {
@@ -127,6 +145,8 @@ POST_DATA = {
     "telephony:agent-update": _AGENT_FORM,
     "integrations:provider-list": {"provider": "openai", "api_key": "sk-matrix-key-0123456789abcdef"},
     "telephony:number-buy": {"area_code": "415"},
+    "knowledge:base-list": {"name": "Matrix handbook"},
+    "knowledge:base-update": {"name": "Matrix handbook renamed"},
 }
 
 CASES = [
@@ -203,6 +223,17 @@ def route_kwargs(request, organization, name, target, invitation):
         request.getfixturevalue("twilio_standin")
         if name in ("telephony:number-assign", "telephony:number-release"):
             kwargs["number_id"] = number_buy(organization=organization, actor=OPERATOR, area_code="415").id
+    if name.startswith("knowledge:") and name != "knowledge:base-list":
+        from knowledge.models import KnowledgeBase
+        from knowledge.services import document_add
+
+        base = KnowledgeBase.objects.create(organization=organization, name="Matrix knowledge")
+        kwargs["knowledge_base_id"] = base.id
+        if name.startswith("knowledge:document-") and name != "knowledge:document-upload":
+            kwargs["document_id"] = document_add(
+                organization=organization, actor=OPERATOR, knowledge_base=base, name="hours.txt",
+                content=b"We are open Monday to Friday from 8 am to 6 pm.",
+            ).id  # fmt: skip
     return kwargs
 
 
