@@ -22,6 +22,7 @@ from telephony.services.agents import (
     LLM_MODELS,
     MAX_ANALYSIS_FIELDS,
     MAX_CALL_SECONDS,
+    MAX_KNOWLEDGE_BASES,
     MAX_TOOLS,
     MIN_CALL_SECONDS,
     STT_LANGUAGES,
@@ -87,9 +88,14 @@ class AgentOutputSerializer(serializers.Serializer):
     voicemail_action = serializers.ChoiceField(choices=VoicemailAction.choices)
     voicemail_message = serializers.CharField()
     analysis_schema = AnalysisSchemaField()
+    knowledge_bases = serializers.SerializerMethodField(help_text="Ids of the knowledge bases the agent answers from")
     phone_numbers = serializers.SerializerMethodField(help_text="The organization's numbers this agent answers (E.164)")
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
+
+    @extend_schema_field(serializers.ListField(child=serializers.UUIDField()))
+    def get_knowledge_bases(self, agent) -> list[str]:
+        return [str(base.pk) for base in getattr(agent, "linked_knowledge_bases", [])]
 
     @extend_schema_field(serializers.ListField(child=serializers.CharField()))
     def get_phone_numbers(self, agent) -> list[str]:
@@ -128,6 +134,11 @@ class AgentInputSerializer(serializers.Serializer):
     voicemail_message = serializers.CharField(required=False, allow_blank=True, help_text="Required to leave a message")
     analysis_schema = AnalysisSchemaField(
         required=False, help_text=f"At most {MAX_ANALYSIS_FIELDS} fields besides the summary"
+    )
+    knowledge_bases = serializers.ListField(
+        child=serializers.UUIDField(),
+        required=False,
+        help_text=f"Ids of the organization's knowledge bases the agent answers from (at most {MAX_KNOWLEDGE_BASES})",
     )
 
 

@@ -5,13 +5,19 @@ from __future__ import annotations
 from django.db.models import Prefetch, QuerySet
 
 from accounts.tenancy import get_for_org_or_404
+from knowledge.models import KnowledgeBase
 from telephony.models import Agent, PhoneNumber
 
 
 def _with_numbers(queryset: QuerySet[Agent], organization) -> QuerySet[Agent]:
-    """Each agent with the held numbers it answers (``agent.answered_numbers``), in one extra query."""
+    """Each agent with the held numbers it answers (``agent.answered_numbers``) and the knowledge bases it
+    answers from (``agent.linked_knowledge_bases``), in one extra query each."""
     held = PhoneNumber.objects.for_org(organization).filter(released_at__isnull=True).order_by("number")
-    return queryset.prefetch_related(Prefetch("phone_numbers", queryset=held, to_attr="answered_numbers"))
+    bases = KnowledgeBase.objects.for_org(organization).order_by("name")
+    return queryset.prefetch_related(
+        Prefetch("phone_numbers", queryset=held, to_attr="answered_numbers"),
+        Prefetch("knowledge_bases", queryset=bases, to_attr="linked_knowledge_bases"),
+    )
 
 
 def agent_list(*, organization) -> QuerySet[Agent]:

@@ -25,6 +25,7 @@ from accounts.principals import Principal, as_principal
 from compliance.services import audit_changes, audit_record, audit_snapshot
 from jagcall.kernel.errors import ApplicationError
 from jagcall.kernel.phone import InvalidPhoneNumber, parse_e164
+from knowledge.models import KnowledgeBase
 from telephony.models import Agent, LLMProvider, PhoneNumber, VoicemailAction
 from telephony.providers.voices import VoiceCatalog, voice_catalog
 
@@ -128,8 +129,11 @@ EDITABLE_FIELDS = (
     "voicemail_action",
     "voicemail_message",
     "analysis_schema",
+    "knowledge_bases",
 )
-_STORED_FIELDS = (*EDITABLE_FIELDS, "voice_name")
+# The agent's own columns (knowledge_bases is a link table, audited by hand).
+_STORED_FIELDS = (*(name for name in EDITABLE_FIELDS if name != "knowledge_bases"), "voice_name")
+MAX_KNOWLEDGE_BASES = 20
 
 
 class AgentInvalid(ApplicationError):
@@ -424,11 +428,52 @@ def _clean_analysis_schema(problems: _Problems, schema) -> list[dict]:
     return cleaned
 
 
+def linked_knowledge_bases(agent: Agent) -> list[str]:
+    """The ids of the knowledge bases the agent answers from, sorted."""
+    return sorted(
+        str(pk)
+        for pk in KnowledgeBase.objects.for_org(agent.organization_id).filter(agents=agent).values_list("pk", flat=True)
+    )
+
+
+def _link_knowledge_bases(agent: Agent, ids: list[str]) -> None:
+    """Replace the agent's links (through the link table: the ids are already this organization's)."""
+    through = Agent.knowledge_bases.through
+    through.objects.filter(agent_id=agent.pk).delete()
+    through.objects.bulk_create([through(agent_id=agent.pk, knowledgebase_id=pk) for pk in ids])
+
+
+def _clean_knowledge_bases(problems: _Problems, organization, value) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, (list, tuple)):
+        problems.add("knowledge_bases", "Give the knowledge bases as a list of their ids.")
+        return []
+    ids = []
+    for item in value:
+        try:
+            ids.append(str(uuid.UUID(str(item))))
+        except ValueError:
+            problems.add("knowledge_bases", f"{str(item)[:60]!r} is not a knowledge base id.")
+    ids = sorted(set(ids))
+    if len(ids) > MAX_KNOWLEDGE_BASES:
+        problems.add("knowledge_bases", f"An agent answers from at most {MAX_KNOWLEDGE_BASES} knowledge bases.")
+    # [!!] Only this organization's: another organization's id reads exactly like an unknown one.
+    known = {str(pk) for pk in KnowledgeBase.objects.for_org(organization).filter(pk__in=ids).values_list("pk", flat=True)}
+    for missing in (i for i in ids if i not in known):
+        problems.add("knowledge_bases", f"There is no knowledge base {missing} in this organization.")
+    return [i for i in ids if i in known]
+
+
 def _current_values(agent: Agent | None) -> dict:
     if agent is not None:
-        return {name: getattr(agent, name) for name in EDITABLE_FIELDS}
-    defaults = {}
+        values = {name: getattr(agent, name) for name in EDITABLE_FIELDS if name != "knowledge_bases"}
+        values["knowledge_bases"] = linked_knowledge_bases(agent)
+        return values
+    defaults = {"knowledge_bases": []}
     for name in EDITABLE_FIELDS:
+        if name == "knowledge_bases":
+            continue
         field = Agent._meta.get_field(name)
         defaults[name] = field.get_default()
     defaults["system_prompt"] = ""
@@ -505,6 +550,7 @@ def agent_clean(
         problems.add("voicemail_message", "Leaving a message needs the message; write it, or choose to hang up.")
 
     cleaned["analysis_schema"] = _clean_analysis_schema(problems, values.get("analysis_schema"))
+    cleaned["knowledge_bases"] = _clean_knowledge_bases(problems, organization, values.get("knowledge_bases"))
 
     if problems.errors:
         raise AgentInvalid(problems.errors)
@@ -549,18 +595,19 @@ def agent_create(*, organization, actor, data: Mapping) -> Agent:
     catalog = _catalog_for(organization=organization, data=data, agent=None)
     with transaction.atomic():
         cleaned = agent_clean(organization=organization, data=data, catalog=catalog)
+        knowledge_bases = cleaned.pop("knowledge_bases")
         agent = Agent(organization=organization, **cleaned)
         try:
             with transaction.atomic():
                 agent.save()
         except IntegrityError:  # the same name saved at the same moment by another request
             raise _name_taken(cleaned["name"]) from None
+        _link_knowledge_bases(agent, knowledge_bases)
+        changes = audit_changes(None, agent, fields=_STORED_FIELDS)
+        if knowledge_bases:
+            changes["knowledge_bases"] = {"before": [], "after": knowledge_bases}
         audit_record(
-            action="agent.created",
-            organization=organization,
-            actor=principal,
-            resource=agent,
-            changes=audit_changes(None, agent, fields=_STORED_FIELDS),
+            action="agent.created", organization=organization, actor=principal, resource=agent, changes=changes
         )
     return agent
 
@@ -573,15 +620,19 @@ def agent_update(*, organization, actor, agent: Agent, data: Mapping) -> Agent:
     with transaction.atomic():
         agent = Agent.objects.for_org(organization).select_for_update().get(pk=agent.pk)
         cleaned = agent_clean(organization=organization, data=data, agent=agent, catalog=catalog)
+        knowledge_bases, linked = cleaned.pop("knowledge_bases"), linked_knowledge_bases(agent)
         before = audit_snapshot(agent)
         for name, value in cleaned.items():
             setattr(agent, name, value)
         changes = audit_changes(before, agent, fields=_STORED_FIELDS)
+        if knowledge_bases != linked:
+            _link_knowledge_bases(agent, knowledge_bases)
+            changes["knowledge_bases"] = {"before": linked, "after": knowledge_bases}
         if not changes:
             return agent
         try:
             with transaction.atomic():
-                agent.save(update_fields=[*changes, "updated_at"])
+                agent.save(update_fields=[*(name for name in changes if name != "knowledge_bases"), "updated_at"])
         except IntegrityError:
             raise _name_taken(cleaned["name"]) from None
         audit_record(

@@ -19,6 +19,7 @@ from django.views import View
 from accounts.mixins import OrganizationViewMixin
 from accounts.models import Membership
 from jagcall.kernel.errors import ApplicationError
+from knowledge.models import KnowledgeBase
 from telephony.models import LLMProvider, VoicemailAction
 from telephony.providers.voices import VoiceCatalog, voice_catalog
 from telephony.selectors.agents import agent_get, agent_list
@@ -34,6 +35,7 @@ from telephony.services.agents import (
     agent_create,
     agent_delete,
     agent_update,
+    linked_knowledge_bases,
 )
 
 # Tools that are switched on or off; transfers are listed by target.
@@ -110,6 +112,12 @@ class AgentForm(forms.Form):
     voicemail_message = forms.CharField(
         required=False, widget=forms.Textarea(attrs={"rows": 2}), help_text="Needed when the agent leaves a message."
     )
+    knowledge_bases = forms.MultipleChoiceField(
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        label="Knowledge bases",
+        help_text="The agent looks up answers in these during calls. Add documents to them on the Knowledge page.",
+    )
 
     SECTIONS = (
         ("Conversation", ("name", "system_prompt", "first_message", "llm_provider", "llm_model", "temperature")),
@@ -119,6 +127,7 @@ class AgentForm(forms.Form):
             ("ai_disclosure_enabled", "ai_disclosure", "recording_disclosure_enabled", "recording_disclosure"),
         ),
         ("Calls", ("record_calls", "max_call_seconds", "voicemail_action", "voicemail_message")),
+        ("Knowledge", ("knowledge_bases",)),
     )
 
     def __init__(
@@ -135,6 +144,13 @@ class AgentForm(forms.Form):
         self.fields["transfer_members"].choices = [
             (str(m.user_id), f"{m.user.name} ({m.user.email})" if m.user.name else m.user.email) for m in members
         ]
+        bases = KnowledgeBase.objects.for_org(organization).order_by("name")
+        self.fields["knowledge_bases"].choices = [(str(base.pk), base.name) for base in bases]
+        if not self.fields["knowledge_bases"].choices:
+            self.fields["knowledge_bases"].help_text = (
+                "No knowledge base yet. Create one on the Knowledge page and upload your documents; "
+                "then choose it here so the agent answers from them."
+            )
         voice = self.fields["voice_id"]
         if catalog.available:
             choices = [("", "JagCall's default voice")] + [(v.voice_id, v.label) for v in catalog.voices]
@@ -191,6 +207,7 @@ def _initial(agent) -> dict:
         t["number"] for t in tools if t.get("type") == "transfer" and t.get("number")
     )
     initial["transfer_members"] = [t["user_id"] for t in tools if t.get("type") == "transfer" and t.get("user_id")]
+    initial["knowledge_bases"] = linked_knowledge_bases(agent)
     return initial
 
 
@@ -287,6 +304,7 @@ _SERVICE_FIELDS = frozenset(
         "name", "system_prompt", "first_message", "llm_provider", "llm_model", "temperature", "voice_id",
         "stt_language", "stt_model", "ai_disclosure_enabled", "ai_disclosure", "recording_disclosure_enabled",
         "recording_disclosure", "record_calls", "max_call_seconds", "voicemail_action", "voicemail_message",
+        "knowledge_bases",
     }
 )  # fmt: skip
 
