@@ -41,6 +41,8 @@ SCOPES: dict[str, tuple[str, str]] = {
     # it also needs compliance.manage, which compliance.services.do_not_call_remove asks.
     "compliance:read": ("product.use", "Read the do-not-call list"),
     "compliance:write": ("product.use", "Add numbers to the do-not-call list (managers: also take them off)"),
+    "knowledge:read": ("product.use", "Read knowledge bases, documents and search them"),
+    "knowledge:write": ("product.use", "Create knowledge bases, upload and delete documents"),
 }
 
 for _scope, (_action, _label) in SCOPES.items():

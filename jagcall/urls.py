@@ -18,9 +18,11 @@ def _api_v1_patterns():
     """/api/v1/: the API of every app in one namespace, so names read ``api:member-list``, ``api:audit-event-list``."""
     from accounts.api import urls as accounts_api
     from compliance.api import urls as compliance_api
+    from knowledge.api import urls as knowledge_api
     from telephony.api import urls as telephony_api
 
-    return [*accounts_api.urlpatterns, *compliance_api.urlpatterns, *telephony_api.urlpatterns], "api"
+    apps = (accounts_api, compliance_api, telephony_api, knowledge_api)
+    return [pattern for app in apps for pattern in app.urlpatterns], "api"
 
 
 urlpatterns = [
