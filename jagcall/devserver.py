@@ -313,7 +313,7 @@ def _serve(args, run_lock: RunLock) -> int:
         if not args.no_reload:
             web += ["--reload", "--reload-dir", str(BASE_DIR / "jagcall"), "--reload-dir", str(BASE_DIR / "accounts"),
                     "--reload-dir", str(BASE_DIR / "compliance"), "--reload-dir", str(BASE_DIR / "integrations"),
-                    "--reload-dir", str(BASE_DIR / "telephony"),
+                    "--reload-dir", str(BASE_DIR / "telephony"), "--reload-dir", str(BASE_DIR / "knowledge"),
                     "--reload-include", "*.html"]
         commands = {
             "web": web,

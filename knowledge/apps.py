@@ -13,3 +13,10 @@ class KnowledgeConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "knowledge"
     verbose_name = "Knowledge bases"
+
+    def ready(self):
+        # `seed_demo` gives Acme Dental an indexed patient handbook.
+        from accounts.management.commands.seed_demo import demo_organization_ready
+        from knowledge.demo import demo_knowledge_base_create
+
+        demo_organization_ready.connect(demo_knowledge_base_create, dispatch_uid="knowledge-demo-base")

@@ -25,12 +25,15 @@ logger = logging.getLogger("jagcall.knowledge")
     time_limit=settings.KNOWLEDGE_TASK_TIME_LIMIT + 30,
 )
 def document_process_task(self, organization_id: str, document_id: str) -> str:
-    from knowledge.models import Document
+    from knowledge.models import Document, DocumentStatus
     from knowledge.services import document_fail, document_process
 
     document = Document.objects.for_org(organization_id).filter(pk=document_id).first()
     if document is None:
         return "gone"
+    if document.status == DocumentStatus.READY:
+        # A message delivered again after its work was done (a reprocess or the sweeper queues it anew).
+        return "ready"
     try:
         return document_process(document)
     except SoftTimeLimitExceeded:

@@ -28,3 +28,15 @@ def agent_list(*, organization) -> QuerySet[Agent]:
 def agent_get(*, organization, id) -> Agent:
     """One agent of the organization, with the numbers it answers; 404 for another organization's or an unknown id."""
     return get_for_org_or_404(_with_numbers(Agent.objects.all(), organization), organization=organization, id=id)
+
+
+def agent_knowledge_search(agent: Agent, query: str, k: int = 5):
+    """What ``agent`` retrieves for ``query`` during a call: passages of the knowledge bases it answers from.
+
+    [!!] Through knowledge.selectors.search with the agent's own organization, which keeps only that
+    organization's knowledge bases and chunks whatever the link table says.
+    """
+    from knowledge.selectors import search
+
+    bases = KnowledgeBase.objects.for_org(agent.organization_id).filter(agents=agent).values_list("pk", flat=True)
+    return search(agent.organization, list(bases), query, k)
