@@ -37,7 +37,7 @@ class KnowledgeBaseInputSerializer(serializers.Serializer):
     )
 
 
-class DocumentOutputSerializer(serializers.Serializer):
+class KnowledgeDocumentOutputSerializer(serializers.Serializer):
     id = serializers.UUIDField()
     knowledge_base = serializers.UUIDField(help_text="The knowledge base's id")
     name = serializers.CharField()
@@ -61,7 +61,7 @@ class DocumentOutputSerializer(serializers.Serializer):
     processed_at = serializers.DateTimeField(allow_null=True)
 
 
-class DocumentUploadInputSerializer(serializers.Serializer):
+class KnowledgeDocumentUploadInputSerializer(serializers.Serializer):
     """The multipart form of an upload (the file is judged by knowledge.services.document_add)."""
 
     file = serializers.FileField(
@@ -89,7 +89,7 @@ class ModeField(serializers.JSONField):
     """Any JSON in: the search names the modes it knows."""
 
 
-class SearchInputSerializer(serializers.Serializer):
+class KnowledgeSearchInputSerializer(serializers.Serializer):
     query = QueryField(help_text="The question, as a caller would ask it")
     k = CountField(required=False, help_text=f"How many passages to return, 1-{MAX_K}")
     mode = ModeField(
@@ -98,12 +98,12 @@ class SearchInputSerializer(serializers.Serializer):
     )
 
 
-class SearchDocumentSerializer(serializers.Serializer):
+class KnowledgeSearchDocumentSerializer(serializers.Serializer):
     id = serializers.UUIDField(source="document_id")
     name = serializers.CharField(source="document_name")
 
 
-class SearchResultSerializer(serializers.Serializer):
+class KnowledgeSearchResultSerializer(serializers.Serializer):
     text = serializers.CharField(help_text="The passage")
     score = serializers.FloatField(help_text="Reciprocal rank fusion of both rankings; higher is better")
     similarity = serializers.FloatField(
@@ -112,11 +112,11 @@ class SearchResultSerializer(serializers.Serializer):
     )
     vector_rank = serializers.IntegerField(allow_null=True, help_text="1-based rank by meaning, or null")
     keyword_rank = serializers.IntegerField(allow_null=True, help_text="1-based rank by words, or null")
-    document = SearchDocumentSerializer(source="*")
+    document = KnowledgeSearchDocumentSerializer(source="*")
     pages = serializers.CharField(help_text="The pages the passage spans, e.g. `3` or `3-4`")
     page_start = serializers.IntegerField()
     page_end = serializers.IntegerField()
 
 
-class SearchOutputSerializer(serializers.Serializer):
-    results = SearchResultSerializer(many=True, help_text="Best first; at most k")
+class KnowledgeSearchOutputSerializer(serializers.Serializer):
+    results = KnowledgeSearchResultSerializer(many=True, help_text="Best first; at most k")

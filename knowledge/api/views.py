@@ -28,13 +28,13 @@ from accounts.tenancy import get_for_org_or_404
 from jagcall.kernel.api.errors import error_body
 from jagcall.kernel.api.pagination import CursorPagination
 from knowledge.api.serializers import (
-    DocumentOutputSerializer,
-    DocumentUploadInputSerializer,
     KnowledgeBaseInputSerializer,
     KnowledgeBaseOutputSerializer,
-    SearchInputSerializer,
-    SearchOutputSerializer,
-    SearchResultSerializer,
+    KnowledgeDocumentOutputSerializer,
+    KnowledgeDocumentUploadInputSerializer,
+    KnowledgeSearchInputSerializer,
+    KnowledgeSearchOutputSerializer,
+    KnowledgeSearchResultSerializer,
 )
 from knowledge.models import Document, KnowledgeBase
 from knowledge.selectors import documents_for, knowledge_bases_for, search
@@ -65,7 +65,7 @@ def _document(organization, knowledge_base_id, document_id) -> Document:
 
 
 def _document_data(document: Document) -> dict:
-    return DocumentOutputSerializer(
+    return KnowledgeDocumentOutputSerializer(
         {
             **document_payload(document),
             "kind": document.kind,
@@ -173,7 +173,7 @@ class DocumentListApi(OrganizationAPIView):
             limit_uploads(request._request)
         super().perform_authentication(request)
 
-    @extend_schema(responses=DocumentOutputSerializer(many=True))
+    @extend_schema(responses=KnowledgeDocumentOutputSerializer(many=True))
     def get(self, request, knowledge_base_id):
         knowledge_base = _knowledge_base(self.organization, knowledge_base_id)
         paginator = DocumentCursorPagination()
@@ -181,9 +181,9 @@ class DocumentListApi(OrganizationAPIView):
         return paginator.get_paginated_response([_document_data(document) for document in page])
 
     @extend_schema(
-        request={"multipart/form-data": DocumentUploadInputSerializer},
+        request={"multipart/form-data": KnowledgeDocumentUploadInputSerializer},
         responses={
-            201: DocumentOutputSerializer,
+            201: KnowledgeDocumentOutputSerializer,
             409: OpenApiResponse(
                 response=_ERROR,
                 description="`duplicate_document`: the same file is already in this knowledge base; "
@@ -206,7 +206,7 @@ class DocumentListApi(OrganizationAPIView):
     )
     def post(self, request, knowledge_base_id):
         knowledge_base = _knowledge_base(self.organization, knowledge_base_id)
-        serializer = DocumentUploadInputSerializer(data=request.data)
+        serializer = KnowledgeDocumentUploadInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         upload = serializer.validated_data["file"]
         try:
@@ -234,7 +234,7 @@ class DocumentDetailApi(OrganizationAPIView):
     def get_org_queryset(self):
         return Document.objects.all()
 
-    @extend_schema(responses=DocumentOutputSerializer)
+    @extend_schema(responses=KnowledgeDocumentOutputSerializer)
     def get(self, request, knowledge_base_id, document_id):
         return Response(_document_data(_document(self.organization, knowledge_base_id, document_id)))
 
@@ -256,7 +256,7 @@ class DocumentReprocessApi(OrganizationAPIView):
     @extend_schema(
         request=None,
         responses={
-            202: DocumentOutputSerializer,
+            202: KnowledgeDocumentOutputSerializer,
             409: OpenApiResponse(
                 response=_ERROR,
                 description="`busy`: the document is queued or being processed; wait for it to finish. (Also the "
@@ -283,10 +283,10 @@ class KnowledgeBaseSearchApi(OrganizationAPIView):
     def get_org_queryset(self):
         return KnowledgeBase.objects.all()
 
-    @extend_schema(request=SearchInputSerializer, responses={200: SearchOutputSerializer})
+    @extend_schema(request=KnowledgeSearchInputSerializer, responses={200: KnowledgeSearchOutputSerializer})
     def post(self, request, knowledge_base_id):
         knowledge_base = _knowledge_base(self.organization, knowledge_base_id)
-        serializer = SearchInputSerializer(data=request.data)
+        serializer = KnowledgeSearchInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         given = serializer.validated_data
         hits = search(
@@ -296,7 +296,7 @@ class KnowledgeBaseSearchApi(OrganizationAPIView):
             given.get("k", 5),
             mode=given.get("mode", "hybrid"),
         )
-        return Response({"results": SearchResultSerializer(hits, many=True).data})
+        return Response({"results": KnowledgeSearchResultSerializer(hits, many=True).data})
 
 
 urlpatterns = [
