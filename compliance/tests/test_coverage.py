@@ -479,6 +479,114 @@ def recipe_api_agent_update_and_delete(world):
     return ["agent.updated", "agent.deleted"]
 
 
+# --- knowledge bases: portal and API ---
+
+
+KNOWLEDGE_TEXT = b"Acme Dental opens at 8 am on weekdays. Parking is behind the building on Elm Street."
+
+
+def _knowledge_base(world, name="Handbook"):
+    from knowledge.services import knowledge_base_create
+
+    return knowledge_base_create(organization=world.organization, actor=world.owner, name=name)
+
+
+def _knowledge_document(world, base=None, *, failed=False):
+    from knowledge.services import document_add, document_fail
+
+    base = base or _knowledge_base(world)
+    document = document_add(
+        organization=world.organization, actor=world.owner, knowledge_base=base, name="hours.txt",
+        content=KNOWLEDGE_TEXT,
+    )  # fmt: skip
+    if failed:
+        document_fail(document, "timeout", "Reading this document took too long.")
+    return base, document
+
+
+def _upload(name="hours.txt", content=KNOWLEDGE_TEXT):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    return SimpleUploadedFile(name, content, content_type="text/plain")
+
+
+def recipe_knowledge_base_create(world):
+    url = world.url("knowledge:base-list", org_slug=world.slug)
+    _ok(world.client_for(world.member).post(url, {"name": "Price list", "description": "What things cost"}))
+    return "knowledge.base_created"
+
+
+def recipe_knowledge_base_update(world):
+    base = _knowledge_base(world)
+    url = world.url("knowledge:base-update", org_slug=world.slug, knowledge_base_id=base.id)
+    _ok(world.client_for(world.member).post(url, {"name": "Renamed", "description": ""}))
+    return "knowledge.base_updated"
+
+
+def recipe_knowledge_base_delete(world):
+    base = _knowledge_base(world)
+    url = world.url("knowledge:base-delete", org_slug=world.slug, knowledge_base_id=base.id)
+    _ok(world.client_for(world.owner).post(url))
+    return "knowledge.base_deleted"
+
+
+def recipe_knowledge_document_upload(world):
+    base = _knowledge_base(world)
+    url = world.url("knowledge:document-upload", org_slug=world.slug, knowledge_base_id=base.id)
+    _ok(world.client_for(world.member).post(url, {"file": _upload()}))
+    return "knowledge.document_added"
+
+
+def recipe_knowledge_document_reprocess(world):
+    base, document = _knowledge_document(world, failed=True)
+    url = world.url(
+        "knowledge:document-reprocess", org_slug=world.slug, knowledge_base_id=base.id, document_id=document.id
+    )
+    _ok(world.client_for(world.member).post(url))
+    return "knowledge.document_reprocessed"
+
+
+def recipe_knowledge_document_delete(world):
+    base, document = _knowledge_document(world)
+    url = world.url("knowledge:document-delete", org_slug=world.slug, knowledge_base_id=base.id, document_id=document.id)
+    _ok(world.client_for(world.member).post(url))
+    return "knowledge.document_deleted"
+
+
+def recipe_api_knowledge_base_create(world):
+    _ok(world.bearer(world.key("knowledge:write")).post("/api/v1/knowledge-bases", {"name": "Via API"}, format="json"))
+    return "knowledge.base_created"
+
+
+def recipe_api_knowledge_base_update_and_delete(world):
+    base = _knowledge_base(world)
+    client = world.bearer(world.key("knowledge:write"))
+    _ok(client.patch(f"/api/v1/knowledge-bases/{base.id}", {"name": "Renamed"}, format="json"))
+    _ok(client.delete(f"/api/v1/knowledge-bases/{base.id}"))
+    return ["knowledge.base_updated", "knowledge.base_deleted"]
+
+
+def recipe_api_knowledge_document_upload(world):
+    base = _knowledge_base(world)
+    client = world.bearer(world.key("knowledge:write"))
+    _ok(client.post(f"/api/v1/knowledge-bases/{base.id}/documents", {"file": _upload()}, format="multipart"))
+    return "knowledge.document_added"
+
+
+def recipe_api_knowledge_document_delete(world):
+    base, document = _knowledge_document(world)
+    client = world.bearer(world.key("knowledge:write"))
+    _ok(client.delete(f"/api/v1/knowledge-bases/{base.id}/documents/{document.id}"))
+    return "knowledge.document_deleted"
+
+
+def recipe_api_knowledge_document_reprocess(world):
+    base, document = _knowledge_document(world, failed=True)
+    client = world.bearer(world.key("knowledge:write"))
+    _ok(client.post(f"/api/v1/knowledge-bases/{base.id}/documents/{document.id}/reprocess"), 202)
+    return "knowledge.document_reprocessed"
+
+
 # --- provider accounts and phone numbers: the provider answers from its stand-in ---
 
 
@@ -660,6 +768,17 @@ RECIPES: dict[str, Callable] = {
     "mfa_deactivate_totp": recipe_mfa_deactivate_totp,
     "mfa_generate_recovery_codes": recipe_mfa_generate_recovery_codes,
     "usersessions_list": recipe_usersessions,
+    "knowledge:base-list": recipe_knowledge_base_create,
+    "knowledge:base-update": recipe_knowledge_base_update,
+    "knowledge:base-delete": recipe_knowledge_base_delete,
+    "knowledge:document-upload": recipe_knowledge_document_upload,
+    "knowledge:document-reprocess": recipe_knowledge_document_reprocess,
+    "knowledge:document-delete": recipe_knowledge_document_delete,
+    "api:knowledge-base-list": recipe_api_knowledge_base_create,
+    "api:knowledge-base-detail": recipe_api_knowledge_base_update_and_delete,
+    "api:knowledge-document-list": recipe_api_knowledge_document_upload,
+    "api:knowledge-document-detail": recipe_api_knowledge_document_delete,
+    "api:knowledge-document-reprocess": recipe_api_knowledge_document_reprocess,
     "telephony:agent-create": recipe_agent_create,
     "telephony:agent-update": recipe_agent_update,
     "telephony:agent-delete": recipe_agent_delete,
@@ -731,6 +850,7 @@ RECORDED_ELSEWHERE: dict[str, tuple[str, str]] = {
 
 # route -> why posting to it changes nothing (so there is nothing to record)
 NOTHING_TO_RECORD: dict[str, str] = {
+    "api:knowledge-search": "a search reads passages and changes nothing (POST only to carry the question in a body)",
     "account_confirm_login_code": "sign-in by emailed code is off (ACCOUNT_LOGIN_BY_CODE_ENABLED is not set); the page only redirects",
 }
 
