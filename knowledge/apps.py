@@ -15,6 +15,12 @@ class KnowledgeConfig(AppConfig):
     verbose_name = "Knowledge bases"
 
     def ready(self):
+        from django.core import checks
+
+        from knowledge.checks import check_chunk_security
+
+        checks.register(check_chunk_security, checks.Tags.database)
+
         # `seed_demo` gives Acme Dental an indexed patient handbook.
         from accounts.management.commands.seed_demo import demo_organization_ready
         from knowledge.demo import demo_knowledge_base_create

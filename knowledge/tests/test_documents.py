@@ -274,3 +274,16 @@ def test_row_level_security_hides_chunks_outside_their_organizations_scope(base,
     with organization_scope(base.organization), connection.cursor() as cursor:
         cursor.execute(count)
         assert cursor.fetchone()[0] == document.chunks_total > 0
+
+
+@pytest.mark.django_db(databases=["default", "owner"])
+def test_the_start_up_check_passes_for_the_restricted_role_and_names_what_would_break_the_wall(settings):
+    from django.core.management import call_command
+
+    from knowledge.checks import chunk_security_problems
+
+    assert chunk_security_problems(using="default") == []
+    call_command("check", "--database", "default", "--fail-level", "ERROR")
+    # The owner of the table (the migrations' role) is not subject to its policy: the check says so.
+    problems = chunk_security_problems(using="owner")
+    assert any("owns knowledge_chunk" in p or "bypasses" in p for p in problems), problems
