@@ -47,6 +47,10 @@ MODES = ("hybrid", "vector", "keyword")
 # many index tuples an iterative scan may visit before it gives up (then the exact search answers).
 HNSW_EF_SEARCH = 100
 HNSW_MAX_SCAN_TUPLES = 40_000
+# "relaxed_order" (results nearly sorted, sorted here) or "strict_order" (sorted by the index scan itself).
+HNSW_ITERATIVE_SCAN = "relaxed_order"
+# How many chunks one word of the question may bring to the ranking by words (0: no bound); see _by_words.
+KEYWORD_MATCHES_PER_TERM = 0
 
 
 @dataclass(frozen=True)
@@ -96,6 +100,22 @@ def documents_in_progress(organization, knowledge_base=None) -> int:
     ).count()
 
 
+def document_file_chunks(document: Document, block: int = 1024 * 1024):
+    """The document's original file, decrypted block by block as it is read (memory stays flat)."""
+    with document.file.open("rb") as handle:
+        while True:
+            data = handle.read(block)
+            if not data:
+                return
+            yield data
+
+
+def document_content_type(document: Document) -> str:
+    if document.kind == "pdf":
+        return "application/pdf"
+    return f"text/plain; charset={document.charset or 'utf-8'}"
+
+
 # --- retrieval --------------------------------------------------------------------------
 
 
@@ -121,9 +141,12 @@ def _exact(cursor, *, organization_id, bases, vector: str, limit: int) -> list[t
 
 
 def _approximate(cursor, *, organization_id, bases, vector: str, limit: int) -> list[tuple]:
-    cursor.execute("SELECT set_config('hnsw.ef_search', %s, true)", [str(max(HNSW_EF_SEARCH, limit))])
-    cursor.execute("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true)")
-    cursor.execute("SELECT set_config('hnsw.max_scan_tuples', %s, true)", [str(HNSW_MAX_SCAN_TUPLES)])
+    # One round trip for the three settings (SET LOCAL: they end with the transaction).
+    cursor.execute(
+        "SELECT set_config('hnsw.ef_search', %s, true), set_config('hnsw.iterative_scan', %s, true),"
+        " set_config('hnsw.max_scan_tuples', %s, true)",
+        [str(max(HNSW_EF_SEARCH, limit)), HNSW_ITERATIVE_SCAN, str(HNSW_MAX_SCAN_TUPLES)],
+    )
     cursor.execute(
         """
         SELECT id, embedding <=> %s::halfvec AS distance
@@ -139,15 +162,36 @@ def _approximate(cursor, *, organization_id, bases, vector: str, limit: int) -> 
 
 
 def _by_words(cursor, *, organization_id, bases, terms: str, limit: int) -> list[tuple]:
+    if not KEYWORD_MATCHES_PER_TERM:
+        cursor.execute(
+            """
+            SELECT id, ts_rank(search_terms, %s::tsquery) AS rank
+            FROM knowledge_chunk
+            WHERE organization_id = %s AND knowledge_base_id = ANY(%s::uuid[]) AND search_terms @@ %s::tsquery
+            ORDER BY rank DESC, id
+            LIMIT %s
+            """,
+            [terms, organization_id, bases, terms, limit],
+        )
+        return cursor.fetchall()
+    # Each word of the question brings at most KEYWORD_MATCHES_PER_TERM chunks to be ranked: a rare word (a
+    # name, a code) brings all of its chunks, a word that half the chunks hold does not make the search read
+    # and rank half the knowledge base. Where no word is that common, the ranking is the unbounded one.
     cursor.execute(
         """
-        SELECT id, ts_rank(search_terms, %s::tsquery) AS rank
-        FROM knowledge_chunk
-        WHERE organization_id = %s AND knowledge_base_id = ANY(%s::uuid[]) AND search_terms @@ %s::tsquery
-        ORDER BY rank DESC, id
-        LIMIT %s
+        WITH matched AS (
+            SELECT DISTINCT ON (found.id) found.id, found.search_terms
+            FROM unnest(string_to_array(%s, ' | ')) AS term(lexeme)
+            CROSS JOIN LATERAL (
+                SELECT id, search_terms FROM knowledge_chunk
+                WHERE organization_id = %s AND knowledge_base_id = ANY(%s::uuid[])
+                  AND search_terms @@ term.lexeme::tsquery
+                LIMIT %s
+            ) AS found
+        )
+        SELECT id, ts_rank(search_terms, %s::tsquery) AS rank FROM matched ORDER BY rank DESC, id LIMIT %s
         """,
-        [terms, organization_id, bases, terms, limit],
+        [terms, organization_id, bases, max(KEYWORD_MATCHES_PER_TERM, limit), terms, limit],
     )
     return cursor.fetchall()
 

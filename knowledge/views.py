@@ -16,7 +16,8 @@ from __future__ import annotations
 from django import forms
 from django.contrib import messages
 from django.db.models import Count, Q
-from django.http import JsonResponse
+from django.http import JsonResponse, StreamingHttpResponse
+from django.utils.http import content_disposition_header
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import path
@@ -388,6 +389,25 @@ class PlaygroundView(OrganizationViewMixin, View):
         return render(request, self.template_name, context, status=status)
 
 
+class DocumentDownloadView(OrganizationViewMixin, View):
+    """The original file, decrypted as it streams: always a download (attachment, nosniff), never cached."""
+
+    permission_required = PERMISSION
+    http_method_names = ["get"]
+
+    def get(self, request, org_slug, knowledge_base_id, document_id):
+        knowledge_base = _knowledge_base(self.organization, knowledge_base_id)
+        document = _document(self.organization, knowledge_base, document_id)
+        response = StreamingHttpResponse(
+            selectors.document_file_chunks(document), content_type=selectors.document_content_type(document)
+        )
+        response["Content-Length"] = str(document.size_bytes)
+        response["Content-Disposition"] = content_disposition_header(as_attachment=True, filename=document.name)
+        response["X-Content-Type-Options"] = "nosniff"
+        response["Cache-Control"] = "private, no-store"
+        return response
+
+
 urlpatterns = [
     path("", KnowledgeBaseListView.as_view(), name="base-list"),
     path("<uuid:knowledge_base_id>/", KnowledgeBaseDetailView.as_view(), name="base-detail"),
@@ -399,6 +419,11 @@ urlpatterns = [
         "<uuid:knowledge_base_id>/documents/<uuid:document_id>/reprocess/",
         DocumentReprocessView.as_view(),
         name="document-reprocess",
+    ),
+    path(
+        "<uuid:knowledge_base_id>/documents/<uuid:document_id>/file/",
+        DocumentDownloadView.as_view(),
+        name="document-file",
     ),
     path(
         "<uuid:knowledge_base_id>/documents/<uuid:document_id>/delete/",

@@ -124,6 +124,7 @@ MATRIX = {
         "get": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: OK},
         "post": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: OK},
     },
+    "knowledge:document-file": {"get": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: OK}},
 }
 
 _AGENT_FORM = {

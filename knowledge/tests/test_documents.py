@@ -104,15 +104,18 @@ def test_exactly_the_limit_passes_and_one_byte_more_is_refused(base, owner, sett
     [
         (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(200), "binary"),
         (b"<!DOCTYPE html><html><body>Hello</body></html>", "Web pages"),
+        (b"<html>\n<head><title>Renamed page</title></head><body>Hi</body></html>", "Web pages"),
+        (b"<?xml version='1.0'?><svg xmlns='http://www.w3.org/2000/svg'/>", "Web pages"),
         (b"PK\x03\x04" + bytes(100), "binary"),
         (b"", "empty"),
         ("caf\xe9 cr\xe8me".encode("latin-1"), "UTF-8"),
     ],
 )
 def test_files_are_judged_by_their_bytes_not_their_name(base, owner, content, reason):
-    with pytest.raises(UnsupportedFile) as refused:
-        add(base, owner, content, name="notes.pdf")
-    assert refused.value.status == 415 and reason in refused.value.message
+    for name in ("notes.pdf", "notes.txt", "notes.md"):
+        with pytest.raises(UnsupportedFile) as refused:
+            add(base, owner, content, name=name)
+        assert refused.value.status == 415 and reason in refused.value.message
     assert not Document.objects.for_org(base.organization).exists()
 
 

@@ -319,3 +319,26 @@ def test_a_stranger_gets_404_and_a_signed_out_visitor_signs_in(client, other_own
     client.logout()
     response = client.get(base_url(base))
     assert response.status_code == 302 and "/auth/login/" in response["Location"]
+
+
+def test_the_original_file_downloads_decrypted_as_an_attachment_never_inline(owner_client, organization, owner, base):
+    from knowledge.services import document_add
+
+    content = b"A note: <script>alert(1)</script> is how a page would run code; downloaded, it stays text.\n"
+    document = document_add(
+        organization=organization, actor=owner, knowledge_base=base, name='notes "draft".txt', content=content
+    )
+    url = reverse(
+        "knowledge:document-file",
+        kwargs={"org_slug": organization.slug, "knowledge_base_id": base.pk, "document_id": document.pk},
+    )
+    response = owner_client.get(url)
+    assert response.status_code == 200
+    assert b"".join(response.streaming_content) == content
+    assert response["Content-Disposition"].startswith("attachment;") and "notes" in response["Content-Disposition"]
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert response["Content-Type"] == "text/plain; charset=utf-8"
+    assert response["Cache-Control"] == "private, no-store" and response["Content-Length"] == str(len(content))
+    page = owner_client.get(reverse("knowledge:base-detail", kwargs={"org_slug": organization.slug,
+                                                                     "knowledge_base_id": base.pk}))
+    assert url in page.content.decode()
