@@ -1,5 +1,10 @@
 """The local embedder: 384-d unit vectors with sensible similarities, no network, long texts truncated."""
 
+import random
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 
 from knowledge.processing.embeddings import DIMENSIONS, embed_query, embed_texts, get_embedder
@@ -45,3 +50,54 @@ def test_a_text_longer_than_the_window_is_truncated_not_refused(embedder):
 
 def test_the_model_is_loaded_once_per_process(embedder):
     assert get_embedder() is embedder is get_embedder()
+
+
+def _varied_texts(count: int) -> list[str]:
+    """Distinct texts from 3 to about 200 words, in no particular order of length."""
+    words = ["refund", "parking", "x-ray", "invoice", "whitening", "sedation", "crown", "records", "clinic",
+             "insurance", "appointment", "cancel", "garage", "children", "emergency", "pharmacy", "payment", "visit",
+             "dentist"]
+    rng = random.Random(3)
+    return [" ".join(rng.choice(words) for _ in range(3 + (i * 37) % 200)) + "." for i in range(count)]
+
+
+def test_rows_follow_the_order_of_the_texts_given(embedder):
+    texts = _varied_texts(21)
+    vectors = embed_texts(texts)
+    alone = np.array([embed_query(text) for text in texts])
+    similarity = vectors @ alone.T
+    assert list(similarity.argmax(axis=1)) == list(range(len(texts)))
+    assert float(np.diagonal(similarity).min()) > 0.9999
+    reversed_vectors = embed_texts(texts[::-1])
+    assert float((reversed_vectors[::-1] * vectors).sum(axis=1).min()) > 0.9999
+
+
+def test_vectors_do_not_depend_on_the_batch_size(embedder):
+    from knowledge.processing.embeddings import Embedder
+
+    texts = _varied_texts(19)
+    batched = Embedder(threads=1, batch_size=8).embed(texts)  # texts sorted by length, padded within each batch
+    assert float((batched * embed_texts(texts)).sum(axis=1).min()) > 0.9999
+
+
+def test_embedding_many_long_texts_keeps_memory_bounded(tmp_path):
+    # In a fresh process: the peak RSS after embedding 96 texts at the token window, minus after loading the model.
+    # VmHWM, not ru_maxrss: the latter keeps the parent's (pytest's) peak across exec.
+    script = (
+        "from pathlib import Path\n"
+        "from knowledge.processing.embeddings import get_embedder\n"
+        "def peak():\n"
+        "    status = Path('/proc/self/status').read_text().splitlines()\n"
+        "    return int(next(line for line in status if line.startswith('VmHWM:')).split()[1])\n"
+        "embedder = get_embedder()\n"
+        "embedder.embed(['warm up'])\n"
+        "loaded = peak()\n"
+        "texts = [' '.join(f'word{i}x{k}' for k in range(400)) for i in range(96)]\n"
+        "assert min(embedder.count_tokens(t) for t in texts) > 256\n"
+        "embedder.embed(texts)\n"
+        "print((peak() - loaded) // 1024)\n"
+    )
+    completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                               cwd=Path(__file__).resolve().parents[2], check=True)
+    grown_mb = int(completed.stdout.strip().splitlines()[-1])
+    assert grown_mb < 200, f"inference took {grown_mb} MB more than the loaded model"
