@@ -49,8 +49,6 @@ HNSW_EF_SEARCH = 100
 HNSW_MAX_SCAN_TUPLES = 40_000
 # "relaxed_order" (results nearly sorted, sorted here) or "strict_order" (sorted by the index scan itself).
 HNSW_ITERATIVE_SCAN = "relaxed_order"
-# How many chunks one word of the question may bring to the ranking by words (0: no bound); see _by_words.
-KEYWORD_MATCHES_PER_TERM = 0
 
 
 @dataclass(frozen=True)
@@ -162,36 +160,15 @@ def _approximate(cursor, *, organization_id, bases, vector: str, limit: int) -> 
 
 
 def _by_words(cursor, *, organization_id, bases, terms: str, limit: int) -> list[tuple]:
-    if not KEYWORD_MATCHES_PER_TERM:
-        cursor.execute(
-            """
-            SELECT id, ts_rank(search_terms, %s::tsquery) AS rank
-            FROM knowledge_chunk
-            WHERE organization_id = %s AND knowledge_base_id = ANY(%s::uuid[]) AND search_terms @@ %s::tsquery
-            ORDER BY rank DESC, id
-            LIMIT %s
-            """,
-            [terms, organization_id, bases, terms, limit],
-        )
-        return cursor.fetchall()
-    # Each word of the question brings at most KEYWORD_MATCHES_PER_TERM chunks to be ranked: a rare word (a
-    # name, a code) brings all of its chunks, a word that half the chunks hold does not make the search read
-    # and rank half the knowledge base. Where no word is that common, the ranking is the unbounded one.
     cursor.execute(
         """
-        WITH matched AS (
-            SELECT DISTINCT ON (found.id) found.id, found.search_terms
-            FROM unnest(string_to_array(%s, ' | ')) AS term(lexeme)
-            CROSS JOIN LATERAL (
-                SELECT id, search_terms FROM knowledge_chunk
-                WHERE organization_id = %s AND knowledge_base_id = ANY(%s::uuid[])
-                  AND search_terms @@ term.lexeme::tsquery
-                LIMIT %s
-            ) AS found
-        )
-        SELECT id, ts_rank(search_terms, %s::tsquery) AS rank FROM matched ORDER BY rank DESC, id LIMIT %s
+        SELECT id, ts_rank(search_terms, %s::tsquery) AS rank
+        FROM knowledge_chunk
+        WHERE organization_id = %s AND knowledge_base_id = ANY(%s::uuid[]) AND search_terms @@ %s::tsquery
+        ORDER BY rank DESC, id
+        LIMIT %s
         """,
-        [terms, organization_id, bases, max(KEYWORD_MATCHES_PER_TERM, limit), terms, limit],
+        [terms, organization_id, bases, terms, limit],
     )
     return cursor.fetchall()
 
