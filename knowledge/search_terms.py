@@ -77,3 +77,26 @@ def query_terms(text: str, *, organization_id) -> str:
         for version, key in _keys()
     }
     return " | ".join(sorted(terms))
+
+
+# A word that names something exactly: it holds a digit (PX-4410, 4410, D2740), is a code in capitals
+# (BSP-C, HARBOR12), or is a capitalized name inside the question (Elm, Patel).
+_WORD = re.compile(r"[\w][\w'.\-/]*", re.UNICODE)
+
+
+def exact_words(text: str) -> list[str]:
+    """The words of a question that name something exactly: what keyword search finds better than meaning.
+
+    Common words are left to the search by meaning: matched by keyword, they would rank any passage
+    that repeats them (measured on the labelled set: knowledge/tests/quality).
+    """
+    words = _WORD.findall(text)
+    exact = []
+    for position, word in enumerate(words):
+        core = word.strip(".'-/")
+        if not core:
+            continue
+        upper = sum(1 for ch in core if ch.isupper())
+        if any(ch.isdigit() for ch in core) or upper >= 2 or (position > 0 and core[0].isupper()):
+            exact.append(core)
+    return exact

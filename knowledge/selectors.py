@@ -37,7 +37,7 @@ from jagcall.kernel.errors import ApplicationError
 from knowledge.models import Chunk, Document, DocumentStatus, KnowledgeBase
 from knowledge.processing.embeddings import embed_query
 from knowledge.scope import organization_scope
-from knowledge.search_terms import query_terms
+from knowledge.search_terms import exact_words, query_terms
 
 RRF_K = 60
 MAX_K = 50
@@ -159,16 +159,11 @@ def _approximate(cursor, *, organization_id, bases, vector: str, limit: int) -> 
     return sorted(rows, key=lambda row: (row[1], row[0]))  # relaxed order: nearly sorted
 
 
-def _by_words(cursor, *, organization_id, bases, terms: str, limit: int) -> list[tuple]:
+def _by_words(cursor, *, bases, terms: str, limit: int) -> list[tuple]:
+    # [!!] Through the owner's function of migration 0002, which filters by the organization of
+    # organization_scope exactly as the row-level policy does, so that the GIN index can be used.
     cursor.execute(
-        """
-        SELECT id, ts_rank(search_terms, %s::tsquery) AS rank
-        FROM knowledge_chunk
-        WHERE organization_id = %s AND knowledge_base_id = ANY(%s::uuid[]) AND search_terms @@ %s::tsquery
-        ORDER BY rank DESC, id
-        LIMIT %s
-        """,
-        [terms, organization_id, bases, terms, limit],
+        "SELECT id, rank FROM knowledge_keyword_search(%s::uuid[], %s::tsquery, %s)", [bases, terms, limit]
     )
     return cursor.fetchall()
 
@@ -215,7 +210,14 @@ def search(organization, knowledge_bases: Iterable, query: str, k: int = 5, *, m
     candidates = max(4 * k, 20)
 
     vector = _vector_literal(embed_query(query)) if mode != "keyword" else None
-    terms = query_terms(query, organization_id=organization_id) if mode != "vector" else ""
+    terms = ""
+    if mode == "keyword":
+        terms = query_terms(query, organization_id=organization_id)
+    elif mode == "hybrid":
+        # Only the words that name something exactly (codes, numbers, names) are searched as words; the
+        # rest of the question is meaning's job (common words matched as words rank noise: docs/knowledge.md).
+        named = exact_words(query)
+        terms = query_terms(" ".join(named), organization_id=organization_id) if named else ""
 
     with organization_scope(organization_id), connection.cursor() as cursor:
         by_meaning: list[tuple] = []
@@ -227,11 +229,7 @@ def search(organization, knowledge_bases: Iterable, query: str, k: int = 5, *, m
                     by_meaning = _exact(cursor, **arguments)
             else:
                 by_meaning = _exact(cursor, **arguments)
-        by_words = (
-            _by_words(cursor, organization_id=organization_id, bases=base_ids, terms=terms, limit=candidates)
-            if terms
-            else []
-        )
+        by_words = _by_words(cursor, bases=base_ids, terms=terms, limit=candidates) if terms else []
 
         scores: dict = {}
         vector_rank: dict = {}

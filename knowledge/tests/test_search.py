@@ -81,3 +81,52 @@ def test_either_iterative_scan_returns_k_rows_nearest_first(base, document, sett
         assert len(hits) == k
         assert [hit.vector_rank for hit in hits] == list(range(1, k + 1))
         assert [hit.similarity for hit in hits] == sorted((hit.similarity for hit in hits), reverse=True)
+
+
+def test_only_the_words_that_name_something_exactly_are_searched_as_words():
+    from knowledge.search_terms import exact_words
+
+    assert exact_words("How long is the PX-4410 warranty?") == ["PX-4410"]
+    assert exact_words("What comes with application code HARBOR12?") == ["HARBOR12"]
+    assert exact_words("Is parking on Elm Street free?") == ["Elm", "Street"]
+    assert exact_words("Call extension 219 please") == ["219"]
+    assert exact_words("Can my kid's grandma take her to the dentist?") == []
+    assert exact_words("What does it cost to leave the car overnight?") == []
+
+
+@pytest.mark.django_db(databases=["default", "owner"])
+def test_the_search_by_words_uses_its_index_and_sees_only_the_scoped_organization(organization, owner, other_organization):
+    """The owner's function behind the search by words: the GIN index, and the policy's very filter."""
+    from django.db import connection, connections
+
+    from knowledge.scope import organization_scope
+    from knowledge.search_terms import query_terms
+    from knowledge.services import document_add, document_process, knowledge_base_create
+
+    base = knowledge_base_create(organization=organization, actor=owner, name="Codes")
+    document = document_add(
+        organization=organization, actor=owner, knowledge_base=base, name="codes.txt",
+        content=b"The PX-4410 valve has a five year warranty. The BSP-C kit fits every tap.",
+    )  # fmt: skip
+    document_process(document)
+    terms = query_terms("PX-4410", organization_id=organization.pk)
+    call = "SELECT id FROM knowledge_keyword_search(%s::uuid[], %s::tsquery, 10)"
+    with connection.cursor() as cursor:
+        cursor.execute(call, [[str(base.pk)], terms])
+        assert cursor.fetchall() == []  # no organization named: nothing
+    with organization_scope(other_organization), connection.cursor() as cursor:
+        cursor.execute(call, [[str(base.pk)], terms])
+        assert cursor.fetchall() == []  # another organization named: nothing of this one
+    with organization_scope(organization), connection.cursor() as cursor:
+        cursor.execute(call, [[str(base.pk)], terms])
+        assert len(cursor.fetchall()) == 1
+    # The function's query can use the GIN index (the owner is not subject to the policy that would prevent it).
+    with connections["owner"].cursor() as cursor:
+        cursor.execute("SET enable_seqscan = off")
+        cursor.execute(
+            "EXPLAIN SELECT id FROM knowledge_chunk WHERE organization_id = %s AND search_terms @@ %s::tsquery",
+            [organization.pk, terms],
+        )
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+        cursor.execute("RESET enable_seqscan")
+    assert "knowledge_chunk" in plan and ("Bitmap Index Scan" in plan or "Index Scan" in plan), plan
