@@ -22,7 +22,7 @@ if KNOWLEDGE_TASK_TIME_LIMIT + 30 >= CELERY_BROKER_TRANSPORT_OPTIONS["visibility
     CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] = KNOWLEDGE_TASK_TIME_LIMIT + 120
 # Retrieval reads every chunk (exact search) when the knowledge bases searched hold at most this many, and
 # walks the HNSW index (pgvector iterative scans) above it (docs/knowledge.md).
-KNOWLEDGE_EXACT_SEARCH_MAX_CHUNKS = env("KNOWLEDGE_EXACT_SEARCH_MAX_CHUNKS", default=20_000, cast=int)
+KNOWLEDGE_EXACT_SEARCH_MAX_CHUNKS = env("KNOWLEDGE_EXACT_SEARCH_MAX_CHUNKS", default=5_000, cast=int)
 
 # The web process's front door refuses a body over these before reading it (jagcall/kernel/serving.py
 # BodyLimit): the knowledge base's upload routes (API and portal) take one document and its envelope.
