@@ -46,6 +46,6 @@ def demo_knowledge_base_create(sender, *, organization, owner, **kwargs) -> str 
         knowledge_base=knowledge_base, status=DocumentStatus.READY
     ).count()
     return (
-        f"knowledge  “{knowledge_base.name}” indexed ({ready} ready document(s), {knowledge_base.chunk_count} "
-        "passages): Knowledge -> Try a question"
+        f"knowledge  “{knowledge_base.name}” indexed ({ready} document{'' if ready == 1 else 's'}, "
+        f"{knowledge_base.chunk_count} passages): Knowledge -> Try a question"
     )
