@@ -17,6 +17,7 @@ from django import forms
 from django.contrib import messages
 from django.db.models import Count, Q
 from django.http import JsonResponse, StreamingHttpResponse
+from django.template.defaultfilters import filesizeformat
 from django.utils.http import content_disposition_header
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
@@ -292,7 +293,11 @@ class DocumentUploadView(OrganizationViewMixin, View):
                 "knowledge/_document_row.html", {"row": _rows([document])[0], "knowledge_base": knowledge_base},
                 request=request,
             )  # fmt: skip
-            return JsonResponse({"document": document_payload(document), "row": row}, status=201)
+            usage = (
+                f"{filesizeformat(storage_used(self.organization))} of your plan's "
+                f"{filesizeformat(storage_quota(self.organization))} in use."
+            )
+            return JsonResponse({"document": document_payload(document), "row": row, "storage": usage}, status=201)
         for document in added:
             messages.success(request, f"“{document.name}” was added; it is processed in the background.")
         for name, error in refused:

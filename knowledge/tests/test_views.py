@@ -112,6 +112,7 @@ def test_upload_of_exactly_the_limit_passes_and_one_byte_more_is_413(owner_clien
     document = Document.objects.for_org(base.organization).get(pk=body["document"]["id"])
     assert document.size_bytes == 20 * MB and body["document"]["status"] == "queued"
     assert f'data-document-id="{document.pk}"' in body["row"] and "exact.txt" in body["row"]
+    assert body["storage"] == "20.0\xa0MB of your plan's 100.0\xa0MB in use."
 
     response = upload(owner_client, base, "over.txt", text_of_size(20 * MB + 1), **JSON)
     assert response.status_code == 413

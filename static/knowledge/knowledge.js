@@ -165,6 +165,8 @@
     item.li.setAttribute("data-state", "done");
     item.bar.value = 100;
     item.message.textContent = "Uploaded; it is processed in the background (progress in the table below).";
+    var usage = document.querySelector("[data-storage-usage]");
+    if (usage && body.storage) usage.textContent = body.storage;
     var tbody = table();
     if (!tbody || !body.document || rowOf(tbody, body.document.id)) return;
     var holder = document.createElement("tbody");

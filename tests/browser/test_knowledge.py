@@ -86,6 +86,8 @@ def test_upload_two_files_watch_them_process_and_ask_the_playground(asgi_live_se
         page.get_by_role("heading", name="Front desk handbook", level=1).wait_for()
         page.locator("[data-knowledge-live-status][data-state='live']").wait_for(timeout=10000)
         page.evaluate("window.__stayedOnPage = true")
+        usage = page.locator("[data-storage-usage]")
+        assert usage.inner_text().startswith("0\xa0bytes of your plan")
 
         # Two files dropped at once: each is uploaded in its own request and gets its row.
         page.locator("#id_file").set_input_files([
@@ -95,6 +97,7 @@ def test_upload_two_files_watch_them_process_and_ask_the_playground(asgi_live_se
         rows = page.locator("tbody[data-documents] tr[data-document-id]")
         page.locator("[data-upload][data-state='done']").nth(1).wait_for(timeout=15000)
         assert rows.count() == 2
+        assert not usage.inner_text().startswith("0\xa0bytes")  # the storage in use follows the uploads
         for name in ("hours.md", "guide.pdf"):
             row = rows.filter(has_text=name)
             assert row.locator("[data-doc-label]").inner_text() == "Waiting to be processed…"
