@@ -54,11 +54,12 @@ def test_add_a_passkey_then_sign_in_with_it(asgi_live_server, browser, shot):
         page.wait_for_url(f"{base}/o/{organization.slug}/")
 
         # Confirm it is them with the key, rename it, then remove it: each is recorded.
-        page.goto(f"{base}/auth/2fa/webauthn/reauthenticate/")
-        with page.expect_navigation():
-            page.locator("#mfa_webauthn_reauthenticate").click()
         key = Authenticator.objects.get(user=person, type=Authenticator.Type.WEBAUTHN)
-        page.goto(f"{base}/auth/2fa/webauthn/keys/{key.pk}/edit/")
+        edit = f"{base}/auth/2fa/webauthn/keys/{key.pk}/edit/"
+        page.goto(f"{base}/auth/2fa/webauthn/reauthenticate/?next=/auth/2fa/webauthn/keys/{key.pk}/edit/")
+        page.locator("#mfa_webauthn_reauthenticate").click()
+        # The key's answer is asked in the page's script, then the form is posted: wait for where it leads.
+        page.wait_for_url(edit, timeout=30000)
         page.get_by_label("Name").fill("Office laptop")
         with page.expect_navigation():
             page.locator("#mfa_webauthn_edit").click()
