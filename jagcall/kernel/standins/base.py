@@ -5,11 +5,23 @@ parsing (query, form, JSON, raw body), a record of every request received, and r
 A stand-in subclasses ``StandIn`` and implements ``handle(request) -> Reply``. Replies are
 HTTP/1.0 (the connection closes after each one), so a streamed body needs no length and a
 stopped stand-in leaves no kept-alive connection behind.
+
+Streaming APIs (Deepgram's live transcription, ElevenLabs' multi-stream-input) are websockets on
+the same host and port as the REST API, as with the providers, so one base URL serves both. A
+stand-in lists the paths it upgrades in ``websocket_paths`` (regular expressions), may refuse
+before the upgrade in ``websocket_refusal(request) -> Reply | None`` (a bad key: 401, as the
+provider answers the handshake), and runs each session in ``websocket(request, connection)``,
+in the thread that accepted it, with a ``websockets.sync`` connection (``recv()``, ``send()``,
+iteration, ``close()``). The handshake request is recorded in ``requests`` like any other, with
+status 101 once upgraded. The handshake itself is the ``websockets`` package's sans-I/O
+``ServerProtocol``, fed the request that http.server already read; ``stop()`` closes the
+sessions still open (code 1001), so no thread outlives the stand-in.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 import traceback
@@ -19,7 +31,14 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from websockets.frames import CloseCode
+from websockets.http11 import Request as WebSocketRequest
+from websockets.server import ServerProtocol
+from websockets.sync.connection import Connection
+from websockets.sync.server import ServerConnection
+
 MAX_BODY_BYTES = 50 * 1024 * 1024
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024  # largest websocket message a stand-in accepts
 
 
 @dataclass
@@ -75,6 +94,8 @@ class StandIn:
     """A provider stand-in: ``start()`` -> self, ``base_url``, ``stop()``, ``requests``."""
 
     name = "stand-in"
+    # Paths (regular expressions, matched whole) whose GET with ``Upgrade: websocket`` opens a session.
+    websocket_paths: tuple[str, ...] = ()
 
     def __init__(self) -> None:
         self.requests: list[RecordedRequest] = []
@@ -83,6 +104,7 @@ class StandIn:
         self._lock = threading.RLock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._websockets: set[ServerConnection] = set()  # sessions open now (closed by stop())
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self):
@@ -109,6 +131,10 @@ class StandIn:
         if server is not None:
             server.shutdown()
             server.server_close()
+        with self._lock:
+            sessions = list(self._websockets)
+        for connection in sessions:
+            connection.close(CloseCode.GOING_AWAY, "stand-in stopped")
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
@@ -133,6 +159,21 @@ class StandIn:
     def error_reply(self, status: int, message: str) -> Reply:
         """An error in the provider's JSON shape (subclasses override)."""
         return json_reply({"error": {"message": message}}, status=status)
+
+    def accepts_websocket(self, request: RecordedRequest) -> bool:
+        return any(re.fullmatch(pattern, request.path) for pattern in self.websocket_paths)
+
+    def websocket_refusal(self, request: RecordedRequest) -> Reply | None:
+        """A reply that refuses the upgrade (bad key, bad parameters), or None to accept it.
+
+        [!!] Subclasses check the credential here, before the upgrade, as the providers do: a
+        session never starts for a caller the REST API would turn away.
+        """
+        return None
+
+    def websocket(self, request: RecordedRequest, connection: ServerConnection) -> None:
+        """Run one websocket session (in the thread that accepted it); return to close it."""
+        raise NotImplementedError
 
     # -- helpers for tests -------------------------------------------------------------------
     def fail_next(
@@ -160,6 +201,14 @@ class StandIn:
     def _record(self, request: RecordedRequest) -> None:
         with self._lock:
             self.requests.append(request)
+
+
+class _UpgradedConnection(ServerConnection):
+    """A server connection whose handshake happened before it existed (in the HTTP handler):
+    every event it receives is a frame."""
+
+    def process_event(self, event) -> None:
+        Connection.process_event(self, event)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -211,12 +260,63 @@ class _Handler(BaseHTTPRequestHandler):
         self.owner._record(request)
         if self.owner.delay_seconds:
             time.sleep(self.owner.delay_seconds)
+        if self._wants_websocket() and self.command == "GET" and self.owner.accepts_websocket(request):
+            self._websocket(request)
+            return
         try:
             reply = self.owner._fault_for(request.path) or self.owner.handle(request)
         except Exception:  # a stand-in bug: answer like a provider's 500 and keep the traceback visible
             reply = json_reply({"error": "stand-in failure", "traceback": traceback.format_exc()}, status=500)
         request.status = reply.status
         self._send(reply)
+
+    def _wants_websocket(self) -> bool:
+        return "websocket" in self.headers.get("Upgrade", "").lower()
+
+    def _websocket(self, request: RecordedRequest) -> None:
+        """Upgrade this request to a websocket session, unless the stand-in refuses it."""
+        # A websocket client reads only HTTP/1.1 answers (a refusal included); each closes the connection.
+        self.protocol_version = "HTTP/1.1"
+        self.close_connection = True
+        try:
+            refusal = self.owner._fault_for(request.path) or self.owner.websocket_refusal(request)
+        except Exception:
+            refusal = json_reply({"error": "stand-in failure", "traceback": traceback.format_exc()}, status=500)
+        if refusal is not None:
+            request.status = refusal.status
+            headers = {**refusal.headers, "Connection": "close"}
+            self._send(Reply(refusal.status, refusal.body, refusal.content_type, headers))
+            return
+        protocol = ServerProtocol(max_size=MAX_MESSAGE_BYTES)
+        # http.server has read the handshake already: hand the protocol the same bytes, so it
+        # checks the request (key, version, headers) and answers it itself.
+        lines = [self.requestline] + [f"{name}: {value}" for name, value in self.headers.items()]
+        protocol.receive_data(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        handshake = next((e for e in protocol.events_received() if isinstance(e, WebSocketRequest)), None)
+        if handshake is None:
+            request.status = 400
+            self._send(Reply(400, b"Invalid websocket handshake", "text/plain", {"Connection": "close"}))
+            return
+        response = protocol.accept(handshake)
+        protocol.send_response(response)
+        request.status = response.status_code
+        self.connection.sendall(b"".join(protocol.data_to_send()))
+        if response.status_code != 101:
+            return
+        server = None  # only the websockets server's own handshake uses it
+        connection = _UpgradedConnection(self.connection, protocol, server, ping_interval=None, close_timeout=2)
+        connection.request, connection.response = handshake, response
+        with self.owner._lock:
+            self.owner._websockets.add(connection)
+        try:
+            self.owner.websocket(request, connection)
+        except Exception:  # a stand-in bug: close like a provider's internal error, keep the traceback visible
+            traceback.print_exc()
+            connection.close(CloseCode.INTERNAL_ERROR, "stand-in failure")
+        finally:
+            connection.close()
+            with self.owner._lock:
+                self.owner._websockets.discard(connection)
 
     def _send(self, reply: Reply) -> None:
         self.send_response(reply.status)
