@@ -2,7 +2,11 @@
 events message_start, content_block_start / _delta / _stop, message_delta, message_stop), in the
 JSON the anthropic SDK parses, and its models list (GET /v1/models, ``limit``).
 
-Replies: the strings in ``replies``, in order, then ``default_reply``. With ``tools`` and a
+Replies: the items of ``replies``, in order, then ``default_reply``: a string is a text block, a
+dict ``{"tool": name, "arguments": {...}}`` (optionally with ``"text"``: a text block first) a
+``tool_use`` block with that input, stop_reason ``tool_use`` (see llm.py). Streamed, text comes
+in word-sized ``text_delta`` events and a tool's input in ``input_json_delta`` pieces, after
+``first_token_latency`` seconds. With ``tools`` and a
 ``tool_choice`` of ``{"type": "tool", "name": ...}`` (or ``{"type": "any"}``: the first tool), the
 reply is one ``tool_use`` block whose ``input`` satisfies that tool's ``input_schema`` (strings
 from the conversation, see schema.py), stop_reason ``tool_use``. Every request body is kept in
@@ -16,7 +20,7 @@ import json
 import secrets
 
 from jagcall.kernel.standins.base import RecordedRequest, Reply, StandIn, json_reply, sse_reply
-from jagcall.kernel.standins.llm import ScriptedReplies, chunks_of, conversation_text, text_of, tokens
+from jagcall.kernel.standins.llm import ScriptedReplies, conversation_text, text_of, token_chunks, tokens
 from jagcall.kernel.standins.schema import instance_for
 
 MODELS = ("claude-sonnet-4-5", "claude-haiku-4-5", "claude-opus-4-1")
@@ -73,25 +77,26 @@ class AnthropicStandIn(ScriptedReplies, StandIn):
         if not isinstance(messages, list) or not messages:
             return self.error_reply(400, "messages: at least one message is required")
         text = conversation_text(messages, body.get("system"))
-        block = self._content(body, text)
-        if isinstance(block, Reply):
-            return block
-        stop = "tool_use" if block["type"] == "tool_use" else "end_turn"
+        blocks = self._content(body, text)
+        if isinstance(blocks, Reply):
+            return blocks
+        stop = "tool_use" if any(block["type"] == "tool_use" for block in blocks) else "end_turn"
+        said = " ".join(block.get("text") or json.dumps(block.get("input")) for block in blocks)
         usage = {
             "input_tokens": tokens(text + text_of(body.get("system"))),
-            "output_tokens": tokens(block.get("text") or json.dumps(block.get("input"))),
+            "output_tokens": tokens(said),
             "cache_creation_input_tokens": 0,
             "cache_read_input_tokens": 0,
             "service_tier": "standard",
         }
         message = {"id": "msg_" + secrets.token_hex(12), "type": "message", "role": "assistant",
-                   "model": body["model"], "content": [block], "stop_reason": stop, "stop_sequence": None,
+                   "model": body["model"], "content": blocks, "stop_reason": stop, "stop_sequence": None,
                    "usage": usage}  # fmt: skip
         if body.get("stream"):
-            return sse_reply(self._stream(message))
+            return sse_reply(self._after_first_token_latency(self._stream(message)))
         return json_reply(message)
 
-    def _content(self, body: dict, text: str) -> dict | Reply:
+    def _content(self, body: dict, text: str) -> list[dict] | Reply:
         tools = [t for t in body.get("tools") or [] if isinstance(t, dict) and "input_schema" in t]
         choice = body.get("tool_choice") or {}
         kind = choice.get("type") if isinstance(choice, dict) else None
@@ -102,8 +107,14 @@ class AnthropicStandIn(ScriptedReplies, StandIn):
             with self._lock:
                 scripted = self.structured_replies.pop(0) if self.structured_replies else None
             tool_input = scripted if scripted is not None else instance_for(tool["input_schema"], text)
-            return {"type": "tool_use", "id": "toolu_" + secrets.token_hex(12), "name": tool["name"], "input": tool_input}
-        return {"type": "text", "text": self.next_reply()}
+            block_id = "toolu_" + secrets.token_hex(12)
+            return [{"type": "tool_use", "id": block_id, "name": tool["name"], "input": tool_input}]
+        turn = self.next_turn()
+        blocks = [{"type": "text", "text": turn.text}] if turn.text or turn.tool is None else []
+        if turn.tool is not None:
+            blocks.append({"type": "tool_use", "id": "toolu_" + secrets.token_hex(12), "name": turn.tool,
+                           "input": turn.arguments})  # fmt: skip
+        return blocks
 
     @staticmethod
     def _stream(message: dict):
@@ -113,19 +124,20 @@ class AnthropicStandIn(ScriptedReplies, StandIn):
         usage = message["usage"]
         start = {**message, "content": [], "stop_reason": None, "usage": {**usage, "output_tokens": 1}}
         yield event("message_start", {"message": start})
-        block = message["content"][0]
-        if block["type"] == "text":
-            yield event("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}})
-            yield event("ping", {})
-            for piece in chunks_of(block["text"]):
-                yield event("content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": piece}})
-        else:
-            yield event("content_block_start", {"index": 0, "content_block": {**block, "input": {}}})
-            encoded = json.dumps(block["input"])
-            for i in range(0, len(encoded), 24):
-                delta = {"type": "input_json_delta", "partial_json": encoded[i : i + 24]}
-                yield event("content_block_delta", {"index": 0, "delta": delta})
-        yield event("content_block_stop", {"index": 0})
+        for index, block in enumerate(message["content"]):
+            if block["type"] == "text":
+                yield event("content_block_start", {"index": index, "content_block": {"type": "text", "text": ""}})
+                yield event("ping", {})
+                for piece in token_chunks(block["text"]):
+                    delta = {"type": "text_delta", "text": piece}
+                    yield event("content_block_delta", {"index": index, "delta": delta})
+            else:
+                yield event("content_block_start", {"index": index, "content_block": {**block, "input": {}}})
+                encoded = json.dumps(block["input"])
+                for i in range(0, len(encoded), 24):
+                    delta = {"type": "input_json_delta", "partial_json": encoded[i : i + 24]}
+                    yield event("content_block_delta", {"index": index, "delta": delta})
+            yield event("content_block_stop", {"index": index})
         yield event("message_delta", {"delta": {"stop_reason": message["stop_reason"], "stop_sequence": None},
                                       "usage": {"output_tokens": usage["output_tokens"]}})  # fmt: skip
         yield event("message_stop", {})

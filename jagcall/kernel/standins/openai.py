@@ -2,7 +2,12 @@
 server-sent events) and models list (GET /v1/models, /v1/models/{id}), in the JSON the openai SDK
 parses.
 
-Replies: the strings in ``replies``, in order, then ``default_reply``. With ``response_format``
+Replies: the items of ``replies``, in order, then ``default_reply``: a string is said, a dict
+``{"tool": name, "arguments": {...}}`` (optionally with ``"text"``) is a call of that function
+(``finish_reason`` ``tool_calls``), see llm.py. Streamed (``stream: true``), a reply arrives as
+chat.completion.chunk events: the role, the text in word-sized deltas, each tool call opened
+with its id and name and its arguments in pieces, the finish reason, then the usage when
+``stream_options.include_usage`` asks for it, after ``first_token_latency`` seconds. With ``response_format``
 ``json_schema`` the reply is a JSON object valid for that schema (strings from the conversation,
 see schema.py); ``json_object`` gives ``{"reply": ...}``. With ``tools`` and a ``tool_choice``
 naming a function (or "required"), the reply is a tool call whose arguments satisfy its
@@ -19,9 +24,10 @@ import secrets
 import time
 
 from jagcall.kernel.standins.base import RecordedRequest, Reply, StandIn, json_reply, sse_reply
-from jagcall.kernel.standins.llm import ScriptedReplies, chunks_of, conversation_text, tokens
+from jagcall.kernel.standins.llm import ScriptedReplies, conversation_text, token_chunks, tokens
 from jagcall.kernel.standins.schema import instance_for
 
+ARGUMENT_PIECE = 12  # characters of a tool call's arguments a streamed delta carries
 MODELS = ("gpt-4o", "gpt-4o-mini", "gpt-4.1", "gpt-4.1-mini", "gpt-5-mini")
 ERROR_TYPES = {400: "invalid_request_error", 401: "invalid_request_error", 404: "invalid_request_error",
                429: "rate_limit_error", 500: "server_error", 503: "server_error"}  # fmt: skip
@@ -86,7 +92,8 @@ class OpenAIStandIn(ScriptedReplies, StandIn):
         finish = "tool_calls" if tool_calls else "stop"
         if body.get("stream"):
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-            return sse_reply(self._stream(base, content, tool_calls, finish, usage if include_usage else None))
+            events = self._stream(base, content, tool_calls, finish, usage if include_usage else None)
+            return sse_reply(self._after_first_token_latency(events))
         message = {"role": "assistant", "content": content, "refusal": None, "annotations": []}
         if tool_calls:
             message["tool_calls"] = tool_calls
@@ -113,7 +120,12 @@ class OpenAIStandIn(ScriptedReplies, StandIn):
             return json.dumps(scripted if scripted is not None else instance_for(schema, text)), None
         if response_format.get("type") == "json_object":
             return json.dumps({"reply": self.next_reply()}), None
-        return self.next_reply(), None
+        turn = self.next_turn()
+        if turn.tool is None:
+            return turn.text, None
+        call = {"id": "call_" + secrets.token_hex(12), "type": "function",
+                "function": {"name": turn.tool, "arguments": json.dumps(turn.arguments)}}  # fmt: skip
+        return turn.text, [call]
 
     def _forced_tool(self, body: dict) -> dict | None | Reply:
         tools = [t.get("function", {}) for t in body.get("tools") or [] if isinstance(t, dict)]
@@ -137,13 +149,16 @@ class OpenAIStandIn(ScriptedReplies, StandIn):
             return f"data: {json.dumps(chunk)}\n\n"
 
         yield event({"role": "assistant", "content": "" if content is not None else None, "refusal": None})
-        for piece in chunks_of(content) if content else []:
+        for piece in token_chunks(content) if content else []:
             yield event({"content": piece})
         for index, call in enumerate(tool_calls or []):
             opening = {"index": index, "id": call["id"], "type": "function",
                        "function": {"name": call["function"]["name"], "arguments": ""}}  # fmt: skip
             yield event({"tool_calls": [opening]})
-            yield event({"tool_calls": [{"index": index, "function": {"arguments": call["function"]["arguments"]}}]})
+            arguments = call["function"]["arguments"]
+            for i in range(0, len(arguments), ARGUMENT_PIECE):
+                piece = {"index": index, "function": {"arguments": arguments[i : i + ARGUMENT_PIECE]}}
+                yield event({"tool_calls": [piece]})
         yield event({}, finish)
         if usage is not None:
             yield event(None, usage=usage)
