@@ -21,6 +21,7 @@ sessions still open (code 1001), so no thread outlives the stand-in.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import threading
 import time
@@ -39,6 +40,9 @@ from websockets.sync.server import ServerConnection
 
 MAX_BODY_BYTES = 50 * 1024 * 1024
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024  # largest websocket message a stand-in accepts
+# Sessions opening and closing are routine here: keep them out of test and dev-server output.
+WEBSOCKET_LOGGER = logging.getLogger("jagcall.standins.websocket")
+WEBSOCKET_LOGGER.setLevel(logging.WARNING)
 
 
 @dataclass
@@ -287,7 +291,7 @@ class _Handler(BaseHTTPRequestHandler):
             headers = {**refusal.headers, "Connection": "close"}
             self._send(Reply(refusal.status, refusal.body, refusal.content_type, headers))
             return
-        protocol = ServerProtocol(max_size=MAX_MESSAGE_BYTES)
+        protocol = ServerProtocol(max_size=MAX_MESSAGE_BYTES, logger=WEBSOCKET_LOGGER)
         # http.server has read the handshake already: hand the protocol the same bytes, so it
         # checks the request (key, version, headers) and answers it itself.
         lines = [self.requestline] + [f"{name}: {value}" for name, value in self.headers.items()]
