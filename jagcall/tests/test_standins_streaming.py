@@ -1,7 +1,7 @@
 """The stand-ins' streaming APIs, driven through the real clients: Deepgram's live transcription
 (deepgram-sdk's listen v1 websocket, fed real speech), ElevenLabs' multi-stream-input websocket
-(the messages Pipecat's ElevenLabsTTSService sends), and OpenAI / Anthropic streams that call a
-tool."""
+(the messages Pipecat's ElevenLabsTTSService sends), Pipecat's own STT and TTS services in a small
+pipeline, and OpenAI / Anthropic streams that call a tool."""
 
 from __future__ import annotations
 
@@ -15,6 +15,22 @@ import pytest
 from deepgram import AsyncDeepgramClient, DeepgramClientEnvironment
 from deepgram.core.api_error import ApiError as DeepgramApiError
 from deepgram.listen.v1.types import ListenV1Finalize, ListenV1Results
+from pipecat.frames.frames import (
+    EndFrame,
+    InputAudioRawFrame,
+    InterimTranscriptionFrame,
+    TranscriptionFrame,
+    TTSAudioRawFrame,
+    TTSSpeakFrame,
+    TTSStoppedFrame,
+    TTSTextFrame,
+)
+from pipecat.pipeline.pipeline import Pipeline
+from pipecat.pipeline.runner import PipelineRunner
+from pipecat.pipeline.task import PipelineParams, PipelineTask
+from pipecat.processors.frame_processor import FrameProcessor
+from pipecat.services.deepgram.stt import DeepgramSTTService
+from pipecat.services.elevenlabs.tts import ElevenLabsTTSService
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
@@ -119,8 +135,8 @@ def test_deepgram_live_answers_finalize_at_once_and_honours_latency(deepgram_sta
 def test_deepgram_live_refuses_a_wrong_key_before_the_upgrade(deepgram_standin, settings):
     # Pipecat's DeepgramSTTService uses the async client, which turns the 401 into ApiError (the sync
     # client lets websockets' InvalidStatus through).
-    environment = DeepgramClientEnvironment(base=deepgram_standin.base_url, production=_ws(deepgram_standin),
-                                            agent=_ws(deepgram_standin), agent_rest=deepgram_standin.base_url)  # fmt: skip
+    base, ws = deepgram_standin.base_url, _ws(deepgram_standin)
+    environment = DeepgramClientEnvironment(base=base, production=ws, agent=ws, agent_rest=base)
 
     async def connect_with(key: str) -> None:
         async with AsyncDeepgramClient(api_key=key, environment=environment).listen.v1.connect(model="nova-3"):
@@ -215,6 +231,59 @@ def test_elevenlabs_refuses_a_wrong_key_or_voice_before_the_upgrade(elevenlabs_s
             connect(url, additional_headers=headers)
         assert refused.value.response.status_code == status
     assert not elevenlabs_standin.tts_sessions
+
+
+class _Collector(FrameProcessor):
+    """The last processor of a test pipeline: keeps every frame that reaches it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.frames: list = []
+
+    async def process_frame(self, frame, direction) -> None:
+        await super().process_frame(frame, direction)
+        self.frames.append(frame)
+        await self.push_frame(frame, direction)
+
+    def of(self, kind) -> list:
+        return [f for f in self.frames if isinstance(f, kind)]
+
+
+def test_pipecat_services_run_against_the_stand_ins(deepgram_standin, elevenlabs_standin):
+    """Pipecat's own DeepgramSTTService and ElevenLabsTTSService, configured as the engine does:
+    one base URL each, a websocket on the stand-in's REST host."""
+    deepgram_standin.live_script = ["Hi, is this the dental practice?"]
+    stt = DeepgramSTTService(api_key=deepgram_standin.api_key, base_url=deepgram_standin.base_url,
+                             encoding="mulaw", sample_rate=8000)  # fmt: skip
+    tts = ElevenLabsTTSService(api_key=elevenlabs_standin.api_key, url=_ws(elevenlabs_standin), sample_rate=16000,
+                               settings=ElevenLabsTTSService.Settings(voice="21m00Tcm4TlvDq8ikWAM"))  # fmt: skip
+    collector = _Collector()
+    task = PipelineTask(Pipeline([stt, tts, collector]),
+                        params=PipelineParams(audio_in_sample_rate=8000, audio_out_sample_rate=16000))  # fmt: skip
+    caller = speech.silence(0.3) + speech.render("Hi, is this the dental practice?") + speech.silence(0.6)
+
+    async def drive() -> None:
+        await task.queue_frame(TTSSpeakFrame("Hello, you've reached the front desk."))
+        for i in range(0, len(caller), FRAME):
+            await task.queue_frame(InputAudioRawFrame(audio=caller[i : i + FRAME], sample_rate=8000, num_channels=1))
+            await asyncio.sleep(0.001)
+        for _ in range(500):
+            if collector.of(TTSStoppedFrame) and collector.of(TranscriptionFrame):
+                break
+            await asyncio.sleep(0.01)
+        await task.queue_frame(EndFrame())
+
+    async def run() -> None:
+        await asyncio.wait_for(asyncio.gather(PipelineRunner(handle_sigint=False).run(task), drive()), 10)
+
+    asyncio.run(run())
+    assert [f.text for f in collector.of(TranscriptionFrame)] == ["Hi, is this the dental practice?"]
+    assert collector.of(InterimTranscriptionFrame)
+    spoken = b"".join(f.audio for f in collector.of(TTSAudioRawFrame))
+    assert spoken == speech.render("Hello, you've reached the front desk.", sample_rate=16000, encoding="pcm16")
+    assert " ".join(f.text for f in collector.of(TTSTextFrame)) == "Hello, you've reached the front desk."
+    assert deepgram_standin.live_sessions[0].query["encoding"] == "mulaw"
+    assert elevenlabs_standin.tts_sessions[0].query["output_format"] == "pcm_16000"
 
 
 TRANSFER = {"type": "function", "function": {"name": "transfer_call", "parameters": {
