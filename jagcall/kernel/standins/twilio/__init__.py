@@ -19,6 +19,8 @@ Calls are played out by ``advance`` / ``complete_call`` / ``inbound_call`` or, w
 Callbacks set off by a request (a call canceled or hung up through the API, the autopilot) are
 posted from a background thread, after the answer, as Twilio does: ``settle()`` waits for them.
 ``route_callbacks_to(django_test_client)`` delivers callbacks without a listening server.
+A voice webhook answered with ``<Connect><Stream>`` is spoken to by a simulated caller (media.py)
+when ``media_caller_script`` is set; ``media_callers[call_sid]`` holds it (see driving.py).
 For failure tests (all stand-ins): ``fail_next(status, message, path_prefix=..., times=...)``
 and ``delay_seconds``.
 """
@@ -34,13 +36,16 @@ from jagcall.kernel.standins.base import RecordedRequest, Reply, StandIn, json_r
 from jagcall.kernel.standins.twilio import numbers as available
 from jagcall.kernel.standins.twilio.browser import BROWSER_ROUTES, BrowserCalling
 from jagcall.kernel.standins.twilio.driving import Callback, CallDriving, TwiMLResponse
+from jagcall.kernel.standins.twilio.media import BargeIn, Dtmf, Hangup, MediaStreamCaller, Pause, Say
 from jagcall.kernel.standins.audio import mp3_bytes, wav_bytes
 from jagcall.kernel.standins.twilio.records import (
     API, FINAL_STATUSES, NUMBER_SETTINGS, Account, Call, IncomingNumber, Recording,
     new_sid, not_found, now, page, twilio_error,
 )  # fmt: skip
 
-__all__ = ["Callback", "TwilioStandIn", "TwiMLResponse"]
+__all__ = [
+    "BargeIn", "Callback", "Dtmf", "Hangup", "MediaStreamCaller", "Pause", "Say", "TwilioStandIn", "TwiMLResponse",
+]  # fmt: skip
 
 MAX_RECORDING_SECONDS = 60
 ACCOUNT = rf"{API}/Accounts/(?P<account>AC[0-9a-f]{{32}})"
@@ -75,6 +80,12 @@ class TwilioStandIn(CallDriving, BrowserCalling, StandIn):
         self.calls: dict[str, Call] = {}
         self.recordings: dict[str, Recording] = {}
         self.callbacks: list[Callback] = []
+        self.media_callers: dict[str, MediaStreamCaller] = {}  # call sid -> its simulated Media Stream
+        self.call_twiml: dict[str, list[str]] = {}  # call sid -> every TwiML the call followed, in order
+
+    def stop(self) -> None:
+        self.stop_media_streams()
+        super().stop()
 
     def add_api_key(self, account_sid: str | None = None) -> tuple[str, str]:
         sid, secret = new_sid("SK"), secrets.token_urlsafe(24)
@@ -312,6 +323,7 @@ class TwilioStandIn(CallDriving, BrowserCalling, StandIn):
         if (status == "canceled" and call.status in ("queued", "initiated", "ringing")) or status == "completed":
             _, params = self._set_status(sid, status, {})
             self._in_background(self._notify_status, call, status, params, {})
+        self._media_update(call, request.form)  # a live Media Stream stops, as Twilio stops it
         return json_reply(call.to_json())
 
     # -- Recordings ----------------------------------------------------------------------

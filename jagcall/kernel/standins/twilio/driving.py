@@ -4,6 +4,12 @@ Twilio's (X-Twilio-Signature by RequestValidator with the auth token of the acco
 belongs to, over the exact callback URL and form), carries I-Twilio-Idempotency-Token, and is
 kept in ``callbacks`` with the status the receiver answered.
 
+A voice webhook answered with ``<Connect><Stream url>`` opens a simulated caller on that Media Stream
+(media.py) when ``media_caller_script`` is set (a list of steps, or a callable taking the call and
+returning one): the call stays in progress while the stream lives and completes when it ends;
+ending or redirecting the call through the REST API stops the stream first, as Twilio does.
+``call_twiml[sid]`` keeps every TwiML a call followed (its voice webhook's answer, then updates).
+
 Delivery is plain HTTP by default; ``route_callbacks_to(client)`` hands callbacks to a Django
 test client instead (for tests whose webhook views are not served on a port).
 """
@@ -23,6 +29,7 @@ from dataclasses import dataclass
 
 from twilio.request_validator import RequestValidator
 
+from jagcall.kernel.standins.twilio.media import MediaStreamCaller
 from jagcall.kernel.standins.twilio.numbers import country_of
 from jagcall.kernel.standins.twilio.records import (
     EVENT_OF_STATUS,
@@ -95,13 +102,16 @@ def django_client_transport(client) -> Transport:
 
 
 class CallDriving:
-    """Mixed into TwilioStandIn: needs ``accounts``, ``calls``, ``numbers``, ``recordings``, ``_lock``."""
+    """Mixed into TwilioStandIn: needs ``accounts``, ``calls``, ``numbers``, ``recordings``, ``media_callers``
+    (call sid -> MediaStreamCaller), ``call_twiml`` (call sid -> TwiML followed) and ``_lock``."""
 
     autopilot = False  # every created call plays out by itself (simulated mode)
     autopilot_delay = 0.5  # seconds before, and between, the steps of an autopiloted call
     autopilot_duration = 8  # seconds of conversation an autopiloted call reports (and its recording lasts)
     autopilot_talk: float | None = None  # seconds an autopiloted call stays in progress (None: autopilot_delay)
     transport: Transport = staticmethod(http_transport)
+    media_caller_script: list | Callable[[Call], list] | None = None  # see the module docstring
+    media_stream_limit = 600.0  # seconds a simulated Media Stream may last before the stand-in hangs up
 
     def route_callbacks_to(self, client) -> None:
         self.transport = django_client_transport(client)
@@ -238,6 +248,8 @@ class CallDriving:
                 continue
             time.sleep(step_delay)
             posted.append(self.advance(call_sid, step))
+        if call_sid in self.media_callers:
+            return [c for c in posted if c]  # the Media Stream's end completes the call (_media_call)
         time.sleep(step_delay if talk_seconds is None else talk_seconds)
         if call.status in FINAL_STATUSES:
             return [c for c in posted if c]
@@ -282,27 +294,96 @@ class CallDriving:
 
     def _follow_twiml(self, call: Call, callback: Callback) -> None:
         """What the stand-in does with a voice webhook's TwiML: ``<Start><Recording>`` starts the call's
-        recording, whose callback (its attributes) is posted when the call ends."""
+        recording, whose callback (its attributes) is posted when the call ends; ``<Connect><Stream>``
+        opens a simulated caller on the stream when ``media_caller_script`` is set."""
         if callback.status != 200 or not callback.response_body.strip():
             return
+        self._remember_twiml(call, callback.response_body)
         try:
             root = ElementTree.fromstring(callback.response_body)
         except ElementTree.ParseError:
             return
         recording = root.find("./Start/Recording")
-        if recording is None:
-            return
+        if recording is not None:
+            with self._lock:
+                call.started_recording = True
+                for attribute, param in (
+                    ("recordingStatusCallback", "RecordingStatusCallback"),
+                    ("recordingStatusCallbackEvent", "RecordingStatusCallbackEvent"),
+                    ("recordingStatusCallbackMethod", "RecordingStatusCallbackMethod"),
+                    ("channels", "RecordingChannels"),
+                    ("track", "RecordingTrack"),
+                ):
+                    if recording.get(attribute):
+                        call.params[param] = recording.get(attribute)
+        stream = root.find("./Connect/Stream")
+        if stream is not None and stream.get("url") and self.media_caller_script is not None:
+            parameters = {p.get("name"): p.get("value", "") for p in stream.findall("./Parameter") if p.get("name")}
+            self._open_media_stream(call, stream.get("url"), parameters)
+
+    # -- Media Streams ---------------------------------------------------------------------
+    def _remember_twiml(self, call: Call, twiml: str) -> None:
         with self._lock:
-            call.started_recording = True
-            for attribute, param in (
-                ("recordingStatusCallback", "RecordingStatusCallback"),
-                ("recordingStatusCallbackEvent", "RecordingStatusCallbackEvent"),
-                ("recordingStatusCallbackMethod", "RecordingStatusCallbackMethod"),
-                ("channels", "RecordingChannels"),
-                ("track", "RecordingTrack"),
-            ):
-                if recording.get(attribute):
-                    call.params[param] = recording.get(attribute)
+            self.call_twiml.setdefault(call.sid, []).append(twiml)
+
+    def stop_media_streams(self, timeout: float = 5.0) -> None:
+        """Hang up every live simulated Media Stream (their calls complete) and wait for them."""
+        with self._lock:
+            callers = [caller for caller in self.media_callers.values() if not caller.done]
+        for caller in callers:
+            caller.stop()
+        for caller in callers:
+            caller.wait(timeout)
+
+    def _open_media_stream(self, call: Call, url: str, parameters: dict[str, str]) -> None:
+        script = self.media_caller_script
+        steps = list(script(call) if callable(script) else script)
+        caller = MediaStreamCaller(
+            url, script=steps, parameters=parameters, call_sid=call.sid, account_sid=call.account_sid
+        )  # fmt: skip
+        with self._lock:
+            self.media_callers[call.sid] = caller
+        thread = threading.Thread(target=self._media_call, args=(call, caller), name="twilio-media-stream", daemon=True)
+        thread.start()
+
+    def _media_call(self, call: Call, caller: MediaStreamCaller) -> None:
+        """The call lives as long as its stream; then it completes as the autopilot completes calls."""
+        if call.status not in ("in-progress", *FINAL_STATUSES):
+            self.advance(call.sid, "in-progress")
+        began = time.monotonic()
+        caller.start()
+        try:
+            caller.wait(self.media_stream_limit)
+        except TimeoutError:
+            caller.stop()
+            caller.wait(10)
+        # As a background step, so that settle() waits for the callbacks of a call seen completed.
+        self._in_background(self._media_call_end, call, max(1, round(time.monotonic() - began)))
+
+    def _media_call_end(self, call: Call, duration: int) -> None:
+        if call.status not in FINAL_STATUSES:
+            self.advance(call.sid, "completed", CallDuration=str(duration))
+        if call.params.get("Record", "").lower() == "true" or call.started_recording:
+            self.record_call(call.sid, duration=duration)
+
+    def _media_update(self, call: Call, form: dict[str, str]) -> None:
+        """A call update through the REST API (under ``_lock``): a new status, Twiml or Url ends the
+        call's Media Stream (Twilio sends ``stop`` and closes it); the new TwiML is kept on the call."""
+        caller = self.media_callers.get(call.sid)
+        if caller is None or caller.done:
+            return
+        if not (form.get("Status") or form.get("Twiml") or form.get("Url")):
+            return
+        if form.get("Twiml"):
+            self.call_twiml.setdefault(call.sid, []).append(form["Twiml"])
+        elif form.get("Url") and not form.get("Status"):
+            self._in_background(self._fetch_redirect, call, form["Url"], form.get("Method", "POST"))
+        caller.stop()
+
+    def _fetch_redirect(self, call: Call, url: str, method: str) -> None:
+        answer = self._deliver("voice", call, url, method, self._call_params(call))
+        if answer.status == 200 and answer.response_body.strip():
+            self._remember_twiml(call, answer.response_body)
 
     def inbound_call(self, to: str, from_: str, **extra: str) -> TwiMLResponse:
         """A caller rings one of the stand-in's numbers: post the signed voice webhook to the
