@@ -281,3 +281,27 @@ def test_render_speaks_a_sentence_as_mulaw_and_caches_it():
     assert speech.silence(0.02) == bytes([0xFF]) * 160 and speech.silence(0.5, encoding="pcm16") == bytes(8000)
     with pytest.raises(ValueError):
         speech.render("Hello", encoding="opus")
+
+
+def test_an_inbound_call_through_the_stand_in_streams_to_our_app_and_completes(
+    asgi_live_server, twilio_standin, organization, settings
+):
+    from telephony.models import Call, CallEvent
+    from telephony.tests.calls_support import line
+
+    settings.PUBLIC_BASE_URL = asgi_live_server  # our hooks and the stream's ws:// URL, served for real
+    twilio_standin.media_caller_script = [Pause(0.4), Dtmf("5"), Hangup()]
+    number = line(organization)
+    answer = twilio_standin.inbound_call(number.number, "+14155550100")
+    assert answer.status == 200 and "<Connect><Stream" in answer
+    caller = twilio_standin.media_callers[answer.call_sid].wait(15)
+    assert caller.error is None and caller.closed_by == "caller"
+    deadline = time.monotonic() + 5
+    while twilio_standin.calls[answer.call_sid].status != "completed" and time.monotonic() < deadline:
+        time.sleep(0.02)
+    twilio_standin.settle()
+    completed = twilio_standin.callbacks_for(answer.call_sid, "status")[-1]
+    assert completed.params["CallStatus"] == "completed" and completed.status in (200, 204)
+    call = Call.objects.for_org(organization).get(twilio_sid=answer.call_sid)
+    kinds = list(CallEvent.objects.for_org(organization).filter(call=call).values_list("kind", flat=True))
+    assert "stream.started" in kinds and "stream.stopped" in kinds
