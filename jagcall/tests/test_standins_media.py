@@ -2,7 +2,8 @@
 it speaks (jagcall/kernel/standins/speech.py).
 
 Against a small websocket server of the test's own (it plays audio, sends marks and a clear, and
-keeps the arrival time of everything the caller sends), then against the real ASGI application.
+keeps the arrival time of everything the caller sends), then against the real ASGI application, and
+opened by the Twilio stand-in for a voice webhook answered with ``<Connect><Stream>``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import time
 
 import pytest
 from websockets.asyncio.server import serve
+from websockets.exceptions import ConnectionClosed
 
 from jagcall.kernel.providers import twilio_client
 from jagcall.kernel.standins import speech
@@ -42,7 +44,6 @@ class StreamServer:
             await self._stop.wait()
 
     async def _handle(self, websocket) -> None:
-        self.websocket = websocket
         await self.behaviour(websocket, self)
 
     async def next(self, websocket, event: str) -> dict:
@@ -68,7 +69,7 @@ class StreamServer:
         try:
             async for raw in websocket:
                 self.received.append((time.monotonic(), json.loads(raw)))
-        except Exception:  # noqa: BLE001  (the caller closed)
+        except ConnectionClosed:  # the caller hung up without a closing handshake
             pass
 
     def __enter__(self) -> StreamServer:
@@ -138,12 +139,12 @@ def test_caller_paces_in_real_time_echoes_marks_on_playback_and_at_once_on_clear
     assert all(len(base64.b64decode(m["media"]["payload"])) == 160 for _, m in frames)
     elapsed = frames[-1][0] - frames[0][0]
     expected = (len(frames) - 1) * 0.02
-    assert len(frames) > 100 and abs(elapsed - expected) < 0.06, (len(frames), elapsed, expected)
+    assert len(frames) > 100 and abs(elapsed - expected) < 0.08, (len(frames), elapsed, expected)
 
     marks = {m["mark"]["name"]: at for at, m in server.of("mark")}
     assert list(marks) == ["first", "second", "third"] and caller.marks_echoed == ["first", "second", "third"]
     played = marks["first"] - server.times["first_sent"]
-    assert 0.45 < played < 0.6, played  # echoed when playback reached it: after half a second of audio
+    assert 0.45 < played < 0.65, played  # echoed when playback reached it: after half a second of audio
     assert marks["second"] - server.times["clear_sent"] < 0.05 and marks["third"] - marks["second"] < 0.02
     clear = caller.events("clear")[0]
     assert clear.details["pending_marks"] == ["second", "third"] and clear.details["dropped_bytes"] > 0
