@@ -31,7 +31,7 @@ install: $(VENV)/.installed-runtime
 install-dev: $(VENV)/.installed-dev
 
 system-packages:
-	@scripts/ensure-system-packages.sh chromium nginx-light xmlsec1
+	@scripts/ensure-system-packages.sh chromium nginx-light xmlsec1 espeak-ng sox
 
 run: install
 	DEBUG=$${DEBUG:-true} $(BIN)/python -m jagcall.devserver

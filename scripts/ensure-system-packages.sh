@@ -3,9 +3,11 @@
 #   chromium     real-browser tests (Playwright drives /usr/bin/chromium)
 #   nginx-light  validates the shipped nginx configuration (nginx -t)
 #   xmlsec1      verifies SAML signatures (single sign-on)
+#   espeak-ng    speaks the simulated callers and the speech stand-ins (conversation engine)
+#   sox          converts that speech to a phone call's 8 kHz mu-law
 set -euo pipefail
 
-declare -A provides=([chromium]=/usr/bin/chromium [nginx-light]=/usr/sbin/nginx [xmlsec1]=/usr/bin/xmlsec1)
+declare -A provides=([chromium]=/usr/bin/chromium [nginx-light]=/usr/sbin/nginx [xmlsec1]=/usr/bin/xmlsec1 [espeak-ng]=/usr/bin/espeak-ng [sox]=/usr/bin/sox)
 missing=()
 for package in "$@"; do
   target=${provides[$package]:-}
