@@ -80,7 +80,10 @@ CELERY_BEAT_SCHEDULE = {
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_CHANNELS_URL], "prefix": "jc-asgi"},
+        # [!!] channels_redis waits on its Redis list up to 5 s at a time (brpop_timeout) and redis-py
+        # gives up reading a socket after 5 s by default: with equal limits an idle websocket dies on a
+        # TimeoutError. The socket's limit stays well above the wait.
+        "CONFIG": {"hosts": [{"address": REDIS_CHANNELS_URL, "socket_timeout": 30}], "prefix": "jc-asgi"},
     }
 }
 # Every open websocket runs the organization access check again this often (and at once when a
