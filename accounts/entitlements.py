@@ -8,11 +8,12 @@ PLAN_ENTITLEMENTS: dict[str, set[str]] = {
     "enterprise": {"sso"},
 }
 
-# What each plan allows in numbers; an unknown plan gets the starter's.
+# What each plan allows in numbers; an unknown plan gets the starter's. ``concurrent_calls``: calls
+# in progress at once, inbound and outbound together (telephony refuses the next one).
 PLAN_LIMITS: dict[str, dict[str, int]] = {
-    "starter": {"knowledge_storage_bytes": 100 * 1024 * 1024},
-    "pro": {"knowledge_storage_bytes": 1024 * 1024 * 1024},
-    "enterprise": {"knowledge_storage_bytes": 10 * 1024 * 1024 * 1024},
+    "starter": {"knowledge_storage_bytes": 100 * 1024 * 1024, "concurrent_calls": 5},
+    "pro": {"knowledge_storage_bytes": 1024 * 1024 * 1024, "concurrent_calls": 25},
+    "enterprise": {"knowledge_storage_bytes": 10 * 1024 * 1024 * 1024, "concurrent_calls": 100},
 }
 
 

@@ -185,3 +185,16 @@ def live_call_list(*, organization, limit: int = 10) -> list[Call]:
 def call_count(*, organization) -> int:
     return Call.objects.for_org(organization).count()
 
+
+
+# A call Twilio never reported finished stops counting as live after this long (the longest call allowed).
+LIVE_CALL_WINDOW = timedelta(hours=4)
+
+
+def live_call_count(organization, *, exclude=None) -> int:
+    """How many of ``organization``'s calls are under way (queued, dialing, ringing, in progress) now."""
+    calls = Call.objects.for_org(organization).exclude(status__in=TERMINAL_STATUSES)
+    calls = calls.filter(created_at__gte=timezone.now() - LIVE_CALL_WINDOW)
+    if exclude is not None:
+        calls = calls.exclude(pk=exclude.pk)
+    return calls.count()

@@ -253,9 +253,25 @@ def destinations_open_now(*, now: dt.datetime | None = None, limit: int = 3) -> 
     return open_now[:limit]
 
 
+def concurrent_calls(organization, to_number, from_number, now) -> Refusal | None:
+    """The plan's calls at once (``concurrent_calls``), inbound and outbound together."""
+    from accounts.entitlements import plan_limit
+    from telephony.selectors.calls import live_call_count
+
+    limit = plan_limit(organization, "concurrent_calls")
+    if live_call_count(organization) < limit:
+        return None
+    return Refusal(
+        "concurrent_call_limit",
+        f"Your plan allows {limit} calls at once and {limit} are under way. Place this call when one ends, "
+        "or upgrade the plan for more lines.",
+        None,
+    )
+
+
 # --- the gate -----------------------------------------------------------------------------
 
-RULES: list[Rule] = [invalid_number, no_calling_rights, caller_number, do_not_call, calling_hours]
+RULES: list[Rule] = [invalid_number, no_calling_rights, caller_number, do_not_call, concurrent_calls, calling_hours]
 
 
 def register_rule(rule: Rule, *, before: str | None = None) -> None:

@@ -22,7 +22,8 @@ call was placed: Record=true).
 
 Refusals: an unknown number, a number without an agent, or an organization
 that may not take calls (``CALL_ADMISSION_RULES``; billing adds "over its
-plan" there) get a short spoken sentence and a hang-up.
+plan" there), or one whose plan's lines are all in use (``concurrent_calls``)
+get a short spoken sentence and a hang-up.
 """
 
 from __future__ import annotations
@@ -36,11 +37,12 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 from twilio.twiml.voice_response import Connect, Start, VoiceResponse
 
+from accounts.entitlements import plan_limit
 from accounts.principals import Principal
 from compliance.services import audit_record
 from jagcall.kernel.errors import ApplicationError
 from telephony.models import Call, CallDirection, CallStatus, PhoneNumber
-from telephony.selectors.calls import call_for_twilio_sid
+from telephony.selectors.calls import call_for_twilio_sid, live_call_count
 from telephony.services.calls import call_first_status_record
 from telephony.services.streams import stream_token_issue
 from telephony.services.urls import public_url
@@ -51,6 +53,7 @@ NOT_IN_SERVICE = "Sorry, this number is not in service. Goodbye."
 NO_AGENT = "Sorry, nobody can take your call on this number right now. Please try again later. Goodbye."
 UNAVAILABLE = "Sorry, this service is not available. Goodbye."
 CALL_ENDED = "This call has ended. Goodbye."
+LINES_BUSY = "Sorry, all our lines are busy right now. Please call again in a few minutes. Goodbye."
 CALL_SID_TAKEN = "This CallSid belongs to another call; nothing was recorded."
 # The media stream's route (telephony/routing.py); websocket routes are not in Django's URL resolver.
 STREAM_PATH = "/ws/telephony/stream/{call_id}/"
@@ -127,6 +130,10 @@ def inbound_call_answer(
         return refusal_twiml(NO_AGENT)
 
     call = call_for_twilio_sid(call_sid=call_sid)
+    if call is None and live_call_count(organization) >= plan_limit(organization, "concurrent_calls"):
+        # [!!] The plan's lines are all in use: the caller hears so, and no call is opened or streamed.
+        logger.info("inbound call %s refused: organization %s is at its concurrent-call limit", call_sid, organization.pk)
+        return refusal_twiml(LINES_BUSY)
     if call is not None and call.organization_id != organization.pk:
         # [!!] Another organization's call: neither it nor its organization is named, and nothing is written.
         logger.warning("inbound call %s refused: the CallSid belongs to a call of another organization", call_sid)

@@ -41,6 +41,7 @@ def test_the_rules_are_a_list_in_a_stable_order():
         "no_calling_rights",
         "caller_number",
         "do_not_call",
+        "concurrent_calls",
         "calling_hours",
     ]
 
@@ -239,7 +240,8 @@ def test_another_app_registers_a_rule_before_calling_hours(organization, monkeyp
 
 
 def test_the_gate_reads_only(organization, django_assert_max_num_queries):
-    with django_assert_max_num_queries(2):  # the caller number and the do-not-call lookup; nothing written
+    # the caller number, the do-not-call lookup and the count of calls under way; nothing written
+    with django_assert_max_num_queries(3):
         pre_dial_check(
             organization=organization,
             to_number=NEW_YORK,
@@ -262,3 +264,30 @@ def test_simulated_mode_always_has_an_example_destination_inside_calling_hours(o
     assert dialing.destinations_open_now(now=at("10:00", "America/New_York"), limit=1) == [
         {"number": "+12125550143", "place": "New York", "local_time": "10:00"}
     ]
+
+
+# --- concurrent_calls ---------------------------------------------------------------------
+
+
+def test_a_call_beyond_the_plans_lines_is_refused_until_one_ends(organization):
+    from telephony.models import Call, CallDirection
+
+    noon = at("12:00", "America/New_York")
+    live = [
+        Call.objects.create(organization=organization, direction=CallDirection.OUTBOUND, to_number=NEW_YORK,
+                            from_number="+14155550100", status=status)
+        for status in ["in-progress", "ringing", "queued", "in-progress", "initiated"]
+    ]  # fmt: skip
+    Call.objects.create(organization=organization, direction=CallDirection.INBOUND, status="completed",
+                        from_number="+14155550100", to_number=NEW_YORK)  # fmt: skip
+    assert codes(organization, NEW_YORK, noon) == ["concurrent_call_limit"]  # starter: 5 at once
+    with pytest.raises(DialRefused) as refused:
+        pre_dial_gate(organization=organization, to_number=NEW_YORK, now=noon)
+    assert "allows 5 calls at once" in refused.value.refusal.message
+    live[0].status = "completed"
+    live[0].save()
+    assert codes(organization, NEW_YORK, noon) == []
+    organization.plan_code = "pro"
+    live[0].status = "in-progress"
+    live[0].save()
+    assert codes(organization, NEW_YORK, noon) == []  # pro: 25

@@ -132,6 +132,26 @@ def test_an_admission_rule_added_later_is_heard_by_the_caller(twilio, organizati
     assert [child.tag for child in root] == ["Say", "Hangup"] and root.find("Say").text == over_plan
     assert not Call.objects.unscoped("test").exists()
 
+def test_a_caller_beyond_the_plans_lines_hears_they_are_busy_and_no_call_opens(twilio, organization, client):
+    from telephony.services.inbound import LINES_BUSY
+
+    number = line(organization)
+    for n in range(5):  # the starter plan's five lines, all in use
+        Call.objects.create(organization=organization, direction=CallDirection.INBOUND, phone_number=number,
+                            status="in-progress", twilio_sid=f"CA{n:032d}", from_number=CALLER,
+                            to_number=number.number)  # fmt: skip
+    params = {"AccountSid": number.account_sid, "CallSid": "CA" + "f" * 32, "CallStatus": "ringing",
+              "From": CALLER, "To": number.number}  # fmt: skip
+    response = signed_post(client, "twilio-hooks:voice", params, account_sid=number.account_sid)
+    root = ET.fromstring(response.content)
+    assert [child.tag for child in root] == ["Say", "Hangup"] and root.find("Say").text == LINES_BUSY
+    assert Call.objects.for_org(organization).count() == 5
+    assert not StreamToken.objects.unscoped("test").exists()
+    Call.objects.for_org(organization).filter(twilio_sid=f"CA{0:032d}").update(status="completed")
+    response = signed_post(client, "twilio-hooks:voice", params, account_sid=number.account_sid)
+    assert ET.fromstring(response.content).find("./Connect/Stream") is not None
+
+
 def test_a_forged_voice_request_is_refused(twilio, organization, client):
     number = line(organization)
     params = {"AccountSid": number.account_sid, "CallSid": "CA" + "d" * 32, "From": CALLER, "To": number.number}
