@@ -6,8 +6,18 @@ from django.contrib import admin
 
 from jagcall.kernel.admin import BackOfficeInline, ReadOnlyModelAdmin
 from telephony.models import (
-    Agent, BrowserCallingApp, Call, CallAnalysis, CallEvent, CallRecording, PhoneNumber, StreamToken, Transcript,
-    TwilioSubaccount, UsageRecord,
+    Agent,
+    BrowserCallingApp,
+    Call,
+    CallAnalysis,
+    CallEvent,
+    CallRecording,
+    ConversationTurn,
+    PhoneNumber,
+    StreamToken,
+    Transcript,
+    TwilioSubaccount,
+    UsageRecord,
 )  # fmt: skip
 
 # --- agents ---------------------------------------------------------------------------------------
@@ -157,6 +167,24 @@ class CallEventAdmin(ReadOnlyModelAdmin):
     ordering = ("-occurred_at",)
     raw_id_fields = ("call",)
     fields = ("id", "organization", "call", "kind", "occurred_at", "sequence_number", "source", "details", "created_at")
+    readonly_fields = fields
+
+
+@admin.register(ConversationTurn)
+class ConversationTurnAdmin(ReadOnlyModelAdmin):
+    """Each turn's role, timing and latencies, to trace a slow or cut-off conversation. [!!] Never what was
+    said: the text, what was retrieved and the tool's details are the caller's conversation, encrypted."""
+
+    list_display = ("started_at", "organization", "call", "index", "role", "interrupted", "first_audio_ms")
+    list_filter = ("role", "interrupted")
+    list_select_related = ("organization", "call")
+    search_fields = ("call__twilio_sid", "session", "organization__name", "organization__slug")
+    ordering = ("-started_at",)
+    raw_id_fields = ("call", "agent")
+    fields = (
+        "id", "organization", "call", "agent", "session", "index", "role", "interrupted", "end_of_turn_ms",
+        "transcript_ms", "retrieved_ms", "llm_first_token_ms", "tts_first_byte_ms", "first_audio_ms", "started_at",
+    )  # fmt: skip
     readonly_fields = fields
 
 

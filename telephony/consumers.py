@@ -7,11 +7,11 @@ and ``stop``. The token we put in the TwiML (telephony/services/inbound.py)
 comes back in ``start.customParameters.token``; it is redeemed once
 (telephony/services/streams.py) and opens only this call's stream.
 
-Until the conversation engine lands, an opened stream records
-``stream.started`` and ``stream.stopped`` on the call's timeline and closes
-cleanly on ``stop``. The engine plugs in by overriding the hook methods of
-``MediaStreamConsumer`` (``on_stream_start``, ``on_media``, ``on_mark``,
-``on_dtmf``, ``on_stream_stop``) or by subclassing it on the same route.
+An opened stream records ``stream.started`` and ``stream.stopped`` on the
+call's timeline and runs the call's conversation (telephony/engine/): the
+pipeline is its own task, ``media`` and ``dtmf`` messages are only queued to
+it (``receive`` never waits on the pipeline), ``mark`` tells it what the
+caller has heard, and ``stop`` or a closed socket cancels it.
 """
 
 from __future__ import annotations
@@ -21,11 +21,20 @@ import logging
 
 from channels.db import database_sync_to_async
 
+from pipecat.serializers.twilio import TwilioFrameSerializer
+
 from accounts.consumers import ProviderStreamConsumer
+from telephony.engine.analyzers import warm_up
+from telephony.engine.conversation import Conversation
+from telephony.engine.transports import ConsumerLink
 
 logger = logging.getLogger("jagcall.telephony")
 
 CLOSE_NORMAL = 1000
+
+# [!!] Pipecat and the two ONNX models load with this module (the web process's start), never inside
+# a call: a second's import on the event loop would stall every socket the process serves.
+warm_up()
 
 
 @database_sync_to_async
@@ -40,6 +49,20 @@ def _record_event(call, kind: str, details: dict):
     from telephony.services.calls import call_event_record
 
     return call_event_record(call=call, kind=kind, source="stream", details=details)
+
+
+@database_sync_to_async
+def _conversation_settings(call, answered_by: str):
+    from telephony.services.conversations import conversation_settings
+
+    return conversation_settings(call, answered_by=answered_by)
+
+
+@database_sync_to_async
+def _hang_up(call, reason: str):
+    from telephony.services.conversations import call_hang_up
+
+    call_hang_up(call, reason=reason)
 
 
 @database_sync_to_async
@@ -107,6 +130,8 @@ class MediaStreamConsumer(ProviderStreamConsumer):
         await _record_event(self.call, "stream.started", {"stream_sid": self.stream_sid, "tracks": list(tracks)[:4]})
         await self.on_stream_start(self.start_message)
 
+    conversation = None
+
     async def streaming(self, *, text_data=None, bytes_data=None):
         if not text_data:
             return
@@ -115,12 +140,11 @@ class MediaStreamConsumer(ProviderStreamConsumer):
         except ValueError:
             return
         event = message.get("event") if isinstance(message, dict) else None
-        if event == "media":
-            await self.on_media(message.get("media") or {})
+        if event in ("media", "dtmf"):
+            if self.conversation is not None:
+                self.conversation.link.feed(text_data)  # only queued: the pipeline reads it in its own task
         elif event == "mark":
             await self.on_mark(message.get("mark") or {})
-        elif event == "dtmf":
-            await self.on_dtmf(message.get("dtmf") or {})
         elif event == "stop":
             await self.on_stream_stop(message.get("stop") or {})
             await self._stopped("stop")
@@ -128,6 +152,12 @@ class MediaStreamConsumer(ProviderStreamConsumer):
 
     async def ended(self, code):
         await self._stopped(f"closed:{code}")
+        await self._end_conversation()
+
+    async def _end_conversation(self):
+        conversation, self.conversation = self.conversation, None
+        if conversation is not None:
+            await conversation.stop()
 
     async def _stopped(self, how: str):
         if getattr(self, "_stop_recorded", False):
@@ -135,23 +165,41 @@ class MediaStreamConsumer(ProviderStreamConsumer):
         self._stop_recorded = True
         await _record_event(self.call, "stream.stopped", {"stream_sid": self.stream_sid, "how": how[:30]})
 
-    # --- where the conversation engine plugs in -------------------------------------------------
+    # --- the conversation -------------------------------------------------------------------
 
     async def on_stream_start(self, start: dict):
-        """The stream of ``self.call`` is open (``start``: Twilio's start message: tracks, mediaFormat...)."""
+        """Start the call's conversation (its agent, disclosures, tools), or hang up if it cannot run."""
+        parameters = start.get("customParameters") or {}
+        settings = await _conversation_settings(self.call, str(parameters.get("answered_by") or "")[:40])
+        problem = "no_agent" if settings is None else ("missing_keys" if settings.missing_keys() else "")
+        if problem:
+            details = {"reason": problem}
+            if settings is not None:
+                details["providers"] = settings.missing_keys()
+            logger.warning("call %s: no conversation can run (%s)", self.call.pk, problem)
+            await _record_event(self.call, "engine.unavailable", details)
+            await _hang_up(self.call, problem)
+            return
+        serializer = TwilioFrameSerializer(
+            self.stream_sid,
+            call_sid=str(start.get("callSid") or "") or None,
+            params=TwilioFrameSerializer.InputParams(auto_hang_up=False),  # the engine hangs up itself (call_end)
+        )
+        link = ConsumerLink(self._send_text, serializer=serializer, stream_sid=self.stream_sid, marks=True)
+        self.conversation = Conversation(settings, link)
+        self.conversation.start()
 
-    async def on_media(self, media: dict):
-        """A chunk of the caller's audio (``media["payload"]``: base64 mu-law 8 kHz)."""
+    async def _send_text(self, data):
+        if isinstance(data, bytes):
+            await self.send(bytes_data=data)
+        else:
+            await self.send(text_data=data)
 
     async def on_mark(self, mark: dict):
-        """Twilio played up to a mark we sent."""
-
-    async def on_dtmf(self, dtmf: dict):
-        """The caller pressed a key (``dtmf["digit"]``)."""
+        """Twilio played our audio up to a mark: the caller has heard it."""
+        if self.conversation is not None:
+            self.conversation.on_mark(str(mark.get("name") or ""))
 
     async def on_stream_stop(self, stop: dict):
         """Twilio ends the stream (the call hung up or moved on)."""
-
-    async def send_to_twilio(self, message: dict):
-        """Send a Media Streams message (media, mark, clear) on this call's stream."""
-        await self.send(text_data=json.dumps({**message, "streamSid": self.stream_sid}))
+        await self._end_conversation()

@@ -294,6 +294,67 @@ class StreamToken(OrganizationOwned):
     created_at = models.DateTimeField(default=timezone.now)
 
 
+# --- during the call: the live conversation -----------------------------------
+
+
+class TurnRole(models.TextChoices):
+    CALLER = "caller", "Caller"
+    AGENT = "agent", "Agent"
+    DISCLOSURE = "disclosure", "Disclosure"
+    KEYPAD = "keypad", "Keypad"
+    TOOL = "tool", "Tool"
+
+
+class ConversationTurn(OrganizationOwned):
+    """One turn of a live conversation (a call, or a test of the agent), as the engine saw it.
+
+    ``text`` is what was said: the caller's final transcript, or what the caller actually
+    heard of the agent (an interrupted reply is cut where the playback stopped; ``generated``
+    keeps the whole reply the LLM wrote). Conversation text, retrieved passages and tool
+    arguments are encrypted; the latencies (milliseconds) are not personal data.
+    """
+
+    call = models.ForeignKey(Call, null=True, blank=True, on_delete=models.CASCADE, related_name="turns")
+    # A test conversation from the agent's page has no call; it belongs to the agent.
+    agent = models.ForeignKey(Agent, null=True, blank=True, on_delete=models.SET_NULL, related_name="turns")
+    session = models.CharField(max_length=40, blank=True)  # a test conversation's id
+    index = models.PositiveIntegerField()
+    role = models.CharField(max_length=12, choices=TurnRole.choices)
+    text = EncryptedTextField(null=True, blank=True)
+    generated = EncryptedTextField(null=True, blank=True)
+    interrupted = models.BooleanField(default=False)
+    # [{"document": name, "pages": "3-4", "score": 0.03, "chunk": id, "text": "..."}]
+    retrieved = EncryptedJSONField(null=True, blank=True)
+    # {"name": "transfer_call", "arguments": {...}, "ok": true, "result": "..."}
+    tool = EncryptedJSONField(null=True, blank=True)
+    # An agent turn's moments, in milliseconds after the caller stopped speaking: the end of the caller's
+    # turn decided, the final transcript, the passages retrieved, the LLM's first token, the TTS's first
+    # audio byte and the first audio frame sent to the phone line.
+    end_of_turn_ms = models.PositiveIntegerField(null=True, blank=True)
+    transcript_ms = models.PositiveIntegerField(null=True, blank=True)
+    retrieved_ms = models.PositiveIntegerField(null=True, blank=True)
+    llm_first_token_ms = models.PositiveIntegerField(null=True, blank=True)
+    tts_first_byte_ms = models.PositiveIntegerField(null=True, blank=True)
+    first_audio_ms = models.PositiveIntegerField(null=True, blank=True)
+    started_at = models.DateTimeField(default=timezone.now)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["index"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(call__isnull=False) | ~models.Q(session=""), name="telephony_turn_call_or_session"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["call", "index"], name="telephony_turn_call_index"),
+            models.Index(fields=["organization", "session", "index"], name="telephony_turn_session_index"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_role_display()} turn {self.index}"
+
+
 # --- after the call: recording -> transcript -> analysis -----------------------
 
 

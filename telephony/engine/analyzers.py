@@ -1,0 +1,84 @@
+"""The local models a conversation runs (Silero VAD, Smart Turn v3), loaded once per process.
+
+Both ship inside pipecat-ai (``pipecat/audio/vad/data``, ``pipecat/audio/turn/smart_turn/data``):
+nothing is downloaded at run time. Pipecat's analyzers open an ONNX Runtime session each; one
+session per call keeps ~10 MB alive per call until a full collection runs. Here every call shares
+one session of each model (ONNX Runtime's ``run`` is safe to call from several threads) and keeps
+only its own recurrent state: the VAD's state and context live in the per-call model wrapper,
+Smart Turn is stateless between predictions.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from importlib import resources
+
+import onnxruntime
+from pipecat.audio.turn.smart_turn.base_smart_turn import BaseSmartTurn
+from pipecat.audio.turn.smart_turn.local_smart_turn_v3 import LocalSmartTurnAnalyzerV3
+from pipecat.audio.vad.silero import SileroOnnxModel, SileroVADAnalyzer
+from pipecat.audio.vad.vad_analyzer import VADAnalyzer, VADParams
+
+_load_lock = threading.Lock()
+
+
+def _bundled(package: str, name: str) -> str:
+    return str(resources.files(package).joinpath(name))
+
+
+def _options(threads: int = 1) -> onnxruntime.SessionOptions:
+    options = onnxruntime.SessionOptions()
+    options.inter_op_num_threads = 1
+    options.intra_op_num_threads = threads
+    options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return options
+
+
+@functools.cache
+def _vad_session() -> onnxruntime.InferenceSession:
+    with _load_lock:
+        path = _bundled("pipecat.audio.vad.data", "silero_vad.onnx")
+        return onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"], sess_options=_options())
+
+
+@functools.cache
+def _smart_turn_session() -> onnxruntime.InferenceSession:
+    with _load_lock:
+        path = _bundled("pipecat.audio.turn.smart_turn.data", "smart-turn-v3.2-cpu.onnx")
+        return onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"], sess_options=_options())
+
+
+def warm_up() -> None:
+    """Load both models now (the web process does it at start, so the first call waits for nothing)."""
+    _vad_session()
+    _smart_turn_session()
+
+
+class _SharedSileroModel(SileroOnnxModel):
+    """Silero's per-call state around the process's one session."""
+
+    def __init__(self) -> None:  # no super().__init__(): it would open a session of its own
+        self.session = _vad_session()
+        self.sample_rates = [8000, 16000]
+        self.reset_states()
+
+
+class SharedSileroVAD(SileroVADAnalyzer):
+    """Pipecat's Silero VAD analyzer on the shared session."""
+
+    def __init__(self, *, sample_rate: int | None = None, params: VADParams | None = None) -> None:
+        VADAnalyzer.__init__(self, sample_rate=sample_rate, params=params)
+        self._model = _SharedSileroModel()
+        self._windows_since_reset = 0
+        self._low_confidence_windows = 0
+
+
+class SharedSmartTurn(LocalSmartTurnAnalyzerV3):
+    """Pipecat's local Smart Turn v3 analyzer on the shared session."""
+
+    def __init__(self, **kwargs) -> None:
+        BaseSmartTurn.__init__(self, **kwargs)
+        self._log_data = False
+        self._session = _smart_turn_session()

@@ -1,0 +1,702 @@
+"""One live conversation: its Pipecat pipeline, its turns, its guards and its latencies.
+
+``Conversation(settings, link)`` is built by a consumer once the peer is authenticated;
+``start()`` runs the pipeline as its own task (the consumer's ``receive`` never awaits it) and
+``stop()`` cancels it. The order of a call:
+
+1. the disclosures are spoken; the caller is muted meanwhile (nothing they say interrupts them,
+   or reaches the LLM), and ``engine.disclosures_played`` goes on the call's timeline once their
+   audio has been played out;
+2. the agent's first message (interruptible);
+3. turns: the caller's turn ends when Silero VAD hears ENGINE_VAD_STOP_SECONDS of silence and
+   Smart Turn v3 judges the utterance complete; the passages of the agent's knowledge bases for
+   what the caller said are put before the LLM; the reply streams sentence by sentence into TTS.
+
+Barge-in: while the agent speaks, ENGINE_INTERRUPT_MIN_WORDS words from the caller interrupt it
+(fewer, e.g. "okay", is a backchannel): Twilio is told to ``clear`` its buffer, the LLM and TTS
+work in flight is cancelled, and the agent's turn is stored as what the caller heard (the words
+whose audio Twilio confirmed playing with a mark), with the whole reply kept apart.
+
+Every agent turn carries its latencies, in milliseconds after the caller stopped speaking:
+turn decided, final transcript, passages retrieved, LLM first token, TTS first byte, first
+audio frame sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+
+from channels.db import database_sync_to_async
+from django.conf import settings as django_settings
+from pipecat.adapters.llm.schemas.function_schema import FunctionSchema
+from pipecat.adapters.llm.schemas.tools_schema import ToolsSchema
+from pipecat.audio.turn.smart_turn.base_smart_turn import SmartTurnParams
+from pipecat.audio.vad.vad_analyzer import VADParams
+from pipecat.frames.frames import (
+    BotStartedSpeakingFrame,
+    BotStoppedSpeakingFrame,
+    EndFrame,
+    ErrorFrame,
+    Frame,
+    FunctionCallResultProperties,
+    InputDTMFFrame,
+    InterimTranscriptionFrame,
+    InterruptionFrame,
+    LLMContextFrame,
+    LLMFullResponseEndFrame,
+    LLMFullResponseStartFrame,
+    LLMMessagesAppendFrame,
+    LLMTextFrame,
+    TranscriptionFrame,
+    TTSAudioRawFrame,
+    TTSSpeakFrame,
+    UserStartedSpeakingFrame,
+    UserStoppedSpeakingFrame,
+    VADUserStartedSpeakingFrame,
+    VADUserStoppedSpeakingFrame,
+)
+from pipecat.observers.base_observer import BaseObserver, FramePushed
+from pipecat.pipeline.pipeline import Pipeline
+from pipecat.pipeline.runner import PipelineRunner
+from pipecat.pipeline.task import PipelineParams, PipelineTask
+from pipecat.processors.aggregators.llm_context import LLMContext
+from pipecat.processors.aggregators.llm_response_universal import (
+    LLMAssistantAggregatorParams,
+    LLMContextAggregatorPair,
+    LLMUserAggregatorParams,
+)
+from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
+from pipecat.transports.base_transport import TransportParams
+from pipecat.turns.user_mute.base_user_mute_strategy import BaseUserMuteStrategy
+from pipecat.turns.user_start.min_words_user_turn_start_strategy import MinWordsUserTurnStartStrategy
+from pipecat.turns.user_start.vad_user_turn_start_strategy import VADUserTurnStartStrategy
+from pipecat.turns.user_stop.turn_analyzer_user_turn_stop_strategy import TurnAnalyzerUserTurnStopStrategy
+from pipecat.turns.user_turn_strategies import UserTurnStrategies
+
+from telephony.engine import configure_logging
+from telephony.engine.analyzers import SharedSileroVAD, SharedSmartTurn
+from telephony.engine.services import llm_service, stt_service, tts_service
+from telephony.engine.transports import ConsumerLink, ConsumerTransport, LinkListener
+from telephony.services.conversations import (
+    ConversationSettings,
+    ToolFailed,
+    call_end,
+    call_transfer,
+    conversation_event_record,
+    conversation_knowledge,
+    conversation_live_text,
+    conversation_turn_record,
+)
+
+logger = logging.getLogger("jagcall.telephony.engine")
+
+STILL_THERE = "Are you still there?"
+GOODBYE_SILENT = "I haven't heard from you, so I'll end the call now. Goodbye."
+GOODBYE_TIME_LIMIT = "I'm sorry, we've reached the time limit for this call. Goodbye."
+KNOWLEDGE_HEADER = (
+    "Passages from the organization's knowledge base that may answer the caller. Answer from them when "
+    "they do; never invent facts they do not give. Each is marked with its document."
+)
+PHONE_STYLE = (
+    "You are speaking on the phone: answer in short spoken sentences, without lists, markdown or emoji."
+)
+MARK_TOLERANCE_MS = 40
+
+
+@dataclass
+class _AgentTurn:
+    """What is known of the agent turn being spoken."""
+
+    generated: list[str] = field(default_factory=list)
+    words: list[tuple[str, float]] = field(default_factory=list)  # (word, audio offset ms) as released
+    audio_ms: float = 0.0
+    first_audio_ns: int | None = None
+    marks: dict[str, float] = field(default_factory=dict)  # mark name -> audio offset ms at that mark
+    heard_ms: float = 0.0
+    cleared: bool = False
+    retrieved: list[dict] = field(default_factory=list)
+    latency: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class _Timing:
+    """Moments of the current exchange, on the pipeline clock (ns)."""
+
+    speech_stopped: int | None = None
+    turn_decided: int | None = None
+    transcript: int | None = None
+    retrieved: int | None = None
+    llm_first_token: int | None = None
+    tts_first_byte: int | None = None
+    first_audio: int | None = None
+    awaiting_llm: bool = False
+    awaiting_tts: bool = False
+    awaiting_audio: bool = False
+
+
+class _DisclosureMute(BaseUserMuteStrategy):
+    """The caller is muted until the disclosures have been played out."""
+
+    def __init__(self, conversation: Conversation) -> None:
+        super().__init__()
+        self._conversation = conversation
+
+    async def process_frame(self, frame: Frame) -> bool:
+        await super().process_frame(frame)
+        return not self._conversation.disclosures_done
+
+
+class _Knowledge(FrameProcessor):
+    """Before each LLM run: the passages of the agent's knowledge bases for the caller's last words."""
+
+    def __init__(self, conversation: Conversation) -> None:
+        super().__init__(name="knowledge")
+        self._conversation = conversation
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection):
+        await super().process_frame(frame, direction)
+        if isinstance(frame, LLMContextFrame) and direction == FrameDirection.DOWNSTREAM:
+            await self._conversation.retrieve(frame.context, self.get_clock().get_time)
+        await self.push_frame(frame, direction)
+
+
+class _TextOut(FrameProcessor):
+    """The text channel's output: the LLM's reply streamed to the tester as it is written."""
+
+    def __init__(self, conversation: Conversation) -> None:
+        super().__init__(name="text-out")
+        self._conversation = conversation
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection):
+        await super().process_frame(frame, direction)
+        if isinstance(frame, LLMTextFrame):
+            await self._conversation.text_chunk(frame.text)
+        elif isinstance(frame, LLMFullResponseEndFrame):
+            await self._conversation.text_done()
+        await self.push_frame(frame, direction)
+
+
+class _Observer(BaseObserver):
+    """Timestamps every stage of an exchange, once per frame (``first_push``)."""
+
+    def __init__(self, conversation: Conversation) -> None:
+        super().__init__()
+        self._conversation = conversation
+
+    async def on_push_frame(self, data: FramePushed):
+        if not data.first_push:
+            return
+        await self._conversation.observe(data.frame, data.timestamp)
+
+
+class Conversation(LinkListener):
+    def __init__(self, settings: ConversationSettings, link: ConsumerLink, *, events=None) -> None:
+        configure_logging()
+        self.settings = settings
+        self.link = link
+        self.events = events  # async callable(dict) for a test page's own socket, or None
+        self.id = settings.call_id or settings.session or str(uuid.uuid4())
+        self.disclosures_done = not settings.disclosures or settings.channel == "text"
+        self.ended = asyncio.Event()
+        self.end_reason = ""
+        self._turn_index = 0
+        self._timing = _Timing()
+        self._agent_turn = _AgentTurn()
+        self._pending_retrieved: list[dict] = []
+        self._silence_prompts = 0
+        self._task: PipelineTask | None = None
+        self._runner_task: asyncio.Task | None = None
+        self._guard_task: asyncio.Task | None = None
+        self._ending = False
+        self._record_lock = asyncio.Lock()
+        self._text_reply: list[str] = []
+        self._first_message_queued = False
+        self._muted_audio_frames = 0
+
+    # --- building ---------------------------------------------------------------------------------------
+
+    @property
+    def voice(self) -> bool:
+        return self.settings.channel in {"phone", "browser"}
+
+    def _system_prompt(self) -> str:
+        parts = [self.settings.system_prompt.strip()]
+        if self.voice:
+            parts.append(PHONE_STYLE)
+        return "\n\n".join(p for p in parts if p)
+
+    def _tools(self) -> ToolsSchema | None:
+        schemas = []
+        transfers = [t for t in self.settings.tools if t["type"] == "transfer"]
+        if transfers:
+            options = [t.get("description") or t.get("number") or "a team member" for t in transfers]
+            schemas.append(
+                FunctionSchema(
+                    name="transfer_call",
+                    description="Transfer the caller to a person. Use only when the caller asks for it or when "
+                    "you cannot help. Destinations: " + "; ".join(f"{i + 1}: {o}" for i, o in enumerate(options)),
+                    properties={"destination": {"type": "integer", "minimum": 1, "maximum": len(transfers)}},
+                    required=["destination"],
+                )
+            )
+        if any(t["type"] == "end_call" for t in self.settings.tools) and self.settings.channel == "phone":
+            schemas.append(
+                FunctionSchema(
+                    name="end_call",
+                    description="Hang up, after you have said goodbye, when the conversation is finished.",
+                    properties={},
+                    required=[],
+                )
+            )
+        return ToolsSchema(standard_tools=schemas) if schemas else None
+
+    @staticmethod
+    def _start_strategy():
+        """When the caller's speech interrupts the agent: after N words (backchannels pass), or at once (0)."""
+        words = int(django_settings.ENGINE_INTERRUPT_MIN_WORDS)
+        if words <= 0:
+            return VADUserTurnStartStrategy()
+        return MinWordsUserTurnStartStrategy(min_words=words)
+
+    def _build(self) -> PipelineTask:
+        settings = self.settings
+        sample_rate = 8000 if settings.channel == "phone" else 16000
+        tools = self._tools()
+        context = LLMContext(
+            messages=[{"role": "system", "content": self._system_prompt()}],
+            **({"tools": tools} if tools else {}),
+        )
+        self.context = context
+        vad = None
+        if self.voice:
+            vad = SharedSileroVAD(
+                params=VADParams(
+                    start_secs=django_settings.ENGINE_VAD_START_SECONDS, stop_secs=django_settings.ENGINE_VAD_STOP_SECONDS
+                )
+            )
+        strategies = UserTurnStrategies(
+            start=[self._start_strategy()],
+            stop=[
+                TurnAnalyzerUserTurnStopStrategy(
+                    turn_analyzer=SharedSmartTurn(
+                        params=SmartTurnParams(stop_secs=django_settings.ENGINE_TURN_STOP_TIMEOUT_SECONDS)
+                    )
+                )
+            ],
+        )
+        user_params = LLMUserAggregatorParams(
+            user_turn_strategies=strategies if self.voice else None,
+            user_mute_strategies=[_DisclosureMute(self)] if self.voice else [],
+            vad_analyzer=vad,
+            user_idle_timeout=settings.silence_timeout_seconds if self.voice else 0,
+        )
+        pair = LLMContextAggregatorPair(context, user_params=user_params, assistant_params=LLMAssistantAggregatorParams())
+        user, assistant = pair.user(), pair.assistant()
+        user.add_event_handler("on_user_turn_stopped", self._on_user_turn_stopped)
+        user.add_event_handler("on_user_turn_idle", self._on_user_idle)
+        assistant.add_event_handler("on_assistant_turn_stopped", self._on_assistant_turn_stopped)
+
+        llm = llm_service(settings)
+        llm.register_function("transfer_call", self._tool_transfer, cancel_on_interruption=False)
+        llm.register_function("end_call", self._tool_end_call, cancel_on_interruption=False)
+
+        if self.voice:
+            transport = ConsumerTransport(
+                self.link,
+                TransportParams(
+                    audio_in_enabled=True,
+                    audio_in_sample_rate=sample_rate,
+                    audio_out_enabled=True,
+                    audio_out_sample_rate=sample_rate,
+                    audio_out_10ms_chunks=2,
+                ),
+            )
+            self.link.listener = self
+            processors = [
+                transport.input(),
+                stt_service(settings, sample_rate=sample_rate),
+                user,
+                _Knowledge(self),
+                llm,
+                tts_service(settings, sample_rate=sample_rate),
+                transport.output(),
+                assistant,
+            ]
+        else:
+            processors = [user, _Knowledge(self), llm, _TextOut(self), assistant]
+        task = PipelineTask(
+            Pipeline(processors),
+            params=PipelineParams(audio_in_sample_rate=sample_rate, audio_out_sample_rate=sample_rate),
+            observers=[_Observer(self)],
+            enable_rtvi=False,
+            idle_timeout_secs=None,
+            check_dangling_tasks=False,
+            conversation_id=self.id,
+        )
+        return task
+
+    # --- running ------------------------------------------------------------------------------------------
+
+    def start(self) -> asyncio.Task:
+        """Run the conversation as its own task (the consumer never awaits the pipeline in ``receive``)."""
+        self._task = self._build()
+        runner = PipelineRunner(handle_sigint=False, handle_sigterm=False)
+        self._runner_task = asyncio.create_task(self._run(runner), name=f"conversation-{self.id}")
+        return self._runner_task
+
+    async def _run(self, runner: PipelineRunner):
+        assert self._task is not None
+        self._guard_task = asyncio.create_task(self._guard())
+        await self._opening()
+        try:
+            await runner.run(self._task)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("conversation %s failed", self.id)
+        finally:
+            if self._guard_task:
+                self._guard_task.cancel()
+            self.ended.set()
+
+    async def _opening(self):
+        assert self._task is not None
+        if self.settings.channel == "text":
+            return
+        if self.settings.answered_by.startswith("machine"):
+            await self._voicemail()
+            return
+        if self.settings.disclosures:
+            text = " ".join(self.settings.disclosures)
+            await self._task.queue_frame(TTSSpeakFrame(text, append_to_context=False))
+        else:
+            await self._first_message()
+
+    async def _first_message(self):
+        if self._first_message_queued or self._task is None:
+            return
+        self._first_message_queued = True
+        if self.settings.first_message:
+            await self._task.queue_frame(TTSSpeakFrame(self.settings.first_message))
+
+    async def _voicemail(self):
+        """An answering machine picked up: hang up, or leave the first message and hang up (the agent's choice)."""
+        await self._event("engine.voicemail", {"action": self.settings.voicemail_action})
+        message = self.settings.voicemail_message or self.settings.first_message
+        if self.settings.voicemail_action == "leave_message" and message:
+            self.disclosures_done = True
+            await self._task.queue_frame(TTSSpeakFrame(" ".join([*self.settings.disclosures, message])))
+            self._end_after_speaking = True
+            return
+        await self.end("voicemail")
+
+    async def stop(self):
+        """The peer is gone: cancel everything in flight (never waits on a provider)."""
+        self.link.close()
+        if self._task is not None and not self._task.has_finished():
+            await self._task.cancel()
+        if self._runner_task is not None and not self._runner_task.done():
+            self._runner_task.cancel()
+            try:
+                await self._runner_task
+            except (asyncio.CancelledError, Exception):
+                pass
+
+    async def end(self, reason: str, *, goodbye: str = ""):
+        """End the conversation: say ``goodbye`` (if any), hang the call up, stop the pipeline."""
+        if self._ending:
+            return
+        self._ending = True
+        self.end_reason = reason
+        if goodbye and self._task is not None and self.voice:
+            self.disclosures_done = True
+            await self._task.queue_frame(TTSSpeakFrame(goodbye, append_to_context=False))
+            await self._wait_until_quiet()
+        if self.settings.is_call:
+            await database_sync_to_async(call_end)(self.settings, reason=reason)
+        if self._task is not None:
+            await self._task.queue_frame(EndFrame())
+
+    async def _wait_until_quiet(self, timeout: float = 15.0):
+        """Until the agent has finished speaking what is queued (bounded)."""
+        self._quiet = asyncio.Event()
+        self._speaking_seen = False
+        try:
+            await asyncio.wait_for(self._quiet.wait(), timeout)
+        except TimeoutError:
+            pass
+
+    async def _guard(self):
+        """The call's maximum duration."""
+        limit = self.settings.max_call_seconds
+        if not limit or self.settings.channel == "text":
+            return
+        await asyncio.sleep(limit)
+        await self._event("engine.time_limit", {"seconds": limit})
+        await self.end("time_limit", goodbye=GOODBYE_TIME_LIMIT)
+
+    # --- the consumer's side ----------------------------------------------------------------------
+
+    def on_mark(self, name: str) -> None:
+        """Twilio played our audio up to mark ``name``."""
+        turn = self._agent_turn
+        if turn.cleared:
+            return  # [!!] after a clear Twilio echoes every pending mark: those were not heard
+        offset = turn.marks.get(name)
+        if offset is not None and offset > turn.heard_ms:
+            turn.heard_ms = offset
+
+    async def send_text(self, text: str) -> None:
+        """The text channel: the tester's message, through the same aggregation, knowledge and LLM."""
+        assert self._task is not None
+        text = text.strip()
+        if not text:
+            return
+        now = self._task.get_clock().get_time() if hasattr(self._task, "get_clock") else None
+        self._timing = _Timing(speech_stopped=now, turn_decided=now, transcript=now)
+        self._timing.awaiting_llm = True
+        await self._record_turn(role="caller", text=text)
+        await self._task.queue_frame(LLMMessagesAppendFrame([{"role": "user", "content": text}], run_llm=True))
+
+    # --- LinkListener (the output transport) --------------------------------------------------------------
+
+    def audio_written(self, milliseconds: float) -> None:
+        turn = self._agent_turn
+        if turn.first_audio_ns is None:
+            turn.first_audio_ns = time.monotonic_ns()
+        turn.audio_ms += milliseconds
+
+    def word_released(self, text: str) -> None:
+        turn = self._agent_turn
+        offset = 0.0 if turn.first_audio_ns is None else (time.monotonic_ns() - turn.first_audio_ns) / 1e6
+        turn.words.append((text, offset))
+
+    def mark_sent(self, name: str) -> None:
+        self._agent_turn.marks[name] = self._agent_turn.audio_ms
+
+    def cleared(self) -> None:
+        self._agent_turn.cleared = True
+
+    # --- observing the pipeline ---------------------------------------------------------------------------
+
+    async def observe(self, frame: Frame, now: int) -> None:
+        timing = self._timing
+        if isinstance(frame, VADUserStoppedSpeakingFrame):
+            # The VAD speaks after ENGINE_VAD_STOP_SECONDS of silence: the caller stopped that long before.
+            timing.speech_stopped = now - int(django_settings.ENGINE_VAD_STOP_SECONDS * 1e9)
+        elif isinstance(frame, VADUserStartedSpeakingFrame):
+            pass
+        elif isinstance(frame, UserStartedSpeakingFrame):
+            self._silence_prompts = 0
+        elif isinstance(frame, UserStoppedSpeakingFrame):
+            if timing.turn_decided is None:  # retrieval may have begun (and set it) first
+                timing.turn_decided = now
+            timing.awaiting_llm = True
+        elif isinstance(frame, TranscriptionFrame):
+            timing.transcript = now
+            await self._live("caller", frame.text)
+        elif isinstance(frame, InterimTranscriptionFrame):
+            await self._live("caller", frame.text)
+        elif isinstance(frame, LLMFullResponseStartFrame):
+            self._agent_turn = _AgentTurn(retrieved=self._pending_retrieved)
+            self._pending_retrieved = []
+        elif isinstance(frame, LLMTextFrame):
+            self._agent_turn.generated.append(frame.text)
+            if timing.awaiting_llm:
+                timing.awaiting_llm = False
+                timing.llm_first_token = now
+                timing.awaiting_tts = self.voice
+        elif isinstance(frame, TTSAudioRawFrame):
+            if timing.awaiting_tts:
+                timing.awaiting_tts = False
+                timing.tts_first_byte = now
+                timing.awaiting_audio = True
+        elif isinstance(frame, BotStartedSpeakingFrame):
+            if timing.awaiting_audio:
+                timing.awaiting_audio = False
+                timing.first_audio = now
+            self._speaking_seen = True
+        elif isinstance(frame, BotStoppedSpeakingFrame):
+            await self._bot_stopped()
+        elif isinstance(frame, InputDTMFFrame):
+            digit = str(getattr(frame.button, "value", frame.button))
+            await self._record_turn(role="keypad", text=digit)
+        elif isinstance(frame, InterruptionFrame):
+            await self._event_nowait("engine.barge_in")
+        elif isinstance(frame, ErrorFrame) and getattr(frame, "fatal", False):
+            logger.warning("conversation %s: fatal pipeline error: %s", self.id, frame.error)
+            await self.end("error")
+
+    async def _bot_stopped(self):
+        if not self.disclosures_done:
+            self.disclosures_done = True
+            await self._event("engine.disclosures_played", {"count": len(self.settings.disclosures)})
+            await self._record_turn(role="disclosure", text=" ".join(self.settings.disclosures))
+            await self._first_message()
+        quiet = getattr(self, "_quiet", None)
+        if quiet is not None:
+            quiet.set()
+        if getattr(self, "_end_after_speaking", False):
+            self._end_after_speaking = False
+            await self.end("voicemail_left")
+
+    async def retrieve(self, context: LLMContext, clock) -> None:
+        """Put the knowledge passages for the caller's last message into the system message."""
+        messages = context.get_messages()
+        query = ""
+        for message in reversed(messages):
+            if isinstance(message, dict) and message.get("role") == "user":
+                content = message.get("content")
+                query = content if isinstance(content, str) else " ".join(
+                    part.get("text", "") for part in content or [] if isinstance(part, dict)
+                )
+                break
+        if self._timing.turn_decided is None:
+            self._timing.turn_decided = clock()  # the turn is decided once its context goes to the LLM
+        prompt = self._system_prompt()
+        if self.settings.knowledge and query.strip():
+            try:
+                passages, _seconds = await database_sync_to_async(conversation_knowledge)(self.settings, query)
+            except Exception:
+                logger.exception("conversation %s: knowledge search failed", self.id)
+                passages = []
+            self._pending_retrieved = passages
+            if passages:
+                quoted = "\n\n".join(f"[{p['document']}]\n{p['text']}" for p in passages)
+                prompt = f"{prompt}\n\n{KNOWLEDGE_HEADER}\n\n{quoted}"
+        if messages and isinstance(messages[0], dict) and messages[0].get("role") == "system":
+            messages[0]["content"] = prompt
+        self._timing.retrieved = clock()
+
+    # --- turns ----------------------------------------------------------------------------------------------
+
+    async def _on_user_turn_stopped(self, aggregator, strategy, message):
+        text = (getattr(message, "content", None) or "").strip()
+        if text:
+            await self._record_turn(role="caller", text=text)
+
+    async def _on_user_idle(self, aggregator):
+        if self._ending or not self.disclosures_done:
+            return
+        if self._silence_prompts < self.settings.silence_prompts:
+            self._silence_prompts += 1
+            await self._event("engine.silence_prompt", {"number": self._silence_prompts})
+            await self._task.queue_frame(TTSSpeakFrame(STILL_THERE, append_to_context=False))
+            return
+        await self._event("engine.silence_timeout", {"seconds": self.settings.silence_timeout_seconds})
+        await self.end("silence", goodbye=GOODBYE_SILENT)
+
+    async def _on_assistant_turn_stopped(self, aggregator, message):
+        turn = self._agent_turn
+        generated = "".join(turn.generated).strip()
+        heard = (message.content or "").strip()
+        interrupted = bool(message.interrupted)
+        if interrupted and self.link.marks and turn.words:
+            # [!!] What the caller heard: the words whose audio Twilio confirmed playing before the clear.
+            heard = " ".join(w.strip() for w, offset in turn.words if offset <= turn.heard_ms + MARK_TOLERANCE_MS)
+        if not generated and not heard:
+            return
+        await self._record_turn(
+            role="agent",
+            text=heard,
+            generated=generated or None,
+            interrupted=interrupted,
+            retrieved=turn.retrieved,
+            latency=self._latencies(),
+        )
+        self._timing = _Timing()
+
+    def _latencies(self) -> dict[str, float]:
+        timing = self._timing
+        if timing.speech_stopped is None:
+            return {}
+        origin = timing.speech_stopped
+
+        def since(moment):
+            return None if moment is None else max(0.0, (moment - origin) / 1e6)
+
+        return {
+            "end_of_turn_ms": since(timing.turn_decided),
+            "transcript_ms": since(timing.transcript),
+            "retrieved_ms": since(timing.retrieved),
+            "llm_first_token_ms": since(timing.llm_first_token),
+            "tts_first_byte_ms": since(timing.tts_first_byte),
+            "first_audio_ms": since(timing.first_audio),
+        }
+
+    async def _record_turn(self, *, role: str, text: str, **fields):
+        async with self._record_lock:
+            self._turn_index += 1
+            index = self._turn_index
+        turn = await database_sync_to_async(conversation_turn_record)(
+            self.settings, index=index, role=role, text=text, **fields
+        )
+        if self.events is not None:
+            from telephony.services.conversations import turn_payload
+
+            await self.events({"type": "turn", "turn": turn_payload(turn)})
+        return turn
+
+    async def _live(self, role: str, text: str):
+        if self.events is not None:
+            await self.events({"type": "live", "role": role, "text": text})
+        elif self.settings.is_call:
+            await database_sync_to_async(conversation_live_text)(self.settings, role=role, text=text)
+
+    async def _event(self, kind: str, details: dict | None = None):
+        await database_sync_to_async(conversation_event_record)(self.settings, kind, details)
+
+    async def _event_nowait(self, kind: str, details: dict | None = None):
+        asyncio.get_running_loop().create_task(self._event(kind, details))
+
+    # --- text channel -------------------------------------------------------------------------------
+
+    async def text_chunk(self, text: str):
+        self._text_reply.append(text)
+        if self.events is not None:
+            await self.events({"type": "live", "role": "agent", "text": "".join(self._text_reply)})
+
+    async def text_done(self):
+        self._text_reply = []
+
+    # --- tools ------------------------------------------------------------------------------------------
+
+    async def _tool_transfer(self, params):
+        transfers = [t for t in self.settings.tools if t["type"] == "transfer"]
+        try:
+            position = int((params.arguments or {}).get("destination", 1))
+            target = transfers[position - 1]
+        except (TypeError, ValueError, IndexError):
+            await params.result_callback({"ok": False, "error": "There is no such destination."})
+            return
+        name = target.get("description") or ("a phone number" if target.get("number") else "a team member")
+        try:
+            said = await database_sync_to_async(call_transfer)(self.settings, target)
+        except ToolFailed as failure:
+            await self._record_turn(
+                role="tool", text=str(failure), tool={"name": "transfer_call", "ok": False, "target": name}
+            )
+            await params.result_callback({"ok": False, "error": str(failure)})
+            return
+        await self._record_turn(role="tool", text=said, tool={"name": "transfer_call", "ok": True, "target": name})
+        await params.result_callback(
+            {"ok": True, "result": "The call was handed over."}, properties=FunctionCallResultProperties(run_llm=False)
+        )
+        self.end_reason = "transferred"
+        self._ending = True
+        if self._task is not None:
+            await self._task.queue_frame(EndFrame())
+
+    async def _tool_end_call(self, params):
+        await params.result_callback({"ok": True}, properties=FunctionCallResultProperties(run_llm=False))
+        await self._record_turn(role="tool", text="The agent ended the call.", tool={"name": "end_call", "ok": True})
+        asyncio.get_running_loop().create_task(self._end_when_quiet())
+
+    async def _end_when_quiet(self):
+        if getattr(self, "_speaking_seen", False):
+            await self._wait_until_quiet(timeout=10)
+        await self.end("agent_ended")

@@ -1,0 +1,222 @@
+"""Pipecat transports over a Channels websocket consumer.
+
+Pipecat's own websocket transports expect FastAPI or run their own server. Here the consumer
+owns the socket: it hands each message it receives to ``ConsumerLink.feed`` (never awaiting
+the pipeline: ``feed`` only queues), and the output transport sends through the consumer's
+``send``. One link per conversation; ``serializer`` speaks the peer's protocol (Twilio Media
+Streams for a call, raw PCM for the browser).
+
+Audio out is paced against the listener's clock: each frame is sent at most ``lead`` seconds
+before it is due to play, so the peer's buffer never runs dry (a frame is never late) and never
+holds more than ``lead`` of audio (a ``clear`` on barge-in discards at most that much, and a
+mark the peer echoes tells within that much what was heard).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+
+from pipecat.frames.frames import (
+    CancelFrame,
+    EndFrame,
+    Frame,
+    InputAudioRawFrame,
+    InterruptionFrame,
+    OutputAudioRawFrame,
+    OutputTransportMessageFrame,
+    OutputTransportMessageUrgentFrame,
+    StartFrame,
+    TTSTextFrame,
+)
+from pipecat.processors.frame_processor import FrameDirection, FrameProcessorSetup
+from pipecat.serializers.base_serializer import FrameSerializer
+from pipecat.transports.base_input import BaseInputTransport
+from pipecat.transports.base_output import BaseOutputTransport
+from pipecat.transports.base_transport import BaseTransport, TransportParams
+
+AUDIO_LEAD_SECONDS = 0.12
+MARK_EVERY_MS = 100
+
+
+class LinkListener:
+    """What the conversation hears from the output transport (all optional)."""
+
+    def audio_written(self, milliseconds: float) -> None: ...
+
+    def word_released(self, text: str) -> None: ...
+
+    def cleared(self) -> None: ...
+
+    def mark_sent(self, name: str) -> None: ...
+
+
+class ConsumerLink:
+    """The consumer's side: messages in (``feed``), messages out (``send``)."""
+
+    def __init__(
+        self,
+        send: Callable[[str | bytes], Awaitable[None]],
+        *,
+        serializer: FrameSerializer,
+        stream_sid: str = "",
+        marks: bool = False,
+    ) -> None:
+        self._send = send
+        self.serializer = serializer
+        self.stream_sid = stream_sid
+        self.marks = marks
+        self.listener: LinkListener = LinkListener()
+        self.queue: asyncio.Queue[str | bytes | None] = asyncio.Queue()
+        self.closed = False
+
+    def feed(self, message: str | bytes) -> None:
+        if not self.closed:
+            self.queue.put_nowait(message)
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.queue.put_nowait(None)
+
+    async def send(self, data: str | bytes) -> bool:
+        if self.closed:
+            return False
+        try:
+            await self._send(data)
+        except Exception:  # the socket went away under us: the pipeline is being ended
+            self.closed = True
+            return False
+        return True
+
+
+class LinkInputTransport(BaseInputTransport):
+    def __init__(self, link: ConsumerLink, params: TransportParams, **kwargs) -> None:
+        super().__init__(params, **kwargs)
+        self._link = link
+        self._receive_task: asyncio.Task | None = None
+
+    async def setup(self, setup: FrameProcessorSetup):
+        await super().setup(setup)
+        await self._link.serializer.setup(setup)
+
+    async def start(self, frame: StartFrame):
+        await super().start(frame)
+        if self._receive_task is None:
+            self._receive_task = self.create_task(self._receive())
+        await self.set_transport_ready(frame)
+
+    async def _stop_receiving(self):
+        if self._receive_task is not None:
+            await self.cancel_task(self._receive_task)
+            self._receive_task = None
+
+    async def stop(self, frame: EndFrame):
+        await super().stop(frame)
+        await self._stop_receiving()
+
+    async def cancel(self, frame: CancelFrame):
+        await super().cancel(frame)
+        await self._stop_receiving()
+
+    async def _receive(self):
+        while True:
+            message = await self._link.queue.get()
+            if message is None:
+                return
+            frame = await self._link.serializer.deserialize(message)
+            if frame is None:
+                continue
+            if isinstance(frame, InputAudioRawFrame):
+                await self.push_audio_frame(frame)
+            else:
+                await self.push_frame(frame)
+
+
+class LinkOutputTransport(BaseOutputTransport):
+    def __init__(self, link: ConsumerLink, params: TransportParams, *, lead: float = AUDIO_LEAD_SECONDS, **kwargs):
+        super().__init__(params, **kwargs)
+        self._link = link
+        self._lead = lead
+        self._playhead = 0.0  # monotonic time at which the audio sent so far finishes playing
+        self._since_mark_ms = 0.0
+        self._mark_number = 0
+
+    async def setup(self, setup: FrameProcessorSetup):
+        await super().setup(setup)
+        await self._link.serializer.setup(setup)
+
+    async def start(self, frame: StartFrame):
+        await super().start(frame)
+        await self.set_transport_ready(frame)
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection):
+        await super().process_frame(frame, direction)
+        if isinstance(frame, InterruptionFrame):
+            await self._write(frame)
+            self._playhead = 0.0
+            self._since_mark_ms = 0.0
+            self._link.listener.cleared()
+
+    async def push_frame(self, frame: Frame, direction: FrameDirection = FrameDirection.DOWNSTREAM):
+        # [!!] A word passes here when its audio is due to play (the base transport's clock): what was
+        # released is what the listener could have heard; marks echoed by Twilio confirm it.
+        if isinstance(frame, TTSTextFrame) and direction == FrameDirection.DOWNSTREAM:
+            self._link.listener.word_released(frame.text)
+        await super().push_frame(frame, direction)
+
+    async def send_message(self, frame: OutputTransportMessageFrame | OutputTransportMessageUrgentFrame):
+        await self._write(frame)
+
+    async def write_audio_frame(self, frame: OutputAudioRawFrame) -> bool:
+        if self._link.closed:
+            return False
+        frame = OutputAudioRawFrame(audio=frame.audio, sample_rate=self.sample_rate, num_channels=1)
+        if not await self._write(frame):
+            return False
+        milliseconds = len(frame.audio) / 2 / self.sample_rate * 1000
+        self._link.listener.audio_written(milliseconds)
+        if self._link.marks:
+            self._since_mark_ms += milliseconds
+            if self._since_mark_ms >= MARK_EVERY_MS:
+                self._since_mark_ms = 0.0
+                await self._mark()
+        await self._pace(milliseconds / 1000)
+        return True
+
+    async def _mark(self):
+        self._mark_number += 1
+        name = f"m{self._mark_number}"
+        self._link.listener.mark_sent(name)
+        await self._link.send(f'{{"event":"mark","streamSid":"{self._link.stream_sid}","mark":{{"name":"{name}"}}}}')
+
+    async def _pace(self, seconds: float):
+        now = time.monotonic()
+        self._playhead = max(self._playhead, now) + seconds
+        wait = self._playhead - self._lead - now
+        if wait > 0:
+            await asyncio.sleep(wait)
+
+    async def _write(self, frame: Frame) -> bool:
+        if self._link.closed:
+            return False
+        payload = await self._link.serializer.serialize(frame)
+        if not payload:
+            return True
+        return await self._link.send(payload)
+
+
+class ConsumerTransport(BaseTransport):
+    """Input and output over one ``ConsumerLink``."""
+
+    def __init__(self, link: ConsumerLink, params: TransportParams) -> None:
+        super().__init__()
+        self._input = LinkInputTransport(link, params, name="link-in")
+        self._output = LinkOutputTransport(link, params, name="link-out")
+
+    def input(self) -> LinkInputTransport:
+        return self._input
+
+    def output(self) -> LinkOutputTransport:
+        return self._output

@@ -1,0 +1,113 @@
+"""A phone call with the agent, end to end and offline.
+
+The Twilio stand-in rings our voice webhook (served for real on a port), follows the TwiML to
+our media stream and plays a scripted caller into it: real mu-law speech (espeak-ng, sox) paced
+in real time. Deepgram's live API, the LLM's streaming API and ElevenLabs' streaming TTS are
+their stand-ins, spoken to over their wire protocols by Pipecat's own services.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from django.db import connection
+
+from jagcall.kernel.standins.twilio.media import BargeIn, Dtmf, Hangup, Pause, Say
+from telephony.models import Call, CallEvent, ConversationTurn
+from telephony.tests.calls_support import line
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+REPLY = (
+    "On Saturdays we are open from nine in the morning until one in the afternoon. "
+    "Our hygienists are in on Saturdays too, and the front desk can book you a cleaning, "
+    "a check up or an emergency visit. Is there anything else I can help you with today?"
+)
+
+
+def _wait(predicate, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    return predicate()
+
+
+def _kinds(call):
+    return list(CallEvent.objects.for_org(call.organization_id).filter(call=call).values_list("kind", flat=True))
+
+
+@pytest.fixture
+def phone(asgi_live_server, providers, settings, organization):
+    """A number answered by an agent who discloses, greets, may transfer to the front desk."""
+    settings.PUBLIC_BASE_URL = asgi_live_server
+    number = line(organization)
+    agent = number.agent
+    agent.system_prompt = "You are the receptionist of Bright Smile Dental."
+    agent.first_message = "Thanks for calling Bright Smile Dental, how can I help?"
+    agent.ai_disclosure = "You are speaking with an automated assistant."
+    agent.recording_disclosure_enabled = False
+    agent.tools = [{"type": "transfer", "number": "+14155550199", "description": "the front desk"}]
+    agent.save()
+    return number
+
+
+def test_a_caller_hears_the_disclosure_gets_an_answer_interrupts_and_is_transferred(phone, providers, organization):
+    twilio, deepgram, openai = providers.twilio, providers.deepgram, providers.openai
+    deepgram.live_script = ["What are your opening hours on Saturday?", "Wait, I need to talk to a person please."]
+    openai.replies = [REPLY, {"tool": "transfer_call", "arguments": {"destination": 1}}]
+    twilio.media_caller_script = [
+        Say("What are your opening hours on Saturday?", min_gap=1.2),
+        BargeIn("Wait, I need to talk to a person please.", after_agent_audio_seconds=1.5),
+        Pause(30),
+    ]
+    answer = twilio.inbound_call(phone.number, "+14155550100")
+    assert "<Connect><Stream" in answer
+    caller = twilio.media_callers[answer.call_sid].wait(45)
+    assert caller.error is None
+
+    call = Call.objects.for_org(organization).get(twilio_sid=answer.call_sid)
+    # The transfer went through Twilio: the call now dials the front desk from our number.
+    dial = twilio.call_twiml[answer.call_sid][-1]
+    assert "<Dial" in dial and "+14155550199" in dial and phone.number in dial
+    assert _wait(lambda: "stream.stopped" in _kinds(call))
+    kinds = _kinds(call)
+    assert kinds.index("engine.disclosures_played") < kinds.index("engine.transferred")
+    assert "engine.barge_in" in kinds
+
+    turns = list(ConversationTurn.objects.for_org(organization).filter(call=call).order_by("index"))
+    roles = [t.role for t in turns]
+    assert roles[:2] == ["disclosure", "agent"], roles  # the disclosure, then the first message
+    assert turns[0].text == "You are speaking with an automated assistant."
+    assert turns[1].text == "Thanks for calling Bright Smile Dental, how can I help?"
+    caller_turns = [t.text for t in turns if t.role == "caller"]
+    assert caller_turns == ["What are your opening hours on Saturday?", "Wait, I need to talk to a person please."]
+    answered = [t for t in turns if t.role == "agent" and t.generated]
+    assert answered, roles
+    reply = answered[0]
+    # Barge-in: what was stored is what the caller heard, a prefix of what was generated.
+    assert reply.interrupted and reply.generated.strip() == REPLY
+    assert reply.text and len(reply.text) < len(REPLY) and REPLY.startswith(reply.text.split(" ")[0])
+    assert caller.clears, "Twilio was never told to clear the agent's audio"
+    # Every stage of the answered turn was measured, in order.
+    assert 0 < reply.end_of_turn_ms <= reply.llm_first_token_ms <= reply.tts_first_byte_ms <= reply.first_audio_ms
+    transfer = [t for t in turns if t.role == "tool"]
+    assert transfer and transfer[0].tool == {"name": "transfer_call", "ok": True, "target": "the front desk"}
+    # The conversation text is encrypted at rest.
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT text FROM telephony_conversationturn WHERE id = %s", [reply.pk])
+        (stored,) = cursor.fetchone()
+    assert "Saturday" not in str(stored) and "nine" not in str(stored)
+
+
+def test_keys_pressed_are_part_of_the_transcript(phone, providers, organization):
+    twilio = providers.twilio
+    twilio.media_caller_script = [Pause(1.0), Dtmf("4"), Pause(1.0), Hangup()]
+    answer = twilio.inbound_call(phone.number, "+14155550100")
+    twilio.media_callers[answer.call_sid].wait(30)
+    call = Call.objects.for_org(organization).get(twilio_sid=answer.call_sid)
+    keypad = _wait(lambda: list(ConversationTurn.objects.for_org(organization).filter(call=call, role="keypad")))
+    assert [t.text for t in keypad] == ["4"]
