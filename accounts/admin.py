@@ -33,7 +33,8 @@ class OrganizationAdmin(admin.ModelAdmin):
     list_filter = ("status", "plan_code", "created_at")
     search_fields = ("name", "slug", "memberships__user__email", "=id")
     readonly_fields = ("id", "slug", "status", "created_at", "updated_at", "terminated_at")
-    fields = ("id", "name", "slug", "plan_code", "status", "created_at", "updated_at", "terminated_at")
+    fields = ("id", "name", "slug", "plan_code", "concurrent_calls_limit", "status", "created_at", "updated_at",
+              "terminated_at")  # fmt: skip
     inlines = [MembershipInline]
     actions = ["terminate"]
     date_hierarchy = "created_at"

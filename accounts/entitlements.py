@@ -17,8 +17,15 @@ PLAN_LIMITS: dict[str, dict[str, int]] = {
 }
 
 
+# Limits a contract may set per organization (support staff, in the admin), over the plan's.
+LIMIT_OVERRIDES = {"concurrent_calls": "concurrent_calls_limit"}
+
+
 def plan_limit(organization, name: str) -> int:
-    """How much of ``name`` ``organization``'s plan allows."""
+    """How much of ``name`` ``organization`` is allowed: its contract's figure if set, else its plan's."""
+    override = getattr(organization, LIMIT_OVERRIDES.get(name, ""), None)
+    if override is not None:
+        return override
     limits = PLAN_LIMITS.get(getattr(organization, "plan_code", ""), PLAN_LIMITS["starter"])
     return limits[name]
 

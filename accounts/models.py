@@ -89,6 +89,11 @@ class Organization(models.Model):
     require_two_factor = models.BooleanField(
         default=False, help_text="Members must set up two-factor sign-in before they can use the organization."
     )
+    concurrent_calls_limit = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Calls in progress at once agreed in this organization's contract; empty: its plan's limit.",
+    )
 
     class Meta:
         ordering = ["name"]

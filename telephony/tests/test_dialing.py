@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from accounts.entitlements import plan_limit
 from accounts.models import OrganizationStatus
 from compliance.services import do_not_call_add
 from telephony.services import dialing
@@ -291,3 +292,18 @@ def test_a_call_beyond_the_plans_lines_is_refused_until_one_ends(organization):
     live[0].status = "in-progress"
     live[0].save()
     assert codes(organization, NEW_YORK, noon) == []  # pro: 25
+
+
+def test_a_contracts_limit_replaces_the_plans(organization):
+    from telephony.models import Call, CallDirection
+
+    noon = at("12:00", "America/New_York")
+    for _ in range(2):
+        Call.objects.create(organization=organization, direction=CallDirection.OUTBOUND, to_number=NEW_YORK,
+                            from_number="+14155550100", status="in-progress")  # fmt: skip
+    organization.concurrent_calls_limit = 2  # below the starter plan's 5
+    assert codes(organization, NEW_YORK, noon) == ["concurrent_call_limit"]
+    organization.concurrent_calls_limit = 500  # above the enterprise plan's 100
+    assert plan_limit(organization, "concurrent_calls") == 500 and codes(organization, NEW_YORK, noon) == []
+    organization.concurrent_calls_limit = None
+    assert plan_limit(organization, "concurrent_calls") == 5

@@ -66,7 +66,8 @@ async def test_the_calls_token_opens_its_stream_which_records_start_and_stop(org
     await communicator.send_to(text_data=json.dumps({"event": "stop", "stop": {"callSid": call.twilio_sid}}))
     assert await _closed_with(communicator, 1000)
     await communicator.disconnect()
-    assert await sync_to_async(_kinds)(call) == ["stream.started", "stream.stopped"]
+    # the call has no agent: the stream opens, says why no conversation runs, and closes
+    assert await sync_to_async(_kinds)(call) == ["stream.started", "engine.unavailable", "stream.stopped"]
     stored = await sync_to_async(lambda: StreamToken.objects.for_org(organization).get(call=call))()
     assert stored.token_hash == hashlib.sha256(token.encode()).hexdigest() and token not in stored.token_hash
     assert stored.used_at is not None
@@ -138,7 +139,8 @@ async def test_a_replayed_voice_request_gets_a_token_that_cannot_open_a_second_s
     await streaming.send_to(text_data=json.dumps({"event": "stop", "stop": {"callSid": call.twilio_sid}}))
     assert await _closed_with(streaming, 1000)
     await streaming.disconnect()
-    assert await sync_to_async(_kinds)(call) == ["ringing", "stream.started", "stream.stopped"]
+    # one stream opened (no provider keys here, so no conversation ran on it) and closed
+    assert await sync_to_async(_kinds)(call) == ["ringing", "stream.started", "engine.unavailable", "stream.stopped"]
     refusals = [e for e in events if e["event"] == "telephony.stream_refused"]
     assert [(r["reason"], r["call_id"]) for r in refusals] == [("already_streamed", str(call.id))]
 

@@ -38,7 +38,7 @@ from telephony.tests.calls_support import line
 
 pytestmark = pytest.mark.django_db
 
-VOICE_BUDGET = 8  # number, dedupe, call by CallSid, call, its event, audit chain head, audit event, token
+VOICE_BUDGET = 9  # number, dedupe, call by CallSid, calls in progress (plan limit), call, its event, audit head, audit, token
 STATUS_BUDGET = 6  # call, dedupe, call locked, event seen before?, event, call updated
 CALLER = "+14155550100"
 
