@@ -5,7 +5,10 @@
    A call's page also fetches itself again after its call's events (call.updated, call.post_call) and
    swaps in the server's fresh sections marked data-call-refresh (facts, timeline, recording, transcript
    and summary); while its post-call section says data-pending it does so every few seconds too, so the
-   recording, transcript and summary appear without a reload even if the live connection drops. */
+   recording, transcript and summary appear without a reload even if the live connection drops.
+   Other scripts of the page (conversation.js) hear every message as a "jagcall:org-event" event on the
+   document (detail: the message), and every fresh copy of a call's page as "jagcall:call-page-fetched"
+   (detail: { document }), so the page keeps one connection and fetches itself once. */
 (function () {
   "use strict";
 
@@ -210,6 +213,7 @@
       })
       .then(function (html) {
         var fresh = new DOMParser().parseFromString(html, "text/html");
+        document.dispatchEvent(new CustomEvent("jagcall:call-page-fetched", { detail: { document: fresh } }));
         document.querySelectorAll("[data-call-refresh][id]").forEach(function (section) {
           var replacement = fresh.getElementById(section.id);
           // An unchanged section stays as it is (a recording being played is not interrupted).
@@ -262,6 +266,7 @@
       var message;
       try { message = JSON.parse(evt.data); } catch (e) { return; }
       if (!message || typeof message.event !== "string") return;
+      document.dispatchEvent(new CustomEvent("jagcall:org-event", { detail: message }));
       if (message.event === "subscribed") {
         c.delay = MIN_DELAY;
         setStatus("live", "Live");

@@ -20,7 +20,7 @@ from django.utils import timezone
 from accounts.tenancy import get_for_org_or_404
 from jagcall.kernel.crypto.blind_index import blind_index_candidates
 from jagcall.kernel.phone import normalize_for_index, parse_e164
-from telephony.models import TERMINAL_STATUSES, Call, CallDirection, CallEvent, PhoneNumber
+from telephony.models import TERMINAL_STATUSES, Call, CallDirection, CallEvent, ConversationTurn, PhoneNumber
 
 PAGE_SIZE = 50
 _WEBHOOK_REASON = "webhook: a signed Twilio callback names the call or number, and so its organization"
@@ -168,6 +168,18 @@ def call_get(*, organization, call_id) -> Call:
 
 def call_timeline(*, call: Call) -> QuerySet[CallEvent]:
     return CallEvent.objects.for_org(call.organization).filter(call=call).order_by("occurred_at", "created_at")
+
+
+def call_turns(call: Call) -> QuerySet[ConversationTurn]:
+    """The turns of ``call``'s conversation, in the order they were spoken (texts decrypt as they are read)."""
+    return ConversationTurn.objects.for_org(call.organization_id).filter(call=call).order_by("index", "created_at")
+
+
+def call_for_org_by_twilio_sid(*, organization, call_sid: str) -> Call | None:
+    """The organization's call that Twilio knows as ``call_sid``, or None (none yet, or another organization's)."""
+    if not call_sid:
+        return None
+    return _one(Call.objects.for_org(organization).only("id", "organization_id").filter(twilio_sid=call_sid))
 
 
 def live_call_list(*, organization, limit: int = 10) -> list[Call]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from statistics import median
 
 from django import forms
 from django.shortcuts import render
@@ -68,6 +69,49 @@ class CallFilterForm(forms.Form):
         return cleaned
 
 
+# An agent turn's moments (telephony.services.conversations.turn_payload's "latency"), as the page names them.
+LATENCY_LABELS = (
+    ("end_of_turn_ms", "End of turn"),
+    ("transcript_ms", "Transcript"),
+    ("retrieved_ms", "Knowledge"),
+    ("llm_first_token_ms", "LLM first token"),
+    ("tts_first_byte_ms", "TTS first byte"),
+    ("first_audio_ms", "First audio"),
+)
+
+
+def _offset(seconds: float) -> str:
+    minutes, rest = divmod(max(0, int(seconds)), 60)
+    return f"{minutes:02d}:{rest:02d}"
+
+
+def conversation_context(call) -> dict:
+    """The call's turns as the page shows them: each turn's payload (the shape live updates carry too), when
+    it began after the first turn, the knowledge documents it used (each once), its measured latencies, and
+    the median first-audio latency of the agent's replies."""
+    from telephony.services.conversations import turn_payload
+
+    turns = list(selectors.call_turns(call))
+    first = turns[0].started_at if turns else None
+    rows, first_audio = [], []
+    for turn in turns:
+        payload = turn_payload(turn)
+        latency = payload["latency"]
+        if payload["role"] == "agent" and latency["first_audio_ms"] is not None:
+            first_audio.append(latency["first_audio_ms"])
+        rows.append({
+            "turn": payload,
+            "offset": _offset((turn.started_at - first).total_seconds()),
+            "sources": list(dict.fromkeys(name for name in payload["sources"] if name)),
+            "latencies": [(key, label, latency[key]) for key, label in LATENCY_LABELS if latency.get(key) is not None],
+        })  # fmt: skip
+    return {
+        "turns": rows,
+        "median_first_audio_ms": round(median(first_audio)) if first_audio else None,
+        "measured_replies": len(first_audio),
+    }
+
+
 def _agents(organization):
     from telephony.models import Agent
 
@@ -112,7 +156,8 @@ class CallListView(OrganizationViewMixin, View):
 
 
 class CallDetailView(OrganizationViewMixin, View):
-    """One call: who, when, how long, its timeline, and what it left (recording, transcript, summary)."""
+    """One call: who, when, how long, its conversation (live while it runs), its timeline, and what it left
+    (recording, transcript, summary)."""
 
     permission_required = "product.use"
     template_name = "telephony/calls/detail.html"
@@ -125,6 +170,7 @@ class CallDetailView(OrganizationViewMixin, View):
             "call": call,
             "summary": call_payload(call),
             "events": selectors.call_timeline(call=call),
+            "conversation": conversation_context(call),
             "live_events_url": f"/ws/o/{self.organization.slug}/events/",
         }
         return render(request, self.template_name, context)
