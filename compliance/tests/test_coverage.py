@@ -840,6 +840,10 @@ RECORDED_ELSEWHERE: dict[str, tuple[str, str]] = {
     "api:call-list": (
         "telephony/tests/test_calls_api.py::test_post_places_a_call", "call.placed, through the Twilio stand-in"
     ),
+    "telephony:number-simulate-call": (
+        "telephony/tests/test_simulate_caller_view.py::test_the_caller_rings_and_the_person_lands_on_the_new_calls_page",
+        "call.simulated; simulated mode only, through the Twilio stand-in and a live server",
+    ),
     "api:do-not-call-list": (
         "compliance/tests/test_do_not_call.py::test_api_add_list_get_and_delete_with_audit", "do_not_call.added"
     ),

@@ -6,8 +6,11 @@ and importing need ``numbers.manage`` (owners and admins).
 
 from __future__ import annotations
 
+import time
+
 from django import forms
 from django.contrib import messages
+from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import path
 from django.views import View
@@ -16,9 +19,12 @@ from accounts.mixins import OrganizationViewMixin
 from accounts.tenancy import get_for_org_or_404
 from accounts.views import apply_error
 from jagcall.kernel.errors import ApplicationError
+from jagcall.kernel.providers import simulated_mode
 from telephony.models import Agent
+from telephony.selectors.calls import call_for_org_by_twilio_sid
 from telephony.selectors.numbers import number_agent_choices, phone_number_get, phone_number_list
 from telephony.services import numbers as services
+from telephony.services import simulated_calls
 from telephony.services.twilio_accounts import twilio_for_import_available
 
 
@@ -67,6 +73,7 @@ class NumberListView(OrganizationViewMixin, View):
             "agents": number_agent_choices(organization=self.organization),
             "can_manage": can_manage,
             "can_import": can_manage and twilio_for_import_available(self.organization),
+            "can_simulate": simulated_mode() and self.principal.can(simulated_calls.PERMISSION),
             "search_form": form,
             "results": results,
         }
@@ -152,10 +159,59 @@ class NumberImportView(OrganizationViewMixin, View):
         return redirect("telephony:number-list", org_slug=self.organization.slug)
 
 
+# How long "Simulate a caller" waits for the stand-in's ring to reach our voice webhook (the Call row).
+SIMULATED_CALL_WAIT_SECONDS = 5.0
+SIMULATED_CALL_POLL_SECONDS = 0.1
+SIMULATED_CALL_NOTICE = (
+    "This is a simulated call: no phone rings and no provider key is used. A scripted caller (a patient asking "
+    "about your opening hours) talks with your agent through the local stand-ins; the conversation appears below "
+    "as it happens."
+)
+
+
+class NumberSimulateCallView(OrganizationViewMixin, View):
+    """Simulated mode only: a scripted caller rings the number, then the new call's page follows the conversation."""
+
+    permission_required = simulated_calls.PERMISSION  # as placing a call
+    http_method_names = ["post"]
+
+    def post(self, request, org_slug, number_id):
+        if not simulated_mode():
+            raise Http404("Simulated callers exist only in simulated mode.")
+        number = phone_number_get(organization=self.organization, id=number_id)
+        try:
+            call_sid = simulated_calls.simulated_call_ring(
+                organization=self.organization, actor=self.principal, number=number
+            )
+        except ApplicationError as error:
+            messages.error(request, error.message)
+            return redirect("telephony:number-list", org_slug=self.organization.slug)
+        call = self._wait_for_call(call_sid)
+        if call is None:
+            messages.info(
+                request,
+                f"The simulated caller is ringing {number.number}; the call appears in this list in a moment. "
+                "Open it to follow the conversation.",
+            )
+            return redirect("telephony:call-list", org_slug=self.organization.slug)
+        messages.info(request, SIMULATED_CALL_NOTICE)
+        return redirect("telephony:call-detail", org_slug=self.organization.slug, call_id=call.id)
+
+    def _wait_for_call(self, call_sid: str):
+        """The Call our voice webhook makes when the stand-in's ring reaches it, if within a few seconds."""
+        deadline = time.monotonic() + SIMULATED_CALL_WAIT_SECONDS
+        while True:
+            call = call_for_org_by_twilio_sid(organization=self.organization, call_sid=call_sid)
+            if call is not None or time.monotonic() >= deadline:
+                return call
+            time.sleep(SIMULATED_CALL_POLL_SECONDS)
+
+
 urlpatterns = [
     path("numbers/", NumberListView.as_view(), name="number-list"),
     path("numbers/buy/", NumberBuyView.as_view(), name="number-buy"),
     path("numbers/import/", NumberImportView.as_view(), name="number-import"),
     path("numbers/<uuid:number_id>/assign/", NumberAssignView.as_view(), name="number-assign"),
     path("numbers/<uuid:number_id>/release/", NumberReleaseView.as_view(), name="number-release"),
+    path("numbers/<uuid:number_id>/simulate-call/", NumberSimulateCallView.as_view(), name="number-simulate-call"),
 ]

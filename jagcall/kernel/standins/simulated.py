@@ -16,6 +16,11 @@ stand-ins live in the process that called start_all(); the others reach them ove
 callbacks go to the URLs the application gives (PUBLIC_BASE_URL, http://127.0.0.1:8000 in
 development), signed with the simulated account's auth token.
 
+A simulated caller can ring any number the Twilio stand-in holds, with a script the Deepgram
+stand-in transcribes (``CALLER_SCRIPTS``, registered on the Twilio stand-in by ``start_all``): the
+portal's "Simulate a caller" rings through the stand-in's ``/stand-in/`` route (twilio/control.py),
+since the web server runs in another process.
+
 ``DEBUG=true DJANGO_SETTINGS_MODULE=jagcall.settings python -m jagcall.kernel.standins.simulated``
 runs them in the foreground and prints that environment as shell exports.
 """
@@ -25,10 +30,10 @@ from __future__ import annotations
 from jagcall.kernel.providers import SIMULATED_CREDENTIALS
 from jagcall.kernel.standins.anthropic import AnthropicStandIn
 from jagcall.kernel.standins.base import StandIn
-from jagcall.kernel.standins.deepgram import DeepgramStandIn
+from jagcall.kernel.standins.deepgram import DEFAULT_LIVE_SCRIPT, DeepgramStandIn
 from jagcall.kernel.standins.elevenlabs import ElevenLabsStandIn
 from jagcall.kernel.standins.openai import OpenAIStandIn
-from jagcall.kernel.standins.twilio import TwilioStandIn
+from jagcall.kernel.standins.twilio import BargeIn, Hangup, Say, TwilioStandIn
 from jagcall.kernel.standins.twilio.records import NUMBER_SETTINGS, Account, IncomingNumber
 
 
@@ -79,6 +84,28 @@ AUTOPILOT_TALK_SECONDS = 5.0
 AUTOPILOT_CALL_SECONDS = 30
 
 
+def opening_hours_caller() -> list:
+    """A patient asks about the opening hours, cuts into the agent's answer, hears it out and hangs up.
+
+    The Deepgram stand-in cannot recognise speech: it gives each stretch of speech it hears the next
+    line of its live script. So the caller says exactly those lines, in that order (espeak-ng speaks
+    them), and the transcript shows what was really said.
+    """
+    question, short_reply = DEFAULT_LIVE_SCRIPT[0], DEFAULT_LIVE_SCRIPT[1]
+    return [
+        Say(question, min_gap=1.2),
+        BargeIn(short_reply, after_agent_audio_seconds=1.5),
+        Hangup(after="agent_done", min_gap=1.0),
+    ]
+
+
+# The simulated callers the portal can ring with (name -> the caller's steps), and the one it rings with.
+CALLER_SCRIPTS = {"opening-hours": opening_hours_caller}
+DEFAULT_CALLER_SCRIPT = "opening-hours"
+# Who the simulated caller is (a fictional 555-01xx number).
+SIMULATED_CALLER_NUMBER = "+14155550134"
+
+
 def start_all(*, autopilot: bool = True) -> SimulatedProviders:
     """Start every provider stand-in on 127.0.0.1 (random ports); Twilio's with ``autopilot``."""
     twilio = TwilioStandIn(*SIMULATED_CREDENTIALS["twilio"])
@@ -86,6 +113,7 @@ def start_all(*, autopilot: bool = True) -> SimulatedProviders:
     twilio.autopilot_delay = AUTOPILOT_STEP_SECONDS
     twilio.autopilot_talk = AUTOPILOT_TALK_SECONDS
     twilio.autopilot_duration = AUTOPILOT_CALL_SECONDS
+    twilio.caller_scripts = dict(CALLER_SCRIPTS)
     standins: dict[str, StandIn] = {
         "twilio": twilio,
         "deepgram": DeepgramStandIn(SIMULATED_CREDENTIALS["deepgram"]),

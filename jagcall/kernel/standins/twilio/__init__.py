@@ -20,7 +20,10 @@ Callbacks set off by a request (a call canceled or hung up through the API, the 
 posted from a background thread, after the answer, as Twilio does: ``settle()`` waits for them.
 ``route_callbacks_to(django_test_client)`` delivers callbacks without a listening server.
 A voice webhook answered with ``<Connect><Stream>`` is spoken to by a simulated caller (media.py)
-when ``media_caller_script`` is set; ``media_callers[call_sid]`` holds it (see driving.py).
+when ``media_caller_script`` is set, or the call was rung with a script of its own;
+``media_callers[call_sid]`` holds it (see driving.py). Under ``/stand-in/`` (never Twilio's API) a
+simulated caller can be rung over HTTP with one of ``caller_scripts`` (see control.py), for a process
+that does not hold the stand-in (the web server in simulated mode).
 For failure tests (all stand-ins): ``fail_next(status, message, path_prefix=..., times=...)``
 and ``delay_seconds``.
 """
@@ -31,10 +34,12 @@ import base64
 import binascii
 import re
 import secrets
+from collections.abc import Callable
 
 from jagcall.kernel.standins.base import RecordedRequest, Reply, StandIn, json_reply
 from jagcall.kernel.standins.twilio import numbers as available
 from jagcall.kernel.standins.twilio.browser import BROWSER_ROUTES, BrowserCalling
+from jagcall.kernel.standins.twilio.control import CONTROL_ROUTES, StandInControl
 from jagcall.kernel.standins.twilio.driving import Callback, CallDriving, TwiMLResponse
 from jagcall.kernel.standins.twilio.media import BargeIn, Dtmf, Hangup, MediaStreamCaller, Pause, Say
 from jagcall.kernel.standins.audio import mp3_bytes, wav_bytes
@@ -60,10 +65,11 @@ ROUTES = [
     (re.compile(rf"{ACCOUNT}/(?:Calls/(?P<call>CA[0-9a-f]{{32}})/)?Recordings\.json"), "recordings"),
     (re.compile(rf"{ACCOUNT}/Recordings/(?P<sid>RE[0-9a-f]{{32}})(?P<ext>\.json|\.wav|\.mp3)?"), "recording"),
     *BROWSER_ROUTES,
+    *CONTROL_ROUTES,
 ]
 
 
-class TwilioStandIn(CallDriving, BrowserCalling, StandIn):
+class TwilioStandIn(CallDriving, BrowserCalling, StandInControl, StandIn):
     name = "twilio"
     media_requires_auth = True
 
@@ -82,6 +88,8 @@ class TwilioStandIn(CallDriving, BrowserCalling, StandIn):
         self.callbacks: list[Callback] = []
         self.media_callers: dict[str, MediaStreamCaller] = {}  # call sid -> its simulated Media Stream
         self.call_twiml: dict[str, list[str]] = {}  # call sid -> every TwiML the call followed, in order
+        self.call_scripts: dict[str, list] = {}  # call sid -> the steps its simulated caller speaks
+        self.caller_scripts: dict[str, Callable[[], list]] = {}  # name -> steps, for /stand-in/ rings
 
     def stop(self) -> None:
         self.stop_media_streams()

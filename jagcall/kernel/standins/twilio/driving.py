@@ -5,8 +5,9 @@ belongs to, over the exact callback URL and form), carries I-Twilio-Idempotency-
 kept in ``callbacks`` with the status the receiver answered.
 
 A voice webhook answered with ``<Connect><Stream url>`` opens a simulated caller on that Media Stream
-(media.py) when ``media_caller_script`` is set (a list of steps, or a callable taking the call and
-returning one): the call stays in progress while the stream lives and completes when it ends;
+(media.py) when the call has a script of its own (``inbound_call(..., script=[...])``, kept in
+``call_scripts``) or ``media_caller_script`` is set (a list of steps, or a callable taking the call
+and returning one): the call stays in progress while the stream lives and completes when it ends;
 ending or redirecting the call through the REST API stops the stream first, as Twilio does.
 ``call_twiml[sid]`` keeps every TwiML a call followed (its voice webhook's answer, then updates).
 
@@ -103,7 +104,8 @@ def django_client_transport(client) -> Transport:
 
 class CallDriving:
     """Mixed into TwilioStandIn: needs ``accounts``, ``calls``, ``numbers``, ``recordings``, ``media_callers``
-    (call sid -> MediaStreamCaller), ``call_twiml`` (call sid -> TwiML followed) and ``_lock``."""
+    (call sid -> MediaStreamCaller), ``call_scripts`` (call sid -> its simulated caller's steps),
+    ``call_twiml`` (call sid -> TwiML followed) and ``_lock``."""
 
     autopilot = False  # every created call plays out by itself (simulated mode)
     autopilot_delay = 0.5  # seconds before, and between, the steps of an autopiloted call
@@ -317,7 +319,8 @@ class CallDriving:
                     if recording.get(attribute):
                         call.params[param] = recording.get(attribute)
         stream = root.find("./Connect/Stream")
-        if stream is not None and stream.get("url") and self.media_caller_script is not None:
+        scripted = call.sid in self.call_scripts or self.media_caller_script is not None
+        if stream is not None and stream.get("url") and scripted:
             parameters = {p.get("name"): p.get("value", "") for p in stream.findall("./Parameter") if p.get("name")}
             self._open_media_stream(call, stream.get("url"), parameters)
 
@@ -336,7 +339,9 @@ class CallDriving:
             caller.wait(timeout)
 
     def _open_media_stream(self, call: Call, url: str, parameters: dict[str, str]) -> None:
-        script = self.media_caller_script
+        script = self.call_scripts.get(call.sid)
+        if script is None:
+            script = self.media_caller_script
         steps = list(script(call) if callable(script) else script)
         caller = MediaStreamCaller(
             url, script=steps, parameters=parameters, call_sid=call.sid, account_sid=call.account_sid
@@ -385,11 +390,25 @@ class CallDriving:
         if answer.status == 200 and answer.response_body.strip():
             self._remember_twiml(call, answer.response_body)
 
-    def inbound_call(self, to: str, from_: str, **extra: str) -> TwiMLResponse:
+    def inbound_call(self, to: str, from_: str, *, script: list | None = None, **extra: str) -> TwiMLResponse:
         """A caller rings one of the stand-in's numbers: post the signed voice webhook to the
-        number's VoiceUrl and return the receiver's TwiML (``.call_sid``, ``.status`` on it)."""
+        number's VoiceUrl and return the receiver's TwiML (``.call_sid``, ``.status`` on it).
+        ``script``: the steps this caller speaks if the answer connects a Media Stream (media.py)."""
+        call, voice = self.ring(to, from_, script=script)
+        return self.answer_inbound(call, voice, **extra)
+
+    def ring(self, to: str, from_: str, *, script: list | None = None, account_sid: str | None = None):
+        """The first half of ``inbound_call``: the call exists (ringing), its webhook is not posted yet.
+
+        Returns (call, the number's voice webhook as (url, method)). LookupError when ``to`` is not one
+        of the stand-in's numbers (of ``account_sid``, when given) or has no VoiceUrl.
+        """
         with self._lock:
-            number = next((n for n in self.numbers.values() if n.phone_number == to), None)
+            number = next(
+                (n for n in self.numbers.values()
+                 if n.phone_number == to and (account_sid is None or n.account_sid == account_sid)),
+                None,
+            )  # fmt: skip
             if number is None:
                 raise LookupError(f"{to} is not an IncomingPhoneNumber of this stand-in")
             voice_url = number.settings.get("VoiceUrl")
@@ -403,10 +422,17 @@ class CallDriving:
                 status_callback_events={"completed"}, phone_number_sid=number.sid, status="ringing",
             )  # fmt: skip
             self.calls[call.sid] = call
+            if script is not None:
+                self.call_scripts[call.sid] = list(script)
+        return call, (voice_url, number.settings.get("VoiceMethod") or "POST")
+
+    def answer_inbound(self, call: Call, voice: tuple[str, str], **extra: str) -> TwiMLResponse:
+        """The second half of ``inbound_call``: post the voice webhook, follow its TwiML (and the autopilot)."""
+        with self._lock:
             params = self._call_params(call)
         params.update({"CallToken": uuid.uuid4().hex, "StirVerstat": "TN-Validation-Passed-A"})
         params.update({name: str(value) for name, value in extra.items()})
-        callback = self._deliver("voice", call, voice_url, number.settings.get("VoiceMethod") or "POST", params)
+        callback = self._deliver("voice", call, voice[0], voice[1], params)
         self._follow_twiml(call, callback)
         answer = TwiMLResponse(callback.response_body)
         answer.call_sid, answer.status = call.sid, callback.status

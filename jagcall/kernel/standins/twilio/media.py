@@ -82,7 +82,13 @@ class Pause:
 
 @dataclass
 class Hangup:
-    """Send ``stop`` and close the websocket."""
+    """Send ``stop`` and close the websocket: at once, or with ``after="agent_done"`` once the agent's
+    answer to the previous step played out (as ``Say`` waits for it), at the latest after
+    ``give_up_after`` seconds."""
+
+    after: str | None = None
+    min_gap: float = 0.8
+    give_up_after: float = 20.0
 
 
 Step = Say | BargeIn | Dtmf | Pause | Hangup
@@ -413,6 +419,10 @@ class MediaStreamCaller:
             return False
         return time.monotonic() - self._last_agent_audio_at >= seconds
 
+    def _agent_done(self, heard_before: int, gap: float) -> Callable[[], bool]:
+        """Agent audio arrived after the first ``heard_before`` frames, played out, and ``gap`` seconds passed."""
+        return lambda: len(self.frames_received) > heard_before and self._agent_quiet_for(gap)
+
     async def _wait_until(self, condition: Callable[[], bool], limit: float) -> bool:
         deadline = time.monotonic() + limit
         while not condition():
@@ -434,11 +444,7 @@ class MediaStreamCaller:
             self._turn_played_bytes = 0
             if isinstance(step, Say):
                 if step.after == "agent_done":
-
-                    def agent_done(heard_before=heard_before, gap=step.min_gap) -> bool:
-                        return len(self.frames_received) > heard_before and self._agent_quiet_for(gap)
-
-                    if not await self._wait_until(agent_done, step.give_up_after):
+                    if not await self._wait_until(self._agent_done(heard_before, step.min_gap), step.give_up_after):
                         self._note("gave_up_waiting", text=step.text)
                 else:
                     await asyncio.sleep(float(step.after))
@@ -456,6 +462,9 @@ class MediaStreamCaller:
             elif isinstance(step, Pause):
                 await asyncio.sleep(step.seconds)
             elif isinstance(step, Hangup):
+                if step.after == "agent_done":
+                    if not await self._wait_until(self._agent_done(heard_before, step.min_gap), step.give_up_after):
+                        self._note("gave_up_waiting", text="(hang up)")
                 self.script_done = True
                 self._note("script.done")
                 self._stopping.set()
