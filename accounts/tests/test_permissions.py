@@ -95,6 +95,8 @@ MATRIX = {
         "get": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: DENIED},
         "post": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: DENIED},
     },
+    # Talking with an agent before it goes live is the editor's right, as editing it.
+    "telephony:agent-test": {"get": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: DENIED}},
     "telephony:softphone": {"get": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: OK}},
     "telephony:browser-token": {"post": {Role.OWNER: JSON_OK, Role.ADMIN: JSON_OK, Role.MEMBER: JSON_OK}},
     # A call's recording plays for everyone who uses the product; the retry of a failed step likewise.
@@ -106,6 +108,8 @@ MATRIX = {
     "telephony:call-detail": {"get": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: OK}},
     # Placing a call (POST) needs a Twilio stand-in: telephony/tests/test_outbound_views.py.
     "telephony:call-place": {"get": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: OK}},
+    # Simulated mode only (404 otherwise), as placing a call: telephony/tests/test_simulate_caller_view.py.
+    "telephony:number-simulate-call": {},
     # Knowledge bases: the whole team creates, fills, tries and deletes them.
     "knowledge:base-list": {
         "get": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: OK},
@@ -195,7 +199,7 @@ def route_kwargs(request, organization, name, target, invitation):
         from compliance.tests.tenancy import OBJECT_KWARGS as compliance_objects
 
         kwargs["do_not_call_id"] = compliance_objects["do_not_call_id"](organization)
-    if name in ("telephony:agent-detail", "telephony:agent-update", "telephony:agent-delete"):
+    if name in ("telephony:agent-detail", "telephony:agent-update", "telephony:agent-delete", "telephony:agent-test"):
         from telephony.tests.tenancy import OBJECT_KWARGS as telephony_objects
 
         kwargs["agent_id"] = telephony_objects["agent_id"](organization)

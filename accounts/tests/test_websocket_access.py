@@ -4,7 +4,9 @@ The walk reads the project's websocket routes (jagcall.routing), so a route
 added later is covered without touching this file: its consumer must derive
 from accounts.consumers.OrganizationConsumer, and a stranger, a removed
 member and a session without the second factor its organization requires
-are refused at connect or cut off (4403) while connected.
+are refused at connect or cut off (4403) while connected. An object id in a route (e.g. an
+agent's) is filled with an object of the organization (``<app>/tests/tenancy.py``); a route
+whose right members lack is walked with an admin, and a demotion to member cuts it off.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from django.urls import URLPattern, URLResolver
 from accounts import services
 from accounts.consumers import OrganizationConsumer
 from accounts.models import Membership
+from accounts.permissions import has_permission
 from accounts.tests.factories import enable_totp
 from conftest import record_sign_in
 from jagcall.asgi import application
@@ -39,11 +42,34 @@ def _routes(patterns, prefix=""):
 
 
 ROUTES = list(_routes(websocket_urlpatterns))
+# The right each route's consumer requires: a route that members may not open is walked with an admin.
+PERMISSION = {
+    route: getattr(consumer.consumer_class, "permission_required", "organization.view") for route, consumer in ROUTES
+}
+
+
+def _person(route, member, admin_user):
+    """Someone whose role opens ``route``: a member, else an admin."""
+    return member if has_permission("member", PERMISSION[route]) else admin_user
 
 
 def _path(route: str, slug: str) -> str:
+    """The route for the organization ``slug``; any object id in it (e.g. ``<uuid:agent_id>``) is an object of
+    that organization, made as its app registers in ``<app>/tests/tenancy.py`` (OBJECT_KWARGS)."""
+    import re
+
+    from accounts.models import Organization
+    from accounts.tests.urlwalk import tenancy_cases
+
     assert "<slug:org_slug>" in route, f"websocket route {route} is not under /ws/o/<org_slug>/"
-    return "/" + route.replace("<slug:org_slug>", slug)
+    path = route.replace("<slug:org_slug>", slug)
+    kwargs = re.findall(r"<\w+:(\w+)>", path)
+    if kwargs:
+        object_kwargs, _ = tenancy_cases()
+        organization = Organization.objects.get(slug=slug)
+        for name in kwargs:
+            path = re.sub(rf"<\w+:{name}>", str(object_kwargs[name](organization)), path)
+    return "/" + path
 
 
 def _cookie(user, *, second_factor=None) -> bytes:
@@ -61,7 +87,8 @@ async def _connect(route, slug, user=None, **cookie):
     headers = [ORIGIN]
     if user is not None:
         headers.append((b"cookie", await sync_to_async(_cookie)(user, **cookie)))
-    communicator = WebsocketCommunicator(application, _path(route, slug), headers=headers)
+    path = await database_sync_to_async(_path)(route, slug)
+    communicator = WebsocketCommunicator(application, path, headers=headers)
     connected, code = await communicator.connect(timeout=5)
     return communicator, connected, code
 
@@ -94,7 +121,8 @@ async def test_a_stranger_and_an_anonymous_visitor_are_refused(route, organizati
 
 
 @pytest.mark.parametrize("route", [r for r, _ in ROUTES])
-async def test_a_removed_member_is_cut_off_at_once(route, organization, owner, member):
+async def test_a_removed_member_is_cut_off_at_once(route, organization, owner, member, admin_user):
+    member = _person(route, member, admin_user)
     communicator, connected, _ = await _connect(route, organization.slug, member)
     assert connected
     try:
@@ -109,7 +137,10 @@ async def test_a_removed_member_is_cut_off_at_once(route, organization, owner, m
 
 
 @pytest.mark.parametrize("route", [r for r, _ in ROUTES])
-async def test_a_session_without_the_required_second_factor_is_refused_and_cut_off(route, organization, owner, member):
+async def test_a_session_without_the_required_second_factor_is_refused_and_cut_off(
+    route, organization, owner, member, admin_user
+):
+    member = _person(route, member, admin_user)
     await database_sync_to_async(enable_totp)(member)
     await database_sync_to_async(enable_totp)(owner)
     # Connected while the organization did not require it...
@@ -140,6 +171,10 @@ async def test_a_demotion_is_rechecked(route, organization, owner, admin_user):
         await database_sync_to_async(services.membership_role_change)(
             organization=organization, actor=owner, membership=membership, role="member"
         )
+        if not has_permission("member", PERMISSION[route]):
+            # The route's right is not a member's: the re-check closes it.
+            assert await _closed_with(communicator, 4403)
+            return
         # organization.view is still allowed to members: the socket stays open, and it was re-checked.
         message = await communicator.receive_json_from(timeout=5)
         assert message.get("event") in {"subscribed", "member.role_changed"}

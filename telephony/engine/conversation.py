@@ -36,6 +36,7 @@ from pipecat.adapters.llm.schemas.function_schema import FunctionSchema
 from pipecat.adapters.llm.schemas.tools_schema import ToolsSchema
 from pipecat.audio.turn.smart_turn.base_smart_turn import SmartTurnParams
 from pipecat.audio.vad.vad_analyzer import VADParams
+from pipecat.clocks.system_clock import SystemClock
 from pipecat.frames.frames import (
     BotStartedSpeakingFrame,
     BotStoppedSpeakingFrame,
@@ -216,6 +217,8 @@ class Conversation(LinkListener):
         self._text_reply: list[str] = []
         self._first_message_queued = False
         self._muted_audio_frames = 0
+        # The pipeline's clock: the observer's timestamps come from it, and so do the text channel's.
+        self._clock = SystemClock()
 
     # --- building ---------------------------------------------------------------------------------------
 
@@ -335,6 +338,7 @@ class Conversation(LinkListener):
             enable_rtvi=False,
             idle_timeout_secs=None,
             check_dangling_tasks=False,
+            clock=self._clock,
             conversation_id=self.id,
         )
         return task
@@ -456,7 +460,8 @@ class Conversation(LinkListener):
         text = text.strip()
         if not text:
             return
-        now = self._task.get_clock().get_time() if hasattr(self._task, "get_clock") else None
+        # A typed message is whole when it arrives: the latencies count from then (no turn taking, no STT).
+        now = self._clock.get_time()
         self._timing = _Timing(speech_stopped=now, turn_decided=now, transcript=now)
         self._timing.awaiting_llm = True
         await self._record_turn(role="caller", text=text)
@@ -529,7 +534,19 @@ class Conversation(LinkListener):
             await self._event_nowait("engine.barge_in")
         elif isinstance(frame, ErrorFrame) and getattr(frame, "fatal", False):
             logger.warning("conversation %s: fatal pipeline error: %s", self.id, frame.error)
+            await self._tell_tester_of(frame)
             await self.end("error")
+        elif isinstance(frame, ErrorFrame):
+            await self._tell_tester_of(frame)
+
+    async def _tell_tester_of(self, frame: ErrorFrame):
+        """A test from the agent's page shows a provider's failure (a call's caller never hears of it)."""
+        if self.events is None:
+            return
+        from jagcall.kernel.providers import redact
+
+        detail = redact(str(frame.error or "")).strip()[:300]
+        await self.events({"type": "error", "message": f"A provider failed during the test: {detail or 'no details'}"})
 
     async def _bot_stopped(self):
         if not self.disclosures_done:

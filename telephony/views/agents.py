@@ -19,6 +19,7 @@ from django.views import View
 from accounts.mixins import OrganizationViewMixin
 from accounts.models import Membership
 from jagcall.kernel.errors import ApplicationError
+from jagcall.kernel.providers import simulated_mode
 from knowledge.models import KnowledgeBase
 from telephony.models import LLMProvider, VoicemailAction
 from telephony.providers.voices import VoiceCatalog, voice_catalog
@@ -385,10 +386,33 @@ class AgentDeleteView(OrganizationViewMixin, View):
         return redirect("telephony:agent-list", org_slug=self.organization.slug)
 
 
+class AgentTestView(OrganizationViewMixin, View):
+    """Talk with the agent before it goes live: a chat by text, or by voice in the browser.
+
+    The page opens the agent's test socket (telephony/agent_test.py); the right is the editor's.
+    """
+
+    permission_required = "agents.manage"
+    template_name = "telephony/agents/test.html"
+
+    def get(self, request, org_slug, agent_id):
+        from telephony.agent_test import MAX_TEST_SECONDS
+
+        agent = agent_get(organization=self.organization, id=agent_id)
+        context = {
+            "agent": agent,
+            "simulated": simulated_mode(),
+            "socket_path": f"/ws/o/{self.organization.slug}/agents/{agent.id}/test/",
+            "max_seconds": min(MAX_TEST_SECONDS, agent.max_call_seconds or MAX_TEST_SECONDS),
+        }
+        return render(request, self.template_name, context)
+
+
 urlpatterns = [
     path("agents/", AgentListView.as_view(), name="agent-list"),
     path("agents/new/", AgentCreateView.as_view(), name="agent-create"),
     path("agents/<uuid:agent_id>/", AgentDetailView.as_view(), name="agent-detail"),
     path("agents/<uuid:agent_id>/edit/", AgentUpdateView.as_view(), name="agent-update"),
     path("agents/<uuid:agent_id>/delete/", AgentDeleteView.as_view(), name="agent-delete"),
+    path("agents/<uuid:agent_id>/test/", AgentTestView.as_view(), name="agent-test"),
 ]
