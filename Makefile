@@ -33,7 +33,9 @@ install-dev: $(VENV)/.installed-dev
 system-packages:
 	@scripts/ensure-system-packages.sh chromium nginx-light xmlsec1 espeak-ng sox
 
+# espeak-ng and sox speak "Simulate a caller"; without them the rest runs and that button says what is missing.
 run: install
+	@scripts/ensure-system-packages.sh espeak-ng sox || echo "Simulated callers are off until espeak-ng and sox are installed."
 	DEBUG=$${DEBUG:-true} $(BIN)/python -m jagcall.devserver
 
 # The exit status is pytest's; it is also left in .data/pytest-status for .ci/run.

@@ -217,8 +217,9 @@ class Server:
     """The image's uvicorn command on 127.0.0.1, with the benchmark's settings; JSON logs into a file."""
 
     def __init__(self, *, database_name: str, log_path: Path, conn_max_age: int = 60, db_pool: int = 10,
-                 max_concurrent: int | None = None, max_concurrent_webhooks: int | None = None):
-        self.port = free_port()
+                 max_concurrent: int | None = None, max_concurrent_webhooks: int | None = None,
+                 port: int | None = None, environment: dict[str, str] | None = None):
+        self.port = port or free_port()
         command = dockerfile_command()
         for option, value in (("--host", "127.0.0.1"), ("--port", str(self.port))):
             command[command.index(option) + 1] = value
@@ -236,6 +237,7 @@ class Server:
             "LOG_FORMAT": "json",
             "PYTHONPATH": str(ROOT),
         }
+        env.update(environment or {})  # another benchmark's additions (bench/voice_turns.py)
         if max_concurrent is not None:
             env["WEB_MAX_CONCURRENT_REQUESTS"] = str(max_concurrent)
         else:

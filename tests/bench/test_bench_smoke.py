@@ -63,3 +63,17 @@ def test_calls_list_bench_runs_small_and_reuses_its_seed(tmp_path):
         assert "seeded before: organization bench-calls-120 with 120 calls (reused" in second
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def test_voice_turns_bench_runs_one_call():
+    out = run_bench("bench/voice_turns.py", "--levels", "1", "--calls-memory", "2")
+    assert re.search(r"^  calls 1 \(errors 0\), answered turns [1-9]", out, re.MULTILINE)
+    for line in ("end of turn (VAD + Smart Turn)", "first audio (after stop)", "our added latency",
+                 "barge-in clear"):  # fmt: skip
+        assert re.search(rf"^  {re.escape(line)} +p50 +[\d.]+ ms +p95 +[\d.]+ ms +n=[1-9]", out, re.MULTILINE), line
+    assert re.search(r"^  late agent frames +\d+ of [1-9]\d*", out, re.MULTILINE)
+    assert re.search(r"^(PASS|FAIL): added latency p95 [\d.]+ ms at 1 calls", out, re.MULTILINE)
+    assert re.search(r"^(PASS|FAIL): CPU per call [\d.]+ % of a core at 1 calls", out, re.MULTILINE)
+    assert "server RSS: first 1 calls" in out
+    assert "ERROR:" not in out
+    assert "stopped the embedded servers and removed" in out
