@@ -8,7 +8,7 @@ comes back in ``start.customParameters.token``; it is redeemed once
 (telephony/services/streams.py) and opens only this call's stream.
 
 An opened stream records ``stream.started`` and ``stream.stopped`` on the
-call's timeline and runs the call's conversation (telephony/engine/): the
+call's timeline (and marks a call still ringing as answered) and runs the call's conversation (telephony/engine/): the
 pipeline is its own task, ``media`` and ``dtmf`` messages are only queued to
 it (``receive`` never waits on the pipeline), ``mark`` tells it what the
 caller has heard, and ``stop`` or a closed socket cancels it.
@@ -49,6 +49,13 @@ def _record_event(call, kind: str, details: dict):
     from telephony.services.calls import call_event_record
 
     return call_event_record(call=call, kind=kind, source="stream", details=details)
+
+
+@database_sync_to_async
+def _mark_answered(call):
+    from telephony.services.calls import call_answered_by_stream
+
+    return call_answered_by_stream(call=call)
 
 
 @database_sync_to_async
@@ -128,6 +135,7 @@ class MediaStreamConsumer(ProviderStreamConsumer):
     async def started(self):
         tracks = self.start_message.get("tracks") or []
         await _record_event(self.call, "stream.started", {"stream_sid": self.stream_sid, "tracks": list(tracks)[:4]})
+        self.call = await _mark_answered(self.call)
         await self.on_stream_start(self.start_message)
 
     conversation = None

@@ -119,6 +119,7 @@ class _AgentTurn:
     marks: dict[str, float] = field(default_factory=dict)  # mark name -> audio offset ms at that mark
     heard_ms: float = 0.0
     cleared: bool = False
+    barged_in: bool = False  # the caller spoke over this turn (logged once, however many frames say so)
     retrieved: list[dict] = field(default_factory=list)
     latency: dict[str, float] = field(default_factory=dict)
 
@@ -217,6 +218,7 @@ class Conversation(LinkListener):
         self._text_reply: list[str] = []
         self._first_message_queued = False
         self._muted_audio_frames = 0
+        self._bot_speaking = False
         # The pipeline's clock: the observer's timestamps come from it, and so do the text channel's.
         self._clock = SystemClock()
 
@@ -525,13 +527,18 @@ class Conversation(LinkListener):
                 timing.awaiting_audio = False
                 timing.first_audio = now
             self._speaking_seen = True
+            self._bot_speaking = True
         elif isinstance(frame, BotStoppedSpeakingFrame):
+            self._bot_speaking = False
             await self._bot_stopped()
         elif isinstance(frame, InputDTMFFrame):
             digit = str(getattr(frame.button, "value", frame.button))
             await self._record_turn(role="keypad", text=digit)
         elif isinstance(frame, InterruptionFrame):
-            await self._event_nowait("engine.barge_in")
+            # Every new caller turn interrupts the pipeline; a barge-in is one over the agent's voice.
+            if self._bot_speaking and not self._agent_turn.barged_in:
+                self._agent_turn.barged_in = True
+                await self._event_nowait("engine.barge_in")
         elif isinstance(frame, ErrorFrame) and getattr(frame, "fatal", False):
             logger.warning("conversation %s: fatal pipeline error: %s", self.id, frame.error)
             await self._tell_tester_of(frame)

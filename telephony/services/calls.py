@@ -180,6 +180,19 @@ def call_first_status_record(*, call: Call, status: str, details: dict | None = 
     return call
 
 
+def call_answered_by_stream(*, call: Call) -> Call:
+    """The call's media stream opened: it was answered, whether or not Twilio says so.
+
+    Twilio reports an inbound call's answer to no one (a number's status
+    callback hears of its end only), so without this a call the agent is
+    talking on would show "Ringing" until it ends. A call already answered or
+    over is left as it is.
+    """
+    if STATUS_RANK.get(call.status, 99) >= STATUS_RANK[CallStatus.IN_PROGRESS]:
+        return call
+    return call_status_record(call=call, status=CallStatus.IN_PROGRESS, source="stream")
+
+
 @transaction.atomic(savepoint=False)  # nested, a failure rolls the caller's transaction back whole
 def call_status_record(
     *,

@@ -66,8 +66,10 @@ async def test_the_calls_token_opens_its_stream_which_records_start_and_stop(org
     await communicator.send_to(text_data=json.dumps({"event": "stop", "stop": {"callSid": call.twilio_sid}}))
     assert await _closed_with(communicator, 1000)
     await communicator.disconnect()
-    # the call has no agent: the stream opens, says why no conversation runs, and closes
-    assert await sync_to_async(_kinds)(call) == ["stream.started", "engine.unavailable", "stream.stopped"]
+    # the call has no agent: the stream opens (so the call was answered), says why no conversation runs, and closes
+    assert await sync_to_async(_kinds)(call) == ["stream.started", "in-progress", "engine.unavailable", "stream.stopped"]
+    await call.arefresh_from_db()
+    assert call.status == "in-progress" and call.answered_at is not None
     stored = await sync_to_async(lambda: StreamToken.objects.for_org(organization).get(call=call))()
     assert stored.token_hash == hashlib.sha256(token.encode()).hexdigest() and token not in stored.token_hash
     assert stored.used_at is not None
@@ -140,9 +142,22 @@ async def test_a_replayed_voice_request_gets_a_token_that_cannot_open_a_second_s
     assert await _closed_with(streaming, 1000)
     await streaming.disconnect()
     # one stream opened (no provider keys here, so no conversation ran on it) and closed
-    assert await sync_to_async(_kinds)(call) == ["ringing", "stream.started", "engine.unavailable", "stream.stopped"]
+    assert await sync_to_async(_kinds)(call) == [
+        "ringing", "stream.started", "in-progress", "engine.unavailable", "stream.stopped"
+    ]  # fmt: skip
     refusals = [e for e in events if e["event"] == "telephony.stream_refused"]
     assert [(r["reason"], r["call_id"]) for r in refusals] == [("already_streamed", str(call.id))]
+
+
+@pytest.mark.parametrize("status", ["in-progress", "completed"])
+def test_a_stream_leaves_a_call_already_answered_or_over_as_it_is(organization, status):
+    from telephony.services.calls import call_answered_by_stream
+
+    call = _call(organization)
+    call.status = status
+    call.save()
+    assert call_answered_by_stream(call=call).status == status
+    assert _kinds(call) == []
 
 
 def test_a_calls_stream_opens_once_whatever_the_number_of_its_tokens(organization):
