@@ -43,7 +43,7 @@ CLOSE_NOT_SIGNED_IN = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
 
-_SEALED = ("connect", "disconnect", "websocket_receive", "websocket_disconnect")
+_SEALED = ("connect", "disconnect", "websocket_receive", "websocket_disconnect", "dispatch")
 
 
 def user_access_group(user_id) -> str:
@@ -89,6 +89,19 @@ def _check(scope, slug, permission, *, fresh: bool):
     return organization_access(scope, slug, permission=permission)
 
 
+
+async def _dispatch(consumer, message, dispatch):
+    """Channels' dispatch, without its sweep of stale database connections before a websocket's own messages.
+
+    [!!] That sweep is a thread hop per message: a call's media stream sends 50 a second, and it was a
+    quarter of a core at ten calls. Handlers reach the database only through ``database_sync_to_async``,
+    which sweeps around each use itself; group messages (access re-checks) keep Channels' sweep.
+    """
+    if message.get("type") == "websocket.receive":
+        await consumer.websocket_receive(message)
+    else:
+        await dispatch(message)
+
 class OrganizationConsumer(AsyncJsonWebsocketConsumer):
     """Base of every websocket consumer under ``/ws/o/<org_slug>/...``.
 
@@ -112,6 +125,9 @@ class OrganizationConsumer(AsyncJsonWebsocketConsumer):
     @property
     def org_slug(self) -> str:
         return self.scope["url_route"]["kwargs"]["org_slug"]
+
+    async def dispatch(self, message):
+        await _dispatch(self, message, super().dispatch)
 
     async def connect(self):
         try:
@@ -236,7 +252,7 @@ class ProviderStreamConsumer(AsyncWebsocketConsumer):
     organization = None
     authenticated = False
     _deadline: asyncio.Task | None = None
-    _SEALED_STREAM = ("connect", "receive", "disconnect", "websocket_receive", "websocket_disconnect")
+    _SEALED_STREAM = ("connect", "receive", "disconnect", "websocket_receive", "websocket_disconnect", "dispatch")
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -246,6 +262,9 @@ class ProviderStreamConsumer(AsyncWebsocketConsumer):
                     f"{cls.__name__} must not override {name}(); the token check runs there. "
                     "Implement authenticate()/started()/streaming()/ended()."
                 )
+
+    async def dispatch(self, message):
+        await _dispatch(self, message, super().dispatch)
 
     async def connect(self):
         await self.accept()

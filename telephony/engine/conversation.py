@@ -28,6 +28,7 @@ import asyncio
 import logging
 import time
 import uuid
+import weakref
 from dataclasses import dataclass, field
 
 from channels.db import database_sync_to_async
@@ -60,10 +61,11 @@ from pipecat.frames.frames import (
     VADUserStartedSpeakingFrame,
     VADUserStoppedSpeakingFrame,
 )
-from pipecat.observers.base_observer import BaseObserver, FramePushed
+from pipecat.observers.base_observer import FramePushed
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.pipeline.runner import PipelineRunner
 from pipecat.pipeline.task import PipelineParams, PipelineTask
+from pipecat.pipeline.worker_observer import WorkerObserver
 from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.processors.aggregators.llm_response_universal import (
     LLMAssistantAggregatorParams,
@@ -182,17 +184,82 @@ class _TextOut(FrameProcessor):
         await self.push_frame(frame, direction)
 
 
-class _Observer(BaseObserver):
-    """Timestamps every stage of an exchange, once per frame (``first_push``)."""
+# The frames a conversation watches (Conversation.observe); every other frame passes unobserved.
+WATCHED_FRAMES = (
+    VADUserStartedSpeakingFrame,
+    VADUserStoppedSpeakingFrame,
+    UserStartedSpeakingFrame,
+    UserStoppedSpeakingFrame,
+    TranscriptionFrame,
+    InterimTranscriptionFrame,
+    LLMFullResponseStartFrame,
+    LLMTextFrame,
+    TTSAudioRawFrame,
+    BotStartedSpeakingFrame,
+    BotStoppedSpeakingFrame,
+    InputDTMFFrame,
+    InterruptionFrame,
+    ErrorFrame,
+)
+_watched_types: dict[type, bool] = {}
+
+
+def _is_watched(frame: Frame) -> bool:
+    kind = type(frame)
+    watched = _watched_types.get(kind)
+    if watched is None:
+        watched = _watched_types[kind] = isinstance(frame, WATCHED_FRAMES)
+    return watched
+
+
+class _Observer(WorkerObserver):
+    """Timestamps every stage of an exchange, once per frame (its first push), off the pipeline's path.
+
+    [!!] It stands in for the pipeline task's own observer proxy (``PipelineTask._observer``), which
+    queues every push and every processing of every frame, through every processor, to a task of each
+    observer: for a call's 50 audio frames a second that was the largest part of the engine's CPU.
+    Here a frame is looked at only if it is one of WATCHED_FRAMES (a type lookup), and only those are
+    queued to the one task that runs ``Conversation.observe``, so a slow observation (a database
+    write, a live push) never holds a frame up. The pipeline runs no other observer (turn tracking
+    and tracing are off).
+    """
 
     def __init__(self, conversation: Conversation) -> None:
-        super().__init__()
+        super().__init__(observers=[])
         self._conversation = conversation
+        self._seen: weakref.WeakValueDictionary[int, Frame] = weakref.WeakValueDictionary()
+        self._queue: asyncio.Queue[tuple[Frame, int]] = asyncio.Queue()
+        self._worker: asyncio.Task | None = None
+
+    async def setup(self, task_manager):
+        await super().setup(task_manager)
+        self._worker = self.create_task(self._observe_in_turn(), name=f"{self}::observe")
+
+    async def cleanup(self):
+        await super().cleanup()
+        if self._worker is not None:
+            await self.cancel_task(self._worker)
+            self._worker = None
+
+    async def on_process_frame(self, data):
+        return None
 
     async def on_push_frame(self, data: FramePushed):
-        if not data.first_push:
+        frame = data.frame
+        if not _is_watched(frame) or frame.id in self._seen:
             return
-        await self._conversation.observe(data.frame, data.timestamp)
+        self._seen[frame.id] = frame
+        self._queue.put_nowait((frame, data.timestamp))
+
+    async def _observe_in_turn(self):
+        while True:
+            frame, timestamp = await self._queue.get()
+            try:
+                await self._conversation.observe(frame, timestamp)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("conversation %s: observing %s failed", self._conversation.id, type(frame).__name__)
 
 
 class Conversation(LinkListener):
@@ -336,13 +403,16 @@ class Conversation(LinkListener):
         task = PipelineTask(
             Pipeline(processors),
             params=PipelineParams(audio_in_sample_rate=sample_rate, audio_out_sample_rate=sample_rate),
-            observers=[_Observer(self)],
             enable_rtvi=False,
+            enable_turn_tracking=False,
             idle_timeout_secs=None,
             check_dangling_tasks=False,
             clock=self._clock,
             conversation_id=self.id,
         )
+        # [!!] Pipecat 1.14's task keeps its observer proxy here (pinned in requirements.txt): see _Observer.
+        assert isinstance(task._observer, WorkerObserver), "Pipecat moved the task's observer"
+        task._observer = _Observer(self)
         return task
 
     # --- running ------------------------------------------------------------------------------------------

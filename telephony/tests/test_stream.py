@@ -236,3 +236,29 @@ async def test_a_flood_of_forged_stream_tokens_is_refused_and_the_audit_log_stay
         return AuditEvent.objects.platform().filter(action="telephony.stream_refused").count()
 
     assert 1 <= await sync_to_async(recorded)() <= settings.AUDIT_FAILURES_RECORDED_PER_WINDOW
+
+
+async def test_media_messages_do_not_each_sweep_database_connections(organization, monkeypatch):
+    """Channels sweeps stale database connections (a thread hop) before each message; a call's 50 audio
+    messages a second skip it (handlers reach the database through database_sync_to_async, which sweeps)."""
+    import channels.consumer
+
+    sweeps = []
+    real = channels.consumer.aclose_old_connections
+
+    async def counted():
+        sweeps.append(1)
+        await real()
+
+    monkeypatch.setattr(channels.consumer, "aclose_old_connections", counted)
+    call = await sync_to_async(_call)(organization)
+    token = await sync_to_async(stream_token_issue)(call)
+    communicator = await _open(call.id)
+    await communicator.send_to(text_data=_start(token))
+    for _ in range(100):
+        await communicator.send_to(text_data=json.dumps({"event": "media", "media": {"payload": "//8="}}))
+    await communicator.send_to(text_data=json.dumps({"event": "stop", "stop": {"callSid": call.twilio_sid}}))
+    assert await _closed_with(communicator, 1000)
+    await communicator.disconnect()
+    assert len(sweeps) <= 2, f"{len(sweeps)} sweeps for 103 messages"  # the connect and the disconnect
+    assert await sync_to_async(_kinds)(call) == ["stream.started", "in-progress", "engine.unavailable", "stream.stopped"]
