@@ -410,8 +410,14 @@ def main(argv=None) -> int:
                 p50 = median(result["clear"]) * 1000
                 print(f"{'PASS' if p50 < 200 else 'FAIL'}: barge-in clear p50 {p50:.0f} ms at {level} calls (goal < 200 ms)")
             print(f"{'PASS' if result['late'] == 0 else 'FAIL'}: {result['late']} late agent frames at {level} calls")
-            print(f"{'PASS' if result['cpu_per_call'] < 0.05 else 'FAIL'}: CPU per call "
-                  f"{result['cpu_per_call'] * 100:.2f} % of a core at {level} calls (goal < 5 %)")  # fmt: skip
+            # A machine that cannot carry the load starves the server: its CPU per call then says nothing.
+            saturated = result["calls"] < level or result["late"] > 0.05 * max(1, result["frames"])
+            if saturated:
+                print(f"FAIL: saturated at {level} calls ({result['calls']} of {level} calls streamed, "
+                      f"{result['late']} of {result['frames']} frames late): CPU per call not judged")  # fmt: skip
+            else:
+                print(f"{'PASS' if result['cpu_per_call'] < 0.05 else 'FAIL'}: CPU per call "
+                      f"{result['cpu_per_call'] * 100:.2f} % of a core at {level} calls (goal < 5 %)")  # fmt: skip
             if result["errors"]:
                 failures.append(f"{result['errors']} callers failed at {level} calls")
         if len(memory) >= 20:

@@ -103,7 +103,11 @@ class VoiceHook(_CallHook):
         form = request.POST
         try:
             if self.call is not None:
-                return _twiml(inbound.outbound_call_answer(call=self.call, call_sid=form.get("CallSid", "")))
+                return _twiml(
+                    inbound.outbound_call_answer(
+                        call=self.call, call_sid=form.get("CallSid", ""), answered_by=form.get("AnsweredBy", "")
+                    )
+                )
             return _twiml(
                 inbound.inbound_call_answer(
                     phone_number=self.phone_number,

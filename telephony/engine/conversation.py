@@ -443,7 +443,7 @@ class Conversation(LinkListener):
         assert self._task is not None
         if self.settings.channel == "text":
             return
-        if self.settings.answered_by.startswith("machine"):
+        if self.settings.answered_by.startswith("machine") or self.settings.answered_by == "fax":
             await self._voicemail()
             return
         if self.settings.disclosures:
@@ -460,10 +460,13 @@ class Conversation(LinkListener):
             await self._task.queue_frame(TTSSpeakFrame(self.settings.first_message))
 
     async def _voicemail(self):
-        """An answering machine picked up: hang up, or leave the first message and hang up (the agent's choice)."""
-        await self._event("engine.voicemail", {"action": self.settings.voicemail_action})
+        """An answering machine picked up: hang up, or leave the agent's voicemail message (else its first
+        message) after the disclosures and hang up, as the agent is set. A fax machine is hung up on."""
+        answered_by = self.settings.answered_by
+        action = "hang_up" if answered_by == "fax" else self.settings.voicemail_action
+        await self._event("engine.voicemail", {"action": action, "answered_by": answered_by})
         message = self.settings.voicemail_message or self.settings.first_message
-        if self.settings.voicemail_action == "leave_message" and message:
+        if action == "leave_message" and message:
             self.disclosures_done = True
             await self._task.queue_frame(TTSSpeakFrame(" ".join([*self.settings.disclosures, message])))
             self._end_after_speaking = True

@@ -18,7 +18,11 @@ a recording through the API on a call that is not in progress yet.
 
 Outbound calls answered by the callee reach the same webhook with
 ``?call=<id>`` and get the same stream (their recording was asked for when the
-call was placed: Record=true).
+call was placed: Record=true). Those calls were placed with Twilio's answering
+machine detection, so the request says who answered (``AnsweredBy``: human,
+machine_start, machine_end_beep, fax...); the stream carries it as the
+``answered_by`` parameter, and the agent's voicemail setting decides what the
+conversation does with a machine.
 
 Refusals: an unknown number, a number without an agent, or an organization
 that may not take calls (``CALL_ADMISSION_RULES``; billing adds "over its
@@ -96,8 +100,15 @@ def stream_url(call: Call) -> str:
     return f"{scheme}://{parts.netloc}{STREAM_PATH.format(call_id=call.id)}"
 
 
-def stream_twiml(call: Call, *, record: bool) -> str:
-    """The answer that connects ``call`` to its media stream, with a fresh single-use token."""
+# Twilio's AnsweredBy values (answering machine detection); anything else is not passed on.
+ANSWERED_BY = frozenset({
+    "human", "unknown", "fax", "machine_start", "machine_end_beep", "machine_end_silence", "machine_end_other",
+})  # fmt: skip
+
+
+def stream_twiml(call: Call, *, record: bool, answered_by: str = "") -> str:
+    """The answer that connects ``call`` to its media stream, with a fresh single-use token (and who answered,
+    when Twilio's machine detection said)."""
     response = VoiceResponse()
     if record:
         start = Start()
@@ -110,6 +121,8 @@ def stream_twiml(call: Call, *, record: bool) -> str:
     connect = Connect()
     stream = connect.stream(url=stream_url(call))
     stream.parameter(name="token", value=stream_token_issue(call))
+    if answered_by in ANSWERED_BY:
+        stream.parameter(name="answered_by", value=answered_by)
     response.append(connect)
     return str(response)
 
@@ -164,7 +177,7 @@ def inbound_call_answer(
 
 
 @transaction.atomic
-def outbound_call_answer(*, call: Call, call_sid: str) -> str:
+def outbound_call_answer(*, call: Call, call_sid: str, answered_by: str = "") -> str:
     """TwiML for an outbound call the callee answered: its media stream (its recording was asked for at dialing)."""
     refusal = call_admission_refusal(call.organization)
     if refusal:
@@ -178,4 +191,4 @@ def outbound_call_answer(*, call: Call, call_sid: str) -> str:
             raise ApplicationError(CALL_SID_TAKEN, code="call_sid_taken", status=409)
         call.twilio_sid = call_sid
         call.save(update_fields=["twilio_sid", "updated_at"])
-    return stream_twiml(call, record=False)
+    return stream_twiml(call, record=False, answered_by=answered_by)

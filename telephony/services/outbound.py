@@ -29,7 +29,7 @@ from compliance.models import Outcome
 from compliance.services import audit_record
 from jagcall.kernel.errors import ApplicationError
 from jagcall.kernel.providers import ProviderError, provider_operation
-from telephony.models import Agent, Call, CallDirection, CallStatus, PhoneNumber
+from telephony.models import Agent, Call, CallDirection, CallStatus, PhoneNumber, VoicemailAction
 from telephony.services.calls import ERROR_MEANINGS, call_publish, call_status_record, masked_number
 from telephony.services.dialing import pre_dial_gate
 from telephony.services.twilio_accounts import twilio_for_account
@@ -149,6 +149,11 @@ def place_call(
         "status_callback_method": "POST",
         "record": agent.record_calls,
         "time_limit": agent.max_call_seconds,
+        # Who answers decides the agent's opening (its voicemail setting): Twilio tells the voice webhook. To
+        # leave a message, detection waits for the greeting's end (the beep), so the message is recorded whole.
+        "machine_detection": (
+            "DetectMessageEnd" if agent.voicemail_action == VoicemailAction.LEAVE_MESSAGE else "Enable"
+        ),
     }
     if agent.record_calls:
         params["recording_status_callback"] = public_url("twilio-hooks:recording", call=call.id)

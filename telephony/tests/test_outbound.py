@@ -65,6 +65,7 @@ def test_place_a_call(organization, owner, agent, line, twilio_standin):
     assert form["Record"] == "true"
     assert form["RecordingStatusCallback"] == f"https://app.jagcall.test/hooks/twilio/recording/?call={call.id}"
     assert form["TimeLimit"] == "300"
+    assert form["MachineDetection"] == "Enable"  # the agent hangs up on a machine: detection says who answered
     assert "first_name" not in str(form) and "Ada" not in str(form)  # variables stay with us
 
     assert [e.kind for e in CallEvent.objects.for_org(organization).filter(call=call)] == ["queued"]
