@@ -262,3 +262,18 @@ async def test_media_messages_do_not_each_sweep_database_connections(organizatio
     await communicator.disconnect()
     assert len(sweeps) <= 2, f"{len(sweeps)} sweeps for 103 messages"  # the connect and the disconnect
     assert await sync_to_async(_kinds)(call) == ["stream.started", "in-progress", "engine.unavailable", "stream.stopped"]
+
+
+@pytest.mark.parametrize(("answered_by", "carried"), [("machine_end_beep", True), ("human", True),
+                                                      ("robot", False), ('"/><Hangup/><x a="', False), ("", False)])  # fmt: skip
+def test_the_stream_carries_only_twilios_own_answered_by_values(organization, settings, answered_by, carried):
+    import xml.etree.ElementTree as ET
+
+    from telephony.services.inbound import stream_twiml
+
+    settings.PUBLIC_BASE_URL = "https://app.jagcall.test"
+    twiml = ET.fromstring(stream_twiml(_call(organization), record=False, answered_by=answered_by))
+    parameters = {p.get("name"): p.get("value") for p in twiml.iter("Parameter")}
+    assert set(parameters) == ({"token", "answered_by"} if carried else {"token"})
+    assert not carried or parameters["answered_by"] == answered_by
+    assert twiml.find("Hangup") is None
