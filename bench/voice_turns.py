@@ -75,6 +75,12 @@ def parse_args(argv=None):
     parser.add_argument("--interrupt-min-words", type=int, default=None,
                         help="words the caller must say over the agent to interrupt it (the server's "
                              "ENGINE_INTERRUPT_MIN_WORDS; 0 interrupts on voice alone, backchannels included)")
+    parser.add_argument("--vad-stop", type=float, default=None,
+                        help="seconds of silence before Smart Turn judges the turn (the server's ENGINE_VAD_STOP_SECONDS)")
+    parser.add_argument("--vad-start", type=float, default=None,
+                        help="seconds of speech before the VAD says the caller speaks (ENGINE_VAD_START_SECONDS)")
+    parser.add_argument("--engine", action="append", default=[], metavar="NAME=VALUE",
+                        help="any other ENGINE_* setting for the server (repeatable), e.g. ENGINE_VAD_MIN_VOLUME=0.4")
     parser.add_argument("--data-dir", default=None, help="embedded servers' directory (default: a temporary one)")
     return parser.parse_args(argv)
 
@@ -114,9 +120,19 @@ def provider_environment(standins) -> dict[str, str]:
 
 def engine_environment(args) -> dict[str, str]:
     """The engine settings this run overrides (the rest are the server's defaults)."""
-    if args.interrupt_min_words is None:
-        return {}
-    return {"ENGINE_INTERRUPT_MIN_WORDS": str(args.interrupt_min_words)}
+    overrides = {}
+    if args.interrupt_min_words is not None:
+        overrides["ENGINE_INTERRUPT_MIN_WORDS"] = str(args.interrupt_min_words)
+    if args.vad_stop is not None:
+        overrides["ENGINE_VAD_STOP_SECONDS"] = str(args.vad_stop)
+    if args.vad_start is not None:
+        overrides["ENGINE_VAD_START_SECONDS"] = str(args.vad_start)
+    for setting in args.engine:
+        name, _, value = setting.partition("=")
+        if not name.startswith("ENGINE_") or not value:
+            raise SystemExit(f"--engine takes ENGINE_NAME=value, not {setting!r}")
+        overrides[name] = value
+    return overrides
 
 
 def point_this_process_at(standins, public_base_url: str) -> None:
@@ -390,8 +406,12 @@ def main(argv=None) -> int:
         from django.conf import settings
 
         words = args.interrupt_min_words if args.interrupt_min_words is not None else settings.ENGINE_INTERRUPT_MIN_WORDS
-        print(f"  engine: VAD stop {settings.ENGINE_VAD_STOP_SECONDS * 1000:.0f} ms, VAD start "
-              f"{settings.ENGINE_VAD_START_SECONDS * 1000:.0f} ms, interrupt after {words} word(s)")  # fmt: skip
+        vad_stop = args.vad_stop if args.vad_stop is not None else settings.ENGINE_VAD_STOP_SECONDS
+        vad_start = args.vad_start if args.vad_start is not None else settings.ENGINE_VAD_START_SECONDS
+        print(f"  engine: VAD stop {vad_stop * 1000:.0f} ms, VAD start "
+              f"{vad_start * 1000:.0f} ms, interrupt after {words} word(s)")  # fmt: skip
+        for setting in args.engine:
+            print(f"  engine setting: {setting}")
         print(f"  load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
         print(f"  total time: {time.perf_counter() - began:.1f} s")
         goals = {1: 20.0, 10: 20.0, 50: 50.0}

@@ -9,12 +9,23 @@ from jagcall.kernel.env import env
 # The shorter, the faster the agent answers and the likelier it cuts a pausing caller off.
 ENGINE_VAD_STOP_SECONDS = env("ENGINE_VAD_STOP_SECONDS", default=0.2, cast=float)
 ENGINE_VAD_START_SECONDS = env("ENGINE_VAD_START_SECONDS", default=0.15, cast=float)
+# Silero's confidence and the (smoothed) loudness a window must reach to count as speech: a lower volume
+# hears the caller sooner (the smoothing takes ~5 windows of 32 ms to reach 0.6) and a quieter room too.
+ENGINE_VAD_CONFIDENCE = env("ENGINE_VAD_CONFIDENCE", default=0.7, cast=float)
+ENGINE_VAD_MIN_VOLUME = env("ENGINE_VAD_MIN_VOLUME", default=0.6, cast=float)
 ENGINE_TURN_STOP_TIMEOUT_SECONDS = env("ENGINE_TURN_STOP_TIMEOUT_SECONDS", default=2.0, cast=float)
 # While the agent speaks, the caller interrupts it with this many words; fewer ("okay", "mm-hm") is a
 # backchannel and the agent goes on. Words come from the live transcript, so an interruption waits for
 # them (~0.5-0.8 s after the caller starts); 0 interrupts as soon as the VAD hears speech (~0.2 s),
 # backchannels included.
 ENGINE_INTERRUPT_MIN_WORDS = env("ENGINE_INTERRUPT_MIN_WORDS", default=2, cast=int)
+# Meanwhile the agent holds its voice as soon as the VAD hears the caller (Twilio clears its buffer): if the
+# caller said too few words to interrupt, the agent goes on from where it stopped once they have been quiet
+# for ENGINE_BARGE_IN_RELEASE_SECONDS (or after ENGINE_BARGE_IN_HOLD_MAX_SECONDS at most). Off: the agent
+# talks on over the caller until the words interrupt it.
+ENGINE_BARGE_IN_HOLD = env("ENGINE_BARGE_IN_HOLD", default=True, cast=bool)
+ENGINE_BARGE_IN_RELEASE_SECONDS = env("ENGINE_BARGE_IN_RELEASE_SECONDS", default=0.3, cast=float)
+ENGINE_BARGE_IN_HOLD_MAX_SECONDS = env("ENGINE_BARGE_IN_HOLD_MAX_SECONDS", default=3.0, cast=float)
 # A caller silent this long is asked whether they are still there; after this many prompts unanswered
 # the call ends.
 ENGINE_SILENCE_TIMEOUT_SECONDS = env("ENGINE_SILENCE_TIMEOUT_SECONDS", default=10.0, cast=float)

@@ -12,9 +12,10 @@
    Smart Turn v3 judges the utterance complete; the passages of the agent's knowledge bases for
    what the caller said are put before the LLM; the reply streams sentence by sentence into TTS.
 
-Barge-in: while the agent speaks, ENGINE_INTERRUPT_MIN_WORDS words from the caller interrupt it
-(fewer, e.g. "okay", is a backchannel): Twilio is told to ``clear`` its buffer, the LLM and TTS
-work in flight is cancelled, and the agent's turn is stored as what the caller heard (the words
+Barge-in: while the agent speaks, its voice is held as soon as the VAD hears the caller (Twilio
+clears its buffer; ENGINE_BARGE_IN_HOLD); ENGINE_INTERRUPT_MIN_WORDS words from the caller interrupt
+it, fewer (e.g. "okay", a backchannel) release it to go on from where it stopped. An interruption
+cancels the LLM and TTS work in flight, and the agent's turn is stored as what the caller heard (the words
 whose audio Twilio confirmed playing with a mark), with the whole reply kept apart.
 
 Every agent turn carries its latencies, in milliseconds after the caller stopped speaking:
@@ -83,7 +84,7 @@ from pipecat.turns.user_turn_strategies import UserTurnStrategies
 from telephony.engine import configure_logging
 from telephony.engine.analyzers import SharedSileroVAD, SharedSmartTurn
 from telephony.engine.services import llm_service, stt_service, tts_service
-from telephony.engine.transports import ConsumerLink, ConsumerTransport, LinkListener
+from telephony.engine.transports import ConsumerLink, ConsumerTransport, LinkListener, LinkOutputTransport
 from telephony.services.conversations import (
     ConversationSettings,
     ToolFailed,
@@ -122,6 +123,7 @@ class _AgentTurn:
     heard_ms: float = 0.0
     cleared: bool = False
     barged_in: bool = False  # the caller spoke over this turn (logged once, however many frames say so)
+    held_ms: float = 0.0  # how long its audio was held while the caller spoke over it (then went on)
     retrieved: list[dict] = field(default_factory=list)
     latency: dict[str, float] = field(default_factory=dict)
 
@@ -249,6 +251,11 @@ class _Observer(WorkerObserver):
         if not _is_watched(frame) or frame.id in self._seen:
             return
         self._seen[frame.id] = frame
+        # The agent's voice is held the moment the caller's is heard: not after the queue's other work.
+        if isinstance(frame, VADUserStartedSpeakingFrame):
+            self._conversation.caller_voice_started()
+        elif isinstance(frame, VADUserStoppedSpeakingFrame):
+            self._conversation.caller_voice_stopped()
         self._queue.put_nowait((frame, data.timestamp))
 
     async def _observe_in_turn(self):
@@ -286,6 +293,9 @@ class Conversation(LinkListener):
         self._first_message_queued = False
         self._muted_audio_frames = 0
         self._bot_speaking = False
+        self._output: LinkOutputTransport | None = None
+        self._release_timer: asyncio.TimerHandle | None = None
+        self._holding_tasks: set[asyncio.Task] = set()
         # The pipeline's clock: the observer's timestamps come from it, and so do the text channel's.
         self._clock = SystemClock()
 
@@ -347,7 +357,10 @@ class Conversation(LinkListener):
         if self.voice:
             vad = SharedSileroVAD(
                 params=VADParams(
-                    start_secs=django_settings.ENGINE_VAD_START_SECONDS, stop_secs=django_settings.ENGINE_VAD_STOP_SECONDS
+                    start_secs=django_settings.ENGINE_VAD_START_SECONDS,
+                    stop_secs=django_settings.ENGINE_VAD_STOP_SECONDS,
+                    confidence=django_settings.ENGINE_VAD_CONFIDENCE,
+                    min_volume=django_settings.ENGINE_VAD_MIN_VOLUME,
                 )
             )
         strategies = UserTurnStrategies(
@@ -388,6 +401,7 @@ class Conversation(LinkListener):
                 ),
             )
             self.link.listener = self
+            self._output = transport.output()
             processors = [
                 transport.input(),
                 stt_service(settings, sample_rate=sample_rate),
@@ -476,6 +490,9 @@ class Conversation(LinkListener):
     async def stop(self):
         """The peer is gone: cancel everything in flight (never waits on a provider)."""
         self.link.close()
+        self._cancel_release()
+        for task in list(self._holding_tasks):
+            task.cancel()
         if self._task is not None and not self._task.has_finished():
             await self._task.cancel()
         if self._runner_task is not None and not self._runner_task.done():
@@ -553,13 +570,58 @@ class Conversation(LinkListener):
     def word_released(self, text: str) -> None:
         turn = self._agent_turn
         offset = 0.0 if turn.first_audio_ns is None else (time.monotonic_ns() - turn.first_audio_ns) / 1e6
-        turn.words.append((text, offset))
+        turn.words.append((text, offset - turn.held_ms))  # the audio's own clock: holds take no audio
+
+    def released(self, held_ms: float) -> None:
+        turn = self._agent_turn
+        turn.cleared = False  # the marks echoed at the hold are behind us; those to come are heard again
+        turn.held_ms += held_ms
 
     def mark_sent(self, name: str) -> None:
         self._agent_turn.marks[name] = self._agent_turn.audio_ms
 
     def cleared(self) -> None:
         self._agent_turn.cleared = True
+
+    # --- holding the agent's voice while the caller speaks over it ----------------------------------------
+
+    def caller_voice_started(self) -> None:
+        """The VAD hears the caller: if the agent is speaking, hold its voice now (see ENGINE_BARGE_IN_HOLD)."""
+        output = self._output
+        if output is None or self._ending or not self.disclosures_done:
+            return
+        self._cancel_release()
+        if output.holding or not self._bot_speaking:
+            return
+        if not django_settings.ENGINE_BARGE_IN_HOLD or int(django_settings.ENGINE_INTERRUPT_MIN_WORDS) <= 0:
+            return  # no hold, or the VAD itself interrupts
+        self._spawn(output.hold())
+        self._release_after(django_settings.ENGINE_BARGE_IN_HOLD_MAX_SECONDS)
+
+    def caller_voice_stopped(self) -> None:
+        """The caller is quiet: unless their words interrupt the agent meanwhile, it goes on shortly."""
+        if self._output is not None and self._output.holding:
+            self._release_after(django_settings.ENGINE_BARGE_IN_RELEASE_SECONDS)
+
+    def _release_after(self, seconds: float) -> None:
+        self._cancel_release()
+        loop = asyncio.get_running_loop()
+        self._release_timer = loop.call_later(seconds, self._release_now)
+
+    def _release_now(self) -> None:
+        self._release_timer = None
+        if self._output is not None and self._output.holding and not self._ending:
+            self._spawn(self._output.release())
+
+    def _cancel_release(self) -> None:
+        if self._release_timer is not None:
+            self._release_timer.cancel()
+            self._release_timer = None
+
+    def _spawn(self, work) -> None:
+        task = asyncio.create_task(work)
+        self._holding_tasks.add(task)
+        task.add_done_callback(self._holding_tasks.discard)
 
     # --- observing the pipeline ---------------------------------------------------------------------------
 
@@ -608,6 +670,7 @@ class Conversation(LinkListener):
             digit = str(getattr(frame.button, "value", frame.button))
             await self._record_turn(role="keypad", text=digit)
         elif isinstance(frame, InterruptionFrame):
+            self._cancel_release()  # the caller took the turn: what was held is dropped, not said
             # Every new caller turn interrupts the pipeline; a barge-in is one over the agent's voice.
             if self._bot_speaking and not self._agent_turn.barged_in:
                 self._agent_turn.barged_in = True

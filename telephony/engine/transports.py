@@ -10,12 +10,18 @@ Audio out is paced against the listener's clock: each frame is sent at most ``le
 before it is due to play, so the peer's buffer never runs dry (a frame is never late) and never
 holds more than ``lead`` of audio (a ``clear`` on barge-in discards at most that much, and a
 mark the peer echoes tells within that much what was heard).
+
+Hold and release (barge-in): ``hold()`` stops the agent's audio at once when the caller starts
+speaking over it: the peer is told to ``clear`` what it buffered, and what it had not played yet is
+kept. ``release()`` (the caller only said "mm-hm") sends that again and lets the audio flow on, so
+nothing is lost; an interruption (the caller took the turn) drops it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 
 from pipecat.frames.frames import (
@@ -48,6 +54,8 @@ class LinkListener:
     def word_released(self, text: str) -> None: ...
 
     def cleared(self) -> None: ...
+
+    def released(self, held_ms: float) -> None: ...
 
     def mark_sent(self, name: str) -> None: ...
 
@@ -142,6 +150,15 @@ class LinkOutputTransport(BaseOutputTransport):
         self._playhead = 0.0  # monotonic time at which the audio sent so far finishes playing
         self._since_mark_ms = 0.0
         self._mark_number = 0
+        self._in_flight: deque[tuple[float, OutputAudioRawFrame]] = deque()  # (plays until, frame) sent
+        self._held_audio: list[OutputAudioRawFrame] = []
+        self._held_since: float | None = None
+        self._flowing = asyncio.Event()
+        self._flowing.set()
+
+    @property
+    def holding(self) -> bool:
+        return self._held_since is not None
 
     async def setup(self, setup: FrameProcessorSetup):
         await super().setup(setup)
@@ -151,9 +168,44 @@ class LinkOutputTransport(BaseOutputTransport):
         await super().start(frame)
         await self.set_transport_ready(frame)
 
+    async def hold(self) -> None:
+        """Stop the agent's audio now: the peer clears its buffer; what it had not played yet is kept."""
+        if self.holding:
+            return
+        self._held_since = time.monotonic()
+        self._flowing.clear()
+        now = self._held_since
+        self._held_audio = [frame for until, frame in self._in_flight if until > now]
+        self._in_flight.clear()
+        self._playhead = 0.0
+        self._link.listener.cleared()
+        await self._write(InterruptionFrame())
+
+    async def release(self) -> None:
+        """Let the agent's audio flow on, from where the peer's buffer was cleared."""
+        if not self.holding:
+            return
+        held_ms = (time.monotonic() - self._held_since) * 1000
+        replay, self._held_audio = self._held_audio, []
+        for frame in replay:
+            self._schedule(frame)
+            if not await self._write(frame):
+                break
+            await self._keep_lead()
+        self._held_since = None
+        self._link.listener.released(held_ms)
+        self._flowing.set()
+
+    def _drop_hold(self) -> None:
+        self._held_audio = []
+        self._held_since = None
+        self._flowing.set()
+
     async def process_frame(self, frame: Frame, direction: FrameDirection):
         await super().process_frame(frame, direction)
         if isinstance(frame, InterruptionFrame):
+            self._drop_hold()  # the caller took the turn: what was held is not said
+            self._in_flight.clear()
             await self._write(frame)
             self._playhead = 0.0
             self._since_mark_ms = 0.0
@@ -172,18 +224,34 @@ class LinkOutputTransport(BaseOutputTransport):
     async def write_audio_frame(self, frame: OutputAudioRawFrame) -> bool:
         if self._link.closed:
             return False
+        if not self._flowing.is_set():
+            await self._flowing.wait()  # held: the caller is speaking over the agent
         frame = OutputAudioRawFrame(audio=frame.audio, sample_rate=self.sample_rate, num_channels=1)
+        seconds = self._schedule(frame)
         if not await self._write(frame):
             return False
-        milliseconds = len(frame.audio) / 2 / self.sample_rate * 1000
+        milliseconds = seconds * 1000
         self._link.listener.audio_written(milliseconds)
         if self._link.marks:
             self._since_mark_ms += milliseconds
             if self._since_mark_ms >= MARK_EVERY_MS:
                 self._since_mark_ms = 0.0
                 await self._mark()
-        await self._pace(milliseconds / 1000)
+        await self._keep_lead()
         return True
+
+    def _schedule(self, frame: OutputAudioRawFrame) -> float:
+        """Place ``frame`` after the audio already sent (the listener's clock); its length in seconds.
+
+        [!!] Recorded as in flight before it is sent, with no await between: a hold that comes while it is
+        being sent keeps it."""
+        seconds = len(frame.audio) / 2 / self.sample_rate
+        now = time.monotonic()
+        self._playhead = max(self._playhead, now) + seconds
+        self._in_flight.append((self._playhead, frame))
+        while self._in_flight and self._in_flight[0][0] < now:
+            self._in_flight.popleft()  # played by now
+        return seconds
 
     async def _mark(self):
         self._mark_number += 1
@@ -191,10 +259,9 @@ class LinkOutputTransport(BaseOutputTransport):
         self._link.listener.mark_sent(name)
         await self._link.send(f'{{"event":"mark","streamSid":"{self._link.stream_sid}","mark":{{"name":"{name}"}}}}')
 
-    async def _pace(self, seconds: float):
-        now = time.monotonic()
-        self._playhead = max(self._playhead, now) + seconds
-        wait = self._playhead - self._lead - now
+    async def _keep_lead(self):
+        """Until the audio sent plays out within ``lead`` seconds."""
+        wait = self._playhead - self._lead - time.monotonic()
         if wait > 0:
             await asyncio.sleep(wait)
 

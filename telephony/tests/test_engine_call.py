@@ -112,3 +112,42 @@ def test_keys_pressed_are_part_of_the_transcript(phone, providers, organization)
     call = Call.objects.for_org(organization).get(twilio_sid=answer.call_sid)
     keypad = _wait(lambda: list(ConversationTurn.objects.for_org(organization).filter(call=call, role="keypad")))
     assert [t.text for t in keypad] == ["4"]
+
+
+def test_a_backchannel_holds_the_agents_voice_a_moment_and_it_goes_on_without_losing_a_word(
+    phone, providers, organization
+):
+    """The caller's "okay" over the agent: Twilio is told to clear at once (the agent holds), the word is too
+    short to interrupt, and the agent goes on from where Twilio stopped: every byte of its speech arrives."""
+    from jagcall.kernel.standins import speech
+
+    twilio, deepgram, openai = providers.twilio, providers.deepgram, providers.openai
+    deepgram.live_script = ["What are your opening hours on Saturday?", "Okay."]
+    openai.replies = [REPLY]
+    twilio.media_caller_script = [
+        Say("What are your opening hours on Saturday?", min_gap=1.2),
+        BargeIn("Okay.", after_agent_audio_seconds=1.5),
+        Hangup(after="agent_done", min_gap=2.0, give_up_after=40),
+    ]
+    answer = twilio.inbound_call(phone.number, "+14155550100")
+    caller = twilio.media_callers[answer.call_sid].wait(60)
+    assert caller.error is None
+    call = Call.objects.for_org(organization).get(twilio_sid=answer.call_sid)
+    assert _wait(lambda: "stream.stopped" in _kinds(call))
+
+    (okay,) = [u for u in caller.utterances if u.barge_in]
+    assert okay.clear_delay is not None and okay.clear_delay < 1.0  # held on the voice, not on the words
+    # The agent went quiet while the caller spoke, then on.
+    arrivals = [at for at, _ in caller.frames_received if at > okay.started_at]
+    gaps = [later - earlier for earlier, later in zip(arrivals, arrivals[1:])]
+    assert gaps and max(gaps) > 0.25 and arrivals[-1] - okay.ended_at > 1.0
+    # Nothing the agent said was lost to the clear: what was held was sent again.
+    spoken = [text for session in providers.elevenlabs.tts_sessions for _, text in session.spoken]
+    produced = sum(len(speech.render(text.strip(), sample_rate=8000, encoding="mulaw")) for text in spoken)
+    assert caller.agent_audio_bytes >= produced - 160, (caller.agent_audio_bytes, produced)
+
+    kinds = _kinds(call)
+    assert "engine.barge_in" not in kinds  # a backchannel is not an interruption
+    answered = [t for t in ConversationTurn.objects.for_org(organization).filter(call=call, role="agent")
+                if t.generated]  # fmt: skip
+    assert answered and not answered[0].interrupted and answered[0].text == REPLY
