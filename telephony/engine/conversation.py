@@ -386,8 +386,11 @@ class Conversation(LinkListener):
         assistant.add_event_handler("on_assistant_turn_stopped", self._on_assistant_turn_stopped)
 
         llm = llm_service(settings)
-        llm.register_function("transfer_call", self._tool_transfer, cancel_on_interruption=False)
-        llm.register_function("end_call", self._tool_end_call, cancel_on_interruption=False)
+        # [!!] Not Pipecat's "async tools" (cancel_on_interruption=False): those add instructions of their
+        # own as the system instruction, which for Anthropic replaces the agent's prompt. A tool that acts
+        # (a transfer) finishes whatever the caller says meanwhile: its work is shielded below.
+        llm.register_function("transfer_call", self._tool_transfer)
+        llm.register_function("end_call", self._tool_end_call)
 
         if self.voice:
             transport = ConsumerTransport(
@@ -826,6 +829,10 @@ class Conversation(LinkListener):
     # --- tools ------------------------------------------------------------------------------------------
 
     async def _tool_transfer(self, params):
+        # A transfer under way is not undone by the caller speaking: Twilio may already have moved the call.
+        await asyncio.shield(self._transfer(params))
+
+    async def _transfer(self, params):
         transfers = [t for t in self.settings.tools if t["type"] == "transfer"]
         try:
             position = int((params.arguments or {}).get("destination", 1))

@@ -102,6 +102,7 @@ async def test_a_text_chat_gets_the_agents_reply_and_stores_the_turns_of_the_ses
         for m in asked["messages"]
     )
     assert asked["messages"][-1] == {"role": "user", "content": "When are you open?"}
+    assert asked["stream"] is True and asked["store"] is False  # OpenAI keeps no copy of the conversation
 
     turns = await sync_to_async(lambda: list(ConversationTurn.objects.for_org(organization).filter(agent=agent)))()
     assert [t.role for t in turns] == ["caller", "agent"]
@@ -113,6 +114,24 @@ async def test_a_text_chat_gets_the_agents_reply_and_stores_the_turns_of_the_ses
             return cursor.fetchone()[0]
 
     assert "Saturdays" not in str(await sync_to_async(stored)())
+
+
+async def test_an_agent_on_anthropic_answers_through_anthropics_streaming_api(organization, owner, providers):
+    agent = await sync_to_async(AgentFactory)(
+        organization=organization, name="Front desk", llm_provider="anthropic", llm_model="claude-3-5-haiku-latest",
+        system_prompt="You are the receptionist of Bright Smile Dental.",
+    )  # fmt: skip
+    providers.anthropic.replies = [REPLY]
+    async with _socket(organization, agent.id, owner) as communicator:
+        await communicator.send_json_to({"type": "text", "text": "When are you open?"})
+        reply = await _until(communicator, lambda m: m["type"] == "turn" and m["turn"]["role"] == "agent")
+    assert reply["turn"]["text"] == REPLY
+    (asked,) = providers.anthropic.messages
+    assert asked["model"] == "claude-3-5-haiku-latest" and asked["stream"] is True
+    # The agent's prompt is Anthropic's system parameter, not lost to another instruction.
+    assert json.dumps(asked["system"]).startswith('"You are the receptionist of Bright Smile Dental.')
+    assert asked["messages"][-1]["role"] == "user" and "When are you open?" in json.dumps(asked["messages"][-1])
+    assert not providers.openai.completions  # the agent's provider, not another
 
 
 async def test_a_voice_test_in_the_browser_hears_the_tester_and_answers_with_audio(
