@@ -8,11 +8,15 @@ from jagcall.kernel.env import env
 # judges the utterance complete (an incomplete one waits up to ENGINE_TURN_STOP_TIMEOUT_SECONDS).
 # The shorter, the faster the agent answers and the likelier it cuts a pausing caller off.
 ENGINE_VAD_STOP_SECONDS = env("ENGINE_VAD_STOP_SECONDS", default=0.2, cast=float)
-ENGINE_VAD_START_SECONDS = env("ENGINE_VAD_START_SECONDS", default=0.15, cast=float)
-# Silero's confidence and the (smoothed) loudness a window must reach to count as speech: a lower volume
-# hears the caller sooner (the smoothing takes ~5 windows of 32 ms to reach 0.6) and a quieter room too.
+# The caller speaks once the VAD has heard this much speech: it starts their turn, or holds the agent's voice
+# (below). Holding makes a false start cheap (the agent goes on), so it is short.
+ENGINE_VAD_START_SECONDS = env("ENGINE_VAD_START_SECONDS", default=0.1, cast=float)
+# Silero's confidence and the (smoothed) loudness a window must reach to count as speech. The loudness is
+# smoothed over 32 ms windows: reaching 0.6 takes about five of them, 0.4 about three, so the lower, the
+# sooner a caller is heard (bench/voice_turns.py: barge-in 0.34 s at 0.6 with a 0.15 s start, 0.20 s at
+# 0.4 with 0.1 s), and the likelier a quiet voice in the room is too.
 ENGINE_VAD_CONFIDENCE = env("ENGINE_VAD_CONFIDENCE", default=0.7, cast=float)
-ENGINE_VAD_MIN_VOLUME = env("ENGINE_VAD_MIN_VOLUME", default=0.6, cast=float)
+ENGINE_VAD_MIN_VOLUME = env("ENGINE_VAD_MIN_VOLUME", default=0.4, cast=float)
 ENGINE_TURN_STOP_TIMEOUT_SECONDS = env("ENGINE_TURN_STOP_TIMEOUT_SECONDS", default=2.0, cast=float)
 # While the agent speaks, the caller interrupts it with this many words; fewer ("okay", "mm-hm") is a
 # backchannel and the agent goes on. Words come from the live transcript, so an interruption waits for
