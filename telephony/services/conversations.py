@@ -330,12 +330,18 @@ def call_transfer(conversation: ConversationSettings, target: dict) -> str:
         dial.number(target["number"])
         where = "number"
     else:
-        from accounts.models import User
+        from accounts.models import Membership
 
-        user = User.objects.filter(pk=target.get("user_id")).first()
-        if user is None:
+        # [!!] Still a member, and still able to sign in: one removed since the agent was set up is not rung.
+        membership = (
+            Membership.objects.for_org(call.organization)
+            .select_related("user")
+            .filter(user_id=target.get("user_id"), user__is_active=True)
+            .first()
+        )
+        if membership is None:
             raise ToolFailed("I can't reach that person right now.")
-        dial.client(browser_identity(user=user, organization=call.organization))
+        dial.client(browser_identity(user=membership.user, organization=call.organization))
         where = "browser"
     try:
         with provider_operation("twilio", "transfer the call"):

@@ -151,3 +151,29 @@ def test_a_backchannel_holds_the_agents_voice_a_moment_and_it_goes_on_without_lo
     answered = [t for t in ConversationTurn.objects.for_org(organization).filter(call=call, role="agent")
                 if t.generated]  # fmt: skip
     assert answered and not answered[0].interrupted and answered[0].text == REPLY
+
+
+def test_the_disclosure_is_heard_whole_whatever_the_caller_says_over_it(phone, providers, organization):
+    """A caller speaking over the disclosure neither stops it nor reaches the LLM: it plays to the end, then
+    the first message."""
+    twilio, deepgram, openai = providers.twilio, providers.deepgram, providers.openai
+    deepgram.live_script = ["Hello? Hello?"]
+    twilio.media_caller_script = [
+        BargeIn("Hello? Hello?", after_agent_audio_seconds=0.4),
+        Hangup(after="agent_done", min_gap=1.5, give_up_after=30),
+    ]
+    answer = twilio.inbound_call(phone.number, "+14155550100")
+    caller = twilio.media_callers[answer.call_sid].wait(45)
+    assert caller.error is None
+    call = Call.objects.for_org(organization).get(twilio_sid=answer.call_sid)
+    assert _wait(lambda: "stream.stopped" in _kinds(call))
+
+    assert caller.clears == []  # Twilio was never told to drop any of it
+    kinds = _kinds(call)
+    assert "engine.disclosures_played" in kinds and "engine.barge_in" not in kinds
+    turns = list(ConversationTurn.objects.for_org(organization).filter(call=call).order_by("index"))
+    assert [(t.role, t.text) for t in turns] == [
+        ("disclosure", "You are speaking with an automated assistant."),
+        ("agent", "Thanks for calling Bright Smile Dental, how can I help?"),
+    ]
+    assert not openai.completions  # what was said over the disclosure went nowhere
