@@ -46,6 +46,7 @@ from pipecat.frames.frames import (
     ErrorFrame,
     Frame,
     FunctionCallResultProperties,
+    InputAudioRawFrame,
     InputDTMFFrame,
     InterimTranscriptionFrame,
     InterruptionFrame,
@@ -157,7 +158,13 @@ class _DisclosureMute(BaseUserMuteStrategy):
 
 
 class _Knowledge(FrameProcessor):
-    """Before each LLM run: the passages of the agent's knowledge bases for the caller's last words."""
+    """Before each LLM run: the passages of the agent's knowledge bases for the caller's last words.
+
+    It is also where the caller's audio stops: the VAD and Smart Turn (in the user aggregator just before)
+    were its last readers. [!!] Passed on, each 20 ms frame of every call would go through the LLM, the
+    TTS, the output transport and the assistant aggregator for nothing (five hops, a queue and a task
+    switch each).
+    """
 
     def __init__(self, conversation: Conversation) -> None:
         super().__init__(name="knowledge")
@@ -165,6 +172,8 @@ class _Knowledge(FrameProcessor):
 
     async def process_frame(self, frame: Frame, direction: FrameDirection):
         await super().process_frame(frame, direction)
+        if isinstance(frame, InputAudioRawFrame):
+            return
         if isinstance(frame, LLMContextFrame) and direction == FrameDirection.DOWNSTREAM:
             await self._conversation.retrieve(frame.context, self.get_clock().get_time)
         await self.push_frame(frame, direction)

@@ -214,8 +214,11 @@ class LinkOutputTransport(BaseOutputTransport):
     async def push_frame(self, frame: Frame, direction: FrameDirection = FrameDirection.DOWNSTREAM):
         # [!!] A word passes here when its audio is due to play (the base transport's clock): what was
         # released is what the listener could have heard; marks echoed by Twilio confirm it.
-        if isinstance(frame, TTSTextFrame) and direction == FrameDirection.DOWNSTREAM:
-            self._link.listener.word_released(frame.text)
+        if direction == FrameDirection.DOWNSTREAM:
+            if isinstance(frame, TTSTextFrame):
+                self._link.listener.word_released(frame.text)
+            elif isinstance(frame, OutputAudioRawFrame):
+                return  # sent: nothing after the transport reads audio (two hops a frame saved)
         await super().push_frame(frame, direction)
 
     async def send_message(self, frame: OutputTransportMessageFrame | OutputTransportMessageUrgentFrame):
