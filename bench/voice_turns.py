@@ -295,11 +295,13 @@ def run_level(level: int, organization, twilio, server_process, args) -> dict:
     import psutil
 
     twilio.media_caller_script = conversation_script()
-    process = psutil.Process(server_process.pid)
+    process, this_script = psutil.Process(server_process.pid), psutil.Process()
     cpu_before, wall_before = sum(process.cpu_times()[:2]), time.perf_counter()
+    own_before = sum(this_script.cpu_times()[:2])
     callers = place_calls(twilio, level, timeout=120)
     wall = time.perf_counter() - wall_before
     cpu = sum(process.cpu_times()[:2]) - cpu_before
+    own = sum(this_script.cpu_times()[:2]) - own_before
     busy = sum(caller.timeline[-1].at - caller.timeline[0].at for caller in callers if caller.timeline) or wall
     time.sleep(1.0)  # the last turns are written as the streams close
     turns = stored_turns(organization, [caller.call_sid for caller in callers])
@@ -321,6 +323,8 @@ def run_level(level: int, organization, twilio, server_process, args) -> dict:
         "late": sum(n for n, _ in late),
         "frames": sum(total for _, total in late),
         "cpu_per_call": cpu / busy if busy else float("nan"),
+        "server_cores": cpu / wall if wall else float("nan"),
+        "bench_cores": own / wall if wall else float("nan"),
         "wall": wall,
     }
 
@@ -383,6 +387,8 @@ def main(argv=None) -> int:
                       f"   ({len(result['clear'])} of {result['barge_ins']} barge-ins cleared)")  # fmt: skip
                 print(f"  late agent frames                  {result['late']} of {result['frames']}")
                 print(f"  server CPU per call                {result['cpu_per_call'] * 100:.2f} % of a core")
+                print(f"  cores busy: server {result['server_cores']:.2f}, callers and stand-ins (this script) "
+                      f"{result['bench_cores']:.2f}, of {os.cpu_count()}")  # fmt: skip
 
             memory = []
             if args.calls_memory:

@@ -30,6 +30,9 @@ ENGINE_INTERRUPT_MIN_WORDS = env("ENGINE_INTERRUPT_MIN_WORDS", default=2, cast=i
 ENGINE_BARGE_IN_HOLD = env("ENGINE_BARGE_IN_HOLD", default=True, cast=bool)
 ENGINE_BARGE_IN_RELEASE_SECONDS = env("ENGINE_BARGE_IN_RELEASE_SECONDS", default=0.3, cast=float)
 ENGINE_BARGE_IN_HOLD_MAX_SECONDS = env("ENGINE_BARGE_IN_HOLD_MAX_SECONDS", default=3.0, cast=float)
+# Agent audio is sent this far ahead of its playing: more rides out a busier server without a gap in the
+# caller's ear; a mark tells within that much what was heard, and an interruption discards that much.
+ENGINE_AUDIO_LEAD_SECONDS = env("ENGINE_AUDIO_LEAD_SECONDS", default=0.12, cast=float)
 # A caller silent this long is asked whether they are still there; after this many prompts unanswered
 # the call ends.
 ENGINE_SILENCE_TIMEOUT_SECONDS = env("ENGINE_SILENCE_TIMEOUT_SECONDS", default=10.0, cast=float)

@@ -7,6 +7,7 @@ the pipeline: ``feed`` only queues), and the output transport sends through the 
 Streams for a call, raw PCM for the browser).
 
 Audio out is paced against the listener's clock: each frame is sent at most ``lead`` seconds
+(ENGINE_AUDIO_LEAD_SECONDS)
 before it is due to play, so the peer's buffer never runs dry (a frame is never late) and never
 holds more than ``lead`` of audio (a ``clear`` on barge-in discards at most that much, and a
 mark the peer echoes tells within that much what was heard).
@@ -42,7 +43,11 @@ from pipecat.transports.base_input import BaseInputTransport
 from pipecat.transports.base_output import BaseOutputTransport
 from pipecat.transports.base_transport import BaseTransport, TransportParams
 
-AUDIO_LEAD_SECONDS = 0.12
+def _audio_lead() -> float:
+    from django.conf import settings
+
+    return float(settings.ENGINE_AUDIO_LEAD_SECONDS)
+
 MARK_EVERY_MS = 100
 
 
@@ -143,10 +148,10 @@ class LinkInputTransport(BaseInputTransport):
 
 
 class LinkOutputTransport(BaseOutputTransport):
-    def __init__(self, link: ConsumerLink, params: TransportParams, *, lead: float = AUDIO_LEAD_SECONDS, **kwargs):
+    def __init__(self, link: ConsumerLink, params: TransportParams, *, lead: float | None = None, **kwargs):
         super().__init__(params, **kwargs)
         self._link = link
-        self._lead = lead
+        self._lead = _audio_lead() if lead is None else lead
         self._playhead = 0.0  # monotonic time at which the audio sent so far finishes playing
         self._since_mark_ms = 0.0
         self._mark_number = 0

@@ -94,7 +94,7 @@ def test_a_silent_caller_is_asked_once_then_told_goodbye_and_hung_up(number, pro
     twilio = providers.twilio
     twilio.media_caller_script = [Pause(40)]
     answer = twilio.inbound_call(number.number, CALLEE)
-    caller = twilio.media_callers[answer.call_sid].wait(40)
+    twilio.media_callers[answer.call_sid].wait(40)
     call = Call.objects.for_org(organization).get(twilio_sid=answer.call_sid)
 
     assert _wait(lambda: _ended_by_engine(call)) == {"reason": "silence"}
