@@ -209,7 +209,7 @@ def test_caller_opens_our_stream_which_records_start_and_stop(asgi_live_server, 
             break
         time.sleep(0.05)
     # A call without an agent runs no conversation; the stream still opens and closes cleanly.
-    assert kinds == ["stream.started", "engine.unavailable", "stream.stopped"]
+    assert kinds == ["stream.started", "in-progress", "engine.unavailable", "stream.stopped"]
 
 
 class VoiceAnswer(StandIn):
