@@ -521,6 +521,9 @@ class Conversation(LinkListener):
         self._ending = True
         self.end_reason = reason
         if goodbye and self._task is not None and self.voice:
+            self._cancel_release()
+            if self._output is not None and self._output.holding:
+                await self._output.release()  # [!!] held audio would keep the goodbye from ever playing
             self.disclosures_done = True
             await self._task.queue_frame(TTSSpeakFrame(goodbye, append_to_context=False))
             await self._wait_until_quiet()
@@ -622,7 +625,7 @@ class Conversation(LinkListener):
 
     def _release_now(self) -> None:
         self._release_timer = None
-        if self._output is not None and self._output.holding and not self._ending:
+        if self._output is not None and self._output.holding:
             self._spawn(self._output.release())
 
     def _cancel_release(self) -> None:

@@ -1,0 +1,94 @@
+"""Holding the agent's voice while the caller speaks over it: the conversation's side, with the transport
+and the pipeline stood in (the whole path runs in telephony/tests/test_engine_call.py)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from pipecat.frames.frames import TTSSpeakFrame
+
+from telephony.engine.conversation import GOODBYE_TIME_LIMIT, Conversation
+from telephony.services.conversations import ConversationSettings
+
+
+class _Output:
+    """What the conversation asks of the output transport."""
+
+    def __init__(self):
+        self.holding = False
+        self.calls: list[str] = []
+
+    async def hold(self):
+        self.holding = True
+        self.calls.append("hold")
+
+    async def release(self):
+        self.holding = False
+        self.calls.append("release")
+
+
+class _Task:
+    def __init__(self, conversation):
+        self.frames = []
+        self._conversation = conversation
+
+    async def queue_frame(self, frame):
+        self.frames.append(frame)
+        if isinstance(frame, TTSSpeakFrame):  # the goodbye plays (only if nothing holds the voice)
+            asyncio.get_running_loop().call_later(0.05, self._played)
+
+    def _played(self):
+        quiet = getattr(self._conversation, "_quiet", None)
+        if quiet is not None and not self._conversation._output.holding:
+            quiet.set()
+
+
+def _conversation(settings) -> Conversation:
+    config = ConversationSettings(
+        organization_id="o", agent_id="a", agent_name="Front desk", channel="browser", system_prompt="",
+        first_message="", disclosures=(), llm_provider="openai", llm_model="m", temperature=0.5, voice_id="v",
+        stt_model="nova-3", stt_language="en", max_call_seconds=60, silence_timeout_seconds=10,
+        silence_prompts=1, voicemail_action="hang_up", voicemail_message="", tools=(), knowledge=False,
+    )  # fmt: skip
+    conversation = Conversation(config, link=None)
+    conversation._output = _Output()
+    conversation._task = _Task(conversation)
+    conversation._bot_speaking = True
+    return conversation
+
+
+async def test_the_caller_speaking_holds_the_agent_and_quiet_releases_it(settings):
+    settings.ENGINE_BARGE_IN_RELEASE_SECONDS = 0.05
+    conversation = _conversation(settings)
+    conversation.caller_voice_started()
+    await asyncio.sleep(0.01)
+    assert conversation._output.calls == ["hold"]
+    conversation.caller_voice_started()  # still speaking: one hold
+    conversation.caller_voice_stopped()
+    await asyncio.sleep(0.2)
+    assert conversation._output.calls == ["hold", "release"]
+
+
+async def test_no_hold_when_the_agent_is_silent_or_holding_is_off(settings):
+    conversation = _conversation(settings)
+    conversation._bot_speaking = False
+    conversation.caller_voice_started()
+    settings.ENGINE_BARGE_IN_HOLD = False
+    other = _conversation(settings)
+    other.caller_voice_started()
+    await asyncio.sleep(0.01)
+    assert conversation._output.calls == [] and other._output.calls == []
+
+
+async def test_a_hold_at_the_end_is_released_so_the_goodbye_is_heard(settings):
+    settings.ENGINE_BARGE_IN_HOLD_MAX_SECONDS = 30  # the caller would talk on: no timer frees it in time
+    conversation = _conversation(settings)
+    conversation.caller_voice_started()
+    await asyncio.sleep(0.01)
+    assert conversation._output.holding
+    ended = asyncio.get_running_loop().time()
+    await asyncio.wait_for(conversation.end("time_limit", goodbye=GOODBYE_TIME_LIMIT), 5)
+    assert asyncio.get_running_loop().time() - ended < 2  # not the 15 s wait for a goodbye that never plays
+    assert conversation._output.calls == ["hold", "release"]
+    assert [f.text for f in conversation._task.frames if isinstance(f, TTSSpeakFrame)] == [GOODBYE_TIME_LIMIT]
