@@ -3,6 +3,8 @@ organization's agents; linked from the agent's page; it says when the replies ar
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.urls import reverse
 
@@ -30,6 +32,8 @@ def test_the_agents_page_links_to_its_test_page_which_opens_its_test_socket(clie
     assert "at most 300 seconds" in html
     assert "Talk in the browser" in html and "Your message" in html
     assert "Replies come from simulated providers" not in html
+    # The page is one of the agents' pages: the navigation says where the person is.
+    assert re.search(r'href="/o/[^"]+/agents/" aria-current="page">Agents<', html)
 
 
 def test_in_simulated_mode_the_page_says_the_replies_are_simulated(client, organization, owner, settings):
