@@ -125,6 +125,7 @@ class _AgentTurn:
     cleared: bool = False
     barged_in: bool = False  # the caller spoke over this turn (logged once, however many frames say so)
     held_ms: float = 0.0  # how long its audio was held while the caller spoke over it (then went on)
+    latency_taken: bool = False  # ``latency`` was measured at its first audio (the exchange's moments)
     retrieved: list[dict] = field(default_factory=list)
     latency: dict[str, float] = field(default_factory=dict)
 
@@ -676,6 +677,12 @@ class Conversation(LinkListener):
             if timing.awaiting_audio:
                 timing.awaiting_audio = False
                 timing.first_audio = now
+                # [!!] The reply's moments are all known now: keep them with it and start the next
+                # exchange's. The caller may speak again before this turn ends (a barge-in), and their
+                # next turn's moments must neither overwrite these nor be wiped when this turn is stored.
+                self._agent_turn.latency = self._latencies()
+                self._agent_turn.latency_taken = True
+                self._timing = _Timing()
             self._speaking_seen = True
             self._bot_speaking = True
         elif isinstance(frame, BotStoppedSpeakingFrame):
@@ -775,15 +782,19 @@ class Conversation(LinkListener):
             heard = " ".join(w.strip() for w, offset in turn.words if offset <= turn.heard_ms + MARK_TOLERANCE_MS)
         if not generated and not heard:
             return
+        timing = self._timing
         await self._record_turn(
             role="agent",
             text=heard,
             generated=generated or None,
             interrupted=interrupted,
             retrieved=turn.retrieved,
-            latency=self._latencies(),
+            latency=turn.latency if turn.latency_taken else self._latencies(),
         )
-        self._timing = _Timing()
+        if not turn.latency_taken and self._timing is timing:
+            self._timing = _Timing()  # (a reply measured at its first audio started the next exchange then)
+        if self._agent_turn is turn:
+            self._agent_turn = _AgentTurn()  # what is spoken next (a prompt, a goodbye) is a turn of its own
 
     def _latencies(self) -> dict[str, float]:
         timing = self._timing

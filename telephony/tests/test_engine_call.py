@@ -177,3 +177,30 @@ def test_the_disclosure_is_heard_whole_whatever_the_caller_says_over_it(phone, p
         ("agent", "Thanks for calling Bright Smile Dental, how can I help?"),
     ]
     assert not openai.completions  # what was said over the disclosure went nowhere
+
+
+def test_a_reply_cut_short_keeps_its_own_latencies_and_the_next_reply_gets_its_own(phone, providers, organization):
+    """The caller interrupts with two short words: the interrupted reply's latencies are the ones measured up
+    to its first audio (not overwritten by the interruption's own turn), and the reply to the interruption is
+    measured too."""
+    twilio, deepgram, openai = providers.twilio, providers.deepgram, providers.openai
+    deepgram.live_script = ["What are your opening hours on Saturday?", "Okay, great."]
+    openai.replies = [REPLY, "Glad to help. Anything else?"]
+    twilio.media_caller_script = [
+        Say("What are your opening hours on Saturday?", min_gap=1.2),
+        BargeIn("Okay, great.", after_agent_audio_seconds=1.5),
+        Hangup(after="agent_done", min_gap=1.5, give_up_after=30),
+    ]
+    answer = twilio.inbound_call(phone.number, "+14155550100")
+    assert twilio.media_callers[answer.call_sid].wait(60).error is None
+    call = Call.objects.for_org(organization).get(twilio_sid=answer.call_sid)
+    assert _wait(lambda: "stream.stopped" in _kinds(call))
+
+    replies = [t for t in ConversationTurn.objects.for_org(organization).filter(call=call, role="agent").order_by("index")
+               if t.generated]  # fmt: skip
+    assert [t.generated for t in replies] == [REPLY, "Glad to help. Anything else?"]
+    assert replies[0].interrupted
+    for reply in replies:
+        assert 0 < reply.end_of_turn_ms <= reply.llm_first_token_ms <= reply.tts_first_byte_ms <= reply.first_audio_ms, (
+            reply.generated, reply.end_of_turn_ms, reply.llm_first_token_ms, reply.first_audio_ms)  # fmt: skip
+        assert reply.first_audio_ms < 5000
