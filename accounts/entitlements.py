@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 PLAN_ENTITLEMENTS: dict[str, set[str]] = {
-    "starter": set(),
-    "pro": set(),
-    "enterprise": {"sso"},
+    "starter": {"messaging"},
+    "pro": {"messaging"},
+    "enterprise": {"messaging", "sso"},
 }
 
 # What each plan allows in numbers; an unknown plan gets the starter's. ``concurrent_calls``: calls

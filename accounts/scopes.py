@@ -37,6 +37,10 @@ SCOPES: dict[str, tuple[str, str]] = {
     "numbers:write": ("numbers.manage", "Buy, assign, import and release phone numbers"),
     "calls:read": ("product.use", "Read calls, their recordings, transcripts and summaries"),
     "calls:write": ("product.use", "Place calls"),
+    "contacts:read": ("product.use", "Read contacts"),
+    "contacts:write": ("product.use", "Create, change and delete contacts"),
+    "messages:read": ("product.use", "Read text conversations and messages"),
+    "messages:write": ("product.use", "Send text messages"),
     # Anyone who places calls may read the do-not-call list and add to it; taking a number off
     # it also needs compliance.manage, which compliance.services.do_not_call_remove asks.
     "compliance:read": ("product.use", "Read the do-not-call list"),

@@ -21,8 +21,18 @@ def _api_v1_patterns():
     from knowledge.api import urls as knowledge_api
     from telephony.api import urls as telephony_api
 
-    apps = (accounts_api, compliance_api, telephony_api, knowledge_api)
+    from messaging.api import urls as messaging_api
+
+    apps = (accounts_api, compliance_api, telephony_api, knowledge_api, messaging_api)
     return [pattern for app in apps for pattern in app.urlpatterns], "api"
+
+
+def _twilio_hooks():
+    """/hooks/twilio/: Twilio's signed callbacks of telephony (calls) and messaging (texts), one namespace."""
+    from messaging import webhooks as messaging_hooks
+    from telephony import hooks as telephony_hooks
+
+    return [*telephony_hooks.urlpatterns, *messaging_hooks.urlpatterns]
 
 
 urlpatterns = [
@@ -40,9 +50,10 @@ urlpatterns = [
     path("o/<slug:org_slug>/compliance/", include("compliance.portal_urls")),
     path("o/<slug:org_slug>/settings/providers/", include("integrations.urls")),
     path("o/<slug:org_slug>/knowledge/", include("knowledge.urls")),
+    path("o/<slug:org_slug>/messages/", include("messaging.urls")),
     path("o/<slug:org_slug>/", include("telephony.urls")),
     # Signed inbound webhooks of the providers (jagcall/kernel/webhooks/): no session, a signature.
-    path("hooks/twilio/", include("telephony.hooks")),
+    path("hooks/twilio/", include((_twilio_hooks(), "twilio-hooks"))),
     path("", include("accounts.oauth.urls")),  # /oauth/… (authorization server), /account/connected-apps/, org OAuth apps
     path("", include("accounts.urls")),
 ]

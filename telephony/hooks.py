@@ -1,8 +1,9 @@
 """Twilio's signed callbacks to telephony, under /hooks/twilio/ (namespace ``twilio-hooks``).
 
 Names: ``voice`` (a call reaches one of our numbers), ``status`` (a call's
-status changes), ``recording`` (a recording is ready), ``sms`` (a text
-reaches one of our numbers). Numbers bought or imported point Twilio at these.
+status changes), ``recording`` (a recording is ready). The wiring (jagcall/urls.py) mounts
+messaging's ``sms`` and ``sms-status`` (messaging/webhooks.py) in the same
+namespace. Numbers bought or imported point Twilio at these.
 """
 
 from django.urls import path
@@ -20,7 +21,3 @@ urlpatterns: list = [
 from telephony import webhooks_browser  # noqa: E402  browser calling: the softphone's voice URL, "browser-voice"
 
 urlpatterns += webhooks_browser.urlpatterns
-
-from telephony import webhooks_sms  # noqa: E402  texts to our numbers (opt-outs), "sms"
-
-urlpatterns += webhooks_sms.urlpatterns

@@ -35,6 +35,7 @@ INSTALLED_APPS = [
     "integrations",
     "telephony",
     "knowledge",
+    "messaging",
     # OAuth 2.0 authorization server (settings/identity.py)
     "oauth2_provider",
     "accounts.oauth",

@@ -98,3 +98,50 @@ def _anthropic(key, model, instructions, text, schema, name) -> dict:
                 raise ProviderError("anthropic", "analyze", "the model's answer is not a JSON object", retryable=True)
             return dict(block.input)
     raise ProviderError("anthropic", "analyze", "the model did not answer with the analysis", retryable=True)
+
+
+# --- a written reply (texts) ---------------------------------------------------------------------
+
+MAX_REPLY_TOKENS = 400
+
+
+def chat_reply(
+    *, organization, provider: str, model: str, instructions: str, history: list[dict], temperature: float = 0.7
+) -> str:
+    """The model's next message in a written conversation.
+
+    ``history``: [{"role": "user" | "assistant", "content": text}], oldest first, ending with the
+    person's message. OpenAI is asked not to store the completion (C17), as for the analysis.
+    """
+    key = organization_api_key(organization, provider)
+    if provider == "openai":
+        with provider_operation("openai", "reply"):
+            completion = openai_client(key).chat.completions.create(
+                model=model,
+                messages=[{"role": "system", "content": instructions}, *history],
+                temperature=temperature,
+                store=False,  # [!!] C17
+                max_completion_tokens=MAX_REPLY_TOKENS,
+            )
+        if not completion.choices or not (completion.choices[0].message.content or "").strip():
+            raise ProviderError("openai", "reply", "the model returned no answer", retryable=True)
+        return completion.choices[0].message.content.strip()
+    if provider == "anthropic":
+        # Anthropic wants the turns to alternate and start with the person: merge neighbours of one role.
+        turns: list[dict] = []
+        for item in history:
+            if turns and turns[-1]["role"] == item["role"]:
+                turns[-1] = {"role": item["role"], "content": turns[-1]["content"] + "\n" + item["content"]}
+            else:
+                turns.append(dict(item))
+        while turns and turns[0]["role"] != "user":
+            turns.pop(0)
+        with provider_operation("anthropic", "reply"):
+            message = anthropic_client(key).messages.create(
+                model=model, max_tokens=MAX_REPLY_TOKENS, system=instructions, messages=turns, temperature=temperature
+            )
+        text = "".join(getattr(block, "text", "") for block in message.content if getattr(block, "type", "") == "text")
+        if not text.strip():
+            raise ProviderError("anthropic", "reply", "the model returned no answer", retryable=True)
+        return text.strip()
+    raise ProviderError(provider or "llm", "reply", f"unknown LLM provider {provider!r}: choose OpenAI or Anthropic")

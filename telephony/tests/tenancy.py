@@ -46,10 +46,6 @@ OBJECT_KWARGS["agent_id"] = _make_agent
 
 SIGNED_INBOUND["twilio-hooks:browser-voice"] = {"kwargs": {}, "provider": "twilio"}
 
-# --- texts to our numbers: the SMS hook (opt-outs) ---------------------------------------------------
-
-SIGNED_INBOUND["twilio-hooks:sms"] = {"kwargs": {}, "provider": "twilio"}
-
 # --- phone numbers ---------------------------------------------------------------------------------
 
 

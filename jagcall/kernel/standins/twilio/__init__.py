@@ -10,7 +10,10 @@ PhoneNumber filter, fetch, update incl. moving to another of the caller's accoun
 Calls (create, list, fetch, update Status/Url/Twiml), Keys and Applications (browser calling; see
 browser.py), Recordings (list, fetch, delete; media at
 ``Recordings/{RE}`` / ``.wav`` / ``.mp3``, which needs the account's credentials unless
-``media_requires_auth`` is False).
+``media_requires_auth`` is False), Messages (send, list with To/From filters, fetch; see messaging.py).
+Messaging v1 (messaging.twilio.com, on the path ``/v1/...``): Services (create, list, fetch, update),
+their PhoneNumbers (add one of the account's numbers, list, fetch) and Compliance/Usa2p (the
+service's US A2P 10DLC campaign: create, list, fetch); ``register_a2p()`` sets one up at once.
 
 Requests authenticate with HTTP Basic: an account's SID and auth token (the parent's also open its
 subaccounts), or an API key from ``add_api_key()``; anything else gets Twilio's 401 (code 20003).
@@ -19,6 +22,8 @@ Calls are played out by ``advance`` / ``complete_call`` / ``inbound_call`` or, w
 Callbacks set off by a request (a call canceled or hung up through the API, the autopilot) are
 posted from a background thread, after the answer, as Twilio does: ``settle()`` waits for them.
 ``route_callbacks_to(django_test_client)`` delivers callbacks without a listening server.
+A message sent is played out (queued, sent, delivered, or ``message_outcomes[to]``) with signed
+status callbacks the same way; ``messages`` keeps what was sent, ``inbound_message`` texts a number.
 A voice webhook answered with ``<Connect><Stream>`` is spoken to by a simulated caller (media.py)
 when ``media_caller_script`` is set, or the call was rung with a script of its own;
 ``media_callers[call_sid]`` holds it (see driving.py). Under ``/stand-in/`` (never Twilio's API) a
@@ -42,6 +47,7 @@ from jagcall.kernel.standins.twilio.browser import BROWSER_ROUTES, BrowserCallin
 from jagcall.kernel.standins.twilio.control import CONTROL_ROUTES, StandInControl
 from jagcall.kernel.standins.twilio.driving import Callback, CallDriving, TwiMLResponse
 from jagcall.kernel.standins.twilio.media import BargeIn, Dtmf, Hangup, MediaStreamCaller, Pause, Say
+from jagcall.kernel.standins.twilio.messaging import MESSAGING_ROUTES, Messaging, MessagingTwiML
 from jagcall.kernel.standins.audio import mp3_bytes, wav_bytes
 from jagcall.kernel.standins.twilio.records import (
     API, FINAL_STATUSES, NUMBER_SETTINGS, Account, Call, IncomingNumber, Recording,
@@ -49,7 +55,8 @@ from jagcall.kernel.standins.twilio.records import (
 )  # fmt: skip
 
 __all__ = [
-    "BargeIn", "Callback", "Dtmf", "Hangup", "MediaStreamCaller", "Pause", "Say", "TwilioStandIn", "TwiMLResponse",
+    "BargeIn", "Callback", "Dtmf", "Hangup", "MediaStreamCaller", "MessagingTwiML", "Pause", "Say", "TwilioStandIn",
+    "TwiMLResponse",
 ]  # fmt: skip
 
 MAX_RECORDING_SECONDS = 60
@@ -65,11 +72,12 @@ ROUTES = [
     (re.compile(rf"{ACCOUNT}/(?:Calls/(?P<call>CA[0-9a-f]{{32}})/)?Recordings\.json"), "recordings"),
     (re.compile(rf"{ACCOUNT}/Recordings/(?P<sid>RE[0-9a-f]{{32}})(?P<ext>\.json|\.wav|\.mp3)?"), "recording"),
     *BROWSER_ROUTES,
+    *MESSAGING_ROUTES,
     *CONTROL_ROUTES,
 ]
 
 
-class TwilioStandIn(CallDriving, BrowserCalling, StandInControl, StandIn):
+class TwilioStandIn(CallDriving, BrowserCalling, Messaging, StandInControl, StandIn):
     name = "twilio"
     media_requires_auth = True
 

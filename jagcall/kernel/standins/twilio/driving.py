@@ -49,8 +49,8 @@ SIP_CODE = {"completed": "200", "busy": "486", "no-answer": "487", "canceled": "
 
 @dataclass
 class Callback:
-    kind: str  # "status" | "voice" | "recording"
-    call_sid: str
+    kind: str  # "status" | "voice" | "recording" | "message" (a text received) | "message-status"
+    call_sid: str  # the call's sid; the message's, for the "message" kinds (messaging.py)
     url: str  # the URL that was signed (for GET: with the form in its query)
     method: str
     params: dict[str, str]

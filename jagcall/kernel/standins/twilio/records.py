@@ -111,7 +111,7 @@ class Account:
             "status": self.status,
             "subresource_uris": {
                 name: f"{base}/{name}.json"
-                for name in ("AvailablePhoneNumbers", "Calls", "IncomingPhoneNumbers", "Recordings")
+                for name in ("AvailablePhoneNumbers", "Calls", "IncomingPhoneNumbers", "Messages", "Recordings")
             },
             "type": self.type,
             "uri": self.uri,

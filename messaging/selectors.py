@@ -1,0 +1,75 @@
+"""Messaging's reads: contacts by number, conversations for the inbox, a subscription for the gate."""
+
+from __future__ import annotations
+
+from django.db.models import Q, QuerySet
+
+from messaging.models import Contact, Conversation, Message, NumberMessaging, Subscription
+
+
+def _number_candidates(model, field: str, number: str, organization_id) -> list[str]:
+    return model._meta.get_field(field).candidates(number, organization_id=organization_id)
+
+
+def contact_by_number(*, organization, number: str) -> Contact | None:
+    """The organization's contact for ``number`` (any way of writing it), found by blind index."""
+    candidates = _number_candidates(Contact, "phone_index", number, organization.id)
+    return Contact.objects.for_org(organization).filter(phone_index__in=candidates).first()
+
+
+def subscription_for(phone_number, number: str) -> Subscription | None:
+    """The subscription of ``number`` to texts from ``phone_number`` (None: never changed, subscribed)."""
+    candidates = _number_candidates(Subscription, "recipient_index", number, phone_number.organization_id)
+    return (
+        Subscription.objects.for_org(phone_number.organization_id)
+        .filter(phone_number=phone_number, recipient_index__in=candidates)
+        .first()
+    )
+
+
+def contacts_for(organization, *, query: str = "") -> QuerySet:
+    """The organization's contacts, by name; ``query`` matches a name or finds a number exactly."""
+    contacts = Contact.objects.for_org(organization).order_by("name", "created_at")
+    query = (query or "").strip()
+    if not query:
+        return contacts
+    condition = Q(name__icontains=query)
+    digits = "".join(ch for ch in query if ch.isdigit())
+    if len(digits) >= 7:
+        number = query if query.startswith("+") else f"+{digits}"
+        condition |= Q(phone_index__in=_number_candidates(Contact, "phone_index", number, organization.id))
+    return contacts.filter(condition)
+
+
+def conversations_for(organization, *, query: str = "") -> QuerySet:
+    """The inbox: newest first, with each conversation's number and contact."""
+    conversations = (
+        Conversation.objects.for_org(organization)
+        .select_related("contact", "phone_number", "taken_over_by")
+        .order_by("-last_message_at", "-id")
+    )
+    query = (query or "").strip()
+    if query:
+        contact_ids = contacts_for(organization, query=query).values("id")
+        conversations = conversations.filter(contact_id__in=contact_ids)
+    return conversations
+
+
+def conversation_messages(conversation: Conversation) -> QuerySet:
+    return (
+        Message.objects.for_org(conversation.organization_id)
+        .filter(conversation=conversation)
+        .select_related("sent_by")
+        .prefetch_related("status_events")
+        .order_by("created_at", "id")
+    )
+
+
+def number_messaging(phone_number) -> NumberMessaging | None:
+    return NumberMessaging.objects.for_org(phone_number.organization_id).filter(phone_number=phone_number).first()
+
+
+def unread_total(organization) -> int:
+    from django.db.models import Sum
+
+    return Conversation.objects.for_org(organization).aggregate(total=Sum("unread_count"))["total"] or 0

@@ -1,0 +1,160 @@
+"""The pre-send gate: every text passes it before anything is written or sent to Twilio.
+
+It is the pre-dial gate (telephony/services/dialing.py) seen from texts: the
+same ``Refusal`` (a stable ``code``, a message a person can act on, the field
+it concerns), raised as ``SendRefused`` (422). Rules, in order:
+
+- ``invalid_number``: the destination is not a valid number in E.164 (the dialing rule).
+- ``no_messaging_rights``: the organization is not active, or its plan does not include messaging.
+- ``sender_number``: the sending number is not one of the organization's active, SMS-capable numbers.
+- ``do_not_call``: the destination is on the organization's do-not-call list. Entries that a texted
+  opt-out created (source "sms") are left to the next rule: a person who texted STOP to one number
+  and START back to it may be texted from it again, while calls stay refused until an owner takes
+  the entry off (texts and calls are the same under the TCPA, but a texted START is consent by the
+  same means for texts only).
+- ``opted_out``: the recipient unsubscribed from this sending number (``Subscription``).
+- ``quiet_hours``: a text marked as marketing is sent only 08:00-21:00 in the recipient's local
+  time (the calling window of 47 CFR 64.1200(c)(1)); other texts (replies, reminders the person
+  asked for) are not held.
+
+[!!] Rules read only; a refusal writes nothing and reaches no provider. The check reads one row by a
+unique index (``messaging_subscription_once``), so it stays fast with millions of subscriptions.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.utils import timezone
+
+from accounts.entitlements import has_entitlement
+from accounts.models import OrganizationStatus
+from compliance.models import DoNotCallSource
+from compliance.selectors import do_not_call_lookup
+from jagcall.kernel.errors import ApplicationError
+from jagcall.kernel.phone import InvalidPhoneNumber, parse_e164
+from messaging.selectors import subscription_for
+from telephony.models import PhoneNumber
+from telephony.services import dialing
+from telephony.services.dialing import Refusal
+
+
+class SendRefused(ApplicationError):
+    """The gate said no: 422 in the API with the rule's code; the portal shows it at its field."""
+
+    def __init__(self, code: str, message: str, field: str | None = None):
+        super().__init__(message, code=code, field=field, status=422)
+        self.refusal = Refusal(code=code, message=message, field=field)
+
+
+def _e164(to_number) -> str | None:
+    try:
+        return parse_e164(str(to_number or ""))
+    except InvalidPhoneNumber:
+        return None
+
+
+
+
+# --- the rules (organization, to_number, sender: PhoneNumber | None, now, marketing) ----------
+
+
+def invalid_number(organization, to_number, sender, now, marketing) -> Refusal | None:
+    return dialing.invalid_number(organization, to_number, None, now)
+
+
+def no_messaging_rights(organization, to_number, sender, now, marketing) -> Refusal | None:
+    if organization.status != OrganizationStatus.ACTIVE:
+        return Refusal(
+            "no_messaging_rights",
+            f"{organization.name} cannot send texts: the organization is {organization.get_status_display().lower()}.",
+        )
+    if not has_entitlement(organization, "messaging"):
+        return Refusal(
+            "no_messaging_rights",
+            f"{organization.name}'s plan does not include text messaging: the Starter, Pro and Enterprise plans do.",
+        )
+    return None
+
+
+def sender_number(organization, to_number, sender, now, marketing) -> Refusal | None:
+    usable = (
+        isinstance(sender, PhoneNumber)
+        and sender.organization_id == organization.id
+        and sender.released_at is None
+        and sender.sms_enabled
+    )
+    if usable:
+        return None
+    shown = sender.number if isinstance(sender, PhoneNumber) else str(sender or "The sending number")
+    return Refusal(
+        "sender_number",
+        f"{shown} is not one of {organization.name}'s active numbers that can send texts. "
+        "Choose another number, or buy an SMS-capable one under Phone numbers.",
+        "from",
+    )
+
+
+def do_not_call(organization, to_number, sender, now, marketing) -> Refusal | None:
+    e164 = _e164(to_number)
+    if e164 is None:
+        return None
+    entry = do_not_call_lookup(organization=organization, number=e164)
+    if entry is None or entry.source == DoNotCallSource.SMS:
+        return None
+    return Refusal(
+        "do_not_call",
+        f"{e164} is on {organization.name}'s do-not-call list (since {entry.created_at:%Y-%m-%d}): it may not be "
+        "texted. An owner or admin can take it off the list if the person asked to be contacted again.",
+        "to",
+    )
+
+
+def opted_out(organization, to_number, sender, now, marketing) -> Refusal | None:
+    e164 = _e164(to_number)
+    if e164 is None or not isinstance(sender, PhoneNumber):
+        return None
+    subscription = subscription_for(sender, e164)
+    if subscription is None or subscription.subscribed:
+        return None
+    return Refusal(
+        "opted_out",
+        f"{e164} unsubscribed from texts sent by {sender.number} on {subscription.changed_at:%Y-%m-%d}. "
+        f"Nothing can be sent from this number until they text START to {sender.number}.",
+        "to",
+    )
+
+
+def quiet_hours(organization, to_number, sender, now, marketing) -> Refusal | None:
+    if not marketing:
+        return None
+    refusal = dialing.calling_hours(organization, to_number, None, now)
+    if refusal is None:
+        return None
+    message = refusal.message.replace("Calls are allowed only", "Marketing texts are sent only").replace(
+        "the callee's local time", "the recipient's local time"
+    ).replace("Calling opens", "Sending opens").replace("and the call is refused", "and the text is refused")
+    return Refusal("quiet_hours", message, "to")
+
+
+RULES = [invalid_number, no_messaging_rights, sender_number, do_not_call, opted_out, quiet_hours]
+
+
+def pre_send_check(
+    *, organization, to_number, sender: PhoneNumber | None, marketing: bool = False, now: dt.datetime | None = None
+) -> list[Refusal]:
+    """Every rule's refusal (empty: the text may be sent). Reads only."""
+    now = now or timezone.now()
+    return [r for rule in RULES if (r := rule(organization, to_number, sender, now, marketing)) is not None]
+
+
+def pre_send_gate(
+    *, organization, to_number, sender: PhoneNumber | None, marketing: bool = False, now: dt.datetime | None = None
+) -> str:
+    """Raise SendRefused with the first rule that refuses; return the destination in E.164 when all pass."""
+    now = now or timezone.now()
+    for rule in RULES:
+        refusal = rule(organization, to_number, sender, now, marketing)
+        if refusal is not None:
+            raise SendRefused(refusal.code, refusal.message, refusal.field)
+    return parse_e164(str(to_number))

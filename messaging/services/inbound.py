@@ -1,0 +1,298 @@
+"""Texts that reach our numbers, and what Twilio reports about the texts we sent.
+
+``message_receive`` (Twilio's signed SMS webhook, messaging/webhooks.py):
+
+1. The sender becomes (or is found as) a contact; the conversation is the pair (our number,
+   theirs). The message is stored (body and media URLs encrypted), the conversation moves to
+   the top with one more unread, and it is announced live and as ``message.received``. A
+   delivery seen before (same MessageSid) changes nothing.
+2. What it asks (messaging/keywords.py) is honoured at once:
+   - an opt-out keyword, or Twilio's ``OptOutType=STOP``: the pair is unsubscribed (STOPALL:
+     every number of the organization) and the sender is put on the organization's do-not-call
+     list, so calls stop too (the FCC's revocation rule covers calls and texts alike);
+   - a free-text revocation ("please stop texting me"): the pair is unsubscribed and flagged
+     for a member to review (one click undoes a false positive);
+   - START / YES / UNSTOP (or ``OptOutType=START``) from an unsubscribed pair: re-subscribed.
+     From a subscribed pair, "YES" is an ordinary answer and nothing changes;
+   - HELP / INFO: answered with the organization's help text.
+   Exactly one confirmation is sent per change, and none when nothing changed (a second STOP).
+   When Twilio says it handled the keyword (``OptOutType`` present: Advanced Opt-Out sends its
+   own reply), we record the change and do not answer, so the person gets one confirmation.
+3. Otherwise, when the number's agent answers texts and no member has taken the thread over, an
+   agent reply is queued (messaging/services/agent_replies.py, behind its loop guard).
+
+The answer is the TwiML for Twilio: an empty ``<Response/>`` or one ``<Message>``. The automatic
+reply is stored in the thread too (sender: JagCall).
+
+``message_status_update`` (the status hook): the status moves forward only (a late "sent" after
+"delivered" is kept in the timeline but does not change the status), with Twilio's error code
+and its meaning; a 21610 on a sent text is recorded as an opt-out.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from twilio.twiml.messaging_response import MessagingResponse
+
+from compliance.models import DoNotCallReason, DoNotCallSource
+from compliance.selectors import do_not_call_lookup
+from compliance.services import audit_record, do_not_call_add
+from jagcall.kernel.errors import ApplicationError
+from jagcall.kernel.phone import InvalidPhoneNumber, parse_e164
+from messaging.errors import UNSUBSCRIBED_RECIPIENT
+from messaging.keywords import Intent, intent_of
+from messaging.models import (
+    STATUS_RANK, ChangeVia, Conversation, Direction, Message, MessageStatus, MessageStatusEvent, MessagingProfile,
+    SenderType,
+)  # fmt: skip
+from messaging.segments import count_segments
+from messaging.services.contacts import contact_for_number
+from messaging.services.events import announce_message
+from messaging.services.subscriptions import subscription_set, unsubscribe_everywhere, webhook_actor
+from telephony.models import PhoneNumber
+
+logger = logging.getLogger("jagcall.messaging")
+
+EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
+MAX_INBOUND_MEDIA = 10
+
+
+def help_text(organization) -> str:
+    profile = MessagingProfile.objects.for_org(organization).first()
+    if profile is not None and profile.help_text.strip():
+        return profile.help_text.strip()
+    return f"{organization.name}: reply STOP to unsubscribe, START to subscribe again. Msg & data rates may apply."
+
+
+def opt_out_confirmation(organization, phone_number: PhoneNumber, *, everywhere: bool = False) -> str:
+    which = "any of our numbers" if everywhere else "this number"
+    return (
+        f"{organization.name}: you are unsubscribed and will get no more texts from {which}. "
+        "Reply START to subscribe again."
+    )
+
+
+def opt_in_confirmation(organization) -> str:
+    return f"{organization.name}: you are subscribed again. Reply STOP to unsubscribe, HELP for help."
+
+
+@dataclass
+class Received:
+    """What ``message_receive`` did: the message (None for a duplicate) and the TwiML answer."""
+
+    message: Message | None
+    twiml: str
+    intent: Intent = Intent.NONE
+
+
+def _twiml(reply: str | None) -> str:
+    if not reply:
+        return EMPTY_TWIML
+    response = MessagingResponse()
+    response.message(reply)
+    return str(response)
+
+
+def _clean_sender(from_number: str) -> str:
+    try:
+        return parse_e164(from_number)
+    except InvalidPhoneNumber:
+        raise ApplicationError(
+            "From is not a phone number in international format (e.g. +14155550100).",
+            code="invalid_number", field="From",
+        ) from None  # fmt: skip
+
+
+def _list_do_not_call(*, phone_number: PhoneNumber, sender: str, keyword: str, message_sid: str, actor) -> None:
+    """A keyword opt-out stops calls too: the sender goes on the do-not-call list (once)."""
+    organization = phone_number.organization
+    if do_not_call_lookup(organization=organization, number=sender) is not None:
+        return
+    try:
+        with transaction.atomic():
+            entry = do_not_call_add(
+                organization=organization, actor=actor, number=sender,
+                reason=DoNotCallReason.CONSENT_REVOKED, source=DoNotCallSource.SMS,
+            )  # fmt: skip
+    except ApplicationError as error:
+        if error.code == "already_listed":
+            return
+        raise
+    audit_record(
+        action="phone_number.opt_out_received",
+        organization=organization,
+        actor=actor,
+        resource=phone_number,
+        metadata={
+            "reason": f"Texted {keyword} to {phone_number.number}",
+            "keyword": keyword,
+            "do_not_call_entry": str(entry.id),
+            "message_sid": message_sid,
+        },
+    )
+
+
+def _store_reply(conversation: Conversation, text: str) -> None:
+    """The automatic answer sent in the TwiML, kept in the thread."""
+    segments = count_segments(text)
+    message = Message.objects.create(
+        organization_id=conversation.organization_id,
+        conversation=conversation,
+        direction=Direction.OUTBOUND,
+        body=text,
+        status=MessageStatus.QUEUED,
+        segments=segments.segments,
+        encoding=segments.encoding,
+        sender_type=SenderType.SYSTEM,
+        sender_label="Automatic reply",
+    )
+    MessageStatusEvent.objects.create(organization_id=conversation.organization_id, message=message, status=message.status)
+    announce_message(message, "message.sent")
+
+
+@transaction.atomic
+def message_receive(
+    *,
+    phone_number: PhoneNumber,
+    from_number: str,
+    body: str,
+    media_urls: list[str] | None = None,
+    message_sid: str = "",
+    opt_out_type: str = "",
+) -> Received:
+    """A text reached ``phone_number`` (see the module's steps). Raises ApplicationError (400) for a sender
+    that is not a phone number."""
+    organization = phone_number.organization
+    sender = _clean_sender(from_number)
+    if message_sid and Message.objects.for_org(organization).filter(twilio_sid=message_sid).exists():
+        return Received(None, EMPTY_TWIML)
+    contact, _ = contact_for_number(organization=organization, number=sender)
+    conversation, _ = Conversation.objects.get_or_create(
+        organization=organization, phone_number=phone_number, contact=contact
+    )
+    conversation = Conversation.objects.for_org(organization).select_for_update().get(pk=conversation.pk)
+    now = timezone.now()
+    segments = count_segments(body or "")
+    try:
+        with transaction.atomic():
+            message = Message.objects.create(
+                organization=organization,
+                conversation=conversation,
+                direction=Direction.INBOUND,
+                body=body or "",
+                media_urls=list(media_urls or [])[:MAX_INBOUND_MEDIA],
+                twilio_sid=message_sid or None,
+                status=MessageStatus.RECEIVED,
+                segments=segments.segments,
+                encoding=segments.encoding,
+                sender_type=SenderType.CONTACT,
+                sender_label=contact.name,
+                created_at=now,
+                updated_at=now,
+            )
+    except IntegrityError:  # the same MessageSid, stored a moment ago by a concurrent delivery
+        return Received(None, EMPTY_TWIML)
+    MessageStatusEvent.objects.create(organization=organization, message=message, status=message.status, occurred_at=now)
+    conversation.last_message_at = now
+    conversation.unread_count += 1
+    conversation.save(update_fields=["last_message_at", "unread_count"])
+    message.conversation = conversation
+    announce_message(message, "message.received")
+
+    intent, keyword = intent_of(body or "", opt_out_type=opt_out_type)
+    twilio_replied = bool((opt_out_type or "").strip())
+    actor = webhook_actor(organization)
+    reply = None
+    if intent in (Intent.OPT_OUT, Intent.OPT_OUT_FREE_TEXT):
+        free_text = intent == Intent.OPT_OUT_FREE_TEXT
+        via = ChangeVia.FREE_TEXT if free_text else (ChangeVia.TWILIO_OPT_OUT if twilio_replied else ChangeVia.KEYWORD)
+        if keyword == "STOPALL":
+            changed = unsubscribe_everywhere(
+                organization=organization, recipient=sender, via=via, actor=actor, keyword=keyword, message=message
+            )
+        else:
+            changed = subscription_set(
+                phone_number=phone_number, recipient=sender, subscribed=False, via=via, actor=actor,
+                keyword=keyword, message=message, flagged=free_text,
+            ) is not None  # fmt: skip
+        if not free_text:
+            _list_do_not_call(
+                phone_number=phone_number, sender=sender, keyword=keyword, message_sid=message_sid, actor=actor
+            )
+        if changed and not twilio_replied:
+            reply = opt_out_confirmation(organization, phone_number, everywhere=keyword == "STOPALL")
+    elif intent == Intent.OPT_IN:
+        change = subscription_set(
+            phone_number=phone_number, recipient=sender, subscribed=True,
+            via=ChangeVia.TWILIO_OPT_OUT if twilio_replied else ChangeVia.KEYWORD,
+            actor=actor, keyword=keyword, message=message,
+        )  # fmt: skip
+        if change is None:
+            intent = Intent.NONE  # "YES" from a subscribed person: an ordinary answer
+        elif not twilio_replied:
+            reply = opt_in_confirmation(organization)
+    elif intent == Intent.HELP and not twilio_replied:
+        reply = help_text(organization)
+
+    if reply:
+        _store_reply(conversation, reply)
+    elif intent == Intent.NONE:
+        from messaging.services.agent_replies import agent_reply_queue
+
+        agent_reply_queue(message=message, conversation=conversation)
+    return Received(message, _twiml(reply), intent)
+
+
+def _wait_for_message(message_sid: str) -> Message | None:
+    return (
+        Message.objects.unscoped("a status callback names only the message's SID; the hook checked its account")
+        .select_related("conversation__phone_number", "conversation__contact")
+        .filter(twilio_sid=message_sid)
+        .first()
+    )
+
+
+@transaction.atomic
+def message_status_update(*, message_sid: str, status: str, error_code: str | int | None = None) -> Message | None:
+    """Twilio reported ``status`` for one of our texts: timeline kept, status moved forward only.
+
+    Returns None when the text is not ours (yet): the hook answers 404 so Twilio retries later."""
+    message = _wait_for_message(message_sid)
+    if message is None:
+        return None
+    status = str(status or "").lower()
+    if status == "accepted":
+        status = MessageStatus.QUEUED
+    if status not in STATUS_RANK or status == MessageStatus.RECEIVED:
+        raise ApplicationError(f"Unknown message status {status[:20]!r}.", code="invalid_status", field="MessageStatus")
+    code = None
+    if error_code not in (None, ""):
+        try:
+            code = int(error_code)
+        except (TypeError, ValueError):
+            code = None
+    message = Message.objects.for_org(message.organization_id).select_for_update().get(pk=message.pk)
+    MessageStatusEvent.objects.create(
+        organization_id=message.organization_id, message=message, status=status, error_code=code
+    )
+    if STATUS_RANK[status] > STATUS_RANK.get(message.status, 0):
+        message.status = status
+        message.error_code = code
+        message.updated_at = timezone.now()
+        message.save(update_fields=["status", "error_code", "updated_at"])
+        message.conversation = Conversation.objects.select_related("phone_number", "contact").get(
+            pk=message.conversation_id
+        )
+        announce_message(message, "message.status_changed")
+    if code == UNSUBSCRIBED_RECIPIENT:
+        conversation = message.conversation
+        subscription_set(
+            phone_number=conversation.phone_number, recipient=conversation.contact.phone, subscribed=False,
+            via=ChangeVia.CARRIER_REFUSAL, actor=webhook_actor(conversation.phone_number.organization),
+            message=message,
+        )  # fmt: skip
+    return message

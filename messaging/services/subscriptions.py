@@ -1,0 +1,164 @@
+"""Opt-out and opt-in per (sending number, recipient number): one service changes a subscription.
+
+Every change takes effect at once (the gate reads the row), is kept in the
+subscription's history (``SubscriptionChange``) and in the audit log (the
+recipient masked), and is announced. A free-text revocation is flagged for
+review; a member undoes a false positive with ``subscription_undo_opt_out``
+(one click in the thread), which is audited with who did it.
+"""
+
+from __future__ import annotations
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from accounts.principals import Principal, as_principal
+from compliance.actors import resolve_actor
+from compliance.services import audit_record
+from jagcall.kernel.errors import ApplicationError
+from messaging.models import ChangeVia, Message, Subscription, SubscriptionChange
+from messaging.selectors import subscription_for
+from messaging.services.events import announce, masked
+from telephony.models import PhoneNumber
+
+
+def _subscription_locked(phone_number: PhoneNumber, recipient: str) -> Subscription:
+    """The pair's row, locked for this transaction (created subscribed when there was none)."""
+    existing = subscription_for(phone_number, recipient)
+    if existing is None:
+        try:
+            with transaction.atomic():
+                existing = Subscription.objects.create(
+                    organization_id=phone_number.organization_id, phone_number=phone_number, recipient=recipient
+                )
+        except IntegrityError:  # a concurrent change created it
+            existing = subscription_for(phone_number, recipient)
+    return Subscription.objects.for_org(phone_number.organization_id).select_for_update().get(pk=existing.pk)
+
+
+@transaction.atomic
+def subscription_set(
+    *,
+    phone_number: PhoneNumber,
+    recipient: str,
+    subscribed: bool,
+    via: str,
+    actor,
+    keyword: str = "",
+    message: Message | None = None,
+    flagged: bool = False,
+) -> SubscriptionChange | None:
+    """Set the pair's subscription; the change recorded, or None when it already was so (nothing written)."""
+    organization = phone_number.organization
+    if subscribed and subscription_for(phone_number, recipient) is None:
+        return None  # never unsubscribed: nothing to re-subscribe
+    subscription = _subscription_locked(phone_number, recipient)
+    if subscription.subscribed == subscribed:
+        return None
+    now = timezone.now()
+    subscription.subscribed = subscribed
+    subscription.needs_review = bool(flagged and not subscribed)
+    subscription.changed_at = now
+    subscription.save(update_fields=["subscribed", "needs_review", "changed_at"])
+    label = resolve_actor(actor, None).label[:254]
+    change = SubscriptionChange.objects.create(
+        organization=organization,
+        subscription=subscription,
+        subscribed=subscribed,
+        via=via,
+        keyword=keyword,
+        message=message,
+        flagged_for_review=flagged,
+        actor_label=label,
+        created_at=now,
+    )
+    action = "sms_subscription.resubscribed" if subscribed else "sms_subscription.unsubscribed"
+    audit_record(
+        action=action,
+        organization=organization,
+        actor=actor,
+        resource=subscription,
+        metadata={
+            "sender": phone_number.number,  # the organization's own line: not personal data
+            "recipient": masked(recipient),
+            "via": via,
+            "keyword": keyword,
+            "flagged_for_review": flagged,
+        },
+    )
+    announce(
+        organization.id,
+        "subscription.changed",
+        {
+            "sender": phone_number.number,
+            "recipient": recipient,
+            "subscribed": subscribed,
+            "via": via,
+            "keyword": keyword,
+            "flagged_for_review": flagged,
+            "at": now.isoformat(),
+        },
+    )
+    return change
+
+
+def unsubscribe_everywhere(*, organization, recipient: str, via: str, actor, keyword: str, message=None) -> int:
+    """STOPALL: the recipient leaves every number of the organization. Returns how many pairs changed."""
+    changed = 0
+    for number in PhoneNumber.objects.for_org(organization).filter(released_at__isnull=True):
+        if subscription_set(
+            phone_number=number, recipient=recipient, subscribed=False, via=via, actor=actor, keyword=keyword,
+            message=message,
+        ):  # fmt: skip
+            changed += 1
+    return changed
+
+
+@transaction.atomic
+def subscription_undo_opt_out(*, organization, actor, subscription: Subscription) -> SubscriptionChange:
+    """A member undoes an opt-out that was read from free text by mistake (audited with who did it).
+
+    Only a flagged (free-text) opt-out can be undone here: a keyword or a carrier's refusal is the
+    person's unambiguous choice, and only they can reverse it (by texting START).
+    """
+    principal = as_principal(actor, organization)
+    principal.require("product.use")
+    subscription = Subscription.objects.for_org(organization).select_for_update().get(pk=subscription.pk)
+    if subscription.subscribed or not subscription.needs_review:
+        raise ApplicationError(
+            "Only an opt-out read from the person's own words, still waiting for review, can be undone. "
+            "A keyword opt-out is reversed only by the person texting START.",
+            code="not_undoable",
+            status=409,
+        )
+    change = subscription_set(
+        phone_number=subscription.phone_number,
+        recipient=subscription.recipient,
+        subscribed=True,
+        via=ChangeVia.MEMBER_UNDO,
+        actor=principal,
+    )
+    return change
+
+
+@transaction.atomic
+def subscription_confirm_opt_out(*, organization, actor, subscription: Subscription) -> None:
+    """A member read a flagged opt-out and agrees: it stays, no longer flagged (audited)."""
+    principal = as_principal(actor, organization)
+    principal.require("product.use")
+    subscription = Subscription.objects.for_org(organization).select_for_update().get(pk=subscription.pk)
+    if not subscription.needs_review:
+        return
+    subscription.needs_review = False
+    subscription.save(update_fields=["needs_review"])
+    audit_record(
+        action="sms_subscription.review_confirmed",
+        organization=organization,
+        actor=principal,
+        resource=subscription,
+        metadata={"sender": subscription.phone_number.number, "recipient": masked(subscription.recipient)},
+    )
+
+
+def webhook_actor(organization) -> Principal:
+    return Principal.webhook("twilio", organization=organization)
