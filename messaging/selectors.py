@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from django.db.models import Q, QuerySet
+from django.db.models import Prefetch, Q, QuerySet
 
-from messaging.models import Contact, Conversation, Message, NumberMessaging, Subscription
+from messaging.models import Contact, Conversation, Message, MessageStatusEvent, NumberMessaging, Subscription
 
 
 def _number_candidates(model, field: str, number: str, organization_id) -> list[str]:
@@ -60,7 +60,9 @@ def conversation_messages(conversation: Conversation) -> QuerySet:
         Message.objects.for_org(conversation.organization_id)
         .filter(conversation=conversation)
         .select_related("sent_by")
-        .prefetch_related("status_events")
+        .prefetch_related(
+            Prefetch("status_events", queryset=MessageStatusEvent.objects.for_org(conversation.organization_id))
+        )
         .order_by("created_at", "id")
     )
 

@@ -11,6 +11,7 @@ body within 24 hours answer the first send again, and Twilio is asked once.
 
 from __future__ import annotations
 
+from django.db.models import Prefetch
 from django.urls import path
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field
@@ -20,7 +21,7 @@ from rest_framework.response import Response
 
 from accounts.api.base import OrganizationAPIView
 from jagcall.kernel.api.pagination import CursorPagination
-from messaging.models import Conversation, Direction, Message, MessageStatus
+from messaging.models import Conversation, Direction, Message, MessageStatus, MessageStatusEvent
 from messaging.selectors import conversations_for
 from messaging.services.gate import SendRefused
 from messaging.services.sending import MAX_BODY, MAX_MEDIA, message_send
@@ -134,10 +135,11 @@ def _sender(organization, data) -> PhoneNumber:
 
 
 def _messages(organization):
+    timeline = Prefetch("status_events", queryset=MessageStatusEvent.objects.for_org(organization))
     return (
         Message.objects.for_org(organization)
         .select_related("conversation__phone_number", "conversation__contact")
-        .prefetch_related("status_events")
+        .prefetch_related(timeline)
     )
 
 

@@ -12,7 +12,7 @@ from compliance.services import audit_record
 from jagcall.kernel.errors import ApplicationError
 from jagcall.kernel.phone import InvalidPhoneNumber, parse_e164, time_zones_of
 from telephony.services.calls import masked_number as masked
-from messaging.models import Contact
+from messaging.models import Contact, Conversation
 from messaging.selectors import contact_by_number
 
 MAX_CUSTOM_FIELDS = 30
@@ -169,6 +169,9 @@ def contact_delete(*, organization, actor, contact: Contact) -> None:
     principal.require("product.use")
     audit_record(
         action="contact.deleted", organization=organization, actor=principal, resource=contact,
-        metadata={"phone": masked(contact.phone), "conversations": contact.conversations.count()},
+        metadata={
+            "phone": masked(contact.phone),
+            "conversations": Conversation.objects.for_org(organization).filter(contact=contact).count(),
+        },
     )  # fmt: skip
     contact.delete()

@@ -284,8 +284,10 @@ def message_status_update(*, message_sid: str, status: str, error_code: str | in
         message.error_code = code
         message.updated_at = timezone.now()
         message.save(update_fields=["status", "error_code", "updated_at"])
-        message.conversation = Conversation.objects.select_related("phone_number", "contact").get(
-            pk=message.conversation_id
+        message.conversation = (
+            Conversation.objects.for_org(message.organization_id)
+            .select_related("phone_number", "contact")
+            .get(pk=message.conversation_id)
         )
         announce_message(message, "message.status_changed")
     if code == UNSUBSCRIBED_RECIPIENT:
