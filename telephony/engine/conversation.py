@@ -87,6 +87,7 @@ from telephony.engine.analyzers import SharedSileroVAD, SharedSmartTurn
 from telephony.engine.services import llm_service, stt_service, tts_service
 from telephony.engine.transports import ConsumerLink, ConsumerTransport, LinkListener, LinkOutputTransport
 from telephony.services.conversations import (
+    TEXT_MAX_CHARACTERS,
     ConversationSettings,
     ToolFailed,
     call_end,
@@ -96,6 +97,7 @@ from telephony.services.conversations import (
     conversation_live_text,
     conversation_turn_record,
 )
+from telephony.services.conversations import send_text as text_the_caller  # Conversation.send_text is the text channel
 
 logger = logging.getLogger("jagcall.telephony.engine")
 
@@ -110,6 +112,8 @@ PHONE_STYLE = (
     "You are speaking on the phone: answer in short spoken sentences, without lists, markdown or emoji."
 )
 MARK_TOLERANCE_MS = 40
+# [!!] Texts the agent may send in one call: a caller cannot have it text them over and over.
+MAX_TEXTS_PER_CALL = 3
 
 
 @dataclass
@@ -306,6 +310,7 @@ class Conversation(LinkListener):
         self._output: LinkOutputTransport | None = None
         self._release_timer: asyncio.TimerHandle | None = None
         self._holding_tasks: set[asyncio.Task] = set()
+        self._texts_sent = 0
         # The pipeline's clock: the observer's timestamps come from it, and so do the text channel's.
         self._clock = SystemClock()
 
@@ -333,6 +338,28 @@ class Conversation(LinkListener):
                     "you cannot help. Destinations: " + "; ".join(f"{i + 1}: {o}" for i, o in enumerate(options)),
                     properties={"destination": {"type": "integer", "minimum": 1, "maximum": len(transfers)}},
                     required=["destination"],
+                )
+            )
+        texts = [t for t in self.settings.tools if t["type"] == "send_sms"]
+        if texts and self.settings.channel == "phone":
+            what = " ".join(t["description"].strip() for t in texts if (t.get("description") or "").strip())
+            schemas.append(
+                FunctionSchema(
+                    name="send_sms",
+                    description="Send the caller a text message (SMS) to the phone they are on, from this line: "
+                    "something they will want in writing, such as an address, a link, a time or a reference, "
+                    "or when they ask for a text. Write the whole message yourself, in plain words. Then tell the "
+                    "caller what the tool answered: it may not have been able to send it."
+                    + (f" What this line texts: {what}" if what else ""),
+                    properties={
+                        "body": {
+                            "type": "string",
+                            "description": "The text message itself, complete, at most 300 characters, "
+                            "without markdown.",
+                            "maxLength": TEXT_MAX_CHARACTERS,
+                        }
+                    },
+                    required=["body"],
                 )
             )
         if any(t["type"] == "end_call" for t in self.settings.tools) and self.settings.channel == "phone":
@@ -401,6 +428,7 @@ class Conversation(LinkListener):
         # (a transfer) finishes whatever the caller says meanwhile: its work is shielded below.
         llm.register_function("transfer_call", self._tool_transfer)
         llm.register_function("end_call", self._tool_end_call)
+        llm.register_function("send_sms", self._tool_send_sms)
 
         if self.voice:
             transport = ConsumerTransport(
@@ -880,6 +908,36 @@ class Conversation(LinkListener):
         self._ending = True
         if self._task is not None:
             await self._task.queue_frame(EndFrame())
+
+    async def _tool_send_sms(self, params):
+        # Like a transfer, a text under way is not undone by the caller speaking: Twilio may have taken it.
+        await asyncio.shield(self._send_sms(params))
+
+    async def _send_sms(self, params):
+        body = (params.arguments or {}).get("body")
+        body = body if isinstance(body, str) else ""
+        if self._texts_sent >= MAX_TEXTS_PER_CALL:
+            failure = ToolFailed("I've already sent you all the texts I can on this call.", reason="limit")
+        else:
+            self._texts_sent += 1  # taken before the send: calls the LLM makes at once count against each other
+            try:
+                said = await database_sync_to_async(text_the_caller)(self.settings, body)
+            except ToolFailed as error:
+                self._texts_sent -= 1
+                failure = error
+            except Exception:
+                # Twilio may have taken the text before this failed: the agent does not claim either way.
+                logger.exception("conversation %s: the send_sms tool failed", self.id)
+                failure = ToolFailed(
+                    "Something went wrong while I sent the text; I can't tell whether it went through.", reason="error"
+                )
+            else:
+                await self._record_turn(role="tool", text=said, tool={"name": "send_sms", "ok": True})
+                await params.result_callback({"ok": True, "result": said})
+                return
+        tool = {"name": "send_sms", "ok": False, **({"reason": failure.reason} if failure.reason else {})}
+        await self._record_turn(role="tool", text=str(failure), tool=tool)
+        await params.result_callback({"ok": False, "error": str(failure)})
 
     async def _tool_end_call(self, params):
         await params.result_callback({"ok": True}, properties=FunctionCallResultProperties(run_llm=False))

@@ -10,10 +10,13 @@ worker thread:
 - ``conversation_turn_record``: one turn stored (text encrypted) and announced live;
 - ``conversation_event_record``: a step on the call's timeline (disclosures played, a guard);
 - ``conversation_knowledge``: the agent's knowledge passages for what the caller said;
-- ``call_transfer`` / ``call_end``: the tools that act on the phone call, through the Twilio SDK.
+- ``call_transfer`` / ``call_end``: the tools that act on the phone call, through the Twilio SDK;
+- ``send_text``: the send-SMS tool, a text to the other party from the call's own number, through
+  messaging's ``message_send`` (so its pre-send gate applies and the text is in the inbox).
 
 [!!] A tool reports what really happened: ``call_transfer`` returns only after Twilio took the
-new instructions, and raises ``ToolFailed`` with a sentence the agent can say otherwise.
+new instructions, ``send_text`` only after Twilio took the text, and each raises ``ToolFailed``
+with a sentence the agent can say otherwise.
 """
 
 from __future__ import annotations
@@ -29,7 +32,9 @@ from django.db import transaction
 from django.utils import timezone
 from twilio.twiml.voice_response import VoiceResponse
 
+from accounts.entitlements import has_entitlement
 from accounts.events import publish_org_event
+from jagcall.kernel.errors import ApplicationError
 from jagcall.kernel.providers import (
     SIMULATED_CREDENTIALS,
     ProviderError,
@@ -37,7 +42,7 @@ from jagcall.kernel.providers import (
     provider_operation,
     simulated_mode,
 )
-from telephony.models import Agent, Call, ConversationTurn, TurnRole
+from telephony.models import Agent, Call, ConversationTurn, PhoneNumber, TurnRole
 from telephony.providers.llm import organization_api_key
 from telephony.services.browser import browser_identity
 from telephony.services.calls import call_event_record
@@ -53,14 +58,21 @@ PROVIDER_KEY_SETTINGS = {
 }
 DEFAULT_VOICE_ID = "21m00Tcm4TlvDq8ikWAM"
 KNOWLEDGE_PASSAGES = 4
-# Tools the engine can carry out today. Sending a text waits for the messaging service, booking for
-# calendars: an agent configured with them is simply not offered them until then.
-ENGINE_TOOLS = frozenset({"transfer", "end_call"})
+# Tools the engine can carry out today. Booking (book_appointment) waits for calendars: an agent
+# configured with it is simply not offered it until then.
+ENGINE_TOOLS = frozenset({"transfer", "end_call", "send_sms"})
 _VARIABLE = re.compile(r"\{([A-Za-z][A-Za-z0-9_]{0,63})\}")
 
 
 class ToolFailed(Exception):
-    """A tool could not do what was asked; ``str(error)`` is what the agent tells the caller."""
+    """A tool could not do what was asked; ``str(error)`` is what the agent tells the caller.
+
+    ``reason``: a short code of why (a pre-send gate's rule, ``provider_error``...), kept on the tool's
+    turn; never personal data."""
+
+    def __init__(self, message: str, *, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -132,18 +144,31 @@ def _disclosures(agent: Agent) -> tuple[str, ...]:
     return tuple(said)
 
 
-def _tools(agent: Agent, *, channel: str) -> tuple[dict, ...]:
+def can_text_from(phone_number: PhoneNumber | None) -> bool:
+    """Can the call on ``phone_number`` text the other party from it? (The gate decides for the recipient.)"""
+    return (
+        phone_number is not None
+        and phone_number.sms_enabled
+        and phone_number.released_at is None
+        and has_entitlement(phone_number.organization, "messaging")
+    )
+
+
+def _tools(agent: Agent, *, channel: str, can_text: bool = False) -> tuple[dict, ...]:
+    """The agent's tools this conversation is offered. Not book_appointment: calendars do not exist yet."""
     offered = []
     for tool in agent.tools or []:
         if tool.get("type") not in ENGINE_TOOLS:
             continue
         if tool["type"] == "transfer" and channel != "phone":
             continue  # a test in the browser has no phone call to transfer
+        if tool["type"] == "send_sms" and (channel != "phone" or not can_text):
+            continue  # a test in the browser has no one to text; a number that cannot text sends nothing
         offered.append(dict(tool))
     return tuple(offered)
 
 
-def _settings(agent: Agent, *, channel: str, variables=None, **extra) -> ConversationSettings:
+def _settings(agent: Agent, *, channel: str, variables=None, can_text: bool = False, **extra) -> ConversationSettings:
     organization = agent.organization
     from telephony.services.agents import linked_knowledge_bases
 
@@ -166,7 +191,7 @@ def _settings(agent: Agent, *, channel: str, variables=None, **extra) -> Convers
         silence_prompts=int(settings.ENGINE_SILENCE_PROMPTS),
         voicemail_action=agent.voicemail_action,
         voicemail_message=render_prompt(agent.voicemail_message, variables),
-        tools=_tools(agent, channel=channel),
+        tools=_tools(agent, channel=channel, can_text=can_text),
         knowledge=bool(linked_knowledge_bases(agent)),
         keys=_keys(organization),
         base_urls=_base_urls(),
@@ -176,10 +201,21 @@ def _settings(agent: Agent, *, channel: str, variables=None, **extra) -> Convers
 
 def conversation_settings(call: Call, *, answered_by: str = "") -> ConversationSettings | None:
     """The settings of ``call``'s conversation; None when the call has no agent any more."""
-    call = Call.objects.for_org(call.organization_id).select_related("agent", "agent__organization").get(pk=call.pk)
+    call = (
+        Call.objects.for_org(call.organization_id)
+        .select_related("agent", "agent__organization", "phone_number", "phone_number__organization")
+        .get(pk=call.pk)
+    )
     if call.agent is None:
         return None
-    return _settings(call.agent, channel="phone", variables=call.variables, call_id=str(call.pk), answered_by=answered_by)
+    return _settings(
+        call.agent,
+        channel="phone",
+        variables=call.variables,
+        can_text=can_text_from(call.phone_number),
+        call_id=str(call.pk),
+        answered_by=answered_by,
+    )
 
 
 def test_conversation_settings(agent: Agent, *, session: str, channel: str) -> ConversationSettings:
@@ -371,3 +407,70 @@ def call_hang_up(call: Call, *, reason: str) -> bool:
         return False
     call_event_record(call=call, kind="engine.ended", source="engine", details={"reason": reason[:40]})
     return True
+
+
+# What the agent says when messaging's pre-send gate refuses a text (by the rule's code); the gate's own
+# message names the numbers and is for the team, not for the caller.
+_TEXT_REFUSED = {
+    "opted_out": (
+        "I'm sorry, I can't text your number: it has unsubscribed from our texts. "
+        "If you'd like them again, text START to this number."
+    ),
+    "sender_number": "I'm sorry, I can't send texts from this line.",
+    "no_messaging_rights": "I'm sorry, I can't send texts from this line.",
+    "invalid_number": "I'm sorry, I can't send a text to this phone number.",
+}
+TEXT_REFUSED = "I'm sorry, I can't send a text to your number."
+TEXT_NOT_SENT = "I'm sorry, I couldn't send the text just now."
+TEXT_TOO_LONG = "That text is too long to send; it needs to be shorter."
+TEXT_SENT = "I've sent you a text message; it should arrive in a moment."
+TEXT_MAX_CHARACTERS = 480  # three segments of GSM-7: what the caller wants in writing, not a letter
+
+
+def send_text(conversation: ConversationSettings, body: str) -> str:
+    """Text ``body`` to the other party of the call, from the call's own number, as the agent; what to say.
+
+    Through messaging's ``message_send`` with the agent as sender (``agent_principal``, labelled with the
+    agent's name): the pre-send gate applies (an opted-out pair, the do-not-call list, a number that cannot
+    text...) and the text is in the messaging inbox like any other. Raises ToolFailed with a sentence the
+    agent can say when the gate refuses or Twilio does not take the text; then no message is stored.
+    """
+    # Imported here, not above: messaging imports telephony (its models, dialing), not the other way round.
+    from messaging.services.agent_replies import agent_principal
+    from messaging.services.gate import SendRefused
+    from messaging.services.sending import MessageNotSent, message_send
+
+    if not conversation.is_call:
+        raise ToolFailed("There is no one to text in a test.", reason="no_call")
+    body = (body or "").strip()
+    if not body:
+        raise ToolFailed("I couldn't send an empty text.", reason="empty_message")
+    if len(body) > TEXT_MAX_CHARACTERS:
+        raise ToolFailed(TEXT_TOO_LONG, reason="too_long")
+    call = _call(conversation)
+    agent = Agent.objects.for_org(conversation.organization_id).filter(pk=conversation.agent_id).first()
+    if call.phone_number is None or agent is None:
+        raise ToolFailed(_TEXT_REFUSED["sender_number"], reason="sender_number")
+    try:
+        message = message_send(
+            organization=call.organization,
+            actor=agent_principal(agent),
+            sender=call.phone_number,
+            to=call.counterpart_number,
+            body=body,
+            sender_label=agent.name,
+        )
+    except SendRefused as refusal:
+        code = refusal.refusal.code
+        logger.info("text from call %s refused by the pre-send gate: %s", call.pk, code)
+        call_event_record(call=call, kind="engine.text_refused", source="engine", details={"reason": code})
+        raise ToolFailed(_TEXT_REFUSED.get(code, TEXT_REFUSED), reason=code) from refusal
+    except MessageNotSent as error:
+        logger.warning("text from call %s not sent: %s", call.pk, error.message)
+        call_event_record(call=call, kind="engine.text_failed", source="engine", details={"reason": error.code})
+        raise ToolFailed(TEXT_NOT_SENT, reason=error.code) from error
+    except ApplicationError as error:  # the body was checked above: nothing the caller could fix
+        logger.warning("text from call %s not sent: %s", call.pk, error.message)
+        raise ToolFailed(TEXT_NOT_SENT, reason=error.code) from error
+    call_event_record(call=call, kind="engine.text_sent", source="engine", details={"message": str(message.pk)})
+    return TEXT_SENT
