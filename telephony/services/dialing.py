@@ -19,12 +19,10 @@ Rules, in order:
   organization.
 - ``do_not_call``: the destination is on the organization's do-not-call list
   (compliance).
-- ``opted_out`` is NOT a rule yet, on purpose: a rule that consults nothing
-  would say "checked" while checking nothing. The data behind it (per-number
-  subscriptions and opt-outs) belongs to messaging; that work adds its rule
-  with ``register_rule(rule, before="calling_hours")`` from its app's
-  ``ready()``. Consent (compliance) is added the same way, or written here,
-  since telephony may read compliance.
+- Opt-outs by text reach calls through the do-not-call list: a texted STOP keyword lists the sender
+  (messaging/services/inbound.py), so the rule above refuses the call. Texts have their own gate
+  (messaging/services/gate.py), which reuses these rules where they apply. Consent (compliance) is
+  added with ``register_rule(rule, before="calling_hours")`` from its app's ``ready()``.
 - ``calling_hours``: 08:00-21:00 in the destination's local time (47 CFR
   64.1200(c)(1)). The zones come from the number (``phonenumbers``); where a
   number may be in several zones, every one of them must be inside the

@@ -6,8 +6,8 @@ after a purchase, the number is released at Twilio again, so neither side
 keeps half of it. Twilio's refusals are ApplicationErrors with what to do.
 
 A number bought or imported points Twilio at our voice webhook, status
-callback and SMS webhook, all POST (jagcall/kernel/webhooks/, telephony/hooks.py):
-the SMS webhook is what honours a texted STOP (telephony/services/sms.py).
+callback and SMS webhook, all POST (jagcall/kernel/webhooks/, telephony/hooks.py,
+messaging/webhooks.py): texts to the number reach messaging's inbox and opt-outs.
 Releasing an imported number clears all three in the organization's account.
 
 Plan limits on numbers come with billing; none apply yet.
