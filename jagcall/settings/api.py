@@ -54,6 +54,9 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "CallStatusEnum": "telephony.models.CallStatus",
         "PipelineStepStatusEnum": "telephony.models.StepStatus",
+        "CallDirectionEnum": "telephony.models.CallDirection",
+        "MessageStatusEnum": "messaging.models.MessageStatus",
+        "MessageDirectionEnum": "messaging.models.Direction",
     },
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

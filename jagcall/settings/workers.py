@@ -59,6 +59,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "compliance.tasks.write_chain_digests",
         "schedule": crontab(minute=53, hour=3),
     },
+    # https://crontab.guru/#11_5_*_*_* : every day at 05:11 UTC, each US number's A2P 10DLC registration read again
+    "messaging-a2p-refresh": {
+        "task": "messaging.tasks.a2p_status_refresh_all_task",
+        "schedule": crontab(minute=11, hour=5),
+    },
     # https://crontab.guru/#29_3_*_*_* : every day at 03:29 UTC (webhook deliveries older than WEBHOOK_DEDUPE_DAYS)
     "received-webhooks-purge": {
         "task": "jagcall.kernel.webhooks.tasks.received_webhooks_purge_task",

@@ -205,8 +205,24 @@ def _twilio(exc: BaseException):
     if isinstance(exc, TwilioRestException):
         return "status", exc.status, exc.code, exc.msg
     if isinstance(exc, TwilioException):
+        # A list page that was refused: the SDK raises the base class with the HTTP response (twilio.base.page).
+        response = exc.args[1] if len(exc.args) > 1 else None
+        if isinstance(getattr(response, "status_code", None), int):
+            body = getattr(response, "text", "") or ""
+            return "status", response.status_code, _twilio_code(body), _detail_of(body)
         return "other", None, None, str(exc)
     return None
+
+
+def _twilio_code(body: str):
+    """Twilio's own error code (20003, 21211...) out of an error body, or None."""
+    import json
+
+    try:
+        code = json.loads(body).get("code")
+    except (ValueError, AttributeError):
+        return None
+    return code if isinstance(code, int) else None
 
 
 def _openai_like(exc: BaseException):

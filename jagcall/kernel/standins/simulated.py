@@ -21,11 +21,17 @@ stand-in transcribes (``CALLER_SCRIPTS``, registered on the Twilio stand-in by `
 portal's "Simulate a caller" rings through the stand-in's ``/stand-in/`` route (twilio/control.py),
 since the web server runs in another process.
 
+Every US local number the simulated Twilio sells, or is given back, is registered for A2P 10DLC at once
+(a Messaging Service with a VERIFIED campaign, ``register_a2p``), as in an account that finished its
+registration: the messaging settings' "Check now" finds it registered.
+
 ``DEBUG=true DJANGO_SETTINGS_MODULE=jagcall.settings python -m jagcall.kernel.standins.simulated``
 runs them in the foreground and prints that environment as shell exports.
 """
 
 from __future__ import annotations
+
+import json
 
 from jagcall.kernel.providers import SIMULATED_CREDENTIALS
 from jagcall.kernel.standins.anthropic import AnthropicStandIn
@@ -34,7 +40,27 @@ from jagcall.kernel.standins.deepgram import DEFAULT_LIVE_SCRIPT, DeepgramStandI
 from jagcall.kernel.standins.elevenlabs import ElevenLabsStandIn
 from jagcall.kernel.standins.openai import OpenAIStandIn
 from jagcall.kernel.standins.twilio import BargeIn, Hangup, Say, TwilioStandIn
+from jagcall.kernel.standins.twilio import numbers as twilio_numbers
 from jagcall.kernel.standins.twilio.records import NUMBER_SETTINGS, Account, IncomingNumber
+
+# North American toll-free area codes: such numbers are verified as toll-free, not registered for A2P 10DLC.
+TOLL_FREE_AREA_CODES = frozenset({"800", "833", "844", "855", "866", "877", "888"})
+
+
+def _us_long_code(number: str) -> bool:
+    return twilio_numbers.country_of(number) == "US" and number.removeprefix("+1")[:3] not in TOLL_FREE_AREA_CODES
+
+
+class SimulatedTwilio(TwilioStandIn):
+    """The Twilio stand-in of simulated mode: a US local number it sells is registered for A2P 10DLC."""
+
+    def _numbers_post(self, request, principal, account):
+        reply = super()._numbers_post(request, principal, account)
+        if reply.status == 201:
+            number = json.loads(reply.body)["phone_number"]
+            if _us_long_code(number):
+                self.register_a2p(account, number, "VERIFIED")
+        return reply
 
 
 class SimulatedProviders(dict):
@@ -43,7 +69,7 @@ class SimulatedProviders(dict):
     def __init__(self, standins: dict[str, StandIn]) -> None:
         super().__init__({name: standin.base_url for name, standin in standins.items()})
         self.standins = standins
-        self.twilio: TwilioStandIn = standins["twilio"]  # type: ignore[assignment]
+        self.twilio: SimulatedTwilio = standins["twilio"]  # type: ignore[assignment]
 
     def environment(self) -> dict[str, str]:
         """The settings (as environment variables) that point every SDK at the stand-ins."""
@@ -74,6 +100,8 @@ class SimulatedProviders(dict):
                     "StatusCallback": status_callback, "StatusCallbackMethod": "POST", "SmsUrl": sms_url,
                     "SmsMethod": "POST",
                 }))
+                if _us_long_code(number):
+                    twilio.register_a2p(account_sid, number, "VERIFIED")
 
 
 # How an autopiloted call plays out in simulated mode, at a pace a person can follow on the call's
@@ -108,7 +136,7 @@ SIMULATED_CALLER_NUMBER = "+14155550134"
 
 def start_all(*, autopilot: bool = True) -> SimulatedProviders:
     """Start every provider stand-in on 127.0.0.1 (random ports); Twilio's with ``autopilot``."""
-    twilio = TwilioStandIn(*SIMULATED_CREDENTIALS["twilio"])
+    twilio = SimulatedTwilio(*SIMULATED_CREDENTIALS["twilio"])
     twilio.autopilot = autopilot
     twilio.autopilot_delay = AUTOPILOT_STEP_SECONDS
     twilio.autopilot_talk = AUTOPILOT_TALK_SECONDS
