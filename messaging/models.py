@@ -76,7 +76,8 @@ class ContactImport(OrganizationOwned):
     processed_rows = models.PositiveIntegerField(default=0)
     created_count = models.PositiveIntegerField(default=0)
     updated_count = models.PositiveIntegerField(default=0)
-    # [{"row": 7, "errors": ["phone: ..."]}]: row numbers as a spreadsheet shows them (header = 1).
+    # [{"row": 7, "errors": [{"field", "message"}], "values": [[header, cell], ...]}]: rows numbered as a spreadsheet
+    # shows them (header = 1), with their cells, so the failing rows can be downloaded after the file is cleared.
     row_errors = EncryptedJSONField(default=list, blank=True)
     failure = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)
