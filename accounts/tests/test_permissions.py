@@ -13,7 +13,7 @@ from django.urls import reverse
 from accounts.models import Membership
 from accounts.permissions import PERMISSIONS, Role, can_manage_member, has_permission
 from accounts.tests.factories import InvitationFactory, MembershipFactory, OrganizationFactory, UserFactory
-from accounts.tests.urlwalk import classify
+from accounts.tests.urlwalk import all_routes, classify
 
 from accounts.principals import Principal
 
@@ -129,6 +129,49 @@ MATRIX = {
         "post": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: OK},
     },
     "knowledge:document-file": {"get": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: OK}},
+    # Texts: the whole team reads and writes conversations and contacts (product.use); the messaging settings
+    # (HELP answer, agent replies per number, A2P checks) are the number managers' (numbers.manage).
+    "messaging:inbox": {"get": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: OK}},
+    "messaging:compose": {"get": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: OK}},
+    "messaging:thread": {"get": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: OK}},
+    "messaging:thread-take-over": {"post": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: OK}},
+    "messaging:thread-release": {"post": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: OK}},
+    # Sending needs the Twilio stand-in (messaging/tests/test_inbox_compose.py); the opt-out review needs a
+    # flagged opt-out and reading a thread is what opening it does (messaging/tests/test_inbox_actions.py);
+    # simulated mode only (404 otherwise): messaging/tests/test_inbox_simulate.py.
+    "messaging:thread-reply": {},
+    "messaging:thread-read": {},
+    "messaging:thread-opt-out-undo": {},
+    "messaging:thread-opt-out-keep": {},
+    "messaging:simulate-text": {},
+    "messaging:contact-list": {"get": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: OK}},
+    "messaging:contact-create": {
+        "get": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: OK},
+        "post": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: OK},
+    },
+    "messaging:contact-detail": {"get": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: OK}},
+    "messaging:contact-update": {"get": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: OK}},
+    "messaging:contact-delete": {
+        "get": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: OK},
+        "post": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: OK},
+    },
+    "messaging:contact-export": {"get": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: OK}},
+    "messaging:contact-import": {"get": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: OK}},
+    "messaging:contact-import-detail": {"get": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: OK}},
+    "messaging:contact-import-progress": {"get": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: OK}},
+    "messaging:contact-import-discard": {"post": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: OK}},
+    # Confirming imports the file (messaging/tests/test_contacts_pages.py); the failing rows' CSV exists once an
+    # import is done.
+    "messaging:contact-import-confirm": {},
+    "messaging:contact-import-errors": {},
+    "messaging:settings": {
+        "get": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: DENIED},
+        "post": {Role.OWNER: OK, Role.ADMIN: OK, Role.MEMBER: DENIED},
+    },
+    # The owner's and admin's changes need a number with an agent and the Twilio stand-in:
+    # messaging/tests/test_settings_page.py.
+    "messaging:settings-agent-replies": {"post": {Role.MEMBER: DENIED}},
+    "messaging:settings-a2p-check": {"post": {Role.MEMBER: DENIED}},
 }
 
 _AGENT_FORM = {
@@ -152,6 +195,8 @@ POST_DATA = {
     "telephony:number-buy": {"area_code": "415"},
     "knowledge:base-list": {"name": "Matrix handbook"},
     "knowledge:base-update": {"name": "Matrix handbook renamed"},
+    "messaging:contact-create": {"phone": "+13125550188", "name": "Matrix Person"},
+    "messaging:settings": {"help_text": "Matrix Dental: reply STOP to unsubscribe."},
 }
 
 CASES = [
@@ -228,6 +273,14 @@ def route_kwargs(request, organization, name, target, invitation):
         request.getfixturevalue("twilio_standin")
         if name in ("telephony:number-assign", "telephony:number-release"):
             kwargs["number_id"] = number_buy(organization=organization, actor=OPERATOR, area_code="415").id
+    if name.startswith("messaging:"):
+        from messaging.tests.tenancy import OBJECT_KWARGS as messaging_objects
+        from telephony.tests.tenancy import OBJECT_KWARGS as telephony_objects
+
+        route = next(route for route in all_routes() if route.name == name)
+        for key, make in {**messaging_objects, "number_id": telephony_objects["number_id"]}.items():
+            if key in route.kwargs:
+                kwargs[key] = make(organization)
     if name.startswith("knowledge:") and name != "knowledge:base-list":
         from knowledge.models import KnowledgeBase
         from knowledge.services import document_add

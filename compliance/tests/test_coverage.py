@@ -714,6 +714,32 @@ def recipe_api_number_import(world):
     return "phone_number.imported"
 
 
+def recipe_messaging_help_text(world):
+    url = world.url("messaging:settings", org_slug=world.slug)
+    answer = "Acme Dental: call us at 415 555 0100. Reply STOP to unsubscribe."
+    _ok(world.client_for(world.owner).post(url, {"help_text": answer}))
+    return "messaging_profile.help_text_changed"
+
+
+def recipe_messaging_agent_replies(world):
+    from telephony.tests.factories import AgentFactory, PhoneNumberFactory
+
+    agent = AgentFactory(organization=world.organization)
+    number = PhoneNumberFactory(organization=world.organization, sms_enabled=True, agent=agent)
+    url = world.url("messaging:settings-agent-replies", org_slug=world.slug, number_id=number.id)
+    _ok(world.client_for(world.owner).post(url, {"agent_replies": "on"}))
+    return "phone_number.agent_replies_enabled"
+
+
+def recipe_messaging_a2p_check(world):
+    with _standin("twilio") as standin:
+        number = _bought(world)
+        standin.register_a2p(number.account_sid, number.number, "VERIFIED")
+        url = world.url("messaging:settings-a2p-check", org_slug=world.slug, number_id=number.id)
+        _ok(world.client_for(world.owner).post(url))
+    return "phone_number.a2p_checked"
+
+
 RECIPES: dict[str, Callable] = {
     "integrations:provider-list": recipe_provider_connect,
     "integrations:provider-disconnect": recipe_provider_disconnect,
@@ -724,6 +750,9 @@ RECIPES: dict[str, Callable] = {
     "api:number-list": recipe_api_number_buy,
     "api:number-detail": recipe_api_number_assign_and_release,
     "api:number-import": recipe_api_number_import,
+    "messaging:settings": recipe_messaging_help_text,
+    "messaging:settings-agent-replies": recipe_messaging_agent_replies,
+    "messaging:settings-a2p-check": recipe_messaging_a2p_check,
     "accounts:organization-create": recipe_organization_create,
     "accounts:invitation-accept": recipe_invitation_accept,
     "accounts:organization-settings": recipe_organization_settings,
@@ -786,6 +815,187 @@ RECIPES: dict[str, Callable] = {
     "api:agent-detail": recipe_api_agent_update_and_delete,
 }
 
+# --- contacts: portal pages, CSV import, API ---
+
+CONTACTS_CSV = b"phone,name,Plan\n+14155550171,Ada,Gold\n+14155550172,Bob,\n"
+
+
+def _contact(world, phone="+14155550170"):
+    from messaging.services.contacts import contact_create
+
+    return contact_create(organization=world.organization, actor=world.owner, data={"phone": phone, "name": "Walk"})
+
+
+def _contact_import(world):
+    from messaging.services.imports import contact_import_upload
+
+    return contact_import_upload(
+        organization=world.organization, actor=world.member, file_name="contacts.csv", raw=CONTACTS_CSV
+    )
+
+
+def recipe_contact_create(world):
+    url = world.url("messaging:contact-create", org_slug=world.slug)
+    _ok(world.client_for(world.member).post(url, {"phone": "+14155550170", "name": "Ada"}))
+    return "contact.created"
+
+
+def recipe_contact_update(world):
+    contact = _contact(world)
+    url = world.url("messaging:contact-update", org_slug=world.slug, contact_id=contact.id)
+    _ok(world.client_for(world.member).post(url, {"phone": contact.phone, "name": "Renamed"}))
+    return "contact.updated"
+
+
+def recipe_contact_delete(world):
+    contact = _contact(world)
+    _ok(world.client_for(world.member).post(world.url("messaging:contact-delete", org_slug=world.slug, contact_id=contact.id)))
+    return "contact.deleted"
+
+
+def recipe_contact_import_upload(world):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    url = world.url("messaging:contact-import", org_slug=world.slug)
+    _ok(world.client_for(world.member).post(url, {"file": SimpleUploadedFile("contacts.csv", CONTACTS_CSV)}))
+    return "contact_import.uploaded"
+
+
+def recipe_contact_import_confirm(world):
+    job = _contact_import(world)
+    url = world.url("messaging:contact-import-confirm", org_slug=world.slug, import_id=job.id)
+    _ok(world.client_for(world.member).post(url))
+    return "contact_import.completed"
+
+
+def recipe_contact_import_discard(world):
+    job = _contact_import(world)
+    _ok(world.client_for(world.member).post(world.url("messaging:contact-import-discard", org_slug=world.slug, import_id=job.id)))
+    return "contact_import.discarded"
+
+
+def recipe_api_contact_create(world):
+    _ok(world.bearer(world.key("contacts:write")).post("/api/v1/contacts", {"phone": "+14155550170"}, format="json"))
+    return "contact.created"
+
+
+def recipe_api_contact_update_and_delete(world):
+    contact = _contact(world)
+    client = world.bearer(world.key("contacts:write"))
+    _ok(client.patch(f"/api/v1/contacts/{contact.id}", {"name": "Renamed"}, format="json"))
+    _ok(client.delete(f"/api/v1/contacts/{contact.id}"))
+    return ["contact.updated", "contact.deleted"]
+
+
+RECIPES.update(
+    {
+        "messaging:contact-create": recipe_contact_create,
+        "messaging:contact-update": recipe_contact_update,
+        "messaging:contact-delete": recipe_contact_delete,
+        "messaging:contact-import": recipe_contact_import_upload,
+        "messaging:contact-import-confirm": recipe_contact_import_confirm,
+        "messaging:contact-import-discard": recipe_contact_import_discard,
+        "api:contact-list": recipe_api_contact_create,
+        "api:contact-detail": recipe_api_contact_update_and_delete,
+    }
+)
+
+# --- messaging: the inbox (sending, taking a thread over, reviewing an opt-out) ---
+
+INBOX_CONTACT = "+12129870188"
+
+
+def _inbox_conversation(world, number=None):
+    from messaging.tests.support import make_conversation
+
+    return make_conversation(world.organization, phone_number=number, contact_number=INBOX_CONTACT)
+
+
+def recipe_inbox_compose(world):
+    with _standin("twilio") as standin:
+        standin.message_autodeliver = False
+        number = _bought(world)
+        url = world.url("messaging:compose", org_slug=world.slug)
+        _ok(world.client_for(world.member).post(url, {"from_number": number.id, "to": INBOX_CONTACT, "body": "Hi"}))
+    return "message.sent"
+
+
+def recipe_inbox_reply(world):
+    with _standin("twilio") as standin:
+        standin.message_autodeliver = False
+        conversation = _inbox_conversation(world, _bought(world))
+        url = world.url("messaging:thread-reply", org_slug=world.slug, conversation_id=conversation.id)
+        _ok(world.client_for(world.member).post(url, {"body": "See you at 3."}))
+    return "message.sent"
+
+
+def _answered_conversation(world):
+    from messaging.models import NumberMessaging
+    from telephony.tests.factories import AgentFactory, PhoneNumberFactory
+
+    number = PhoneNumberFactory(organization=world.organization, agent=AgentFactory(organization=world.organization))
+    NumberMessaging.objects.create(organization=world.organization, phone_number=number, agent_replies=True)
+    return _inbox_conversation(world, number)
+
+
+def recipe_inbox_take_over(world):
+    conversation = _answered_conversation(world)
+    url = world.url("messaging:thread-take-over", org_slug=world.slug, conversation_id=conversation.id)
+    _ok(world.client_for(world.member).post(url))
+    return "conversation.taken_over"
+
+
+def recipe_inbox_release(world):
+    from messaging.services.conversations import conversation_take_over
+
+    conversation = _answered_conversation(world)
+    conversation_take_over(organization=world.organization, actor=world.member, conversation=conversation)
+    world.mark()
+    url = world.url("messaging:thread-release", org_slug=world.slug, conversation_id=conversation.id)
+    _ok(world.client_for(world.member).post(url))
+    return "conversation.released"
+
+
+def _free_text_opt_out(world):
+    from messaging.models import ChangeVia
+    from messaging.services.subscriptions import subscription_set, webhook_actor
+    from messaging.tests.support import make_message
+
+    conversation = _inbox_conversation(world)
+    message = make_message(world.organization, conversation=conversation, body="please stop texting me")
+    subscription_set(
+        phone_number=conversation.phone_number, recipient=INBOX_CONTACT, subscribed=False, via=ChangeVia.FREE_TEXT,
+        actor=webhook_actor(world.organization), message=message, flagged=True,
+    )  # fmt: skip
+    world.mark()
+    return conversation
+
+
+def recipe_inbox_opt_out_undo(world):
+    conversation = _free_text_opt_out(world)
+    url = world.url("messaging:thread-opt-out-undo", org_slug=world.slug, conversation_id=conversation.id)
+    _ok(world.client_for(world.member).post(url))
+    return "sms_subscription.resubscribed"
+
+
+def recipe_inbox_opt_out_keep(world):
+    conversation = _free_text_opt_out(world)
+    url = world.url("messaging:thread-opt-out-keep", org_slug=world.slug, conversation_id=conversation.id)
+    _ok(world.client_for(world.member).post(url))
+    return "sms_subscription.review_confirmed"
+
+
+RECIPES.update(
+    {
+        "messaging:compose": recipe_inbox_compose,
+        "messaging:thread-reply": recipe_inbox_reply,
+        "messaging:thread-take-over": recipe_inbox_take_over,
+        "messaging:thread-release": recipe_inbox_release,
+        "messaging:thread-opt-out-undo": recipe_inbox_opt_out_undo,
+        "messaging:thread-opt-out-keep": recipe_inbox_opt_out_keep,
+    }
+)
+
 # route -> (the test that proves its audit event, why it is not a recipe here)
 RECORDED_ELSEWHERE: dict[str, tuple[str, str]] = {
     "accounts:organization-sso": (
@@ -821,8 +1031,17 @@ RECORDED_ELSEWHERE: dict[str, tuple[str, str]] = {
         "Twilio's notice that a recording is ready: the pipeline's steps are the call's record, no person acts",
     ),
     "twilio-hooks:sms": (
-        "telephony/tests/test_sms_optout.py::test_the_opt_out_is_audited_without_the_senders_number",
-        "do_not_call.added and phone_number.opt_out_received, Twilio's webhook as actor; other texts change nothing",
+        "messaging/tests/test_opt_out.py::test_every_change_is_audited_and_in_the_history_without_the_number_in_clear",
+        "sms_subscription.* (and do_not_call.added for a keyword), Twilio's webhook as actor; a text itself is "
+        "stored in its conversation (the organization's record of it), not audited",
+    ),
+    "twilio-hooks:sms-status": (
+        "messaging/tests/test_sending.py::test_status_callbacks_build_the_timeline_and_move_forward_only",
+        "Twilio's progress reports on a sent text: its own append-only timeline (MessageStatusEvent), no person acts",
+    ),
+    "api:message-list": (
+        "messaging/tests/test_sending.py::test_a_text_is_sent_through_twilio_and_recorded",
+        "message.sent, through the Twilio stand-in (the API calls the same service: messaging/tests/test_messages_api.py)",
     ),
     "telephony:call-post-call-retry": (
         "telephony/tests/test_pipeline.py::test_a_permanent_failure_shows_its_reason_and_the_retry_button_works",
@@ -857,6 +1076,16 @@ NOTHING_TO_RECORD: dict[str, str] = {
     "api:knowledge-search": "a search reads passages and changes nothing (POST only to carry the question in a body)",
     "account_confirm_login_code": "sign-in by emailed code is off (ACCOUNT_LOGIN_BY_CODE_ENABLED is not set); the page only redirects",
 }
+
+
+# messaging: the inbox's routes that need no recipe here.
+RECORDED_ELSEWHERE["messaging:simulate-text"] = (
+    "messaging/tests/test_inbox_simulate.py::test_a_simulated_text_arrives_through_the_sms_hook",
+    "message.simulated; simulated mode only, through the Twilio stand-in and a live server",
+)
+NOTHING_TO_RECORD["messaging:thread-read"] = (
+    "reading a thread only sets its unread count to 0 (as opening it does): not a change of the organization's state"
+)
 
 
 @pytest.fixture

@@ -137,14 +137,17 @@ def _list_do_not_call(*, phone_number: PhoneNumber, sender: str, keyword: str, m
 
 
 def _store_reply(conversation: Conversation, text: str) -> None:
-    """The automatic answer sent in the TwiML, kept in the thread."""
+    """The automatic answer sent in the TwiML, kept in the thread.
+
+    Twilio sends it as its answer to the webhook, without a SID we could follow: it is shown as sent
+    (handed to Twilio), and no later status reaches it."""
     segments = count_segments(text)
     message = Message.objects.create(
         organization_id=conversation.organization_id,
         conversation=conversation,
         direction=Direction.OUTBOUND,
         body=text,
-        status=MessageStatus.QUEUED,
+        status=MessageStatus.SENT,
         segments=segments.segments,
         encoding=segments.encoding,
         sender_type=SenderType.SYSTEM,

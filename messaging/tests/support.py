@@ -16,7 +16,14 @@ def message_sid() -> str:
 
 def sms_line(organization, number: str = "+14155550123", **kwargs):
     """A number bought at the Twilio stand-in (``twilio_standin`` fixture), able to text."""
+    from telephony.services.twilio_accounts import twilio_for_account
+    from telephony.services.urls import public_url
+
     phone_number = line(organization, number, **{"agent": False, **kwargs})
+    access = twilio_for_account(organization, phone_number.account_sid)
+    access.client.api.v2010.accounts(access.account_sid).incoming_phone_numbers(phone_number.twilio_sid).update(
+        sms_url=public_url("twilio-hooks:sms"), sms_method="POST"
+    )
     phone_number.sms_enabled = True
     phone_number.save(update_fields=["sms_enabled"])
     return phone_number

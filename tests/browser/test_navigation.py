@@ -29,8 +29,8 @@ def test_every_tab_fits_and_the_account_menu_survives_a_panel_refresh(asgi_live_
         tabs = nav.get_by_role("link")
         names = [tabs.nth(i).inner_text().strip() for i in range(tabs.count())]
         assert names == [
-            "Dashboard", "Agents", "Calls", "Knowledge", "Numbers", "Phone", "Team", "Settings", "Audit log",
-            "Do-not-call",
+            "Dashboard", "Agents", "Calls", "Messages", "Knowledge", "Numbers", "Phone", "Team", "Settings",
+            "Audit log", "Do-not-call",
         ]  # fmt: skip
         nav_box = nav.bounding_box()
         for i in range(tabs.count()):
