@@ -90,6 +90,19 @@ class MessageStatusInline(BackOfficeInline):
         return False
 
 
+@admin.register(MessageStatusEvent)
+class MessageStatusEventAdmin(ReadOnlyModelAdmin):
+    """Every step of every text's status, as Twilio reported it: find a delivery problem across texts."""
+
+    list_display = ("occurred_at", "organization", "message", "status", "error_code")
+    list_filter = ("status",)
+    list_select_related = ("organization", "message")
+    search_fields = ("message__twilio_sid", "organization__name", "organization__slug")
+    ordering = ("-occurred_at",)
+    fields = ("id", "organization", "message", "status", "error_code", "occurred_at")
+    readonly_fields = fields
+
+
 @admin.register(Message)
 class MessageAdmin(ReadOnlyModelAdmin):
     list_display = ("created_at", "organization", "direction", "status", "error_code", "segments", "sender_type",
@@ -131,6 +144,20 @@ class SubscriptionChangeInline(BackOfficeInline):
 
     def has_add_permission(self, request, obj=None):
         return False
+
+
+@admin.register(SubscriptionChange)
+class SubscriptionChangeAdmin(ReadOnlyModelAdmin):
+    """Every opt-out and opt-in, newest first: flagged free-text readings can be listed for a review."""
+
+    list_display = ("created_at", "organization", "subscribed", "via", "keyword", "flagged_for_review", "actor_label")
+    list_filter = ("via", "subscribed", "flagged_for_review")
+    list_select_related = ("organization",)
+    search_fields = ("keyword", "actor_label", "organization__name", "organization__slug")
+    ordering = ("-created_at",)
+    fields = ("id", "organization", "subscription", "subscribed", "via", "keyword", "message", "flagged_for_review",
+              "actor_label", "created_at")  # fmt: skip
+    readonly_fields = fields
 
 
 @admin.register(Subscription)

@@ -174,12 +174,13 @@ def test_scopes_are_enforced_with_a_403_naming_the_missing_scope(api_client, org
 
 
 def test_jwts_carry_their_roles_scopes(api_client, organization, owner, member):
-    # A member uses the product (agents, numbers and calls to read, calls to place, the do-not-call
+    # A member uses the product (agents, numbers and calls to read, calls and texts to send, contacts, the do-not-call
     # list to read and add to, knowledge bases to read and fill) but manages nothing: no keys, no audit,
     # no changes to agents or numbers.
     assert scopes_for_role(Role.MEMBER) == {
         "organization:read", "members:read", "agents:read", "numbers:read", "calls:read", "calls:write",
-        "compliance:read", "compliance:write", "knowledge:read", "knowledge:write",
+        "compliance:read", "compliance:write", "knowledge:read", "knowledge:write", "contacts:read", "contacts:write",
+        "messages:read", "messages:write",
     }
     assert scopes_for_role(Role.OWNER) == ALL_SCOPES
     response = bearer(api_client, jwt_for(member, organization)).get(LIST)

@@ -66,7 +66,7 @@ def test_bad_input_is_explained_and_nothing_is_sent(client, organization, other_
                                                     twilio_standin):  # fmt: skip
     settings.SIMULATED_PROVIDERS = True
     line = sms_line(organization)
-    theirs = PhoneNumberFactory(organization=other_organization, sms_enabled=True)
+    theirs = PhoneNumberFactory(organization=other_organization, number="+13125550177", sms_enabled=True)
     client.force_login(member)
     cases = [
         ({"phone_number": theirs.id, "from_number": SENDER, "body": "Hi"},
