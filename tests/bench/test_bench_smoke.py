@@ -1,4 +1,4 @@
-"""The telephony benchmarks still run: each script, at a very small size, end to end.
+"""The benchmarks still run: each script, at a very small size, end to end.
 
 Each runs as a person runs it (a subprocess from the repository root) on
 embedded servers of its own, never the suite's: the suite's data directory
@@ -76,4 +76,27 @@ def test_voice_turns_bench_runs_one_call():
     assert re.search(r"^(PASS|FAIL): CPU per call [\d.]+ % of a core at 1 calls", out, re.MULTILINE)
     assert "server RSS: first 1 calls" in out
     assert "ERROR:" not in out
+    assert "stopped the embedded servers and removed" in out
+
+
+def test_sms_webhook_bench_runs_small():
+    out = run_bench("bench/sms_webhook.py", "--rounds", "1", "--requests", "50", "--keywords", "20",
+                    "--concurrency", "5", "--uncontended", "5", "--warmup", "20", "--subscriptions", "10000",
+                    "--probes", "100", "--gate-iterations", "200")  # fmt: skip
+    assert re.search(r"^  inserted 10,000 rows in [\d.]+ s", out, re.MULTILINE)
+    assert "a text's answer: <?xml" in out and "<Response/>" in out
+    assert re.search(r"^  a keyword's answer: .*<Message>.*unsubscribed", out, re.MULTILINE)
+    for row in ("texts", "keywords", "texts, 1 client"):
+        assert re.search(rf"^  {re.escape(row)} +\d+ +[\d.]+ +[\d.]+", out, re.MULTILINE), row
+    assert re.search(r"^(PASS|FAIL): SMS webhook server time p95 [\d.]+ ms with 5 in flight", out, re.MULTILINE)
+    assert re.search(r"^(PASS|FAIL): SMS webhook p95 [\d.]+ ms with 5 in flight, client-observed", out, re.MULTILINE)
+    assert re.search(r"^(PASS|FAIL): keyword texts \(STOP/START\) server time p95 [\d.]+ ms", out, re.MULTILINE)
+    for line in (r"pre-send check p95 [\d.]+ ms, recipient opted out \(a row\)",
+                 r"pre-send check p95 [\d.]+ ms, recipient never changed \(no row\)",
+                 r"opted_out rule alone p95 [\d.]+ ms, a row", r"opted_out rule alone p95 [\d.]+ ms, no row"):  # fmt: skip
+        assert re.search(rf"^(PASS|FAIL): {line} with 10,000 subscriptions \(goal < 1 ms\)", out, re.MULTILINE), line
+    assert re.search(r"^ +-> +Index (Only )?Scan using \w+ on messaging_subscription", out, re.MULTILINE)
+    agreed = re.search(r"the gate agrees with the keyword senders' last STOP/START: (\d+) of (\d+)", out)
+    assert agreed and agreed.group(1) == agreed.group(2) != "0"
+    assert "MISMATCH" not in out and "WRONG" not in out and "unexpected status" not in out
     assert "stopped the embedded servers and removed" in out
