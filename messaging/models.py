@@ -34,7 +34,10 @@ class Contact(OrganizationOwned):
     """A person the organization talks with, by phone number (one contact per number)."""
 
     phone = EncryptedTextField(help_text="E.164, e.g. +14155550100")
-    phone_index = BlindIndexField(source="phone", purpose=NUMBER_PURPOSE, normalize=normalize_for_index)
+    # Found through the unique (organization, phone_index) index: no index of its own.
+    phone_index = BlindIndexField(
+        source="phone", purpose=NUMBER_PURPOSE, normalize=normalize_for_index, db_index=False
+    )
     name = models.CharField(max_length=120, blank=True)
     time_zone = models.CharField(max_length=64, blank=True, help_text="IANA name, e.g. America/New_York")
     custom_fields = EncryptedJSONField(default=dict, blank=True)
@@ -249,7 +252,10 @@ class Subscription(OrganizationOwned):
 
     phone_number = models.ForeignKey("telephony.PhoneNumber", on_delete=models.CASCADE, related_name="subscriptions")
     recipient = EncryptedTextField()
-    recipient_index = BlindIndexField(source="recipient", purpose=NUMBER_PURPOSE, normalize=normalize_for_index)
+    # Found through the unique (phone_number, recipient_index) index: no index of its own (the gate's read).
+    recipient_index = BlindIndexField(
+        source="recipient", purpose=NUMBER_PURPOSE, normalize=normalize_for_index, db_index=False
+    )
     subscribed = models.BooleanField(default=True)
     # A free-text revocation ("please stop texting me") unsubscribed it: a member should read it.
     needs_review = models.BooleanField(default=False)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from dataclasses import dataclass
+
+from django.db import connection
 from django.db.models import Prefetch, Q, QuerySet
 
 from messaging.models import Contact, Conversation, Message, MessageStatusEvent, NumberMessaging, Subscription
@@ -25,6 +29,26 @@ def subscription_for(phone_number, number: str) -> Subscription | None:
         .filter(phone_number=phone_number, recipient_index__in=candidates)
         .first()
     )
+
+
+@dataclass(frozen=True)
+class SubscriptionState:
+    subscribed: bool
+    changed_at: dt.datetime
+
+
+def subscription_state(phone_number, number: str) -> SubscriptionState | None:
+    """``subscription_for`` for the pre-send gate: one read by the pair's unique index in plain SQL, no model
+    built, nothing decrypted (None: never changed, subscribed)."""
+    candidates = _number_candidates(Subscription, "recipient_index", number, phone_number.organization_id)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT subscribed, changed_at FROM {Subscription._meta.db_table} "  # noqa: S608 (the model's own table)
+            "WHERE organization_id = %s AND phone_number_id = %s AND recipient_index = ANY(%s) LIMIT 1",
+            [phone_number.organization_id, phone_number.pk, candidates],
+        )
+        row = cursor.fetchone()
+    return SubscriptionState(subscribed=row[0], changed_at=row[1]) if row else None
 
 
 def contacts_for(organization, *, query: str = "") -> QuerySet:

@@ -48,11 +48,16 @@ def agent_principal(agent) -> Principal:
     return Principal.system(f"agent:{agent.name}"[:80], organization=agent.organization)
 
 
-def _refusal(conversation: Conversation, *, now: dt.datetime | None = None) -> str | None:
-    """Why the agent may not answer this conversation now, or None."""
+_UNREAD = object()
+
+
+def _refusal(conversation: Conversation, *, now: dt.datetime | None = None, settings_row=_UNREAD) -> str | None:
+    """Why the agent may not answer this conversation now, or None. ``settings_row``: the number's
+    NumberMessaging when the caller has read it already."""
     now = now or timezone.now()
     phone_number = conversation.phone_number
-    settings_row = number_messaging(phone_number)
+    if settings_row is _UNREAD:
+        settings_row = number_messaging(phone_number)
     if settings_row is None or not settings_row.agent_replies:
         return "agent replies are off for this number"
     if phone_number.agent_id is None:
@@ -72,9 +77,10 @@ def _refusal(conversation: Conversation, *, now: dt.datetime | None = None) -> s
 
 def agent_reply_queue(*, message: Message, conversation: Conversation) -> bool:
     """Queue the agent's reply to ``message`` on commit, when the agent may answer. True: queued."""
-    reason = _refusal(conversation)
+    settings_row = number_messaging(conversation.phone_number)
+    reason = _refusal(conversation, settings_row=settings_row)
     if reason is not None:
-        if number_messaging(conversation.phone_number) is not None:
+        if settings_row is not None:
             logger.info("agent_reply.skipped conversation=%s: %s", conversation.id, reason)
         return False
     # By name: the task module calls this one (tasks stay thin wrappers of services).

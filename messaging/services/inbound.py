@@ -46,7 +46,7 @@ from jagcall.kernel.phone import InvalidPhoneNumber, parse_e164
 from messaging.errors import UNSUBSCRIBED_RECIPIENT
 from messaging.keywords import Intent, intent_of
 from messaging.models import (
-    STATUS_RANK, ChangeVia, Conversation, Direction, Message, MessageStatus, MessageStatusEvent, MessagingProfile,
+    STATUS_RANK, ChangeVia, Contact, Conversation, Direction, Message, MessageStatus, MessageStatusEvent, MessagingProfile,
     SenderType,
 )  # fmt: skip
 from messaging.segments import count_segments
@@ -157,6 +157,25 @@ def _store_reply(conversation: Conversation, text: str) -> None:
     announce_message(message, "message.sent")
 
 
+def _conversation_locked(phone_number: PhoneNumber, sender: str) -> Conversation:
+    """The conversation of (our number, ``sender``) with its contact, locked for this transaction.
+
+    One read when both exist (the usual case: a returning sender); else the contact and the conversation
+    are made first."""
+    organization_id = phone_number.organization_id
+    pair = Conversation.objects.for_org(organization_id).select_for_update(of=("self",)).select_related("contact")
+    candidates = Contact._meta.get_field("phone_index").candidates(sender, organization_id=organization_id)
+    conversation = pair.filter(phone_number=phone_number, contact__phone_index__in=candidates).first()
+    if conversation is None:
+        contact, _ = contact_for_number(organization=phone_number.organization, number=sender)
+        created, _ = Conversation.objects.get_or_create(
+            organization_id=organization_id, phone_number=phone_number, contact=contact
+        )
+        conversation = pair.get(pk=created.pk)
+    conversation.phone_number = phone_number  # what the live event shows
+    return conversation
+
+
 @transaction.atomic
 def message_receive(
     *,
@@ -171,13 +190,10 @@ def message_receive(
     that is not a phone number."""
     organization = phone_number.organization
     sender = _clean_sender(from_number)
-    if message_sid and Message.objects.for_org(organization).filter(twilio_sid=message_sid).exists():
-        return Received(None, EMPTY_TWIML)
-    contact, _ = contact_for_number(organization=organization, number=sender)
-    conversation, _ = Conversation.objects.get_or_create(
-        organization=organization, phone_number=phone_number, contact=contact
-    )
-    conversation = Conversation.objects.for_org(organization).select_for_update().get(pk=conversation.pk)
+    # A delivery seen before is answered by the webhook base (its event id); one racing it trips the unique
+    # MessageSid below. So no read here.
+    conversation = _conversation_locked(phone_number, sender)
+    contact = conversation.contact
     now = timezone.now()
     segments = count_segments(body or "")
     try:
@@ -199,7 +215,7 @@ def message_receive(
             )
     except IntegrityError:  # the same MessageSid, stored a moment ago by a concurrent delivery
         return Received(None, EMPTY_TWIML)
-    MessageStatusEvent.objects.create(organization=organization, message=message, status=message.status, occurred_at=now)
+    # An inbound text has one status, "received", on the row itself: no timeline to keep.
     conversation.last_message_at = now
     conversation.unread_count += 1
     conversation.save(update_fields=["last_message_at", "unread_count"])

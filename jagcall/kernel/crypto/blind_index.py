@@ -14,15 +14,22 @@ import base64
 import hashlib
 import hmac
 from collections.abc import Callable
+from functools import lru_cache
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import models
 
 
-def _keys() -> list[tuple[str, bytes]]:
+def _keys() -> tuple[tuple[str, bytes], ...]:
+    return _parsed_keys(settings.JAGCALL_BLIND_INDEX_KEYS)
+
+
+@lru_cache(maxsize=4)
+def _parsed_keys(setting: str) -> tuple[tuple[str, bytes], ...]:
+    """The keys of JAGCALL_BLIND_INDEX_KEYS, parsed once per value of the setting (every lookup asks)."""
     parsed = []
-    for item in settings.JAGCALL_BLIND_INDEX_KEYS.split(","):
+    for item in setting.split(","):
         item = item.strip()
         if not item:
             continue
@@ -36,7 +43,7 @@ def _keys() -> list[tuple[str, bytes]]:
         parsed.append((version, key))
     if not parsed:
         raise ImproperlyConfigured("JAGCALL_BLIND_INDEX_KEYS is empty")
-    return parsed
+    return tuple(parsed)
 
 
 def _digest(key: bytes, *, purpose: str, organization_id, value: str) -> str:
@@ -81,6 +88,7 @@ class BlindIndexField(models.CharField):
 
     def deconstruct(self):
         name, path, args, kwargs = super().deconstruct()
+        kwargs["db_index"] = self.db_index  # its default is True, not Field's False: always say which
         kwargs["source"] = self.source
         if self.purpose:
             kwargs["purpose"] = self.purpose
