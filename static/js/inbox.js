@@ -608,7 +608,7 @@
     });
   }
 
-  function scan() {
+  function scan(evt) {
     localizeTimes(document);
     document.querySelectorAll("form[data-composer]").forEach(bindComposer);
     var list = document.querySelector("[data-thread-messages]");
@@ -620,6 +620,9 @@
     var url = eventsUrl(t);
     if (conn && conn.url === url) {
       if (conn.status) setLiveStatus(conn.status[0], conn.status[1]);
+      // A boosted navigation kept the socket: an event that arrived while the new page was on its way
+      // changed the old page, so catch the new one up (as a new connection does).
+      if (evt && evt.type === "htmx:afterSettle") refreshSections();
       return;
     }
     stop();

@@ -7,6 +7,7 @@ agent's message (after the disclosures), as the agent is set; a fax is hung up o
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 
 import pytest
@@ -20,6 +21,7 @@ from telephony.tests.calls_support import line
 pytestmark = pytest.mark.django_db(transaction=True)
 
 CALLEE = "+14155550100"
+NOON_IN_SAN_FRANCISCO = dt.datetime(2027, 1, 15, 20, 0, tzinfo=dt.UTC)
 
 
 def _wait(predicate, timeout=15.0):
@@ -133,7 +135,10 @@ def test_a_caller_who_answers_the_prompt_is_asked_again_before_being_hung_up(num
 
 def _outbound(number, owner, organization, twilio, *, answered_by: str) -> Call:
     """Place a call with the number's agent and let Twilio's machine detection answer ``answered_by``."""
-    call = place_call(organization=organization, actor=owner, agent=number.agent, to_number=CALLEE, from_number=number)
+    call = place_call(
+        organization=organization, actor=owner, agent=number.agent, to_number=CALLEE, from_number=number,
+        now=NOON_IN_SAN_FRANCISCO,  # the calling window is the callee's clock, not the test run's
+    )
     call.refresh_from_db()
     twilio.advance(call.twilio_sid, "ringing")
     twilio.advance(call.twilio_sid, "in-progress", AnsweredBy=answered_by)
