@@ -24,14 +24,14 @@ def simulated(settings):
     settings.SIMULATED_PROVIDERS = True
     settings.PROVIDER_BASE_URLS = dict(providers)
     for name in ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "OPENAI_API_KEY", "ANTHROPIC_API_KEY",
-                 "DEEPGRAM_API_KEY", "ELEVENLABS_API_KEY"):  # fmt: skip
+                 "DEEPGRAM_API_KEY", "ELEVENLABS_API_KEY", "STRIPE_SECRET_KEY"):  # fmt: skip
         setattr(settings, name, "")
     yield providers
     providers.stop()
 
 
 def test_start_all_answers_the_simulated_mode_clients(simulated):
-    assert set(simulated) == {"twilio", "deepgram", "openai", "anthropic", "elevenlabs"}
+    assert set(simulated) == {"twilio", "deepgram", "openai", "anthropic", "elevenlabs", "stripe"}
     assert all(url.startswith("http://127.0.0.1:") for url in simulated.values())
     env = simulated.environment()
     assert env["SIMULATED_PROVIDERS"] == "true"
@@ -85,3 +85,25 @@ def test_a_fresh_twilio_is_given_back_what_the_database_holds(simulated):
     assert number.sms_url == "http://127.0.0.1:8000/hooks/twilio/sms/"
     # The platform account still opens its subaccount, as at Twilio.
     assert twilio_client().api.v2010.accounts(sid).fetch().status == "active"
+
+
+@pytest.mark.django_db
+def test_a_fresh_stripe_stand_in_is_given_back_the_customers_and_subscriptions(simulated):
+    from billing.services.prices import prices_sync
+    from billing.services.stripe_api import base_lookup_key, metered_lookup_key
+    from jagcall.kernel.providers import stripe_client
+
+    prices = prices_sync()
+    keys = [base_lookup_key("pro", "year"), metered_lookup_key("pro", "call_minutes", "year")]
+    simulated.restore_stripe(
+        customers=[("cus_Earlier", "Acme Dental", "", {"organization_id": "7"})],
+        subscriptions=[("sub_Earlier", "cus_Earlier", [prices[key] for key in keys], "past_due", {"organization_id": "7"}),
+                       ("sub_Orphan", "cus_Unknown", [prices[keys[0]]], "active", {})],
+    )
+    stripe = stripe_client()
+    assert stripe.v1.customers.retrieve("cus_Earlier").name == "Acme Dental"
+    subscription = stripe.v1.subscriptions.retrieve("sub_Earlier")
+    assert subscription.status == "past_due" and subscription.customer == "cus_Earlier"
+    assert sorted(item.price.lookup_key for item in subscription["items"].data) == sorted(keys)
+    assert all(item.subscription == "sub_Earlier" for item in subscription["items"].data)
+    assert "sub_Orphan" not in simulated.stripe.subscriptions  # its customer is unknown

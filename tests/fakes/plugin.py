@@ -111,6 +111,21 @@ def elevenlabs_standin(settings):
 
 
 @pytest.fixture
+def stripe_standin(settings):
+    """A running Stripe stand-in; STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET are its key and signing
+    secret. Its ``webhook_url`` is None (events recorded, not delivered): a test that wants the
+    webhooks sets it (a live_server URL, say)."""
+    from jagcall.kernel.standins.stripe import StripeStandIn
+
+    with StripeStandIn() as standin:
+        _point_at(settings, "stripe", standin)
+        settings.STRIPE_SECRET_KEY = standin.api_key
+        settings.STRIPE_WEBHOOK_SECRET = standin.webhook_secret
+        standin.webhook_url = None
+        yield standin
+
+
+@pytest.fixture
 def providers(twilio_standin, deepgram_standin, openai_standin, anthropic_standin, elevenlabs_standin):
     """Every provider stand-in at once: ``.twilio``, ``.deepgram``, ``.openai``, ``.anthropic``, ``.elevenlabs``."""
     from types import SimpleNamespace

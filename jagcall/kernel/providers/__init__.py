@@ -1,8 +1,9 @@
 """Provider clients: the one way the code reaches Twilio, OpenAI, Anthropic, Deepgram
-and ElevenLabs (docs/security/providers.md). The kernel: imports no app.
+ElevenLabs and Stripe (docs/security/providers.md). The kernel: imports no app.
 
     from jagcall.kernel.providers import (ProviderError, provider_operation, redact,
         twilio_client, openai_client, anthropic_client, deepgram_client, elevenlabs_client, elevenlabs_request_options,
+        stripe_client, stripe_webhook_secret,
         simulated_mode)
 
 Builders (clients.py) return the official SDK clients with credentials, base-URL
@@ -22,6 +23,8 @@ from jagcall.kernel.providers.clients import (
     elevenlabs_request_options,
     openai_client,
     simulated_mode,
+    stripe_client,
+    stripe_webhook_secret,
     twilio_client,
 )
 from jagcall.kernel.providers.errors import ProviderError, provider_error_from, provider_operation
@@ -42,5 +45,7 @@ __all__ = [
     "redact",
     "register_secret",
     "simulated_mode",
+    "stripe_client",
+    "stripe_webhook_secret",
     "twilio_client",
 ]

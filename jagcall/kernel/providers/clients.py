@@ -28,6 +28,7 @@ from jagcall.kernel.providers.redaction import register_secret
 if TYPE_CHECKING:
     import anthropic
     import openai
+    import stripe
     import twilio.rest
     from deepgram import DeepgramClient
     from elevenlabs.client import ElevenLabs
@@ -39,6 +40,8 @@ SIMULATED_CREDENTIALS = {
     "anthropic": "sk-ant-simulated-anthropic-key",
     "deepgram": "simulated-deepgram-key",
     "elevenlabs": "simulated-elevenlabs-key",
+    "stripe": "sk_test_simulated-stripe-key",
+    "stripe_webhook": "whsec_amFnY2FsbC1zaW11bGF0ZWQtc3RyaXBlLXdlYmhvb2s=",  # base64: jagcall-simulated-stripe-webhook
 }
 
 
@@ -186,3 +189,38 @@ def elevenlabs_client(api_key: str | None = None) -> ElevenLabs:
 def elevenlabs_request_options() -> dict:
     """What every ElevenLabs SDK call passes as ``request_options``: the configured retries and timeout."""
     return {"max_retries": int(settings.PROVIDER_MAX_RETRIES), "timeout_in_seconds": _timeout()}
+
+
+# --- Stripe --------------------------------------------------------------------------------------
+
+
+def stripe_client() -> stripe.StripeClient:
+    """A Stripe client with the platform's secret key, pinned to STRIPE_API_VERSION.
+
+    The SDK retries connection errors, 409, 429 and 5xx answers PROVIDER_MAX_RETRIES times, with an
+    idempotency key of its own on every POST, so a retried write is never applied twice. Meter events
+    reach the same base URL as the API when one is set (a stand-in).
+    """
+    import stripe
+
+    base = base_url("stripe")
+    addresses = {"api": base, "meter_events": base} if base else None
+    http_client = stripe.RequestsClient(timeout=_timeout())
+    return stripe.StripeClient(
+        _key("stripe", None, "STRIPE_SECRET_KEY"),
+        stripe_version=settings.STRIPE_API_VERSION,
+        base_addresses=addresses,
+        max_network_retries=settings.PROVIDER_MAX_RETRIES,
+        http_client=http_client,
+    )
+
+
+def stripe_webhook_secret() -> str:
+    """The signing secret of our Stripe webhook endpoint (the simulated one in simulated mode)."""
+    secret = getattr(settings, "STRIPE_WEBHOOK_SECRET", "")
+    if secret:
+        register_secret(secret)
+        return secret
+    if simulated_mode():
+        return SIMULATED_CREDENTIALS["stripe_webhook"]
+    return ""

@@ -323,8 +323,24 @@ def _transport(exc: BaseException):
     return None
 
 
+def _stripe(exc: BaseException):
+    """Stripe's SDK: ``StripeError`` with ``http_status`` and ``code``; connection errors have no status."""
+    import stripe
+
+    if not isinstance(exc, stripe.StripeError):
+        return None
+    message = getattr(exc, "user_message", None) or getattr(exc, "_message", None) or str(exc)
+    if isinstance(exc, stripe.APIConnectionError):
+        return "connection", None, None, message
+    status = getattr(exc, "http_status", None)
+    if status is None:
+        return "other", None, getattr(exc, "code", None), message
+    return "status", int(status), getattr(exc, "code", None), message
+
+
 # (the top-level packages an exception must come from, or empty for any; the classifier)
 _CLASSIFIERS = (
+    ({"stripe"}, _stripe),
     ({"twilio"}, _twilio),
     ({"openai", "anthropic"}, _openai_like),
     ({"deepgram", "elevenlabs"}, _fern_api_error),

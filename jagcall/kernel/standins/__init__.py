@@ -7,6 +7,7 @@ against them in tests and in the simulated mode of ``make run``.
     from jagcall.kernel.standins.openai import OpenAIStandIn        # /v1/chat/completions, /v1/models
     from jagcall.kernel.standins.anthropic import AnthropicStandIn  # /v1/messages
     from jagcall.kernel.standins.elevenlabs import ElevenLabsStandIn  # voices, text-to-speech
+    from jagcall.kernel.standins.stripe import StripeStandIn        # Billing, hosted checkout + portal, webhooks
     from jagcall.kernel.standins.simulated import start_all         # all of them, for the dev server
 
 Each one: ``StandIn().start()`` -> itself, ``.base_url``, ``.stop()``, ``.requests`` (what it received).

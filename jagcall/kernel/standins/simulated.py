@@ -5,6 +5,7 @@ provider keys, SIMULATED_PROVIDERS).
 
     providers = start_all()          # {"twilio": "http://127.0.0.1:41234", "deepgram": ..., ...}
     providers.twilio                 # the TwilioStandIn, autopilot on: created calls play out by themselves
+    providers.standins["stripe"]     # the StripeStandIn: checkout, portal and invoices on its hosted pages
     providers.environment()          # env vars for the web, worker and beat processes (below)
     providers.stop()
 
@@ -14,7 +15,10 @@ processes need no keys, only where the stand-ins listen: ``environment()`` gives
 PROVIDER_BASE_URLS ("twilio=http://...,openai=http://...") and SIMULATED_PROVIDERS=true. The
 stand-ins live in the process that called start_all(); the others reach them over HTTP. Twilio's
 callbacks go to the URLs the application gives (PUBLIC_BASE_URL, http://127.0.0.1:8000 in
-development), signed with the simulated account's auth token.
+development), signed with the simulated account's auth token. Stripe's webhooks go to
+PUBLIC_BASE_URL/hooks/stripe/, signed with the simulated webhook secret
+(SIMULATED_CREDENTIALS["stripe_webhook"]); its checkout and customer portal are pages of the stand-in
+itself, which say they are simulated and never ask for a card.
 
 A simulated caller can ring any number the Twilio stand-in holds, with a script the Deepgram
 stand-in transcribes (``CALLER_SCRIPTS``, registered on the Twilio stand-in by ``start_all``): the
@@ -33,12 +37,15 @@ from __future__ import annotations
 
 import json
 
+from django.conf import settings
+
 from jagcall.kernel.providers import SIMULATED_CREDENTIALS
 from jagcall.kernel.standins.anthropic import AnthropicStandIn
 from jagcall.kernel.standins.base import StandIn
 from jagcall.kernel.standins.deepgram import DEFAULT_LIVE_SCRIPT, DeepgramStandIn
 from jagcall.kernel.standins.elevenlabs import ElevenLabsStandIn
 from jagcall.kernel.standins.openai import OpenAIStandIn
+from jagcall.kernel.standins.stripe import StripeStandIn
 from jagcall.kernel.standins.twilio import BargeIn, Hangup, Say, TwilioStandIn
 from jagcall.kernel.standins.twilio import numbers as twilio_numbers
 from jagcall.kernel.standins.twilio.records import NUMBER_SETTINGS, Account, IncomingNumber
@@ -70,6 +77,7 @@ class SimulatedProviders(dict):
         super().__init__({name: standin.base_url for name, standin in standins.items()})
         self.standins = standins
         self.twilio: SimulatedTwilio = standins["twilio"]  # type: ignore[assignment]
+        self.stripe: StripeStandIn = standins["stripe"]  # type: ignore[assignment]
 
     def environment(self) -> dict[str, str]:
         """The settings (as environment variables) that point every SDK at the stand-ins."""
@@ -103,6 +111,38 @@ class SimulatedProviders(dict):
                 if _us_long_code(number):
                     twilio.register_a2p(account_sid, number, "VERIFIED")
 
+    def restore_stripe(self, *, customers=(), subscriptions=()) -> None:
+        """Give the fresh Stripe stand-in the customers and live subscriptions the database knows.
+
+        ``customers``: (id, name, email, metadata); ``subscriptions``: (id, customer id, [price ids],
+        status, metadata). Prices must exist already (``prices_sync`` ran). A subscription starts a
+        new period today: the stand-in keeps no history between runs.
+        """
+        stripe = self.stripe
+        with stripe._lock:
+            for id, name, email, metadata in customers:
+                if id in stripe.customers:
+                    continue
+                customer = stripe._new_customer({"name": name, "email": email or None, "metadata": dict(metadata)})
+                del stripe.customers[customer["id"]]
+                customer["id"] = id
+                stripe.customers[id] = customer
+            for id, customer_id, price_ids, status, metadata in subscriptions:
+                if id in stripe.subscriptions or customer_id not in stripe.customers:
+                    continue
+                prices = [stripe.prices[p] for p in price_ids if p in stripe.prices]
+                if not prices:
+                    continue
+                items = [(price, 1 if price["recurring"]["usage_type"] == "licensed" else None) for price in prices]
+                subscription = stripe._new_subscription(customer_id, items, metadata=dict(metadata))
+                del stripe.subscriptions[subscription["id"]]
+                subscription["id"] = id
+                for item in subscription["items"]["data"]:
+                    item["subscription"] = id
+                subscription["items"]["url"] = f"/v1/subscription_items?subscription={id}"
+                subscription["status"] = status
+                stripe.subscriptions[id] = subscription
+
 
 # How an autopiloted call plays out in simulated mode, at a pace a person can follow on the call's
 # page: it rings, is answered and talks for a few seconds, then reports the length of the scripted
@@ -134,6 +174,14 @@ DEFAULT_CALLER_SCRIPT = "opening-hours"
 SIMULATED_CALLER_NUMBER = "+14155550134"
 
 
+def simulated_stripe() -> StripeStandIn:
+    """The Stripe stand-in of simulated mode: the simulated key and webhook secret, its webhooks to the
+    application's /hooks/stripe/."""
+    stripe = StripeStandIn(SIMULATED_CREDENTIALS["stripe"], SIMULATED_CREDENTIALS["stripe_webhook"])
+    stripe.webhook_url = settings.PUBLIC_BASE_URL.rstrip("/") + "/hooks/stripe/"
+    return stripe
+
+
 def start_all(*, autopilot: bool = True) -> SimulatedProviders:
     """Start every provider stand-in on 127.0.0.1 (random ports); Twilio's with ``autopilot``."""
     twilio = SimulatedTwilio(*SIMULATED_CREDENTIALS["twilio"])
@@ -148,6 +196,7 @@ def start_all(*, autopilot: bool = True) -> SimulatedProviders:
         "openai": OpenAIStandIn(SIMULATED_CREDENTIALS["openai"]),
         "anthropic": AnthropicStandIn(SIMULATED_CREDENTIALS["anthropic"]),
         "elevenlabs": ElevenLabsStandIn(SIMULATED_CREDENTIALS["elevenlabs"]),
+        "stripe": simulated_stripe(),
     }
     started: list[StandIn] = []
     try:
