@@ -8,6 +8,7 @@ from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
 
+from accounts.entitlements import Standing
 from accounts.permissions import Role
 from accounts.tenancy import OrganizationOwned, OrganizationQuerySet
 
@@ -88,6 +89,13 @@ class Organization(models.Model):
     terminated_at = models.DateTimeField(null=True, blank=True)
     require_two_factor = models.BooleanField(
         default=False, help_text="Members must set up two-factor sign-in before they can use the organization."
+    )
+    billing_standing = models.CharField(
+        max_length=20,
+        choices=Standing.CHOICES,
+        default=Standing.GOOD,
+        help_text="Follows the subscription (billing): past due keeps service with a banner; restricted stops "
+        "everything outbound.",
     )
     concurrent_calls_limit = models.PositiveIntegerField(
         null=True,

@@ -21,6 +21,7 @@ from django.utils.text import slugify
 
 from accounts.activity import activity_record
 from accounts.consumers import access_recheck_user
+from accounts.entitlements import limit_refusal
 from accounts.events import publish_org_event
 from accounts.hashing import secret_digest
 from accounts.models import Invitation, Membership, Organization, OrganizationStatus, User, normalize_email
@@ -351,6 +352,7 @@ def invitation_create(*, organization: Organization, actor: User, email: str, ro
         raise PermissionDenied("Only an owner can invite another owner.")
     if Membership.objects.for_org(organization).filter(user__email__iexact=email).exists():
         raise ApplicationError(f"{email} is already a member of {organization.name}.", field="email", code="duplicate")
+    _check_seats(_lock_organization(organization.pk), resending_to=email)
     # A new invitation replaces an open one to the same address (resending).
     Invitation.objects.for_org(organization).filter(
         email__iexact=email, accepted_at__isnull=True, revoked_at__isnull=True
@@ -391,6 +393,36 @@ def invitation_revoke(*, organization: Organization, actor, invitation: Invitati
     return invitation
 
 
+def seats_in_use(organization: Organization) -> int:
+    """The plan's ``seats`` in use: the members (the counter the plan change checks)."""
+    return Membership.objects.for_org(organization).count()
+
+
+def _lock_organization(organization_id) -> Organization:
+    """The organization's row, locked: seats are counted and taken one invitation or acceptance at a time."""
+    return Organization.objects.select_for_update().get(pk=organization_id)
+
+
+def _check_seats(organization: Organization, *, resending_to: str | None = None, accepting: bool = False) -> None:
+    """Refuse a new seat beyond the plan's ``seats`` (the caller holds ``_lock_organization``).
+
+    Inviting counts the members and the open invitations (each holds a seat until it is accepted, withdrawn
+    or expires; one being resent replaces itself); accepting counts the members only, so whoever accepts
+    first while seats remain gets one.
+    """
+    used = seats_in_use(organization)
+    if not accepting:
+        pending = Invitation.objects.for_org(organization).pending()
+        if resending_to:
+            pending = pending.exclude(email__iexact=resending_to)
+        used += pending.count()
+    refusal = limit_refusal(organization, "seats", used=used)
+    if refusal:
+        if not accepting:
+            refusal = f"{refusal} Open invitations count as seats until they are accepted, withdrawn or expire."
+        raise ApplicationError(refusal, field=None if accepting else "email", code="plan_limit", status=409)
+
+
 def invitation_find(*, token: str) -> Invitation:
     """The invitation behind a token, whatever its state; ApplicationError if unknown."""
     invitation = (
@@ -423,6 +455,8 @@ def invitation_accept(
     same transaction that creates the membership.
     """
     invitation = invitation_find(token=token)
+    # The organization's row before the invitation's: the order invitation_create locks them in.
+    organization = _lock_organization(invitation.organization_id)
     invitation = Invitation.objects.unscoped("the invitation's own row, locked while it is accepted").select_for_update().select_related("organization").get(pk=invitation.pk)
     _check_usable(invitation)
     if user is not None:
@@ -433,11 +467,14 @@ def invitation_accept(
                 code="wrong_account",
                 status=403,
             )
-    else:
-        if User.objects.filter(email__iexact=invitation.email).exists():
-            raise ApplicationError(
-                f"An account for {invitation.email} already exists. Sign in to accept.", code="sign_in_required", status=409
-            )
+    elif User.objects.filter(email__iexact=invitation.email).exists():
+        raise ApplicationError(
+            f"An account for {invitation.email} already exists. Sign in to accept.", code="sign_in_required", status=409
+        )
+    if user is None or not Membership.objects.for_org(invitation.organization).filter(user=user).exists():
+        # The organization may have filled up since the invitation was sent.
+        _check_seats(organization, accepting=True)
+    if user is None:
         # The link arrived at this address: it is verified.
         user = user_create(email=invitation.email, password=password, name=name, email_verified=True)
     user_email_mark_verified(user=user)
@@ -467,3 +504,41 @@ def invitation_purge_expired(*, older_than_days: int = 30) -> int:
         .delete()
     )
     return deleted
+
+
+# --- plan and standing (billing's one way in) -------------------------------------
+
+
+@transaction.atomic
+def organization_billing_update(
+    *, organization: Organization, plan_code: str | None = None, standing: str | None = None, actor=None, reason: str = ""
+) -> Organization:
+    """Set ``organization``'s plan and/or billing standing: the only write of either (billing calls it).
+
+    ``actor``: the person or key behind the change (a support agent granting a plan), or None for the
+    system (a Stripe event). Audited with the before and after values and the ``reason``; the
+    organization's pages hear of it live. A change to nothing writes nothing.
+    """
+    from accounts.entitlements import PLANS, Standing
+
+    if plan_code is not None and plan_code not in PLANS:
+        raise ApplicationError(f"Unknown plan {plan_code!r}: choose one of {', '.join(PLANS)}.", field="plan_code")
+    if standing is not None and standing not in {code for code, _ in Standing.CHOICES}:
+        raise ApplicationError(f"Unknown billing standing {standing!r}.", field="standing")
+    locked = Organization.objects.select_for_update().get(pk=organization.pk)
+    before = {"plan_code": locked.plan_code, "billing_standing": locked.billing_standing}
+    after = {
+        "plan_code": plan_code if plan_code is not None else locked.plan_code,
+        "billing_standing": standing if standing is not None else locked.billing_standing,
+    }
+    if after == before:
+        return locked
+    locked.plan_code, locked.billing_standing = after["plan_code"], after["billing_standing"]
+    locked.save(update_fields=["plan_code", "billing_standing", "updated_at"])
+    organization.plan_code, organization.billing_standing = locked.plan_code, locked.billing_standing
+    activity_record(
+        "organization.plan_changed", organization=locked, actor=actor, resource_type="organization", resource=locked,
+        before=before, after=after, metadata={"reason": reason[:200]} if reason else None,
+    )
+    publish_org_event(locked.id, "organization.plan_changed", after)
+    return locked

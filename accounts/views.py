@@ -24,6 +24,7 @@ from accounts.forms import (
 from accounts.access import sign_in_record_password
 from accounts.api_keys.selectors import api_key_live_counts_by_creator
 from accounts.api_keys.services import KeyDisposition
+from accounts.entitlements import plan_limit, plan_of
 from accounts.mixins import SESSION_LAST_ORG, OrganizationViewMixin
 from accounts.permissions import Role, has_permission, permission_table
 from jagcall.kernel.errors import ApplicationError
@@ -150,6 +151,7 @@ class TeamView(OrganizationViewMixin, View):
             "role_choices": [c for c in Role.choices if role == Role.OWNER or c[0] != Role.OWNER],
             "permission_rows": permission_table(),
             "roles": Role,
+            "seats": {"limit": plan_limit(self.organization, "seats"), "plan": plan_of(self.organization).name},
         }
 
     def get(self, request, org_slug):

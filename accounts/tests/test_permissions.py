@@ -172,6 +172,17 @@ MATRIX = {
     # messaging/tests/test_settings_page.py.
     "messaging:settings-agent-replies": {"post": {Role.MEMBER: DENIED}},
     "messaging:settings-a2p-check": {"post": {Role.MEMBER: DENIED}},
+    # Billing: owners only (billing.manage). Checkout, the Customer Portal and plan changes need the Stripe
+    # stand-in (and a subscription to change): the owner's side is in billing/tests/test_portal.py.
+    "billing:overview": {"get": {Role.OWNER: OK, Role.ADMIN: DENIED, Role.MEMBER: DENIED}},
+    "billing:checkout": {"post": {Role.ADMIN: DENIED, Role.MEMBER: DENIED}},
+    "billing:checkout-return": {"get": {Role.OWNER: REDIRECT, Role.ADMIN: DENIED, Role.MEMBER: DENIED}},
+    "billing:plan-change": {
+        "get": {Role.ADMIN: DENIED, Role.MEMBER: DENIED},
+        "post": {Role.ADMIN: DENIED, Role.MEMBER: DENIED},
+    },
+    "billing:portal": {"post": {Role.ADMIN: DENIED, Role.MEMBER: DENIED}},
+    "billing:spend-cap": {"post": {Role.OWNER: OK, Role.ADMIN: DENIED, Role.MEMBER: DENIED}},
 }
 
 _AGENT_FORM = {
@@ -197,6 +208,7 @@ POST_DATA = {
     "knowledge:base-update": {"name": "Matrix handbook renamed"},
     "messaging:contact-create": {"phone": "+13125550188", "name": "Matrix Person"},
     "messaging:settings": {"help_text": "Matrix Dental: reply STOP to unsubscribe."},
+    "billing:spend-cap": {"cap": "250"},
 }
 
 CASES = [
@@ -301,6 +313,10 @@ def test_role_matrix(request, client, organization, name, method, role, expected
     actor = MembershipFactory(organization=organization, user=UserFactory(), role=role).user
     target = MembershipFactory(organization=organization, role=Role.MEMBER)
     invitation = InvitationFactory(organization=organization)
+    if name == "accounts:invitation-create":
+        # Three members and an open invitation fill the Starter plan's three seats and more: a plan with room.
+        organization.plan_code = "pro"
+        organization.save(update_fields=["plan_code"])
     kwargs = route_kwargs(request, organization, name, target, invitation)
     client.force_login(actor)
     response = getattr(client, method)(reverse(name, kwargs=kwargs), POST_DATA.get(name, {}))

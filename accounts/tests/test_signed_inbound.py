@@ -10,6 +10,9 @@ which include the project's.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import time
 from urllib.parse import urlencode
 
 import pytest
@@ -30,6 +33,15 @@ EXAMPLE = "jagcall.tests.webhooks.example"
 AUDIT_TABLES = {"compliance_auditevent"}
 # What a provider would post (Twilio's form), so a view that reads the form before refusing would show it.
 FORM = {"AccountSid": "AC" + "0" * 32, "CallSid": "CA" + "0" * 32, "CallStatus": "ringing", "From": "+15005550006"}
+# A forged signature in each provider's own format (else any base64 text): well formed, so the refusal is the
+# signature check's and not the parser's. Stripe's: "t=<now>,v1=<HMAC-SHA256 of t.body>" with a wrong secret.
+def stripe_signature(body: bytes, secret: str = "whsec_not-the-endpoints-secret") -> str:
+    timestamp = int(time.time())
+    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={digest}"
+
+
+FORGERS = {"stripe": stripe_signature}
 
 
 @pytest.fixture(params=[PROJECT, EXAMPLE])
@@ -44,6 +56,7 @@ def urlconf(request, settings, monkeypatch):
     settings.ROOT_URLCONF = request.param
     settings.SENSITIVE_RATE_LIMITS = {**settings.SENSITIVE_RATE_LIMITS, "hooks": "10000/m"}
     settings.TWILIO_AUTH_TOKEN = "walk-auth-token"
+    settings.STRIPE_WEBHOOK_SECRET = "whsec_walk-signing-secret"
     cases = signed_inbound_cases()
     if request.param == EXAMPLE:
         cases = {**cases, **example.SIGNED_INBOUND}
@@ -83,11 +96,13 @@ def test_unsigned_and_forged_requests_are_refused_and_write_nothing(urlconf):
     for route in routes:
         url = reverse(route.name, kwargs=urlconf[route.name].get("kwargs", {}))
         header = route.view_class.signature_header
-        for label, headers in (("unsigned", {}), ("forged", {header: "Zm9yZ2VkIHNpZ25hdHVyZQ=="})):
+        forge = FORGERS.get(route.view_class.provider, lambda body: "Zm9yZ2VkIHNpZ25hdHVyZQ==")
+        for label in ("unsigned", "forged"):
             for body, content_type in (
-                (urlencode(FORM), "application/x-www-form-urlencoded"),
+                (urlencode(FORM).encode(), "application/x-www-form-urlencoded"),
                 (b'{"id": "evt_forged", "type": "invoice.paid"}', "application/json"),
             ):
+                headers = {header: forge(body)} if label == "forged" else {}
                 headers = {**headers, "I-Twilio-Idempotency-Token": "forged-idem", "X-Example-Event": "forged"}
                 client = Client(REMOTE_ADDR="203.0.113.50")
                 response = client.post(url, body, content_type=content_type, headers=headers)
@@ -100,3 +115,13 @@ def test_unsigned_and_forged_requests_are_refused_and_write_nothing(urlconf):
     assert set(recorded) <= {"webhook.signature_refused"}
     # One record per (provider, reason, client) and minute, however many routes and bodies.
     assert len(recorded) <= 2 * len({r.view_class.provider for r in routes})
+
+
+def test_the_stripe_forgery_is_well_formed():
+    """Signed with the endpoint's secret, the same header passes Stripe's check: only the secret is wrong."""
+    import stripe
+
+    body = b'{"id": "evt_forged", "type": "invoice.paid"}'
+    assert stripe.WebhookSignature.verify_header(body.decode(), stripe_signature(body, "whsec_right"), "whsec_right", 300)
+    with pytest.raises(stripe.SignatureVerificationError):
+        stripe.WebhookSignature.verify_header(body.decode(), stripe_signature(body), "whsec_right", 300)

@@ -186,7 +186,7 @@ def signed_in_user(client):
 
 
 def test_only_enterprise_includes_sso(organization):
-    assert PLAN_ENTITLEMENTS == {"starter": {"messaging"}, "pro": {"messaging"}, "enterprise": {"messaging", "sso"}}
+    assert PLAN_ENTITLEMENTS == {"starter": {"messaging"}, "pro": {"messaging"}, "enterprise": {"messaging", "sso", "hipaa"}}
     assert not has_entitlement(organization, "sso")
     organization.plan_code = "enterprise"
     assert has_entitlement(organization, "sso")

@@ -3,7 +3,8 @@
 Contract:
 - Two budgets per caller and window (API_RATE_LIMIT_WINDOW_SECONDS):
   reads (GET, HEAD, OPTIONS) and writes (everything else), each with its own
-  limit from ``limits_for(request)``, the one place a plan may raise them.
+  limit from ``limits_for(request)``, the one place a plan may raise them
+  (through a resolver an app registers: ``register_limits_resolver``).
 - The caller is the credential's ``rate_limit_key`` (one API key), else the
   user (JWT and session: one person across their tokens). Requests with
   neither (the token endpoints, which carry the credential in the body and
@@ -141,12 +142,29 @@ def hit_all(windows: list[tuple[str, int]], *, window_seconds: float) -> Decisio
     )
 
 
+# ``resolver(request) -> (reads, writes) | None``: the budgets per window of the request's caller, or None
+# to leave them to the next resolver and then to the settings. The kernel knows no plans: the app that
+# does (accounts) registers its resolver from its AppConfig.ready().
+LIMITS_RESOLVERS: list = []
+
+
+def register_limits_resolver(resolver) -> None:
+    """Add ``resolver`` (see LIMITS_RESOLVERS); registering the same one again changes nothing."""
+    if resolver not in LIMITS_RESOLVERS:
+        LIMITS_RESOLVERS.append(resolver)
+
+
 def limits_for(request) -> tuple[int, int]:
     """(reads, writes) per window for this request's caller.
 
-    The one place limits are chosen: an organization's plan
-    (``request.organization``) may raise them here.
+    The one place limits are chosen: the first registered resolver that answers (an organization's plan,
+    from ``request.organization``), else API_RATE_LIMIT_READS / API_RATE_LIMIT_WRITES.
     """
+    for resolver in LIMITS_RESOLVERS:
+        limits = resolver(request)
+        if limits is not None:
+            reads, writes = limits
+            return max(1, int(reads)), max(1, int(writes))
     return settings.API_RATE_LIMIT_READS, settings.API_RATE_LIMIT_WRITES
 
 
