@@ -51,9 +51,11 @@ urlpatterns = [
     path("o/<slug:org_slug>/settings/providers/", include("integrations.urls")),
     path("o/<slug:org_slug>/knowledge/", include("knowledge.urls")),
     path("o/<slug:org_slug>/messages/", include("messaging.urls")),
+    path("o/<slug:org_slug>/billing/", include("billing.urls")),
     path("o/<slug:org_slug>/", include("telephony.urls")),
     # Signed inbound webhooks of the providers (jagcall/kernel/webhooks/): no session, a signature.
     path("hooks/twilio/", include((_twilio_hooks(), "twilio-hooks"))),
+    path("hooks/stripe/", include(("billing.webhooks", "stripe-hooks"))),
     path("", include("accounts.oauth.urls")),  # /oauth/… (authorization server), /account/connected-apps/, org OAuth apps
     path("", include("accounts.urls")),
 ]

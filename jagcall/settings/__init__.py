@@ -26,5 +26,6 @@ from jagcall.settings.workers import *  # noqa: F403  Celery, Channels
 from jagcall.settings.knowledge import *  # noqa: F403  knowledge bases: upload limits, processing, search
 from jagcall.settings.conversations import *  # noqa: F403  live conversation engine: turn taking, guards
 from jagcall.settings.messaging import *  # noqa: F403  texts: agent replies and their loop guard, contact imports
+from jagcall.settings.billing import *  # noqa: F403  Stripe API version, grace period, metering, spend caps
 from jagcall.settings.providers import *  # noqa: F403  provider credentials, base URLs, timeouts, PUBLIC_BASE_URL
 from jagcall.settings.logs import *  # noqa: F403  logging

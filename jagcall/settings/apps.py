@@ -33,6 +33,7 @@ INSTALLED_APPS = [
     "auditlog",  # only its model diff, behind compliance.services (compliance/diff.py); it records nothing itself
     "compliance",
     "integrations",
+    "billing",
     "telephony",
     "knowledge",
     "messaging",

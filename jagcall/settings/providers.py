@@ -22,9 +22,13 @@ OPENAI_API_KEY = env("OPENAI_API_KEY", default="")
 ANTHROPIC_API_KEY = env("ANTHROPIC_API_KEY", default="")
 DEEPGRAM_API_KEY = env("DEEPGRAM_API_KEY", default="")
 ELEVENLABS_API_KEY = env("ELEVENLABS_API_KEY", default="")
+# Stripe: the secret key (sk_live_... or a restricted rk_live_...) and the signing secret of the
+# webhook endpoint registered for PUBLIC_BASE_URL/hooks/stripe/ (whsec_...).
+STRIPE_SECRET_KEY = env("STRIPE_SECRET_KEY", default="")
+STRIPE_WEBHOOK_SECRET = env("STRIPE_WEBHOOK_SECRET", default="")
 PROVIDER_SECRET_SETTINGS = (
     "TWILIO_AUTH_TOKEN", "TWILIO_API_KEY_SECRET", "OPENAI_API_KEY", "ANTHROPIC_API_KEY",
-    "DEEPGRAM_API_KEY", "ELEVENLABS_API_KEY",
+    "DEEPGRAM_API_KEY", "ELEVENLABS_API_KEY", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET",
 )
 
 # --- where the SDKs connect -----------------------------------------------------------
@@ -101,7 +105,7 @@ if not EMBEDDED_SERVICES_ALLOWED and not PUBLIC_BASE_URL.startswith("https://"):
 _any_provider_key = any(
     is_set(name)
     for name in ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "OPENAI_API_KEY", "ANTHROPIC_API_KEY",
-                 "DEEPGRAM_API_KEY", "ELEVENLABS_API_KEY")
+                 "DEEPGRAM_API_KEY", "ELEVENLABS_API_KEY", "STRIPE_SECRET_KEY")
 )
 SIMULATED_PROVIDERS = env("SIMULATED_PROVIDERS", default=DEBUG and not _any_provider_key, cast=bool)
 if SIMULATED_PROVIDERS and not EMBEDDED_SERVICES_ALLOWED:

@@ -74,6 +74,31 @@ CELERY_BEAT_SCHEDULE = {
         "task": "knowledge.tasks.documents_requeue_stalled_task",
         "schedule": crontab(minute="*/5"),
     },
+    # https://crontab.guru/#*_*_*_*_* : every minute (usage not yet reported to Stripe, in batches)
+    "billing-usage-send": {
+        "task": "billing.tasks.usage_send_task",
+        "schedule": crontab(),
+    },
+    # https://crontab.guru/#37_1_*_*_* : every day at 01:37 UTC (yesterday's usage against Stripe's meters)
+    "billing-usage-reconcile": {
+        "task": "billing.tasks.usage_reconcile_task",
+        "schedule": crontab(minute=37, hour=1),
+    },
+    # https://crontab.guru/#13_*_*_*_* : every hour at minute 13 (past due beyond the grace period: restricted)
+    "billing-past-due-restrict": {
+        "task": "billing.tasks.past_due_restrict_task",
+        "schedule": crontab(minute=13),
+    },
+    # https://crontab.guru/#43_*_*_*_* : every hour at minute 43 (spend caps, in case a check after usage was lost)
+    "billing-spend-caps-sweep": {
+        "task": "billing.tasks.spend_caps_sweep_task",
+        "schedule": crontab(minute=43),
+    },
+    # https://crontab.guru/#3_6_*_*_* : every day at 06:03 UTC (each subscription fetched again from Stripe)
+    "billing-subscriptions-sync": {
+        "task": "billing.tasks.subscriptions_sync_task",
+        "schedule": crontab(minute=3, hour=6),
+    },
     # https://crontab.guru/#*_*_*_*_* : every minute (summaries of floods of failures, after their window)
     "audit-record-failure-summaries": {
         "task": "compliance.tasks.record_failure_summaries",

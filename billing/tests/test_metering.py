@@ -1,0 +1,96 @@
+"""Usage metering: the usage ledger records each source once (billing/services/usage.py)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.utils import timezone
+
+from billing.models import UsageEvent
+from billing.services.usage import usage_record
+
+pytestmark = pytest.mark.django_db
+
+
+def test_recording_the_same_source_twice_keeps_one_usage_event(organization):
+    when = timezone.now()
+    first = usage_record(organization=organization, kind="call_minutes", quantity=3, source="call:abc", occurred_at=when)
+    again = usage_record(organization=organization, kind="call_minutes", quantity=3, source="call:abc", occurred_at=when)
+    assert first is not None and again is None
+    events = list(UsageEvent.objects.for_org(organization).filter(source="call:abc"))
+    assert len(events) == 1
+    assert events[0].identifier == "jc:call_minutes:call:abc"
+
+
+def test_a_batch_sends_every_unsent_event_and_stripes_totals_equal_ours(organization, owner, stripe_standin):
+    from django.conf import settings as dj_settings
+
+    from billing.models import BillingAccount
+    from billing.services.metering import usage_send_all
+    from billing.tests.test_portal import client_for, subscribe
+
+    subscribe(client_for(owner), organization, stripe_standin)
+    account = BillingAccount.objects.for_org(organization).get()
+    when = timezone.now()
+    for i in range(7):
+        usage_record(organization=organization, kind="call_minutes", quantity=i + 1, source=f"call:{i}", occurred_at=when)
+    assert usage_send_all() == 7
+    name = dj_settings.BILLING_METER_EVENT_NAMES["call_minutes"]
+    assert stripe_standin.meter_total(name, account.stripe_customer_id) == 28
+    assert not UsageEvent.objects.for_org(organization).filter(sent_at__isnull=True).exists()
+
+
+def test_a_batch_retried_after_a_crash_counts_each_event_once_at_stripe(organization, owner, stripe_standin):
+    from django.conf import settings as dj_settings
+
+    from billing.models import BillingAccount
+    from billing.services.metering import _send_one, usage_send_all
+    from billing.services.stripe_api import client
+    from billing.tests.test_portal import client_for, subscribe
+
+    subscribe(client_for(owner), organization, stripe_standin)
+    account = BillingAccount.objects.for_org(organization).get()
+    when = timezone.now()
+    for i in range(6):
+        usage_record(organization=organization, kind="call_minutes", quantity=2, source=f"call:{i}", occurred_at=when)
+    name = dj_settings.BILLING_METER_EVENT_NAMES["call_minutes"]
+    # The dead worker: Stripe accepted half the batch, the marking never committed.
+    stripe = client()
+    for event in UsageEvent.objects.for_org(organization).order_by("occurred_at", "source")[:3]:
+        assert _send_one(stripe, name, event, account.stripe_customer_id) is None
+    assert UsageEvent.objects.for_org(organization).filter(sent_at__isnull=True).count() == 6
+    assert usage_send_all() == 6
+    assert stripe_standin.duplicate_meter_events == 3
+    assert stripe_standin.meter_total(name, account.stripe_customer_id) == 12
+    assert not UsageEvent.objects.for_org(organization).filter(sent_at__isnull=True).exists()
+
+
+def test_reconciliation_flags_a_difference_with_both_figures(organization, owner, stripe_standin):
+    from django.conf import settings as dj_settings
+
+    from billing.models import BillingAccount
+    from billing.services.metering import usage_reconcile, usage_send_all
+    from billing.services.stripe_api import client
+    from billing.tests.test_portal import client_for, subscribe
+
+    subscribe(client_for(owner), organization, stripe_standin)
+    account = BillingAccount.objects.for_org(organization).get()
+    when = timezone.now()
+    for i in range(4):
+        usage_record(organization=organization, kind="call_minutes", quantity=5, source=f"call:{i}", occurred_at=when)
+    assert usage_send_all() == 4
+    day = when.astimezone(dt.UTC).date()
+    rows = {row.kind: row for row in usage_reconcile(day=day)}
+    assert rows["call_minutes"].ours == 20 and rows["call_minutes"].difference == 0
+    client().v1.billing.meter_events.create(
+        {
+            "event_name": dj_settings.BILLING_METER_EVENT_NAMES["call_minutes"],
+            "identifier": "not-ours-1",
+            "timestamp": int(when.timestamp()),
+            "payload": {"stripe_customer_id": account.stripe_customer_id, "value": "3"},
+        }
+    )
+    rows = {row.kind: row for row in usage_reconcile(day=day)}
+    row = rows["call_minutes"]
+    assert row.ours == 20 and row.stripes == 23 and row.difference == 3
