@@ -231,9 +231,40 @@ def _start_simulated_providers():
             for n in PhoneNumber.objects.unscoped(reason).filter(released_at__isnull=True)
         ],
     )
-    _say("simulated mode: no provider keys, so local stand-ins answer for Twilio, Deepgram, OpenAI, Anthropic "
-         "and ElevenLabs; every page says so. Set the keys (deploy/env.example) to use the real services.")
+    _restore_stripe(simulated)
+    _say("simulated mode: no provider keys, so local stand-ins answer for Twilio, Stripe, Deepgram, OpenAI, "
+         "Anthropic and ElevenLabs; every page says so. Set the keys (deploy/env.example) to use the real services.")
     return simulated
+
+
+def _restore_stripe(simulated) -> None:
+    """The plans' prices at the fresh Stripe stand-in, then the customers and subscriptions the database knows."""
+    from django.conf import settings
+
+    from billing.models import BillingAccount
+    from billing.services.prices import prices_sync
+    from billing.services.stripe_api import METERED_SUFFIXES, base_lookup_key, metered_lookup_key
+
+    settings.PROVIDER_BASE_URLS = {**getattr(settings, "PROVIDER_BASE_URLS", {}), "stripe": simulated["stripe"]}
+    prices = prices_sync()
+    reason = "dev server: the simulated Stripe is given back what the database holds"
+    accounts = list(BillingAccount.objects.unscoped(reason).select_related("organization")
+                    .exclude(stripe_customer_id=None).exclude(stripe_customer_id=""))  # fmt: skip
+    subscriptions = []
+    for account in accounts:
+        if not (account.stripe_subscription_id and account.subscribed_plan_code and account.interval):
+            continue
+        plan, interval = account.subscribed_plan_code, account.interval
+        keys = [base_lookup_key(plan, interval), *(metered_lookup_key(plan, kind, interval) for kind in METERED_SUFFIXES)]
+        subscriptions.append((account.stripe_subscription_id, account.stripe_customer_id,
+                              [prices[key] for key in keys if key in prices], account.subscription_status or "active",
+                              {"organization_id": str(account.organization_id)}))  # fmt: skip
+    simulated.restore_stripe(
+        customers=[(a.stripe_customer_id, a.organization.name, "", {"organization_id": str(a.organization_id)})
+                   for a in accounts],
+        subscriptions=subscriptions,
+    )
+    _say(f"simulated Stripe: {len(prices)} plan prices ready, {len(accounts)} customer(s) given back")
 
 
 def _public_hook(name: str) -> str:

@@ -36,7 +36,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Sum
 from django.utils import timezone
 
-from accounts.entitlements import plan_limit
+from accounts.entitlements import limit_refusal, plan_limit
 from accounts.events import publish_org_event
 from accounts.models import Organization
 from accounts.principals import Principal, as_principal
@@ -222,10 +222,12 @@ class DuplicateDocument(ApplicationError):
 
 
 class QuotaExceeded(ApplicationError):
-    def __init__(self, *, used: int, limit: int, size: int):
+    def __init__(self, *, organization, used: int, size: int):
+        # The plan's sentence names the plan that stores more.
+        plan = limit_refusal(organization, "knowledge_storage_bytes", used=used, adding=size) or ""
+        shown = _megabytes(size) if size >= 1024 * 1024 else f"{max(1, round(size / 1024))} KB"
         super().__init__(
-            f"Your plan stores up to {_megabytes(limit)} of documents; {_megabytes(used)} are in use and this file "
-            f"is {_megabytes(size)}. Delete documents you no longer need, or upgrade your plan.",
+            f"{plan} This file is {shown}: delete documents you no longer need to make room.".strip(),
             code="storage_quota_exceeded",
             field="file",
             status=413,
@@ -392,7 +394,7 @@ def document_add(
             raise DuplicateDocument(existing)
         used, limit = storage_used(organization), storage_quota(organization)
         if used + inspected.size > limit:
-            raise QuotaExceeded(used=used, limit=limit, size=inspected.size)
+            raise QuotaExceeded(organization=organization, used=used, size=inspected.size)
         document = Document(
             organization=organization,
             knowledge_base=knowledge_base,

@@ -17,7 +17,6 @@ from telephony.models import (
     StreamToken,
     Transcript,
     TwilioSubaccount,
-    UsageRecord,
 )  # fmt: skip
 
 # --- agents ---------------------------------------------------------------------------------------
@@ -199,20 +198,4 @@ class StreamTokenAdmin(ReadOnlyModelAdmin):
     ordering = ("-created_at",)
     raw_id_fields = ("call",)
     fields = ("id", "organization", "call", "created_at", "expires_at", "used_at")
-    readonly_fields = fields
-
-
-# --- usage -----------------------------------------------------------------------------------------
-# Read-only: written once per completed call by telephony.services.calls; billing meters it.
-
-
-@admin.register(UsageRecord)
-class UsageRecordAdmin(ReadOnlyModelAdmin):
-    list_display = ("occurred_at", "organization", "kind", "quantity", "source", "metered_at")
-    list_filter = ("kind", ("metered_at", admin.EmptyFieldListFilter))
-    list_select_related = ("organization",)
-    search_fields = ("source", "organization__name", "organization__slug")
-    ordering = ("-occurred_at",)
-    date_hierarchy = "occurred_at"
-    fields = ("id", "organization", "kind", "quantity", "source", "occurred_at", "metered_at")
     readonly_fields = fields

@@ -15,3 +15,9 @@ class TelephonyConfig(AppConfig):
         from telephony.demo import demo_agent_create
 
         demo_organization_ready.connect(demo_agent_create, dispatch_uid="telephony-demo-agent")
+
+        # The plan's ``phone_numbers``: telephony counts the organization's active numbers.
+        from accounts.entitlements import register_usage_counter
+        from telephony.services.numbers import numbers_in_use
+
+        register_usage_counter("phone_numbers", numbers_in_use)

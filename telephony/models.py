@@ -410,26 +410,3 @@ class CallAnalysis(PipelineStep):
 
     class Meta:
         verbose_name_plural = "call analyses"
-
-
-# --- usage ------------------------------------------------------------------
-
-
-class UsageRecord(OrganizationOwned):
-    """A quantity the organization used, for billing to meter (once per source)."""
-
-    class Kind(models.TextChoices):
-        CALL_SECONDS = "call_seconds", "Billable call seconds"
-
-    kind = models.CharField(max_length=30, choices=Kind.choices)
-    quantity = models.PositiveIntegerField()
-    # What the usage comes from, e.g. "call:<uuid>": a retry never records it twice.
-    source = models.CharField(max_length=100)
-    occurred_at = models.DateTimeField()
-    metered_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["kind", "source"], name="telephony_usage_once_per_source"),
-        ]
-        indexes = [models.Index(fields=["organization", "kind", "occurred_at"], name="telephony_usage_org_kind")]

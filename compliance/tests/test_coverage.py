@@ -100,6 +100,9 @@ def _ok(response, *statuses):
 
 
 def _invite(world, email="new@example.test"):
+    # Starter's three seats are taken by the fixtures' members: Pro has room for one more.
+    world.organization.plan_code = "pro"
+    world.organization.save(update_fields=["plan_code"])
     return invitation_create(organization=world.organization, actor=world.owner, email=email)
 
 
@@ -147,6 +150,8 @@ def recipe_organization_leave(world):
 
 
 def recipe_invitation_create(world):
+    world.organization.plan_code = "pro"  # a seat free for the invitation
+    world.organization.save(update_fields=["plan_code"])
     url = world.url("accounts:invitation-create", org_slug=world.slug)
     _ok(world.client_for(world.owner).post(url, {"email": "invitee@example.test", "role": Role.MEMBER}))
     return "invitation.created"
@@ -601,6 +606,11 @@ def _standin(name: str):
 
         standin = TwilioStandIn().start()
         extra = {"TWILIO_ACCOUNT_SID": standin.account_sid, "TWILIO_AUTH_TOKEN": standin.auth_token}
+    elif name == "stripe":
+        from jagcall.kernel.standins.stripe import StripeStandIn
+
+        standin = StripeStandIn().start()
+        extra = {"STRIPE_SECRET_KEY": standin.api_key, "STRIPE_WEBHOOK_SECRET": standin.webhook_secret}
     else:
         from jagcall.kernel.standins.openai import OpenAIStandIn
 
@@ -995,6 +1005,94 @@ RECIPES.update(
         "messaging:thread-opt-out-keep": recipe_inbox_opt_out_keep,
     }
 )
+
+# --- billing: the owner's Billing pages and Stripe's webhook, through the Stripe stand-in ---
+
+
+def _stripe_checkout(world, plan="pro"):
+    """Checkout as the owner starts it on the Billing page: (the owner's client, the Checkout session's id)."""
+    from billing.tests.test_portal import stripe_prices
+
+    stripe_prices()
+    client = world.client_for(world.owner)
+    response = _ok(client.post(world.url("billing:checkout", org_slug=world.slug), {"plan": plan, "interval": "month"}), 303)
+    return client, response["Location"].rstrip("/").rsplit("/", 1)[-1]
+
+
+def _stripe_subscribed(world, standin):
+    """The owner subscribed to Pro (Checkout, Subscribe on Stripe's page, back): setup, not the recipe."""
+    client, session_id = _stripe_checkout(world)
+    standin.complete_checkout(session_id)
+    _ok(client.get(f"{world.url('billing:checkout-return', org_slug=world.slug)}?session_id={session_id}"))
+    world.mark()
+    return client
+
+
+def recipe_billing_spend_cap(world):
+    _ok(world.client_for(world.owner).post(world.url("billing:spend-cap", org_slug=world.slug), {"cap": "75"}))
+    return "billing.spend_cap_changed"
+
+
+def recipe_billing_checkout(world):
+    with _standin("stripe"):
+        _stripe_checkout(world)
+    return "billing.checkout_started"
+
+
+def recipe_billing_plan_change(world):
+    with _standin("stripe") as standin:
+        client = _stripe_subscribed(world, standin)
+        url = world.url("billing:plan-change", org_slug=world.slug)
+        preview = _ok(client.get(f"{url}?plan=enterprise&interval=month")).content.decode()
+        proration_date = re.search(r'name="proration_date" value="(\d+)"', preview).group(1)
+        _ok(client.post(url, {"plan": "enterprise", "interval": "month", "proration_date": proration_date}))
+    return ["billing.plan_change_requested", "billing.subscription_changed", "organization.plan_changed"]
+
+
+def recipe_billing_portal(world):
+    with _standin("stripe") as standin:
+        client = _stripe_subscribed(world, standin)
+        _ok(client.post(world.url("billing:portal", org_slug=world.slug)), 303)
+    return "billing.portal_opened"
+
+
+def recipe_stripe_webhook(world):
+    """Stripe tells of the subscription Checkout made: fetched back from Stripe and applied, with Stripe as the source."""
+    import hashlib
+    import hmac
+    import json
+    import time
+    from unittest import mock
+
+    from django.test import TestCase
+
+    from billing.tasks import stripe_event_apply_task
+
+    with _standin("stripe") as standin:
+        _client, session_id = _stripe_checkout(world)
+        standin.complete_checkout(session_id)  # the events are recorded (no webhook URL: not delivered)
+        world.mark()
+        event = next(e for e in standin.events if e["type"] == "customer.subscription.created")
+        body = json.dumps(event).encode()
+        timestamp = int(time.time())
+        digest = hmac.new(standin.webhook_secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+        run_now = mock.patch.object(stripe_event_apply_task, "delay", side_effect=lambda *args: stripe_event_apply_task.apply(args=args))
+        with run_now, TestCase.captureOnCommitCallbacks(execute=True):
+            _ok(Client().post(world.url("stripe-hooks:stripe"), body, content_type="application/json",
+                              headers={"Stripe-Signature": f"t={timestamp},v1={digest}"}))  # fmt: skip
+    return ["billing.subscription_changed", "organization.plan_changed"]
+
+
+RECIPES.update(
+    {
+        "billing:spend-cap": recipe_billing_spend_cap,
+        "billing:checkout": recipe_billing_checkout,
+        "billing:plan-change": recipe_billing_plan_change,
+        "billing:portal": recipe_billing_portal,
+        "stripe-hooks:stripe": recipe_stripe_webhook,
+    }
+)
+
 
 # route -> (the test that proves its audit event, why it is not a recipe here)
 RECORDED_ELSEWHERE: dict[str, tuple[str, str]] = {

@@ -152,7 +152,8 @@ def test_the_plans_storage_quota_is_enforced(base, owner, organization):
             stored += len(big) + len(str(n))
             n += 1
             assert stored <= limit
-    assert refused.value.status == 413 and "Your plan stores up to 100 MB" in refused.value.message
+    assert refused.value.status == 413 and "Your Starter plan allows 100 MB knowledge storage" in refused.value.message
+    assert "The Pro plan allows 1 GB" in refused.value.message
     assert sum(Document.objects.for_org(organization).values_list("size_bytes", flat=True)) <= limit
 
 

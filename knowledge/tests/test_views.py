@@ -148,7 +148,8 @@ def test_quota_refusal_is_413_with_the_plan_message(owner_client, base, settings
     assert upload(owner_client, base, "big.txt", text_of_size(quota - 10), **JSON).status_code == 201
     response = upload(owner_client, base, "more.txt", text_of_size(11), **JSON)
     assert response.status_code == 413 and response.json()["error"]["code"] == "storage_quota_exceeded"
-    assert "Your plan stores up to" in response.json()["error"]["message"]
+    assert "Your Starter plan allows 100 MB knowledge storage" in response.json()["error"]["message"]
+    assert "The Pro plan allows 1 GB" in response.json()["error"]["message"]
 
 
 def test_upload_without_script_redirects_with_a_flash(owner_client, base):

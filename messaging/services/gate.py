@@ -6,6 +6,11 @@ it concerns), raised as ``SendRefused`` (422). Rules, in order:
 
 - ``invalid_number``: the destination is not a valid number in E.164 (the dialing rule).
 - ``no_messaging_rights``: the organization is not active, or its plan does not include messaging.
+- ``billing_standing`` (code ``billing_restricted``): the organization's subscription is unpaid or
+  canceled (``outbound_refusal``); past due still sends.
+- ``spend_cap`` (code ``spend_cap_reached``): this month's usage charges reached the owner's spend cap
+  (billing's flag). Automatic answers to keywords (STOP, START, HELP) are not gated: they are sent in
+  the webhook's TwiML whatever the standing or the cap.
 - ``sender_number``: the sending number is not one of the organization's active, SMS-capable numbers.
 - ``do_not_call``: the destination is on the organization's do-not-call list. Entries that a texted
   opt-out created (source "sms") are left to the next rule: a person who texted STOP to one number
@@ -17,10 +22,10 @@ it concerns), raised as ``SendRefused`` (422). Rules, in order:
   time (the calling window of 47 CFR 64.1200(c)(1)); other texts (replies, reminders the person
   asked for) are not held.
 
-[!!] Rules read only; a refusal writes nothing and reaches no provider. The check makes two indexed reads
-(the do-not-call entry, the pair's subscription: ``messaging_subscription_once``) in plain SQL, and parses
-the number once (cached), so it stays well under a millisecond with millions of subscriptions
-(bench/sms_webhook.py).
+[!!] Rules read only; a refusal writes nothing and reaches no provider. The check makes three indexed reads
+(the spend cap's flag: the billing account by its unique organization; the do-not-call entry; the pair's
+subscription: ``messaging_subscription_once``), the last two in plain SQL, and parses the number once
+(cached), so it stays well under a millisecond with millions of subscriptions (bench/sms_webhook.py).
 """
 
 from __future__ import annotations
@@ -30,8 +35,9 @@ from functools import lru_cache
 
 from django.utils import timezone
 
-from accounts.entitlements import has_entitlement
+from accounts.entitlements import Standing, has_entitlement, outbound_refusal
 from accounts.models import OrganizationStatus
+from billing.services.usage import spend_cap_refusal
 from compliance.models import DoNotCallSource
 from compliance.selectors import do_not_call_listing
 from jagcall.kernel.errors import ApplicationError
@@ -94,6 +100,17 @@ def no_messaging_rights(organization, to_number, sender, now, marketing) -> Refu
     return None
 
 
+def billing_standing(organization, to_number, sender, now, marketing) -> Refusal | None:
+    if getattr(organization, "billing_standing", Standing.GOOD) != Standing.RESTRICTED:
+        return None
+    return Refusal("billing_restricted", outbound_refusal(organization) or "Outbound texts are paused.")
+
+
+def spend_cap(organization, to_number, sender, now, marketing) -> Refusal | None:
+    refusal = spend_cap_refusal(organization, now=now)
+    return None if refusal is None else Refusal("spend_cap_reached", refusal)
+
+
 def sender_number(organization, to_number, sender, now, marketing) -> Refusal | None:
     usable = (
         isinstance(sender, PhoneNumber)
@@ -154,7 +171,10 @@ def quiet_hours(organization, to_number, sender, now, marketing) -> Refusal | No
     return Refusal("quiet_hours", message, "to")
 
 
-RULES = [invalid_number, no_messaging_rights, sender_number, do_not_call, opted_out, quiet_hours]
+RULES = [
+    invalid_number, no_messaging_rights, billing_standing, spend_cap, sender_number, do_not_call, opted_out,
+    quiet_hours,
+]  # fmt: skip
 
 
 def pre_send_check(

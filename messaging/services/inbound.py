@@ -22,7 +22,8 @@
    agent reply is queued (messaging/services/agent_replies.py, behind its loop guard).
 
 The answer is the TwiML for Twilio: an empty ``<Response/>`` or one ``<Message>``. The automatic
-reply is stored in the thread too (sender: JagCall).
+reply is stored in the thread too (sender: JagCall), and metered like any text we send
+(sending.message_meter); the text received is not.
 
 ``message_status_update`` (the status hook): the status moves forward only (a late "sent" after
 "delivered" is kept in the timeline but does not change the status), with Twilio's error code
@@ -52,6 +53,7 @@ from messaging.models import (
 from messaging.segments import count_segments
 from messaging.services.contacts import contact_for_number
 from messaging.services.events import announce_message
+from messaging.services.sending import message_meter
 from messaging.services.subscriptions import subscription_set, unsubscribe_everywhere, webhook_actor
 from telephony.models import PhoneNumber
 
@@ -136,8 +138,8 @@ def _list_do_not_call(*, phone_number: PhoneNumber, sender: str, keyword: str, m
     )
 
 
-def _store_reply(conversation: Conversation, text: str) -> None:
-    """The automatic answer sent in the TwiML, kept in the thread.
+def _store_reply(conversation: Conversation, text: str, *, organization) -> None:
+    """The automatic answer sent in the TwiML, kept in the thread and metered (Twilio bills it).
 
     Twilio sends it as its answer to the webhook, without a SID we could follow: it is shown as sent
     (handed to Twilio), and no later status reaches it."""
@@ -154,6 +156,7 @@ def _store_reply(conversation: Conversation, text: str) -> None:
         sender_label="Automatic reply",
     )
     MessageStatusEvent.objects.create(organization_id=conversation.organization_id, message=message, status=message.status)
+    message_meter(message, organization=organization)
     announce_message(message, "message.sent")
 
 
@@ -258,7 +261,7 @@ def message_receive(
         reply = help_text(organization)
 
     if reply:
-        _store_reply(conversation, reply)
+        _store_reply(conversation, reply, organization=organization)
     elif intent == Intent.NONE:
         from messaging.services.agent_replies import agent_reply_queue
 

@@ -11,10 +11,13 @@
    answered as the gate's ``opted_out``; any other Twilio error is answered with what it means and
    nothing is stored.
 3. The message (body encrypted), its first status, the conversation's order and the sender (the
-   actor as the audit log names it) are stored in one transaction, audited (``message.sent``,
-   without the body or the recipient in clear) and announced live and as ``message.sent``.
-   Twilio's status callbacks may arrive before this commit: they wait for the row (see
-   inbound.message_status_update).
+   actor as the audit log names it) are stored in one transaction, with its segments in billing's
+   usage ledger (``message_meter``), audited (``message.sent``, without the body or the recipient
+   in clear) and announced live and as ``message.sent``. Twilio's status callbacks may arrive
+   before this commit: they wait for the row (see inbound.message_status_update).
+
+Every text we send is metered once, by ``message_meter``: the ones sent here and the automatic
+answers to keywords sent in the SMS webhook's TwiML (inbound._store_reply). Texts received are not.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.principals import Kind, as_principal
+from billing.models import UsageKind
+from billing.services.usage import usage_record
 from compliance.actors import resolve_actor
 from compliance.services import audit_record
 from jagcall.kernel.errors import ApplicationError
@@ -72,6 +77,18 @@ def clean_body(body, media_urls) -> tuple[str, list[str]]:
         if not url.startswith("https://") or len(url) > 2000:
             raise ApplicationError(f"Media must be a public https URL: {url[:80]!r} is not.", field="media_urls")
     return body, media
+
+
+def message_meter(message: Message, *, organization) -> None:
+    """Record the segments of ``message``, a text we sent, in the usage ledger: once (the ledger keeps one
+    row per source), in the caller's transaction, so the message and its usage are stored together."""
+    usage_record(
+        organization=organization,
+        kind=UsageKind.SMS_SEGMENTS,
+        quantity=message.segments,
+        source=f"message:{message.id}",
+        occurred_at=message.created_at,
+    )
 
 
 def _sender_type(principal) -> str:
@@ -175,6 +192,7 @@ def message_send(
             updated_at=moment,
         )
         MessageStatusEvent.objects.create(organization=organization, message=message, status=status, occurred_at=moment)
+        message_meter(message, organization=organization)
         conversation.last_message_at = moment
         fields = ["last_message_at"]
         # The loop guard counts automatic replies since a person last wrote from our side.

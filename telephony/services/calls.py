@@ -10,7 +10,7 @@ status callbacks, the voice webhook, the outbound area's placing). Rules:
 - Times: answered_at on in-progress, ended_at on a final status; duration
   from Twilio's CallDuration.
 - Usage: per-second billing. A completed call records its CallDuration as
-  billable seconds, once (UsageRecord unique on kind + source "call:<id>");
+  billable minutes, once (billing's usage ledger, unique on kind + source "call:<id>");
   a call that never connected (busy, no-answer, failed, canceled) bills 0 and
   records none. Billing meters what it finds here.
 - Live: ``call.updated`` with ``call_payload(call)`` on the organization's
@@ -28,7 +28,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.events import publish_org_event
-from telephony.models import STATUS_RANK, TERMINAL_STATUSES, Call, CallEvent, CallStatus, UsageRecord
+from billing.models import UsageKind
+from billing.services.usage import call_minutes, usage_record
+from telephony.models import STATUS_RANK, TERMINAL_STATUSES, Call, CallEvent, CallStatus
 
 logger = logging.getLogger("jagcall.telephony")
 
@@ -267,14 +269,12 @@ def call_status_record(
         call.billable_seconds = call.duration_seconds or 0
         changed.append("billable_seconds")
         if call.billable_seconds:
-            UsageRecord.objects.for_org(call.organization).get_or_create(
-                kind=UsageRecord.Kind.CALL_SECONDS,
+            usage_record(
+                organization=call.organization,
+                kind=UsageKind.CALL_MINUTES,
+                quantity=call_minutes(call.billable_seconds),
                 source=f"call:{call.id}",
-                defaults={
-                    "organization": call.organization,
-                    "quantity": call.billable_seconds,
-                    "occurred_at": call.ended_at or occurred_at,
-                },
+                occurred_at=call.ended_at or occurred_at,
             )
     if changed:
         call.save(update_fields=[*dict.fromkeys(changed), "updated_at"])

@@ -13,8 +13,9 @@ field). The portal form, the API and any later caller (campaigns) go through
 Rules, in order:
 
 - ``invalid_number``: the destination is not a valid number in E.164.
-- ``no_calling_rights``: the organization may not place calls (not active;
-  plan limits will be one more check here).
+- ``no_calling_rights``: the organization may not place calls (not active).
+- ``billing_standing`` (code ``billing_restricted``): the organization's
+  subscription is unpaid or canceled (``outbound_refusal``); past due still calls.
 - ``caller_number``: the caller number is not an active voice number of the
   organization.
 - ``do_not_call``: the destination is on the organization's do-not-call list
@@ -23,6 +24,10 @@ Rules, in order:
   (messaging/services/inbound.py), so the rule above refuses the call. Texts have their own gate
   (messaging/services/gate.py), which reuses these rules where they apply. Consent (compliance) is
   added with ``register_rule(rule, before="calling_hours")`` from its app's ``ready()``.
+- ``concurrent_calls`` (code ``concurrent_call_limit``): the plan's calls at once are
+  all under way, inbound and outbound together.
+- ``spend_cap`` (code ``spend_cap_reached``): this month's usage charges reached the
+  owner's spend cap (billing; one indexed read of the flag usage sets).
 - ``calling_hours``: 08:00-21:00 in the destination's local time (47 CFR
   64.1200(c)(1)). The zones come from the number (``phonenumbers``); where a
   number may be in several zones, every one of them must be inside the
@@ -41,7 +46,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.utils import timezone
 
+from accounts.entitlements import Standing, limit_refusal, outbound_refusal
 from accounts.models import OrganizationStatus
+from billing.services.usage import spend_cap_refusal
 from compliance.selectors import do_not_call_lookup
 from jagcall.kernel.errors import ApplicationError
 from jagcall.kernel.phone import InvalidPhoneNumber, parse_e164, time_zones_of
@@ -103,9 +110,14 @@ def no_calling_rights(organization, to_number, from_number, now) -> Refusal | No
             "no_calling_rights",
             f"{organization.name} cannot place calls: the organization is {organization.get_status_display().lower()}.",
         )
-    # The plan's limits (calling included, minutes left) are billing's: it adds them to RULES with
-    # register_rule, as consent checks do, so this rule stays about the organization's standing.
     return None
+
+
+def billing_standing(organization, to_number, from_number, now) -> Refusal | None:
+    """Nothing is dialled while the subscription is unpaid or canceled (the restricted standing)."""
+    if getattr(organization, "billing_standing", Standing.GOOD) != Standing.RESTRICTED:
+        return None
+    return Refusal("billing_restricted", outbound_refusal(organization) or "Outbound calls are paused.")
 
 
 def caller_number(organization, to_number, from_number, now) -> Refusal | None:
@@ -253,23 +265,26 @@ def destinations_open_now(*, now: dt.datetime | None = None, limit: int = 3) -> 
 
 def concurrent_calls(organization, to_number, from_number, now) -> Refusal | None:
     """The plan's calls at once (``concurrent_calls``), inbound and outbound together."""
-    from accounts.entitlements import plan_limit
     from telephony.selectors.calls import live_call_count
 
-    limit = plan_limit(organization, "concurrent_calls")
-    if live_call_count(organization) < limit:
+    refusal = limit_refusal(organization, "concurrent_calls", used=live_call_count(organization))
+    if refusal is None:
         return None
-    return Refusal(
-        "concurrent_call_limit",
-        f"Your plan allows {limit} calls at once and {limit} are under way. Place this call when one ends, "
-        "or upgrade the plan for more lines.",
-        None,
-    )
+    return Refusal("concurrent_call_limit", f"{refusal} Otherwise, place this call when one of them ends.", None)
+
+
+def spend_cap(organization, to_number, from_number, now) -> Refusal | None:
+    """This month's spend cap is reached: no new outbound call until it is raised or the month ends."""
+    refusal = spend_cap_refusal(organization, now=now)
+    return None if refusal is None else Refusal("spend_cap_reached", refusal)
 
 
 # --- the gate -----------------------------------------------------------------------------
 
-RULES: list[Rule] = [invalid_number, no_calling_rights, caller_number, do_not_call, concurrent_calls, calling_hours]
+RULES: list[Rule] = [
+    invalid_number, no_calling_rights, billing_standing, caller_number, do_not_call, concurrent_calls, spend_cap,
+    calling_hours,
+]  # fmt: skip
 
 
 def register_rule(rule: Rule, *, before: str | None = None) -> None:

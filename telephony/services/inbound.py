@@ -25,9 +25,11 @@ machine_start, machine_end_beep, fax...); the stream carries it as the
 conversation does with a machine.
 
 Refusals: an unknown number, a number without an agent, or an organization
-that may not take calls (``CALL_ADMISSION_RULES``; billing adds "over its
-plan" there), or one whose plan's lines are all in use (``concurrent_calls``)
-get a short spoken sentence and a hang-up.
+that may not take calls (``CALL_ADMISSION_RULES``: not active, or in the
+restricted billing standing, its subscription unpaid or canceled), or one
+whose plan's lines are all in use (``concurrent_calls``) get a short spoken
+sentence and a hang-up. Neither a past-due payment nor a reached spend cap
+refuses a caller: the cap stops new outbound calls and texts only.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 from twilio.twiml.voice_response import Connect, Start, VoiceResponse
 
-from accounts.entitlements import plan_limit
+from accounts.entitlements import Standing, plan_limit
 from accounts.principals import Principal
 from compliance.services import audit_record
 from jagcall.kernel.errors import ApplicationError
@@ -56,6 +58,7 @@ logger = logging.getLogger("jagcall.telephony")
 NOT_IN_SERVICE = "Sorry, this number is not in service. Goodbye."
 NO_AGENT = "Sorry, nobody can take your call on this number right now. Please try again later. Goodbye."
 UNAVAILABLE = "Sorry, this service is not available. Goodbye."
+NOT_AVAILABLE_NOW = "Sorry, this service is not available right now. Goodbye."
 CALL_ENDED = "This call has ended. Goodbye."
 LINES_BUSY = "Sorry, all our lines are busy right now. Please call again in a few minutes. Goodbye."
 CALL_SID_TAKEN = "This CallSid belongs to another call; nothing was recorded."
@@ -67,9 +70,15 @@ def _organization_is_active(organization) -> str | None:
     return None if organization.is_active else UNAVAILABLE
 
 
+def _organization_is_not_restricted(organization) -> str | None:
+    """The subscription is unpaid or canceled: callers hear a short refusal (past due still answers)."""
+    restricted = getattr(organization, "billing_standing", Standing.GOOD) == Standing.RESTRICTED
+    return NOT_AVAILABLE_NOW if restricted else None
+
+
 # Each rule: organization -> None (may take calls) or the sentence the caller hears. A list, so
-# billing can add "over its plan" as one more rule.
-CALL_ADMISSION_RULES: list[Callable] = [_organization_is_active]
+# another rule can be added as one more entry.
+CALL_ADMISSION_RULES: list[Callable] = [_organization_is_active, _organization_is_not_restricted]
 
 
 def call_admission_refusal(organization) -> str | None:

@@ -10,7 +10,11 @@ callback and SMS webhook, all POST (jagcall/kernel/webhooks/, telephony/hooks.py
 messaging/webhooks.py): texts to the number reach messaging's inbox and opt-outs.
 Releasing an imported number clears all three in the organization's account.
 
-Plan limits on numbers come with billing; none apply yet.
+The plan limits the organization's active numbers (``phone_numbers``, bought and imported alike):
+a number beyond it is refused before Twilio is asked (``plan_limit``, 409), and counted again when
+the row is written, under a lock of the organization, so two purchases at once cannot both take the
+last place (the later one is released at Twilio again). An organization in the restricted billing
+standing (its subscription unpaid or canceled) buys nothing (``billing_restricted``, 409).
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ import phonenumbers
 from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 
+from accounts.entitlements import Standing, limit_refusal, outbound_refusal
+from accounts.models import Organization
 from accounts.principals import as_principal
 from compliance.services.audit import audit_record
 from jagcall.kernel.errors import ApplicationError
@@ -87,6 +93,27 @@ def _require(actor, organization):
     principal = as_principal(actor, organization)
     principal.require(PERMISSION)
     return principal
+
+
+def numbers_in_use(organization) -> int:
+    """The plan's ``phone_numbers`` in use: the organization's numbers not released."""
+    return PhoneNumber.objects.for_org(organization).filter(released_at__isnull=True).count()
+
+
+def _check_number_limit(organization, *, field: str = "phone_number") -> None:
+    """Refuse one more number beyond the plan's ``phone_numbers``."""
+    refusal = limit_refusal(organization, "phone_numbers", used=numbers_in_use(organization))
+    if refusal:
+        raise ApplicationError(refusal, code="plan_limit", field=field, status=409)
+
+
+def _check_may_buy(organization) -> None:
+    """A restricted organization buys nothing (a number is billed by Twilio from the day it is bought)."""
+    if getattr(organization, "billing_standing", Standing.GOOD) == Standing.RESTRICTED:
+        raise ApplicationError(
+            outbound_refusal(organization) or "This organization's subscription is unpaid or canceled.",
+            code="billing_restricted", status=409,
+        )  # fmt: skip
 
 
 def _access(organization, doing: str) -> TwilioAccess:
@@ -155,6 +182,7 @@ def number_buy(
 ) -> PhoneNumber:
     """Buy ``phone_number`` (E.164, from a search), or any number in ``area_code``, pointed at our webhooks."""
     principal = _require(actor, organization)
+    _check_may_buy(organization)
     request: dict = webhook_settings()
     if phone_number:
         try:
@@ -177,6 +205,7 @@ def number_buy(
             f"{request['phone_number']} is already in use on JagCall.", code="number_taken", field="phone_number",
             status=409,
         )  # fmt: skip
+    _check_number_limit(organization)
     access = _access(organization, "buy the number")
     try:
         with provider_operation("twilio", "buy number"):
@@ -214,6 +243,9 @@ def _capabilities(resource) -> tuple[bool, bool]:
 
 @transaction.atomic
 def _record_number(*, organization, principal, access: TwilioAccess, bought, source: str, action: str) -> PhoneNumber:
+    # [!!] Counted again under the organization's lock: of two purchases at once, one may take the last place.
+    Organization.objects.select_for_update().filter(pk=organization.pk).first()
+    _check_number_limit(organization, field="twilio_sid" if source == NumberSource.IMPORTED else "phone_number")
     voice, sms = _capabilities(bought)
     number = PhoneNumber(
         organization=organization,
@@ -378,6 +410,7 @@ def number_import(*, organization, actor, twilio_sid: str) -> PhoneNumber:
         twilio_sid=twilio_sid, released_at__isnull=True
     ).exists():
         raise ApplicationError("This number is already on JagCall.", code="number_taken", field="twilio_sid", status=409)
+    _check_number_limit(organization, field="twilio_sid")
     access = _own_access(organization, "import the number")
     resource = access.client.api.v2010.accounts(access.account_sid).incoming_phone_numbers(twilio_sid)
     try:

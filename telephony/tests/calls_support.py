@@ -65,13 +65,14 @@ def written_rows() -> dict:
     """How many rows a call hook could have written, per table (to show a refused request wrote none)."""
     from compliance.models import AuditEvent
     from jagcall.kernel.webhooks.models import ReceivedWebhook
-    from telephony.models import CallEvent, CallRecording, StreamToken, UsageRecord
+    from billing.models import UsageEvent
+    from telephony.models import CallEvent, CallRecording, StreamToken
 
     def every(model):
         manager = model.objects
         return manager.unscoped("test") if hasattr(manager, "unscoped") else manager.all()
 
-    models = (Call, CallEvent, StreamToken, CallRecording, UsageRecord, ReceivedWebhook, AuditEvent)
+    models = (Call, CallEvent, StreamToken, CallRecording, UsageEvent, ReceivedWebhook, AuditEvent)
     return {model.__name__: every(model).count() for model in models}
 
 

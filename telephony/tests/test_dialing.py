@@ -40,9 +40,11 @@ def test_the_rules_are_a_list_in_a_stable_order():
     assert [rule.__name__ for rule in dialing.RULES] == [
         "invalid_number",
         "no_calling_rights",
+        "billing_standing",
         "caller_number",
         "do_not_call",
         "concurrent_calls",
+        "spend_cap",
         "calling_hours",
     ]
 
@@ -241,8 +243,9 @@ def test_another_app_registers_a_rule_before_calling_hours(organization, monkeyp
 
 
 def test_the_gate_reads_only(organization, django_assert_max_num_queries):
-    # the caller number, the do-not-call lookup and the count of calls under way; nothing written
-    with django_assert_max_num_queries(3):
+    # the caller number, the do-not-call lookup, the count of calls under way and the spend cap's flag;
+    # nothing written
+    with django_assert_max_num_queries(4):
         pre_dial_check(
             organization=organization,
             to_number=NEW_YORK,
@@ -285,6 +288,7 @@ def test_a_call_beyond_the_plans_lines_is_refused_until_one_ends(organization):
     with pytest.raises(DialRefused) as refused:
         pre_dial_gate(organization=organization, to_number=NEW_YORK, now=noon)
     assert "allows 5 calls at once" in refused.value.refusal.message
+    assert "The Pro plan allows 25" in refused.value.refusal.message
     live[0].status = "completed"
     live[0].save()
     assert codes(organization, NEW_YORK, noon) == []

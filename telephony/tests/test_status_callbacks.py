@@ -7,12 +7,12 @@ from decimal import Decimal
 import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
-from django.conf import settings
 from django.test import Client
 
 from accounts.tests.conftest import redis_channel_layer  # noqa: F401  (the real layer, per test loop)
 from jagcall.asgi import application
-from telephony.models import Call, CallDirection, CallEvent, UsageRecord
+from billing.models import UsageEvent
+from telephony.models import Call, CallDirection, CallEvent
 from telephony.services.twilio_accounts import twilio_for
 from telephony.services.urls import public_url
 from telephony.tests.calls_support import inbound_call, line, signature_refusals, signed_post, written_rows
@@ -59,8 +59,8 @@ def test_an_outbound_call_played_by_the_stand_in_fills_its_timeline_and_usage(tw
     assert (call.status, call.duration_seconds, call.billable_seconds) == ("completed", 42, 42)
     assert call.answered_at and call.ended_at and call.answered_at <= call.ended_at
     assert _timeline(call) == ["initiated", "ringing", "in-progress", "completed"]
-    usage = UsageRecord.objects.for_org(organization).get()
-    assert (usage.kind, usage.quantity, usage.source) == ("call_seconds", 42, f"call:{call.id}")
+    usage = UsageEvent.objects.for_org(organization).get()
+    assert (usage.kind, usage.quantity, usage.source) == ("call_minutes", 1, f"call:{call.id}")  # 42 s: one minute
 
 
 @pytest.mark.django_db
@@ -85,8 +85,8 @@ def test_a_duplicate_changes_nothing_and_a_late_status_never_moves_the_call_back
     assert _timeline(call).count("completed") == 1
     late = CallEvent.objects.for_org(organization).get(call=call, kind="ringing")
     assert late.details.get("late") is True
-    assert UsageRecord.objects.for_org(organization).count() == 1
-    assert UsageRecord.objects.for_org(organization).get().quantity == 61
+    assert UsageEvent.objects.for_org(organization).count() == 1
+    assert UsageEvent.objects.for_org(organization).get().quantity == 2  # 61 s: every started minute counts
 
 
 @pytest.mark.django_db
@@ -96,7 +96,7 @@ def test_a_failed_call_says_why_and_bills_nothing(twilio, organization, client):
     call.refresh_from_db()
     assert call.status == "failed" and call.error_code == "13224"
     assert "not a valid phone number" in call.error_message
-    assert not UsageRecord.objects.for_org(organization).exists()
+    assert not UsageEvent.objects.for_org(organization).exists()
 
 
 @pytest.mark.django_db
@@ -163,7 +163,7 @@ def test_the_service_records_a_status_once_even_without_the_webhooks_dedupe(twil
     call.refresh_from_db()
     assert (call.status, call.duration_seconds, call.billable_seconds) == ("completed", 30, 30)
     assert _timeline(call).count("completed") == 2  # two different deliveries are both in the timeline
-    assert UsageRecord.objects.for_org(organization).get().quantity == 30
+    assert UsageEvent.objects.for_org(organization).get().quantity == 1
 
 
 @pytest.mark.django_db

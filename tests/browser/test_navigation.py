@@ -30,7 +30,7 @@ def test_every_tab_fits_and_the_account_menu_survives_a_panel_refresh(asgi_live_
         names = [tabs.nth(i).inner_text().strip() for i in range(tabs.count())]
         assert names == [
             "Dashboard", "Agents", "Calls", "Messages", "Knowledge", "Numbers", "Phone", "Team", "Settings",
-            "Audit log", "Do-not-call",
+            "Billing", "Audit log", "Do-not-call",
         ]  # fmt: skip
         nav_box = nav.bounding_box()
         for i in range(tabs.count()):
