@@ -77,7 +77,7 @@ class SimulatedProviders(dict):
         super().__init__({name: standin.base_url for name, standin in standins.items()})
         self.standins = standins
         self.twilio: SimulatedTwilio = standins["twilio"]  # type: ignore[assignment]
-        self.stripe: StripeStandIn = standins["stripe"]  # type: ignore[assignment]
+        self.stripe: StripeStandIn | None = standins.get("stripe")  # type: ignore[assignment]
 
     def environment(self) -> dict[str, str]:
         """The settings (as environment variables) that point every SDK at the stand-ins."""
@@ -119,6 +119,8 @@ class SimulatedProviders(dict):
         new period today: the stand-in keeps no history between runs.
         """
         stripe = self.stripe
+        if stripe is None:
+            raise RuntimeError("These simulated providers have no Stripe stand-in.")
         with stripe._lock:
             for id, name, email, metadata in customers:
                 if id in stripe.customers:
