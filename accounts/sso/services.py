@@ -17,14 +17,14 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.activity import activity_record
-from accounts.entitlements import has_entitlement
+from accounts.entitlements import has_entitlement, limit_refusal, plan_limit, plan_of
 from accounts.models import Membership, Organization, User, normalize_email
 from accounts.permissions import Role
 from accounts.principals import Principal
 from accounts.revocation import organization_sign_ins_revoke
 from accounts.security_events import emit
 from accounts.selectors import membership_for_user
-from accounts.services import _require, user_create
+from accounts.services import _lock_organization, _require, seats_in_use, user_create
 from accounts.sso.domains import (
     DnsUnavailable,
     domain_normalize,
@@ -138,6 +138,19 @@ def _refuse(organization: Organization, reason: str) -> SsoLoginRefused:
     )
 
 
+def _check_seat_free(organization: Organization) -> None:
+    """Refuse to provision a member beyond the plan's ``seats`` (as accepting an invitation would)."""
+    locked = _lock_organization(organization.pk)  # seats are taken one at a time (accounts.services)
+    if limit_refusal(locked, "seats", used=seats_in_use(locked)) is None:
+        return
+    raise SsoLoginRefused(
+        f"{organization.name} has used all {plan_limit(locked, 'seats')} team member seats of its "
+        f"{plan_of(locked).name} plan, so single sign-on cannot add you. Ask an owner of {organization.name} to "
+        "free a seat or upgrade the plan, then sign in through single sign-on again.",
+        reason="seats_full",
+    )
+
+
 def _check_may_sign_in(*, organization: Organization, user: User) -> None:
     """[!!] Who an identity provider may sign in: an active, non-staff member of its organization."""
     if user.is_staff or user.is_superuser:
@@ -219,6 +232,10 @@ def _sso_login(*, request, organization: Organization, idp_entity_id: str, name_
         )
     provisioned = False
     user = User.objects.filter(email__iexact=email).first()
+    if user is None or membership_for_user(organization=organization, user=user) is None:
+        # Whoever is not a member yet would take a seat: asked first, so that a full organization gives
+        # everyone the same answer, whether an account exists or not.
+        _check_seat_free(organization)
     if user is not None:
         _check_may_sign_in(organization=organization, user=user)
     else:

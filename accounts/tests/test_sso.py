@@ -561,3 +561,34 @@ def test_require_sso_also_closes_the_api_password_exchange(api_client, sso_requi
     refused = token_for(member)
     assert refused.status_code == 403 and "single sign-on" in refused.content.decode()
     assert token_for(owner).status_code == 200  # the break-glass owner keeps password access
+
+
+def test_a_full_organization_provisions_no_one_and_says_why(client, configured, idp, events, monkeypatch, owner):
+    from accounts.entitlements import PLANS
+
+    # One seat, the owner's: no room for a newcomer.
+    monkeypatch.setitem(PLANS["enterprise"].limits, "seats", 1)
+    response = post_response(client, configured, idp.respond(start_login(client, configured), configured))
+    assert response.status_code == 403
+    page = response.content.decode()
+    assert "has used all 1 team member seats of its Enterprise plan" in page
+    assert "free a seat or upgrade the plan" in page
+    assert not signed_in_user(client).is_authenticated
+    assert not User.objects.filter(email="ana@acme.test").exists()
+    assert not SamlIdentity.objects.unscoped("test: inspects rows directly").exists()
+    assert [e["reason"] for e in events if e["event"] == "sso.login_refused"] == ["seats_full"]
+    # An account that belongs elsewhere reads the same: the page never says whether an account exists.
+    client.logout()
+    UserFactory(email="dr.lee@acme.test")
+    other = post_response(client, configured, idp.respond(start_login(client, configured), configured,
+                                                          name_id="okta|00u2", email="dr.lee@acme.test"))  # fmt: skip
+    assert other.status_code == 403 and "has used all 1 team member seats" in other.content.decode()
+
+
+def test_a_member_already_in_signs_in_when_the_organization_is_full(client, configured, idp, member, monkeypatch):
+    from accounts.entitlements import PLANS
+
+    monkeypatch.setitem(PLANS["enterprise"].limits, "seats", 2)  # the owner and this member
+    response = post_response(client, configured, idp.respond(start_login(client, configured), configured, email=member.email))
+    assert response.status_code == 302
+    assert signed_in_user(client) == member
