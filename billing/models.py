@@ -69,7 +69,7 @@ class BillingAccount(OrganizationOwned):
         ordering = ["created_at"]
 
     def __str__(self) -> str:
-        return f"Billing of {self.organization_id}"
+        return f"Billing of {self.organization.name}"
 
 
 class UsageKind(models.TextChoices):
