@@ -94,3 +94,33 @@ def test_reconciliation_flags_a_difference_with_both_figures(organization, owner
     rows = {row.kind: row for row in usage_reconcile(day=day)}
     row = rows["call_minutes"]
     assert row.ours == 20 and row.stripes == 23 and row.difference == 3
+
+
+def test_the_spend_cap_warns_once_at_80_percent_and_once_when_reached(organization, owner, mailoutbox, settings,
+                                                                       django_capture_on_commit_callbacks):  # fmt: skip
+    from billing.models import BillingAccount
+    from billing.services.subscriptions import billing_account_ensure
+    from billing.services.usage import spend_cap_check
+
+    settings.BILLING_CAP_WARNING_PERCENT = 80
+    now = dt.datetime(2026, 11, 16, 12, 0, tzinfo=dt.UTC)  # mid-month: the month's usage is what was recorded here
+    billing_account_ensure(organization)
+    BillingAccount.objects.for_org(organization).update(spend_cap_cents=5_000)  # $50 of usage charges
+    # Starter includes 500 minutes, then 9 cents a minute: 450 more minutes are $40.50, 81% of the cap.
+    usage_record(organization=organization, kind="call_minutes", quantity=950, source="call:a", occurred_at=now)
+
+    def check():
+        with django_capture_on_commit_callbacks(execute=True):
+            return spend_cap_check(organization, now=now)
+
+    assert check() == "warned"
+    assert len(mailoutbox) == 1
+    assert mailoutbox[0].to == [owner.email] and "80% of the monthly spend cap used" in mailoutbox[0].subject
+    assert "$40.50 of your $50.00 cap" in mailoutbox[0].body
+    assert check() == "warned" and len(mailoutbox) == 1  # once a month
+    usage_record(organization=organization, kind="call_minutes", quantity=106, source="call:b", occurred_at=now)
+    assert check() == "reached"  # 556 minutes over: $50.04
+    assert len(mailoutbox) == 2 and "spend cap is reached" in mailoutbox[1].subject
+    assert check() == "reached" and len(mailoutbox) == 2
+    # The next month starts under the cap, and may warn again.
+    assert spend_cap_check(organization, now=now + dt.timedelta(days=30)) == "under"
