@@ -361,3 +361,19 @@ def test_inbound_calls_keep_working_when_the_cap_is_reached_or_a_payment_is_late
     root = ring(client, number, "CA" + "b" * 32)
     assert root.find("./Connect/Stream") is not None
     assert Call.objects.for_org(organization).filter(twilio_sid="CA" + "b" * 32).exists()
+
+
+@pytest.mark.parametrize("plan, reads, writes", [("starter", 5, 3), ("pro", 15, 12), ("enterprise", 50, 50)])
+def test_the_api_rate_limits_follow_the_plan(settings, plan, reads, writes):
+    """Each plan's API budget keeps its ratio to Starter's (200/30, 600/120, 2000/500 a minute by default)."""
+    from accounts.tests.factories import OrganizationFactory
+    from jagcall.tests.test_throttling import ME_URL, access_token, client_for
+
+    settings.API_RATE_LIMIT_READS, settings.API_RATE_LIMIT_WRITES = 5, 3
+    organization = OrganizationFactory(plan_code=plan)
+    client = client_for(access_token(organization=organization))
+    read_statuses = [client.get(ME_URL).status_code for _ in range(reads + 1)]
+    assert read_statuses[:-1] == [200] * reads and read_statuses[-1] == 429
+    write_statuses = [client.post(ME_URL, {}, format="json").status_code for _ in range(writes + 1)]
+    assert 429 not in write_statuses[:-1] and write_statuses[-1] == 429
+    assert client.post(ME_URL, {}, format="json")["RateLimit-Limit"] == str(writes)
