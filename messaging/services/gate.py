@@ -24,7 +24,7 @@ it concerns), raised as ``SendRefused`` (422). Rules, in order:
 
 [!!] Rules read only; a refusal writes nothing and reaches no provider. The check makes three indexed reads
 (the spend cap's flag: the billing account by its unique organization; the do-not-call entry; the pair's
-subscription: ``messaging_subscription_once``), the last two in plain SQL, and parses the number once
+subscription: ``messaging_subscription_once``), each in plain SQL, and parses the number once
 (cached), so it stays well under a millisecond with millions of subscriptions (bench/sms_webhook.py).
 """
 
