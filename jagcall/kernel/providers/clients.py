@@ -201,11 +201,18 @@ def stripe_client() -> stripe.StripeClient:
     idempotency key of its own on every POST, so a retried write is never applied twice. Meter events
     reach the same base URL as the API when one is set (a stand-in).
     """
+    import requests
     import stripe
 
     base = base_url("stripe")
     addresses = {"api": base, "meter_events": base} if base else None
-    http_client = stripe.RequestsClient(timeout=_timeout())
+    # The proxy settings of the environment (HTTPS_PROXY, NO_PROXY) are read once here, not on every request:
+    # requests would walk the whole environment for each call, a millisecond each in a metering batch.
+    session = requests.Session()
+    session.trust_env = False
+    found = requests.utils.get_environ_proxies(base or "https://api.stripe.com")  # honours NO_PROXY
+    proxies = {scheme: found[scheme] for scheme in ("http", "https") if found.get(scheme)}
+    http_client = stripe.RequestsClient(timeout=_timeout(), session=session, proxy=proxies or None)
     return stripe.StripeClient(
         _key("stripe", None, "STRIPE_SECRET_KEY"),
         stripe_version=settings.STRIPE_API_VERSION,

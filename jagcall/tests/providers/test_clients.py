@@ -344,3 +344,17 @@ def test_provider_errors_survive_pickling_for_celery():
     copy = pickle.loads(pickle.dumps(error))
     assert (str(copy), copy.status, copy.code, copy.retryable) == (str(error), 429, 20429, True)
     assert json.dumps({"error": str(copy)})
+
+
+def test_the_stripe_client_reads_the_proxy_settings_once_and_honours_no_proxy(settings, monkeypatch):
+    from jagcall.kernel.providers.clients import stripe_client
+
+    settings.STRIPE_SECRET_KEY = "sk_test_proxycheck"
+    monkeypatch.setenv("HTTPS_PROXY", "http://egress.internal:3128")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    settings.PROVIDER_BASE_URLS = {"stripe": "https://stripe-mirror.internal"}
+    http_client = stripe_client()._requestor._client
+    assert http_client._proxy == {"https": "http://egress.internal:3128"}
+    assert http_client._session.trust_env is False  # not walked again on every request
+    settings.PROVIDER_BASE_URLS = {"stripe": "http://127.0.0.1:9"}
+    assert stripe_client()._requestor._client._proxy is None
