@@ -32,7 +32,8 @@ def _organization(organization_id: str):
     return Organization.objects.filter(pk=organization_id).first()
 
 
-@shared_task(bind=True, max_retries=EVENT_MAX_RETRIES, acks_late=True)
+# ignore_result: nothing reads it, and a task whose result is kept costs the webhook a subscription to it.
+@shared_task(bind=True, max_retries=EVENT_MAX_RETRIES, acks_late=True, ignore_result=True)
 def stripe_event_apply_task(self, organization_id: str, event_type: str, obj: dict) -> str:
     from billing.services.events import stripe_event_apply
 

@@ -18,7 +18,7 @@ from django.db import transaction
 from django.http import HttpResponse
 from django.urls import path
 
-from billing.selectors import billing_account_for_customer
+from billing.selectors import organization_for_customer
 from billing.services.events import HANDLED_EVENTS, customer_of
 from jagcall.kernel.providers import stripe_webhook_secret
 from jagcall.kernel.webhooks import SignedWebhookView
@@ -71,8 +71,7 @@ class StripeWebhookView(SignedWebhookView):
 
     def organization_for(self, request):
         event = self._event(request)
-        account = billing_account_for_customer(customer_of(event["data"]["object"]) or "")
-        return account.organization if account is not None else None
+        return organization_for_customer(customer_of(event["data"]["object"]) or "")
 
     def handle(self, request, organization) -> HttpResponse:
         event = self._event(request)
