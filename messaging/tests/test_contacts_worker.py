@@ -96,9 +96,10 @@ def test_a_large_file_is_imported_by_the_worker_with_progress(contacts_worker, c
     seen_percents = set()
 
     def finished():
-        html = client.get(progress).content.decode()
+        # The state first, then the page: a page read first could predate a finish seen just after it.
         current = state(job)
         seen_percents.add(current.percent)
+        html = client.get(progress).content.decode()
         return html if current.status == ImportStatus.DONE else None
 
     html = wait_for(finished, contacts_worker)
