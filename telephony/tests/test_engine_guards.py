@@ -195,10 +195,11 @@ def test_a_fax_is_hung_up_on_whatever_the_voicemail_setting(number, providers, o
 
 def test_a_person_who_answers_an_outbound_call_hears_the_agent(number, providers, organization, owner):
     twilio = providers.twilio
-    twilio.media_caller_script = [Pause(6), Hangup()]
+    # Long enough for the disclosure and the agent's first words on a busy machine, before the person hangs up.
+    twilio.media_caller_script = [Pause(10), Hangup()]
     call = _outbound(number, owner, organization, twilio, answered_by="human")
     twilio.media_callers[call.twilio_sid].wait(30)
     assert _wait(lambda: "engine.disclosures_played" in _kinds(call))
     assert "engine.voicemail" not in _kinds(call)
-    roles = [t.role for t in _turns(call)]
-    assert roles[:2] == ["disclosure", "agent"]
+    # The turns are stored as the call ends: wait for them rather than read them once.
+    assert _wait(lambda: [t.role for t in _turns(call)][:2] == ["disclosure", "agent"]), [t.role for t in _turns(call)]
