@@ -100,3 +100,34 @@ def test_sms_webhook_bench_runs_small():
     assert agreed and agreed.group(1) == agreed.group(2) != "0"
     assert "MISMATCH" not in out and "WRONG" not in out and "unexpected status" not in out
     assert "stopped the embedded servers and removed" in out
+
+
+def test_billing_webhook_bench_runs_small():
+    out = run_bench("bench/billing_webhook.py", "--rounds", "1", "--requests", "40", "--concurrency", "5",
+                    "--uncontended", "5", "--warmup", "20", "--organizations", "3")  # fmt: skip
+    for row in ("events", "events, 1 client"):
+        assert re.search(rf"^  {re.escape(row)} +\d+ +[\d.]+ +[\d.]+", out, re.MULTILINE), row
+    assert re.search(r"^  sent: 65 events: \d+ handled", out, re.MULTILINE)
+    assert re.search(r"^  recorded deliveries: 65; queued on Redis: \d+ billing\.tasks\.stripe_event_apply_task", out,
+                     re.MULTILINE)  # fmt: skip
+    assert re.search(r"^(PASS|FAIL): Stripe webhook p95 [\d.]+ ms with 5 in flight, client-observed", out, re.MULTILINE)
+    assert re.search(r"^(PASS|FAIL): Stripe webhook server time p95 [\d.]+ ms", out, re.MULTILINE)
+    assert "PASS: every handled event queued its apply task once, no account changed in the request" in out
+    assert "MISMATCH" not in out
+    assert "stopped the embedded servers and removed" in out
+
+
+def test_billing_metering_bench_runs_small():
+    out = run_bench("bench/billing_metering.py", "--records", "1200", "--rounds", "1", "--organizations", "2",
+                    "--batch-size", "100", "--concurrency", "2")  # fmt: skip
+    round_line = re.search(r"^  round 1: .* killed after ([\d,]+) marked sent \(([\d,]+) accepted by Stripe, (\d+) in "
+                           r"the dead batch\).* (\d+) repeats refused", out, re.MULTILINE)  # fmt: skip
+    assert round_line, out[-3000:]
+    marked, accepted, dead, repeats = (int(value.replace(",", "")) for value in round_line.groups())
+    assert dead == accepted - marked == repeats > 0  # killed inside a batch, which was sent again and refused
+    assert re.search(r"^  1,200 meter events accepted, \d+ repeats refused; per customer and meter: 0 totals differ",
+                     out, re.MULTILINE)  # fmt: skip
+    assert re.search(r"^  usage_reconcile over \d+ days: \d+ rows, 0 with a difference", out, re.MULTILINE)
+    assert re.search(r"^  first sender, until killed: +\d+ records/s", out, re.MULTILINE)
+    assert "PASS: after a sender killed mid-batch and a retry, Stripe's totals equal ours" in out
+    assert "stopped the embedded servers and removed" in out
