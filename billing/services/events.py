@@ -17,7 +17,7 @@ from jagcall.kernel.providers import provider_operation
 
 logger = logging.getLogger("jagcall.billing")
 
-# The events the Stripe endpoint is registered for (docs/billing.md); any other is acknowledged and ignored.
+# The events the Stripe endpoint is registered for (README.md, "Billing (Stripe)"); any other is acknowledged and ignored.
 HANDLED_EVENTS = frozenset({
     "checkout.session.completed",
     "customer.subscription.created",
