@@ -10,7 +10,9 @@ not start; a killed run does not block the next one.
 from __future__ import annotations
 
 import html
+import http.client
 import os
+import random
 import re
 import shutil
 import signal
@@ -55,9 +57,23 @@ def _dev_env(data_dir: Path) -> dict[str, str]:
 
 
 def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A free port below the kernel's ephemeral range, with a few free ports after it.
+
+    Polling a port in the ephemeral range before anything listens on it can connect the
+    client to itself (TCP simultaneous open: the kernel picks the same port as the source),
+    which reads back its own request and, for that instant, holds the port the server wants.
+    """
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    for _ in range(200):
+        port = random.randrange(10_000, low - 10)
+        try:
+            for candidate in range(port, port + 3):
+                with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                    sock.bind(("127.0.0.1", candidate))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no free port below the ephemeral range")
 
 
 def _gone(pid: int, create_time: float | None = None) -> bool:
@@ -120,7 +136,7 @@ class DevServer:
                 with urllib.request.urlopen(self.url("/readyz"), timeout=2) as response:
                     if response.status == 200:
                         break
-            except (urllib.error.URLError, OSError):
+            except (urllib.error.URLError, http.client.HTTPException, OSError):
                 pass
             if time.monotonic() > deadline:
                 pytest.fail(f"/readyz did not answer 200 within {READY_TIMEOUT}s:\n{self.output}")
