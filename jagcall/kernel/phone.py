@@ -7,6 +7,8 @@ that find a number without decrypting it, so "+1 (415) 555-0100" and
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import phonenumbers
 from phonenumbers import timezone as number_timezones
 
@@ -42,8 +44,13 @@ def is_e164(value: str) -> bool:
         return False
 
 
+@lru_cache(maxsize=4096)
 def normalize_for_index(value: str) -> str:
-    """The form a blind index hashes: E.164 when the value parses, else ``+`` and its digits."""
+    """The form a blind index hashes: E.164 when the value parses, else ``+`` and its digits.
+
+    Cached (a pure function of the text): the gates look up the same few numbers on every text and call,
+    and parsing one costs a quarter of a millisecond.
+    """
     try:
         return parse_e164(value)
     except InvalidPhoneNumber:
