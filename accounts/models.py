@@ -97,6 +97,12 @@ class Organization(models.Model):
         help_text="Follows the subscription (billing): past due keeps service with a banner; restricted stops "
         "everything outbound.",
     )
+    spend_cap_reached_month = models.DateField(
+        null=True,
+        blank=True,
+        help_text="Set by billing: the month (its first day) in which usage charges reached the owner's spend cap. "
+        "New outbound calls and texts are refused for the rest of that month; inbound keeps working.",
+    )
     concurrent_calls_limit = models.PositiveIntegerField(
         null=True,
         blank=True,

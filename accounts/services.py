@@ -7,7 +7,7 @@ the management commands and tasks all call these functions.
 from __future__ import annotations
 
 import secrets
-from datetime import timedelta
+from datetime import date, timedelta
 
 from django.conf import settings
 from django.contrib.auth.password_validation import validate_password
@@ -15,6 +15,7 @@ from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.text import slugify
@@ -542,3 +543,21 @@ def organization_billing_update(
     )
     publish_org_event(locked.id, "organization.plan_changed", after)
     return locked
+
+
+def organization_spend_cap_mark(*, organization: Organization, reached_month: date | None) -> bool:
+    """Record the month in which the spend cap was reached (None: not reached), which the gates read from the
+    organization row they already hold. Billing is the only caller; it audits the cap's events itself.
+
+    Returns whether anything changed. ``organization`` is updated in place.
+    """
+    rows = Organization.objects.filter(pk=organization.pk)
+    if reached_month is None:
+        rows = rows.filter(spend_cap_reached_month__isnull=False)
+    else:
+        rows = rows.filter(Q(spend_cap_reached_month__isnull=True) | ~Q(spend_cap_reached_month=reached_month))
+    # One conditional UPDATE: no write (and no lock) when nothing changes, and of two racing callers only one
+    # sees the change (the second re-reads the row after the first commits).
+    changed = rows.update(spend_cap_reached_month=reached_month, updated_at=timezone.now()) == 1
+    organization.spend_cap_reached_month = reached_month
+    return changed

@@ -17,7 +17,7 @@ from django.utils.html import format_html, format_html_join
 
 from accounts.entitlements import PLANS, plan_of
 from billing.models import BillingAccount, BillingCredit, UsageEvent, UsageReconciliation
-from billing.selectors import usage_summary
+from billing.selectors import spend_cap_reached, usage_summary
 from jagcall.kernel.admin import ReadOnlyModelAdmin, back_office_queryset
 from jagcall.kernel.errors import ApplicationError
 from jagcall.kernel.providers import ProviderError
@@ -65,7 +65,10 @@ class BillingAccountAdmin(ReadOnlyModelAdmin):
 
     @admin.display(description="Spend cap")
     def spend_cap(self, obj):
-        return "—" if obj.spend_cap_cents is None else f"${obj.spend_cap_cents / 100:,.2f} a month"
+        if obj.spend_cap_cents is None:
+            return "—"
+        shown = f"${obj.spend_cap_cents / 100:,.2f} a month"
+        return f"{shown}: reached this month, outbound paused" if spend_cap_reached(obj.organization) else shown
 
     @admin.display(description="Stripe customer")
     def stripe_customer(self, obj):

@@ -58,9 +58,9 @@ class BillingAccount(OrganizationOwned):
     complimentary_plan_code = models.CharField(max_length=40, blank=True)
     # The owner's monthly cap on usage charges (beyond the plan's included minutes and texts), in cents.
     spend_cap_cents = models.PositiveIntegerField(null=True, blank=True)
-    # The month (its first day) for which owners were told of 80% / 100% of the cap: once a month each.
+    # The month (its first day) for which owners were told of the cap's warning share: once a month. The month
+    # the cap was reached is on the organization (``spend_cap_reached_month``), where the gates read it.
     cap_warned_month = models.DateField(null=True, blank=True)
-    cap_reached_month = models.DateField(null=True, blank=True)
     synced_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)

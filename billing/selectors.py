@@ -6,7 +6,6 @@ import datetime as dt
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
-from django.db import connection
 from django.db.models import Sum
 from django.utils import timezone
 
@@ -126,18 +125,8 @@ def usage_summary(organization, *, now: dt.datetime | None = None) -> UsageSumma
 
 
 def spend_cap_reached(organization, *, now: dt.datetime | None = None) -> bool:
-    """Has this month's usage reached the owner's spend cap? The flag usage sets, in one indexed read.
-
-    Raw SQL over the organization's own row (the WHERE names it), as the gates' other reads: every text and
-    every call asks this, so the ORM's query building is not paid each time.
-    """
-    now = now or timezone.now()
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT cap_reached_month FROM {BillingAccount._meta.db_table} "  # noqa: S608 (the model's own table)
-            "WHERE organization_id = %s AND spend_cap_cents IS NOT NULL",
-            [organization.id],
-        )
-        row = cursor.fetchone()
-    reached = row[0] if row else None
-    return reached is not None and reached == month_start(now).date()
+    """Has this month's usage reached the owner's spend cap? Read from the organization row the caller holds
+    (``Organization.spend_cap_reached_month``, which usage sets and clears): every text and every call asks
+    this, so it costs no query."""
+    reached = organization.spend_cap_reached_month
+    return reached is not None and reached == month_start(now or timezone.now()).date()

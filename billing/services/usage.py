@@ -25,6 +25,7 @@ from django.utils import timezone
 
 from accounts.permissions import Role
 from accounts.principals import as_principal
+from accounts.services import organization_spend_cap_mark
 from billing.models import BillingAccount, UsageEvent, UsageKind
 from billing.selectors import month_start, spend_cap_reached, usage_summary
 from billing.services.customers import billing_account_ensure
@@ -100,8 +101,8 @@ def spend_cap_set(*, organization, actor, cap_cents: int | None, now=None) -> Bi
         account.spend_cap_cents = cap_cents
         # A new cap is judged afresh: the flags say what was told about the old one.
         account.cap_warned_month = None
-        account.cap_reached_month = None
-        account.save(update_fields=["spend_cap_cents", "cap_warned_month", "cap_reached_month", "updated_at"])
+        account.save(update_fields=["spend_cap_cents", "cap_warned_month", "updated_at"])
+        organization_spend_cap_mark(organization=organization, reached_month=None)
         audit_record(
             action="billing.spend_cap_changed",
             organization=organization,
@@ -124,15 +125,15 @@ def spend_cap_check(organization, *, now=None, notify: bool = True) -> str:
         account = billing_account_ensure(organization)
         account = BillingAccount.objects.for_org(organization).select_for_update().get(pk=account.pk)
         if account.spend_cap_cents is None:
+            organization_spend_cap_mark(organization=organization, reached_month=None)
             return "none"
         cap = Decimal(account.spend_cap_cents)
         charges = summary.charges_cents
         warning = cap * Decimal(settings.BILLING_CAP_WARNING_PERCENT) / 100
         if charges >= cap:
-            if account.cap_reached_month != month:
-                account.cap_reached_month = month
+            if organization_spend_cap_mark(organization=organization, reached_month=month):
                 account.cap_warned_month = month
-                account.save(update_fields=["cap_reached_month", "cap_warned_month", "updated_at"])
+                account.save(update_fields=["cap_warned_month", "updated_at"])
                 audit_record(
                     action="billing.spend_cap_reached", organization=organization, actor=None, resource=account,
                     metadata={"cap_cents": int(cap), "charges_cents": str(charges)},
@@ -140,9 +141,8 @@ def spend_cap_check(organization, *, now=None, notify: bool = True) -> str:
                 if notify:
                     transaction.on_commit(lambda: _tell_owners(organization, "reached", cap, charges))
             return "reached"
-        if account.cap_reached_month == month:  # usage was corrected (or the cap raised): lift the refusal
-            account.cap_reached_month = None
-            account.save(update_fields=["cap_reached_month", "updated_at"])
+        # Under the cap (usage corrected, the cap raised, or a new month): lift the refusal.
+        organization_spend_cap_mark(organization=organization, reached_month=None)
         if charges >= warning:
             if account.cap_warned_month != month:
                 account.cap_warned_month = month

@@ -42,6 +42,21 @@ def test_the_account_page_shows_plan_subscription_and_links_to_stripe(staff_clie
     assert staff_client.get(reverse("admin:billing_billingaccount_add")).status_code == 403
 
 
+def test_the_account_list_shows_a_reached_spend_cap(staff_client, organization):
+    from accounts.services import organization_spend_cap_mark
+    from billing.selectors import month_start
+    from billing.services.subscriptions import billing_account_ensure
+    from django.utils import timezone
+
+    billing_account_ensure(organization)
+    BillingAccount.objects.for_org(organization).update(spend_cap_cents=5_000)
+    listing = staff_client.get(reverse("admin:billing_billingaccount_changelist"))
+    assert "$50.00 a month" in listing.content.decode() and "outbound paused" not in listing.content.decode()
+    organization_spend_cap_mark(organization=organization, reached_month=month_start(timezone.now()).date())
+    listing = staff_client.get(reverse("admin:billing_billingaccount_changelist"))
+    assert "$50.00 a month: reached this month, outbound paused" in listing.content.decode()
+
+
 def test_a_complimentary_plan_is_granted_audited_and_taken_back(staff_client, staff_user, organization, owner):
     from billing.services.subscriptions import billing_account_ensure
 

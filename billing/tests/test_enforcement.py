@@ -21,7 +21,12 @@ from accounts.api_keys.services import api_key_create
 from accounts.entitlements import Standing, usage_of
 from accounts.models import Invitation, Membership
 from accounts.principals import Principal
-from accounts.services import invitation_accept, invitation_create, organization_billing_update
+from accounts.services import (
+    invitation_accept,
+    invitation_create,
+    organization_billing_update,
+    organization_spend_cap_mark,
+)
 from accounts.tests.factories import MembershipFactory, UserFactory
 from billing.models import BillingAccount, UsageEvent, UsageKind
 from billing.selectors import month_start
@@ -57,9 +62,9 @@ def restrict(organization):
 def reach_the_cap(organization, now=None):
     """The owner's spend cap reached this month (the flag usage sets), as the gates read it."""
     now = now or timezone.now()
-    return BillingAccount.objects.create(
-        organization=organization, spend_cap_cents=5_000, cap_reached_month=month_start(now).date()
-    )
+    account = BillingAccount.objects.create(organization=organization, spend_cap_cents=5_000)
+    organization_spend_cap_mark(organization=organization, reached_month=month_start(now).date())
+    return account
 
 
 def usage_rows(organization, kind=UsageKind.SMS_SEGMENTS):

@@ -122,5 +122,9 @@ def test_the_spend_cap_warns_once_at_80_percent_and_once_when_reached(organizati
     assert check() == "reached"  # 556 minutes over: $50.04
     assert len(mailoutbox) == 2 and "spend cap is reached" in mailoutbox[1].subject
     assert check() == "reached" and len(mailoutbox) == 2
+    organization.refresh_from_db()
+    assert organization.spend_cap_reached_month == dt.date(2026, 11, 1)  # what the gates read
     # The next month starts under the cap, and may warn again.
     assert spend_cap_check(organization, now=now + dt.timedelta(days=30)) == "under"
+    organization.refresh_from_db()
+    assert organization.spend_cap_reached_month is None

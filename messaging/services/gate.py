@@ -22,10 +22,11 @@ it concerns), raised as ``SendRefused`` (422). Rules, in order:
   time (the calling window of 47 CFR 64.1200(c)(1)); other texts (replies, reminders the person
   asked for) are not held.
 
-[!!] Rules read only; a refusal writes nothing and reaches no provider. The check makes three indexed reads
-(the spend cap's flag: the billing account by its unique organization; the do-not-call entry; the pair's
-subscription: ``messaging_subscription_once``), each in plain SQL, and parses the number once
-(cached), so it stays well under a millisecond with millions of subscriptions (bench/sms_webhook.py).
+[!!] Rules read only; a refusal writes nothing and reaches no provider. The check makes two indexed reads
+(the do-not-call entry; the pair's subscription: ``messaging_subscription_once``), each in plain SQL.
+The organization row it is given carries the rest (status, plan, billing standing, the month the spend
+cap was reached), and numbers are parsed once (cached), so a check stays near a millisecond with
+millions of subscriptions (bench/sms_webhook.py).
 """
 
 from __future__ import annotations
