@@ -23,6 +23,7 @@ import logging
 import re
 import threading
 import traceback
+import weakref
 from collections import OrderedDict
 
 REDACTED = "[redacted]"
@@ -79,28 +80,34 @@ def register_secret(*values: str | None) -> None:
             _registered.popitem(last=False)
 
 
-_names_cache: tuple[int, tuple[str, ...]] = (0, ())
+_secrets_cache: tuple[weakref.ref | None, tuple[str, ...]] = (None, ())
 
 
-def _settings_secrets() -> list[str]:
-    global _names_cache
+def _settings_secrets() -> tuple[str, ...]:
+    """The secret settings' values, read once per settings object (override_settings makes a new one):
+    every log record asks for them."""
+    global _secrets_cache
     try:
         from django.conf import settings
 
         if not settings.configured:
-            return []
-        # The names are looked up once per settings object (override_settings makes a new one).
-        holder = id(settings._wrapped)
-        if _names_cache[0] != holder:
-            names = tuple(name for name in dir(settings) if name.isupper() and _SECRET_SETTING.search(name))
-            _names_cache = (holder, names)
+            return ()
+        holder = settings._wrapped
+        if _secrets_cache[0] is not None and _secrets_cache[0]() is holder:
+            return _secrets_cache[1]
+        names = tuple(name for name in dir(settings) if name.isupper() and _SECRET_SETTING.search(name))
     except Exception:  # settings not importable yet (early start-up): patterns still apply
-        return []
-    values = [_setting(settings, name) for name in _names_cache[1]]
+        return ()
+    values = [_setting(settings, name) for name in names]
     for name in _SECRET_LIST_SETTINGS:
         listed = _setting(settings, name)
         values.extend(listed if isinstance(listed, (list, tuple)) else [])
-    return [value for value in values if isinstance(value, str) and len(value) >= _MIN_SECRET_LENGTH]
+    secrets = tuple(value for value in values if isinstance(value, str) and len(value) >= _MIN_SECRET_LENGTH)
+    try:
+        _secrets_cache = (weakref.ref(holder), secrets)
+    except TypeError:  # a settings object that takes no weak reference: read every time
+        pass
+    return secrets
 
 
 def _setting(settings, name: str):

@@ -34,6 +34,16 @@ def test_configured_secrets_are_removed(secrets_configured):
     assert redact(text) == "token [redacted], secret [redacted], keys [redacted] [redacted]"
 
 
+def test_a_secret_setting_changed_later_is_removed_under_its_new_value(settings):
+    # The secret settings are read once per settings object: a change (a new object) is read again.
+    settings.TWILIO_AUTH_TOKEN = "firstplainletters"
+    assert redact("token firstplainletters") == "token [redacted]"
+    settings.TWILIO_AUTH_TOKEN = "secondplainletters"
+    assert redact("token secondplainletters, old firstplainletters") == (
+        "token [redacted], old firstplainletters"
+    )
+
+
 def test_secrets_given_to_a_builder_are_removed():
     register_secret("organization-own-deepgram-key")
     assert redact("refused organization-own-deepgram-key") == "refused [redacted]"
