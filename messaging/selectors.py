@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from django.db import connection
 from django.db.models import Prefetch, Q, QuerySet
 
+from jagcall.kernel import rows
 from messaging.models import Contact, Conversation, Message, MessageStatusEvent, NumberMessaging, Subscription
 
 
@@ -92,7 +93,16 @@ def conversation_messages(conversation: Conversation) -> QuerySet:
 
 
 def number_messaging(phone_number) -> NumberMessaging | None:
-    return NumberMessaging.objects.for_org(phone_number.organization_id).filter(phone_number=phone_number).first()
+    """The number's texting settings (agent replies, A2P registration), or None: one row by its unique number,
+    in plain SQL (every inbound text asks)."""
+    sql = (
+        f"SELECT {rows.columns(NumberMessaging, 'm')} FROM {NumberMessaging._meta.db_table} AS m "  # noqa: S608
+        "WHERE m.organization_id = %s AND m.phone_number_id = %s"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [phone_number.organization_id, phone_number.pk])
+        row = cursor.fetchone()
+    return None if row is None else rows.instance(NumberMessaging, row, using=connection.alias)
 
 
 def unread_total(organization) -> int:

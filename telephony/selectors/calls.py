@@ -10,17 +10,28 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 
+from django.db import connection
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from accounts.models import Organization
 from accounts.tenancy import get_for_org_or_404
 from jagcall.kernel.crypto.blind_index import blind_index_candidates
 from jagcall.kernel.phone import normalize_for_index, parse_e164
-from telephony.models import TERMINAL_STATUSES, Call, CallDirection, CallEvent, ConversationTurn, PhoneNumber
+from telephony.models import (
+    TERMINAL_STATUSES,
+    Agent,
+    Call,
+    CallDirection,
+    CallEvent,
+    ConversationTurn,
+    PhoneNumber,
+)
 
 PAGE_SIZE = 50
 _WEBHOOK_REASON = "webhook: a signed Twilio callback names the call or number, and so its organization"
@@ -36,23 +47,51 @@ def _one(queryset: QuerySet):
 
 
 # What the hooks read of a number's agent (its prompt, voice and tools are the media stream's business).
-_INBOUND_AGENT_FIELDS = ("agent__organization_id", "agent__name", "agent__record_calls")
+_INBOUND_AGENT_FIELDS = ("id", "organization_id", "name", "record_calls")
+
+
+@functools.cache
+def _inbound_statement() -> tuple[str, list[str], list[str]]:
+    """The number-with-organization-and-agent read, built once from the models' own tables and columns."""
+    number_fields = [f.attname for f in PhoneNumber._meta.concrete_fields]
+    organization_fields = [f.attname for f in Organization._meta.concrete_fields]
+    columns = [
+        *(f"n.{PhoneNumber._meta.get_field(name).column}" for name in number_fields),
+        *(f"o.{Organization._meta.get_field(name).column}" for name in organization_fields),
+        *(f"a.{Agent._meta.get_field(name).column}" for name in _INBOUND_AGENT_FIELDS),
+    ]
+    sql = (
+        f"SELECT {', '.join(columns)} FROM {PhoneNumber._meta.db_table} AS n "  # noqa: S608 (the models' own tables)
+        f"JOIN {Organization._meta.db_table} AS o ON o.id = n.organization_id "
+        f"LEFT JOIN {Agent._meta.db_table} AS a ON a.id = n.agent_id "
+        "WHERE n.number = %s AND n.released_at IS NULL LIMIT 1"
+    )
+    return sql, number_fields, organization_fields
 
 
 def phone_number_for_inbound(*, to_number: str) -> PhoneNumber | None:
-    """The held number a caller dialled (with its organization and the agent's name and recording choice), or None.
+    """The held number a caller dialled or texted, with its organization and the agent's name and recording
+    choice (the agent's other fields are deferred: they load if read), or None.
 
-    A held number is unique (telephony_number_held_once). The other fields of the number and of its agent
-    are deferred: they load if read.
+    [!!] Across organizations by design: a signed hook names our number, and a held number is unique
+    (telephony_number_held_once), so the WHERE finds at most one. Every text and call asks this first,
+    so it is one plain statement joining the three rows: the ORM's query building cost more than the read.
     """
+    to_number = (to_number or "").strip()
     if not to_number:
         return None
-    return _one(
-        PhoneNumber.objects.unscoped(_WEBHOOK_REASON)
-        .select_related("organization", "agent")
-        .only("number", "account_sid", "organization_id", "agent_id", *_INBOUND_AGENT_FIELDS)
-        .filter(number=to_number.strip(), released_at__isnull=True)
-    )
+    sql, number_fields, organization_fields = _inbound_statement()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [to_number])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    split = len(number_fields) + len(organization_fields)
+    number = PhoneNumber.from_db(connection.alias, number_fields, row[: len(number_fields)])
+    number.organization = Organization.from_db(connection.alias, organization_fields, row[len(number_fields) : split])
+    agent_values = row[split:]
+    number.agent = Agent.from_db(connection.alias, _INBOUND_AGENT_FIELDS, agent_values) if agent_values[0] else None
+    return number
 
 
 def call_for_twilio_sid(*, call_sid: str) -> Call | None:
