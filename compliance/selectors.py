@@ -24,6 +24,7 @@ from accounts.api_keys.models import API_KEY_PREFIX
 from compliance.chain import GENESIS_HASH, chain_key, event_hash, normalize_ip
 from accounts.tenancy import get_for_org_or_404
 from compliance.models import AuditChainCheckpoint, AuditEvent, DoNotCallEntry
+from jagcall.kernel.rows import equals_any
 
 PAGE_SIZE = 50
 EXPORT_BATCH_SIZE = 2000
@@ -306,12 +307,12 @@ def do_not_call_listing(*, organization, number: str) -> DoNotCallListing | None
     on every text and call.
     """
     field = DoNotCallEntry._meta.get_field("number_index")
-    candidates = field.candidates(number, organization_id=organization.id)
+    matches, candidate = equals_any("number_index", field.candidates(number, organization_id=organization.id))
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT source, created_at FROM {DoNotCallEntry._meta.db_table} "  # noqa: S608 (the model's own table)
-            "WHERE organization_id = %s AND number_index = ANY(%s) LIMIT 1",
-            [organization.id, candidates],
+            f"WHERE organization_id = %s AND {matches} LIMIT 1",
+            [organization.id, candidate],
         )
         row = cursor.fetchone()
     return DoNotCallListing(source=row[0], created_at=row[1]) if row else None

@@ -42,11 +42,12 @@ def subscription_state(phone_number, number: str) -> SubscriptionState | None:
     """``subscription_for`` for the pre-send gate: one read by the pair's unique index in plain SQL, no model
     built, nothing decrypted (None: never changed, subscribed)."""
     candidates = _number_candidates(Subscription, "recipient_index", number, phone_number.organization_id)
+    matches, candidate = rows.equals_any("recipient_index", candidates)
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT subscribed, changed_at FROM {Subscription._meta.db_table} "  # noqa: S608 (the model's own table)
-            "WHERE organization_id = %s AND phone_number_id = %s AND recipient_index = ANY(%s) LIMIT 1",
-            [phone_number.organization_id, phone_number.pk, candidates],
+            f"WHERE organization_id = %s AND phone_number_id = %s AND {matches} LIMIT 1",
+            [phone_number.organization_id, phone_number.pk, candidate],
         )
         row = cursor.fetchone()
     return SubscriptionState(subscribed=row[0], changed_at=row[1]) if row else None

@@ -26,6 +26,15 @@ def width(model: type[Model]) -> int:
     return len(model._meta.concrete_fields)
 
 
+def equals_any(column: str, values: list) -> tuple[str, object]:
+    """``(sql, parameter)`` matching ``column`` against ``values`` (a blind index's candidates): ``= %s`` for
+    the usual single value, ``= ANY(%s)`` while keys rotate. A list costs the driver more to send than a string.
+    """
+    if len(values) == 1:
+        return f"{column} = %s", values[0]
+    return f"{column} = ANY(%s)", list(values)
+
+
 def instance(model: type[Model], values, *, using: str = "default") -> Model:
     """``model`` from the values of ``columns(model, ...)``, converted as the ORM converts them."""
     connection = connections[using]

@@ -66,6 +66,15 @@ def replies(organization) -> list[Message]:
 # --- keywords ---------------------------------------------------------------------------------
 
 
+def test_an_opt_out_still_refuses_while_the_blind_index_keys_rotate(client, organization, number, settings):
+    # The gate's reads match the one current key's index, or any of the keys' while a new one is added.
+    text(client, number, "STOP")
+    assert refusal_codes(organization, number) == ["opted_out"]
+    settings.JAGCALL_BLIND_INDEX_KEYS = "v2:QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVpBQkNERUY=," + settings.JAGCALL_BLIND_INDEX_KEYS
+    assert refusal_codes(organization, number) == ["opted_out"]  # the row is still under v1
+    assert refusal_codes(organization, number, to="+12129870199") == []
+
+
 @pytest.mark.parametrize(
     "body", ["STOP", "stop", "Stop!", "  quit. ", "UnSubscribe\n", "cancel.", "End 🙏", "revoke", "OptOut", "ＳＴＯＰ"]
 )
