@@ -1,4 +1,5 @@
-"""One Redis client (and connection pool) per server URL and process, for code that talks to Redis directly.
+"""One Redis client (and connection pool) per server URL and process, for code that talks to Redis directly,
+and one connection pool per URL for Django's cache (``SharedConnectionPool``).
 
 The rate limiter, idempotency records and the audit log's failure counts use
 the cache's Redis (REDIS_CACHE_URL) with short timeouts, so an unreachable
@@ -33,3 +34,26 @@ def cache_redis(*, decode_responses: bool = False) -> redis.Redis:
                     decode_responses=decode_responses,
                 )
     return client
+
+
+class SharedConnectionPool(redis.ConnectionPool):
+    """Django's RedisCache ``pool_class`` (CACHES OPTIONS): one pool per URL and options in the process.
+
+    [!!] Under ASGI, Django makes a cache backend for each request (its caches are per context), and each
+    backend made its own pool: every request that touched the cache (a session, a rate limit) opened a new
+    connection to Redis and dropped it at the end. Shared, the connections are reused. A pool notices a fork
+    and starts afresh in the child (redis-py), so Celery's workers are safe.
+    """
+
+    _shared: dict[tuple, redis.ConnectionPool] = {}
+
+    @classmethod
+    def from_url(cls, url: str, **options):
+        key = (url, tuple(sorted((name, repr(value)) for name, value in options.items())))
+        pool = cls._shared.get(key)
+        if pool is None:
+            with _lock:
+                pool = cls._shared.get(key)
+                if pool is None:
+                    pool = cls._shared[key] = redis.ConnectionPool.from_url(url, **options)
+        return pool

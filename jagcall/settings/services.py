@@ -134,6 +134,8 @@ CACHES = {
         "LOCATION": REDIS_CACHE_URL,
         "KEY_PREFIX": "jc",
         "TIMEOUT": 300,
+        # One pool for the process: Django makes a cache backend per request under ASGI (jagcall/kernel/redis.py).
+        "OPTIONS": {"pool_class": "jagcall.kernel.redis.SharedConnectionPool"},
     },
 }
 
