@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from accounts.models import Organization
 from accounts.tenancy import get_for_org_or_404
+from jagcall.kernel import rows
 from jagcall.kernel.crypto.blind_index import blind_index_candidates
 from jagcall.kernel.phone import normalize_for_index, parse_e164
 from telephony.models import (
@@ -51,22 +52,16 @@ _INBOUND_AGENT_FIELDS = ("id", "organization_id", "name", "record_calls")
 
 
 @functools.cache
-def _inbound_statement() -> tuple[str, list[str], list[str]]:
+def _inbound_statement() -> str:
     """The number-with-organization-and-agent read, built once from the models' own tables and columns."""
-    number_fields = [f.attname for f in PhoneNumber._meta.concrete_fields]
-    organization_fields = [f.attname for f in Organization._meta.concrete_fields]
-    columns = [
-        *(f"n.{PhoneNumber._meta.get_field(name).column}" for name in number_fields),
-        *(f"o.{Organization._meta.get_field(name).column}" for name in organization_fields),
-        *(f"a.{Agent._meta.get_field(name).column}" for name in _INBOUND_AGENT_FIELDS),
-    ]
-    sql = (
-        f"SELECT {', '.join(columns)} FROM {PhoneNumber._meta.db_table} AS n "  # noqa: S608 (the models' own tables)
+    agent_columns = ", ".join(f"a.{Agent._meta.get_field(name).column}" for name in _INBOUND_AGENT_FIELDS)
+    return (
+        f"SELECT {rows.columns(PhoneNumber, 'n')}, {rows.columns(Organization, 'o')}, {agent_columns} "  # noqa: S608
+        f"FROM {PhoneNumber._meta.db_table} AS n "
         f"JOIN {Organization._meta.db_table} AS o ON o.id = n.organization_id "
         f"LEFT JOIN {Agent._meta.db_table} AS a ON a.id = n.agent_id "
         "WHERE n.number = %s AND n.released_at IS NULL LIMIT 1"
     )
-    return sql, number_fields, organization_fields
 
 
 def phone_number_for_inbound(*, to_number: str) -> PhoneNumber | None:
@@ -75,21 +70,22 @@ def phone_number_for_inbound(*, to_number: str) -> PhoneNumber | None:
 
     [!!] Across organizations by design: a signed hook names our number, and a held number is unique
     (telephony_number_held_once), so the WHERE finds at most one. Every text and call asks this first,
-    so it is one plain statement joining the three rows: the ORM's query building cost more than the read.
+    so it is one plain statement joining the three rows (``jagcall.kernel.rows``): the ORM's query
+    building cost more than the read.
     """
     to_number = (to_number or "").strip()
     if not to_number:
         return None
-    sql, number_fields, organization_fields = _inbound_statement()
     with connection.cursor() as cursor:
-        cursor.execute(sql, [to_number])
+        cursor.execute(_inbound_statement(), [to_number])
         row = cursor.fetchone()
     if row is None:
         return None
-    split = len(number_fields) + len(organization_fields)
-    number = PhoneNumber.from_db(connection.alias, number_fields, row[: len(number_fields)])
-    number.organization = Organization.from_db(connection.alias, organization_fields, row[len(number_fields) : split])
-    agent_values = row[split:]
+    split = rows.width(PhoneNumber)
+    agent_at = split + rows.width(Organization)
+    number = rows.instance(PhoneNumber, row[:split], using=connection.alias)
+    number.organization = rows.instance(Organization, row[split:agent_at], using=connection.alias)
+    agent_values = row[agent_at:]
     number.agent = Agent.from_db(connection.alias, _INBOUND_AGENT_FIELDS, agent_values) if agent_values[0] else None
     return number
 
