@@ -11,7 +11,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from messaging.models import Conversation, Direction, Message
+from messaging.models import Contact, Conversation, Direction, Message
 from messaging.tests.support import sms_line, text
 from telephony.selectors.calls import phone_number_for_inbound
 from telephony.tests.outbound_support import make_agent
@@ -73,3 +73,37 @@ def test_the_number_lookup_brings_its_organization_and_agent_in_one_statement(
     number.released_at = number.created_at
     number.save(update_fields=["released_at"])
     assert phone_number_for_inbound(to_number=number.number) is None  # a released number is not ours
+
+
+def _rows_touched(plan: dict) -> int:
+    """Rows a plan node and its children produced or threw away (EXPLAIN ANALYZE, FORMAT JSON)."""
+    own = plan.get("Actual Rows", 0) * plan.get("Actual Loops", 1)
+    own += plan.get("Rows Removed by Filter", 0) + plan.get("Rows Removed by Join Filter", 0)
+    return own + sum(_rows_touched(child) for child in plan.get("Plans", []))
+
+
+def test_a_returning_senders_conversation_is_found_by_its_indexes_whatever_the_statistics(number, organization):
+    """The statistics of a table can lag far behind it (taken while it was empty, a burst of contacts
+    since): the lookup must still go straight to the one contact and its one conversation."""
+    from messaging.services.inbound import _returning_conversation_locked
+
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE messaging_contact, messaging_conversation")  # statistics of empty tables
+    senders = [f"+1212555{index:04d}" for index in range(300)]
+    contacts = Contact.objects.bulk_create(
+        [Contact(organization=organization, phone=sender) for sender in senders]
+    )
+    Conversation.objects.bulk_create(
+        [Conversation(organization=organization, phone_number=number, contact=contact) for contact in contacts]
+    )
+    sender = senders[150]
+    candidates = Contact._meta.get_field("phone_index").candidates(sender, organization_id=organization.id)
+    with CaptureQueriesContext(connection) as queries:
+        found = _returning_conversation_locked(number, candidates)
+    assert found is not None and found.contact.phone == sender and found.phone_number_id == number.pk
+    (statement,) = [q["sql"] for q in queries.captured_queries]
+
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {statement}")
+        (plan,) = cursor.fetchone()[0]
+    assert _rows_touched(plan["Plan"]) <= 8, plan  # one contact, one conversation, their locks and limits
