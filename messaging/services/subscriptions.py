@@ -17,23 +17,26 @@ from compliance.actors import resolve_actor
 from compliance.services import audit_record
 from jagcall.kernel.errors import ApplicationError
 from messaging.models import ChangeVia, Message, Subscription, SubscriptionChange
-from messaging.selectors import subscription_for
 from messaging.services.events import announce, masked
 from telephony.models import PhoneNumber
 
 
-def _subscription_locked(phone_number: PhoneNumber, recipient: str) -> Subscription:
-    """The pair's row, locked for this transaction (created subscribed when there was none)."""
-    existing = subscription_for(phone_number, recipient)
-    if existing is None:
-        try:
-            with transaction.atomic():
-                existing = Subscription.objects.create(
-                    organization_id=phone_number.organization_id, phone_number=phone_number, recipient=recipient
-                )
-        except IntegrityError:  # a concurrent change created it
-            existing = subscription_for(phone_number, recipient)
-    return Subscription.objects.for_org(phone_number.organization_id).select_for_update().get(pk=existing.pk)
+def _subscription_locked(phone_number: PhoneNumber, recipient: str) -> Subscription | None:
+    """The pair's row, locked for this transaction (FOR UPDATE), or None: never changed, so subscribed.
+
+    One read by the pair's unique index (phone_number, recipient_index); no ORDER BY, which would let
+    the planner walk the primary key instead."""
+    candidates = Subscription._meta.get_field("recipient_index").candidates(
+        recipient, organization_id=phone_number.organization_id
+    )
+    match = {"recipient_index": candidates[0]} if len(candidates) == 1 else {"recipient_index__in": candidates}
+    found = list(
+        Subscription.objects.for_org(phone_number.organization_id)
+        .select_for_update()
+        .filter(phone_number=phone_number, **match)
+        .order_by()[:1]
+    )
+    return found[0] if found else None
 
 
 @transaction.atomic
@@ -50,9 +53,17 @@ def subscription_set(
 ) -> SubscriptionChange | None:
     """Set the pair's subscription; the change recorded, or None when it already was so (nothing written)."""
     organization = phone_number.organization
-    if subscribed and subscription_for(phone_number, recipient) is None:
-        return None  # never unsubscribed: nothing to re-subscribe
     subscription = _subscription_locked(phone_number, recipient)
+    if subscription is None:
+        if subscribed:
+            return None  # never unsubscribed: nothing to re-subscribe
+        try:
+            with transaction.atomic():
+                subscription = Subscription.objects.create(
+                    organization_id=phone_number.organization_id, phone_number=phone_number, recipient=recipient
+                )
+        except IntegrityError:  # a concurrent change created it: wait for it, then read what it left
+            subscription = _subscription_locked(phone_number, recipient)
     if subscription.subscribed == subscribed:
         return None
     now = timezone.now()
