@@ -17,9 +17,12 @@ Figures (medians and nearest-rank p95 over every answered turn of a level):
 
 - end of turn: from the caller's last word to the engine's decision that the turn is over
   (VAD silence + Smart Turn), as the engine measured it; it dominates and is reported apart.
-- our added latency: the engine's first audio frame of the answer minus the end-of-turn decision
-  (or the final transcript, if it came later), minus the stand-ins' fixed LLM first-token and TTS
-  first-byte latencies. What is left is the pipeline's own work: context and request building,
+- handed to the LLM: when the turn went to the LLM. After the end-of-turn decision, the engine waits
+  for the speech-to-text service to confirm its final text (Deepgram's answer to Finalize, which the
+  stand-in delays by its fixed latency, or Pipecat's safety-net timer): the provider's time.
+- our added latency: the engine's first audio frame of the answer minus the latest of the end-of-turn
+  decision, the final transcript and the hand-over to the LLM, minus the stand-ins' fixed LLM
+  first-token and TTS first-byte latencies. What is left is the pipeline's own work: context and request building,
   sentence aggregation, frame passing, pacing, the turn's database writes in between.
 - caller-observed: from the caller's last speech frame to the first agent audio it received
   (everything above plus the websocket both ways).
@@ -265,7 +268,7 @@ def stored_turns(organization, call_sids: list[str]) -> list:
 def added_latency(turn, args) -> float | None:
     if turn.end_of_turn_ms is None or turn.first_audio_ms is None:
         return None
-    decided = max(turn.end_of_turn_ms, turn.transcript_ms or 0)
+    decided = max(turn.end_of_turn_ms, turn.transcript_ms or 0, turn.handed_over_ms or 0)
     return turn.first_audio_ms - decided - (args.llm_latency + args.tts_latency) * 1000
 
 
@@ -274,7 +277,7 @@ def stages(turn, args) -> dict[str, float] | None:
     needed = (turn.end_of_turn_ms, turn.retrieved_ms, turn.llm_first_token_ms, turn.tts_first_byte_ms, turn.first_audio_ms)
     if any(value is None for value in needed):
         return None
-    decided = max(turn.end_of_turn_ms, turn.transcript_ms or 0)
+    decided = max(turn.end_of_turn_ms, turn.transcript_ms or 0, turn.handed_over_ms or 0)
     return {
         "turn decided -> LLM request": turn.retrieved_ms - decided,
         "LLM request -> first token (less stand-in)": turn.llm_first_token_ms - turn.retrieved_ms - args.llm_latency * 1000,
@@ -314,6 +317,7 @@ def run_level(level: int, organization, twilio, server_process, args) -> dict:
         "turns": len(turns),
         "end_of_turn": [t.end_of_turn_ms for t in turns if t.end_of_turn_ms is not None],
         "transcript": [t.transcript_ms for t in turns if t.transcript_ms is not None],
+        "handed_over": [t.handed_over_ms for t in turns if t.handed_over_ms is not None],
         "first_audio": [t.first_audio_ms for t in turns],
         "added": added,
         "stages": [st for st in (stages(t, args) for t in turns) if st is not None],
@@ -378,6 +382,7 @@ def main(argv=None) -> int:
                       f"{result['wall']:.1f} s")  # fmt: skip
                 print(f"  end of turn (VAD + Smart Turn)     {describe(result['end_of_turn'])}")
                 print(f"  final transcript (after stop)      {describe(result['transcript'])}")
+                print(f"  handed to the LLM (after stop)     {describe(result['handed_over'])}")
                 print(f"  first audio (after stop)           {describe(result['first_audio'])}")
                 print(f"  our added latency                  {describe(result['added'])}")
                 for name in (result["stages"][0] if result["stages"] else {}):

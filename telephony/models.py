@@ -328,10 +328,12 @@ class ConversationTurn(OrganizationOwned):
     # {"name": "transfer_call", "arguments": {...}, "ok": true, "result": "..."}
     tool = EncryptedJSONField(null=True, blank=True)
     # An agent turn's moments, in milliseconds after the caller stopped speaking: the end of the caller's
-    # turn decided, the final transcript, the passages retrieved, the LLM's first token, the TTS's first
-    # audio byte and the first audio frame sent to the phone line.
+    # turn decided (the VAD's silence, then Smart Turn's verdict), the final transcript, the turn handed to
+    # the LLM (once the speech-to-text service confirmed its final text), the passages retrieved, the LLM's
+    # first token, the TTS's first audio byte and the first audio frame sent to the phone line.
     end_of_turn_ms = models.PositiveIntegerField(null=True, blank=True)
     transcript_ms = models.PositiveIntegerField(null=True, blank=True)
+    handed_over_ms = models.PositiveIntegerField(null=True, blank=True)
     retrieved_ms = models.PositiveIntegerField(null=True, blank=True)
     llm_first_token_ms = models.PositiveIntegerField(null=True, blank=True)
     tts_first_byte_ms = models.PositiveIntegerField(null=True, blank=True)

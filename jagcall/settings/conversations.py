@@ -9,8 +9,9 @@ from jagcall.kernel.env import env
 # The shorter, the faster the agent answers and the likelier it cuts a pausing caller off.
 ENGINE_VAD_STOP_SECONDS = env("ENGINE_VAD_STOP_SECONDS", default=0.2, cast=float)
 # The caller speaks once the VAD has heard this much speech: it starts their turn, or holds the agent's voice
-# (below). Holding makes a false start cheap (the agent goes on), so it is short.
-ENGINE_VAD_START_SECONDS = env("ENGINE_VAD_START_SECONDS", default=0.1, cast=float)
+# (below). Holding makes a false start cheap (the agent goes on), so it is short: three 32 ms windows at
+# 0.07 s (bench/voice_turns.py: barge-in 0.16 s; 0.20 s at 0.1 s, four windows).
+ENGINE_VAD_START_SECONDS = env("ENGINE_VAD_START_SECONDS", default=0.07, cast=float)
 # Silero's confidence and the (smoothed) loudness a window must reach to count as speech. The loudness is
 # smoothed over 32 ms windows: reaching 0.6 takes about five of them, 0.4 about three, so the lower, the
 # sooner a caller is heard (bench/voice_turns.py: barge-in 0.34 s at 0.6 with a 0.15 s start, 0.20 s at

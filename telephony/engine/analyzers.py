@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import functools
 import threading
+from collections.abc import Callable
 from importlib import resources
 
 import onnxruntime
+from pipecat.audio.turn.base_turn_analyzer import EndOfTurnState
 from pipecat.audio.turn.smart_turn.base_smart_turn import BaseSmartTurn
 from pipecat.audio.turn.smart_turn.local_smart_turn_v3 import LocalSmartTurnAnalyzerV3
 from pipecat.audio.vad.silero import SileroOnnxModel, SileroVADAnalyzer
@@ -76,9 +78,20 @@ class SharedSileroVAD(SileroVADAnalyzer):
 
 
 class SharedSmartTurn(LocalSmartTurnAnalyzerV3):
-    """Pipecat's local Smart Turn v3 analyzer on the shared session."""
+    """Pipecat's local Smart Turn v3 analyzer on the shared session.
 
-    def __init__(self, **kwargs) -> None:
+    ``on_complete`` is called the moment the analyzer judges the caller's turn complete: the end-of-turn
+    decision, which the turn's latencies report apart from the wait for the final transcript after it.
+    """
+
+    def __init__(self, *, on_complete: Callable[[], None] | None = None, **kwargs) -> None:
         BaseSmartTurn.__init__(self, **kwargs)
         self._log_data = False
         self._session = _smart_turn_session()
+        self._on_complete = on_complete
+
+    async def analyze_end_of_turn(self):
+        state, prediction = await super().analyze_end_of_turn()
+        if state == EndOfTurnState.COMPLETE and self._on_complete is not None:
+            self._on_complete()
+        return state, prediction

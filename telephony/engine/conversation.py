@@ -139,7 +139,8 @@ class _Timing:
     """Moments of the current exchange, on the pipeline clock (ns)."""
 
     speech_stopped: int | None = None
-    turn_decided: int | None = None
+    turn_analyzed: int | None = None  # Smart Turn judged the turn complete (VAD silence + its inference)
+    turn_decided: int | None = None  # the turn was released to the LLM (after the final transcript too)
     transcript: int | None = None
     retrieved: int | None = None
     llm_first_token: int | None = None
@@ -405,7 +406,8 @@ class Conversation(LinkListener):
             stop=[
                 TurnAnalyzerUserTurnStopStrategy(
                     turn_analyzer=SharedSmartTurn(
-                        params=SmartTurnParams(stop_secs=django_settings.ENGINE_TURN_STOP_TIMEOUT_SECONDS)
+                        params=SmartTurnParams(stop_secs=django_settings.ENGINE_TURN_STOP_TIMEOUT_SECONDS),
+                        on_complete=self._turn_analyzed,
                     )
                 )
             ],
@@ -669,6 +671,10 @@ class Conversation(LinkListener):
 
     # --- observing the pipeline ---------------------------------------------------------------------------
 
+    def _turn_analyzed(self) -> None:
+        """Smart Turn judged the caller's turn complete (called on the pipeline's path, not the observer's)."""
+        self._timing.turn_analyzed = self._clock.get_time()
+
     async def observe(self, frame: Frame, now: int) -> None:
         timing = self._timing
         if isinstance(frame, VADUserStoppedSpeakingFrame):
@@ -833,9 +839,13 @@ class Conversation(LinkListener):
         def since(moment):
             return None if moment is None else max(0.0, (moment - origin) / 1e6)
 
+        # The end-of-turn decision is Smart Turn's verdict after the VAD's silence. One from before this
+        # stop (a backchannel's, or a turn the caller went on with) does not count: then it is the release.
+        analyzed = timing.turn_analyzed if (timing.turn_analyzed or 0) >= origin else None
         return {
-            "end_of_turn_ms": since(timing.turn_decided),
+            "end_of_turn_ms": since(analyzed if analyzed is not None else timing.turn_decided),
             "transcript_ms": since(timing.transcript),
+            "handed_over_ms": since(timing.turn_decided),
             "retrieved_ms": since(timing.retrieved),
             "llm_first_token_ms": since(timing.llm_first_token),
             "tts_first_byte_ms": since(timing.tts_first_byte),

@@ -246,6 +246,7 @@ def turn_payload(turn: ConversationTurn) -> dict:
         "latency": {
             "end_of_turn_ms": turn.end_of_turn_ms,
             "transcript_ms": turn.transcript_ms,
+            "handed_over_ms": turn.handed_over_ms,
             "retrieved_ms": turn.retrieved_ms,
             "llm_first_token_ms": turn.llm_first_token_ms,
             "tts_first_byte_ms": turn.tts_first_byte_ms,
@@ -296,6 +297,7 @@ def conversation_turn_record(
 TURN_LATENCIES = (
     "end_of_turn_ms",
     "transcript_ms",
+    "handed_over_ms",
     "retrieved_ms",
     "llm_first_token_ms",
     "tts_first_byte_ms",

@@ -38,8 +38,8 @@ def _turn(call, index, role, text, *, seconds=0, **fields) -> ConversationTurn:
 
 
 def _latency(first_audio, **others):
-    values = {"end_of_turn_ms": 120, "transcript_ms": 180, "retrieved_ms": 240, "llm_first_token_ms": 450,
-              "tts_first_byte_ms": 610}  # fmt: skip
+    values = {"end_of_turn_ms": 120, "transcript_ms": 180, "handed_over_ms": 210, "retrieved_ms": 240,
+              "llm_first_token_ms": 450, "tts_first_byte_ms": 610}  # fmt: skip
     values.update(others)
     return {**values, "first_audio_ms": first_audio}
 
@@ -83,7 +83,7 @@ def test_the_page_shows_each_turn_as_stored(client, organization, member):
     assert "Interrupted — the caller heard:</span> On Saturdays we are open from nine</p>" in items[3]
     assert "until one" not in html
     assert "Knowledge used:</span> Opening hours.pdf, Team.md" in items[3]
-    for label, value in [("End of turn", 120), ("Transcript", 180), ("Knowledge", 240), ("LLM first token", 450),
+    for label, value in [("End of turn", 120), ("Transcript", 180), ("Handed to the LLM", 210), ("Knowledge", 240), ("LLM first token", 450),
                          ("TTS first byte", 610), ("First audio", 900)]:  # fmt: skip
         assert f"<dt>{label}</dt><dd>{value} ms</dd>" in items[3]
     assert "data-turn-latency" not in items[1]  # the greeting was not an answer: nothing measured

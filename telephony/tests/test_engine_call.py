@@ -93,8 +93,10 @@ def test_a_caller_hears_the_disclosure_gets_an_answer_interrupts_and_is_transfer
     assert reply.interrupted and reply.generated.strip() == REPLY
     assert reply.text and len(reply.text) < len(REPLY) and REPLY.startswith(reply.text.split(" ")[0])
     assert caller.clears, "Twilio was never told to clear the agent's audio"
-    # Every stage of the answered turn was measured, in order.
-    assert 0 < reply.end_of_turn_ms <= reply.llm_first_token_ms <= reply.tts_first_byte_ms <= reply.first_audio_ms
+    # Every stage of the answered turn was measured, in order: Smart Turn's decision comes before the turn
+    # is handed to the LLM, which waits for the speech-to-text service's final text as well.
+    assert 0 < reply.end_of_turn_ms <= reply.handed_over_ms <= reply.llm_first_token_ms
+    assert reply.llm_first_token_ms <= reply.tts_first_byte_ms <= reply.first_audio_ms
     transfer = [t for t in turns if t.role == "tool"]
     assert transfer and transfer[0].tool == {"name": "transfer_call", "ok": True, "target": "the front desk"}
     # The conversation text is encrypted at rest.

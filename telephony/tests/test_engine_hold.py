@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
 from pipecat.frames.frames import TTSSpeakFrame
 
 from telephony.engine.conversation import GOODBYE_TIME_LIMIT, Conversation

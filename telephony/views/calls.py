@@ -73,6 +73,7 @@ class CallFilterForm(forms.Form):
 LATENCY_LABELS = (
     ("end_of_turn_ms", "End of turn"),
     ("transcript_ms", "Transcript"),
+    ("handed_over_ms", "Handed to the LLM"),
     ("retrieved_ms", "Knowledge"),
     ("llm_first_token_ms", "LLM first token"),
     ("tts_first_byte_ms", "TTS first byte"),
