@@ -97,7 +97,13 @@ def test_a_worker_killed_mid_batch_leaves_nothing_billed_twice(tmp_path, organiz
         first.wait(timeout=10)
     finally:
         _stop(first)
-    accepted_at_kill = len(stripe_standin.meter_events)
+    # A request the worker sent just before it died is still being answered (the stand-in's delay):
+    # count once Stripe's side has settled.
+    accepted_at_kill, settled_since = len(stripe_standin.meter_events), time.monotonic()
+    while time.monotonic() - settled_since < 20 * stripe_standin.delay_seconds:
+        time.sleep(stripe_standin.delay_seconds)
+        if len(stripe_standin.meter_events) != accepted_at_kill:
+            accepted_at_kill, settled_since = len(stripe_standin.meter_events), time.monotonic()
     marked_at_kill = 3 * BATCH - unsent(organization)
     assert marked_at_kill == BATCH  # the first batch committed; the second died with the worker
     assert accepted_at_kill > marked_at_kill  # Stripe has events of the dead batch that we do not mark sent

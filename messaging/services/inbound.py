@@ -165,34 +165,35 @@ def _returning_conversation_locked(phone_number: PhoneNumber, candidates: list[s
     """The pair's conversation with its contact, locked (FOR UPDATE of the conversation), or None.
 
     Plain SQL in one statement (``jagcall.kernel.rows``): every inbound text asks, and the ORM's query
-    building cost more than the read. The WHERE names the organization.
+    building cost more than the read.
 
     [!!] The order of the lookups is fixed by the statement: the contact by its blind index first (a
     sub-select that only the unique (phone_index, organization) index can serve), then the conversation
     of the pair by its unique index. Left to choose, the planner, on statistics taken before a burst of
     new contacts, joined every conversation of the number with every contact of the organization: 40 ms
-    a text after a few thousand texts. The sub-select needs no organization: an index value is keyed by
-    the organization's own key; the outer WHERE names it for the conversation, and the contact's is
-    checked here (a condition on it in SQL let the planner pick a worse index for the contact's row).
+    a text after a few thousand texts. No condition names the organization in SQL: each one let the
+    planner, on such statistics, pick an index by organization and read the whole organization. The
+    contact's index value is keyed by the organization's own key, the number is the organization's,
+    and both rows' organization is checked here.
     """
     match = "= %s" if len(candidates) == 1 else "= ANY(%s)"
     sql = (
         f"SELECT {rows.columns(Conversation, 'c')}, {rows.columns(Contact, 'p')} "  # noqa: S608 (the models' tables)
         f"FROM {Conversation._meta.db_table} AS c JOIN {Contact._meta.db_table} AS p ON p.id = c.contact_id "
         f"WHERE c.contact_id = (SELECT id FROM {Contact._meta.db_table} WHERE phone_index {match} LIMIT 1) "
-        "AND c.phone_number_id = %s AND c.organization_id = %s LIMIT 1 FOR UPDATE OF c"
+        "AND c.phone_number_id = %s LIMIT 1 FOR UPDATE OF c"
     )
     organization_id = phone_number.organization_id
     with connection.cursor() as cursor:
         lookup = candidates[0] if len(candidates) == 1 else candidates
-        cursor.execute(sql, [lookup, phone_number.pk, organization_id])
+        cursor.execute(sql, [lookup, phone_number.pk])
         row = cursor.fetchone()
     if row is None:
         return None
     split = rows.width(Conversation)
     conversation = rows.instance(Conversation, row[:split], using=connection.alias)
     conversation.contact = rows.instance(Contact, row[split:], using=connection.alias)
-    if conversation.contact.organization_id != organization_id:
+    if organization_id != conversation.organization_id or organization_id != conversation.contact.organization_id:
         return None
     return conversation
 

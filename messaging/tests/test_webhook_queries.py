@@ -83,27 +83,38 @@ def _rows_touched(plan: dict) -> int:
 
 
 def test_a_returning_senders_conversation_is_found_by_its_indexes_whatever_the_statistics(number, organization):
-    """The statistics of a table can lag far behind it (taken while it was empty, a burst of contacts
-    since): the lookup must still go straight to the one contact and its one conversation."""
+    """The statistics of a table can lag far behind it (taken while it was empty, or while it held other
+    numbers' threads): the lookup must still go straight to the one contact and its one conversation."""
     from messaging.services.inbound import _returning_conversation_locked
+    from telephony.tests.factories import PhoneNumberFactory
 
-    with connection.cursor() as cursor:
-        cursor.execute("ANALYZE messaging_contact, messaging_conversation")  # statistics of empty tables
-    senders = [f"+1212555{index:04d}" for index in range(300)]
-    contacts = Contact.objects.bulk_create(
-        [Contact(organization=organization, phone=sender) for sender in senders]
-    )
-    Conversation.objects.bulk_create(
-        [Conversation(organization=organization, phone_number=number, contact=contact) for contact in contacts]
-    )
-    sender = senders[150]
-    candidates = Contact._meta.get_field("phone_index").candidates(sender, organization_id=organization.id)
-    with CaptureQueriesContext(connection) as queries:
-        found = _returning_conversation_locked(number, candidates)
-    assert found is not None and found.contact.phone == sender and found.phone_number_id == number.pk
-    (statement,) = [q["sql"] for q in queries.captured_queries]
+    def analyze():
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE messaging_contact, messaging_conversation")
 
-    with connection.cursor() as cursor:
-        cursor.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {statement}")
-        (plan,) = cursor.fetchone()[0]
-    assert _rows_touched(plan["Plan"]) <= 8, plan  # one contact, one conversation, their locks and limits
+    def threads(phone_number, senders):
+        contacts = Contact.objects.bulk_create([Contact(organization=organization, phone=s) for s in senders])
+        Conversation.objects.bulk_create(
+            [Conversation(organization=organization, phone_number=phone_number, contact=c) for c in contacts]
+        )
+
+    def rows_touched_finding(sender) -> int:
+        candidates = Contact._meta.get_field("phone_index").candidates(sender, organization_id=organization.id)
+        with CaptureQueriesContext(connection) as queries:
+            found = _returning_conversation_locked(number, candidates)
+        assert found is not None and found.contact.phone == sender and found.phone_number_id == number.pk
+        (statement,) = [q["sql"] for q in queries.captured_queries]
+        with connection.cursor() as cursor:
+            cursor.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {statement}")
+            (plan,) = cursor.fetchone()[0]
+        return _rows_touched(plan["Plan"])
+
+    # one contact, one conversation, their locks and limits
+    analyze()  # statistics of empty tables
+    threads(number, [f"+1212555{index:04d}" for index in range(300)])
+    assert rows_touched_finding("+12125550150") <= 8
+    threads(PhoneNumberFactory(organization=organization, sms_enabled=True), [f"+1212666{i:04d}" for i in range(300)])
+    analyze()  # statistics that know the other number's threads
+    threads(number, [f"+1212777{index:04d}" for index in range(300)])
+    assert rows_touched_finding("+12127770150") <= 8
+    assert rows_touched_finding("+12125550150") <= 8
