@@ -40,7 +40,7 @@ from django.utils import timezone
 from twilio.twiml.messaging_response import MessagingResponse
 
 from compliance.models import DoNotCallReason, DoNotCallSource
-from compliance.selectors import do_not_call_lookup
+from compliance.selectors import do_not_call_listing
 from compliance.services import audit_record, do_not_call_add
 from jagcall.kernel import rows
 from jagcall.kernel.errors import ApplicationError
@@ -113,7 +113,7 @@ def _clean_sender(from_number: str) -> str:
 def _list_do_not_call(*, phone_number: PhoneNumber, sender: str, keyword: str, message_sid: str, actor) -> None:
     """A keyword opt-out stops calls too: the sender goes on the do-not-call list (once)."""
     organization = phone_number.organization
-    if do_not_call_lookup(organization=organization, number=sender) is not None:
+    if do_not_call_listing(organization=organization, number=sender) is not None:
         return
     try:
         with transaction.atomic():
@@ -176,16 +176,15 @@ def _returning_conversation_locked(phone_number: PhoneNumber, candidates: list[s
     contact's index value is keyed by the organization's own key, the number is the organization's,
     and both rows' organization is checked here.
     """
-    match = "= %s" if len(candidates) == 1 else "= ANY(%s)"
+    matches, lookup = rows.equals_any("phone_index", candidates)
     sql = (
         f"SELECT {rows.columns(Conversation, 'c')}, {rows.columns(Contact, 'p')} "  # noqa: S608 (the models' tables)
         f"FROM {Conversation._meta.db_table} AS c JOIN {Contact._meta.db_table} AS p ON p.id = c.contact_id "
-        f"WHERE c.contact_id = (SELECT id FROM {Contact._meta.db_table} WHERE phone_index {match} LIMIT 1) "
+        f"WHERE c.contact_id = (SELECT id FROM {Contact._meta.db_table} WHERE {matches} LIMIT 1) "
         "AND c.phone_number_id = %s LIMIT 1 FOR UPDATE OF c"
     )
     organization_id = phone_number.organization_id
     with connection.cursor() as cursor:
-        lookup = candidates[0] if len(candidates) == 1 else candidates
         cursor.execute(sql, [lookup, phone_number.pk])
         row = cursor.fetchone()
     if row is None:
