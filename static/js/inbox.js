@@ -140,7 +140,8 @@
   };
 
   var conn = null; // { url, socket, timer, ping, delay, stopped }
-  var refresh = { busy: false, again: false };
+  // seen: live events handled so far. A page fetched before one of them is older than what it changed.
+  var refresh = { busy: false, again: false, seen: 0 };
   var read = { timer: null, pending: false };
   var scrolled = new WeakSet();
 
@@ -498,12 +499,16 @@
     if (!targets().inbox && !targets().thread) return;
     if (refresh.busy) { refresh.again = true; return; }
     refresh.busy = true;
+    var seenAtStart = refresh.seen;
     window.fetch(window.location.href, { credentials: "same-origin", headers: { Accept: "text/html" } })
       .then(function (response) {
         if (!response.ok) throw new Error("HTTP " + response.status);
         return response.text();
       })
       .then(function (html) {
+        // [!!] An event arrived while the page was fetched (a text appended live): this copy may not have
+        // it, and swapping it in would take it away. Fetch again instead.
+        if (refresh.seen !== seenAtStart) { refresh.again = true; return; }
         var fresh = new DOMParser().parseFromString(html, "text/html");
         localizeTimes(fresh);
         document.querySelectorAll("[data-live-refresh][id]").forEach(function (section) {
@@ -529,6 +534,7 @@
   // --- events -----------------------------------------------------------------------------------------
 
   function handle(message) {
+    refresh.seen += 1;
     var t = targets();
     var payload = message.payload || {};
     switch (message.event) {

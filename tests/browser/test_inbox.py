@@ -277,3 +277,52 @@ def test_a_newcomer_simulates_a_text_and_sees_it_arrive(asgi_live_server, browse
     finally:
         context.close()
     twilio_standin.settle()
+
+
+def test_a_text_shown_live_stays_when_an_older_copy_of_the_page_comes_back(asgi_live_server, browser, twilio_standin,
+                                                                          settings):  # fmt: skip
+    """The open thread fetches itself again once its socket is live (what happened before it connected). A
+    text appended live while that fetch is on its way must not be taken away by the older copy."""
+    base = asgi_live_server
+    settings.PUBLIC_BASE_URL = base
+    organization = OrganizationFactory(name="Harbour Dental", slug="harbour-dental")
+    owner = UserFactory(email="owner@harbour-dental.test", name="Hana Owner")
+    MembershipFactory(organization=organization, user=owner, role=Role.OWNER)
+    line = texting_line(organization)
+    twilio_standin.inbound_message(line.number, SENDER, "First text")
+    conversation = Conversation.objects.for_org(organization).get()
+    thread_url = f"{base}/o/harbour-dental/messages/{conversation.id}/"
+
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    try:
+        page = context.new_page()
+        sign_in(page, base, owner.email, DEFAULT_PASSWORD)
+        page.wait_for_url(f"{base}/o/harbour-dental/")
+        held = []
+
+        def hold_the_refresh(route):
+            # The page's own fetch of itself (not the navigation): answered by the server now, handed to
+            # the page only after the live text arrived.
+            if route.request.resource_type == "fetch" and not held:
+                held.append((route, route.fetch()))
+            else:
+                route.continue_()
+
+        page.route(thread_url, hold_the_refresh)
+        page.goto(thread_url)
+        page.locator("[data-inbox-live-status][data-state='live']").wait_for()
+        for _ in range(100):  # the refresh was fetched (and is held)
+            if held:
+                break
+            page.wait_for_timeout(50)
+        assert held, "the thread did not fetch itself once live"
+        twilio_standin.inbound_message(line.number, SENDER, "Second text, while the page was being fetched")
+        page.locator("[data-thread-messages] > li").nth(1).get_by_text("Second text").wait_for()
+        route, older = held[0]
+        assert "Second text" not in older.text()  # the copy was taken before the text arrived
+        route.fulfill(response=older)
+        page.wait_for_timeout(1500)  # the older copy has come back, and a fresh one after it
+        bodies = page.locator("[data-thread-messages] [data-message-body]").all_inner_texts()
+        assert bodies == ["First text", "Second text, while the page was being fetched"]
+    finally:
+        context.close()
