@@ -52,11 +52,13 @@ def test_add_a_passkey_then_sign_in_with_it(asgi_live_server, browser, shot):
         shot(page, "passkey-second-factor")
         page.get_by_role("button", name="Use a security key").click()
         page.wait_for_url(f"{base}/o/{organization.slug}/")
+        page.wait_for_load_state("networkidle")  # the sign-in's navigations are over before the next page
 
         # Confirm it is them with the key, rename it, then remove it: each is recorded.
         key = Authenticator.objects.get(user=person, type=Authenticator.Type.WEBAUTHN)
         edit = f"{base}/auth/2fa/webauthn/keys/{key.pk}/edit/"
         page.goto(f"{base}/auth/2fa/webauthn/reauthenticate/?next=/auth/2fa/webauthn/keys/{key.pk}/edit/")
+        page.wait_for_load_state("networkidle")  # the page's script is ready to ask the key
         page.locator("#mfa_webauthn_reauthenticate").click()
         # The key's answer is asked in the page's script, then the form is posted: wait for where it leads.
         page.wait_for_url(edit, timeout=30000)
