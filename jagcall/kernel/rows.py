@@ -1,4 +1,4 @@
-"""Model instances from plain SQL, for the few reads on the hot path of every text and call.
+"""Model instances from plain SQL, for the few reads and writes on the hot path of every text and call.
 
 Building a query through the ORM costs more CPU than PostgreSQL spends answering a read by a unique
 index. The webhooks' reads therefore write their SQL once, from the models' own tables and columns
@@ -6,11 +6,16 @@ index. The webhooks' reads therefore write their SQL once, from the models' own 
 as the ORM's: the fields' database converters are applied (an encrypted field's ciphertext, JSON),
 and the instance is marked as loaded from the database, so ``save(update_fields=...)`` updates it.
 
+``save`` writes several rows in one statement: each round trip to the database is also a moment the
+request thread gives up the interpreter, and under load it waits its turn to get it back.
+
 [!!] Plain SQL does not pass the tenancy manager. Each caller names its organization in the WHERE,
 or says why the read crosses organizations (a signed webhook names a number that is unique).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from django.db import connections
 from django.db.models import Model
@@ -45,3 +50,60 @@ def instance(model: type[Model], values, *, using: str = "default") -> Model:
             value = converter(value, field, connection)
         converted.append(value)
     return model.from_db(using, [field.attname for field in fields], converted)
+
+
+def _values(obj: Model, fields, connection, *, add: bool) -> list:
+    # What the ORM's own INSERT and UPDATE send: pre_save (timestamps, an encrypted field's sealing, a blind
+    # index's value), then the field's database form.
+    return [field.get_db_prep_save(field.pre_save(obj, add), connection) for field in fields]
+
+
+def save(*writes: Model | tuple[Model, Sequence[str]], using: str = "default") -> None:
+    """Write rows in one statement: each of ``writes`` is a new instance (inserted, its primary key set
+    beforehand) or ``(instance, ["field", ...])`` (those fields updated by primary key).
+
+    The rows may be of different models; they are written as one statement of data-modifying CTEs, so
+    all of them or none are written. The foreign keys Django creates are checked at commit, so a row may
+    point to another of the same statement. Instances are then marked as saved, as ``save()`` marks them.
+    No signals are sent: use it only for models without receivers.
+    """
+    if not writes:
+        return
+    connection = connections[using]
+    statements, params = [], []
+    for write in writes:
+        if isinstance(write, tuple):
+            obj, names = write
+            meta = obj._meta
+            fields = [meta.get_field(name) for name in names]
+            if obj.pk is None or not fields or any(field.primary_key or not field.concrete for field in fields):
+                raise ValueError(f"{meta.label}: update a saved row's own columns, not {list(names)!r}")
+            assignments = ", ".join(f"{connection.ops.quote_name(field.column)} = %s" for field in fields)
+            statements.append(
+                f"UPDATE {connection.ops.quote_name(meta.db_table)} SET {assignments} "
+                f"WHERE {connection.ops.quote_name(meta.pk.column)} = %s"
+            )
+            params += _values(obj, fields, connection, add=False)
+            params.append(meta.pk.get_db_prep_save(obj.pk, connection))
+        else:
+            obj = write
+            meta = obj._meta
+            if obj.pk is None:
+                raise ValueError(f"{meta.label}: set the primary key before writing it with rows.save")
+            fields = meta.concrete_fields
+            columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
+            placeholders = ", ".join(["%s"] * len(fields))
+            statements.append(
+                f"INSERT INTO {connection.ops.quote_name(meta.db_table)} ({columns}) VALUES ({placeholders})"
+            )
+            params += _values(obj, fields, connection, add=True)
+    *first, last = statements
+    sql = last
+    if first:
+        sql = "WITH " + ", ".join(f"w{i} AS ({statement})" for i, statement in enumerate(first)) + " " + last
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+    for write in writes:
+        obj = write[0] if isinstance(write, tuple) else write
+        obj._state.adding = False
+        obj._state.db = using
