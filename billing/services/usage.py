@@ -31,6 +31,7 @@ from billing.selectors import month_start, spend_cap_reached, usage_summary
 from billing.services.customers import billing_account_ensure
 from compliance.services import audit_record
 from jagcall.kernel.errors import ApplicationError
+from jagcall.kernel.rows import save as rows_save
 
 logger = logging.getLogger("jagcall.billing")
 
@@ -60,19 +61,41 @@ def usage_record(*, organization, kind: str, quantity: int, source: str, occurre
         return None
     try:
         with transaction.atomic():
-            event = UsageEvent.objects.create(
-                organization=organization,
-                kind=kind,
-                quantity=int(quantity),
-                source=source[:100],
-                identifier=usage_identifier(kind, source),
-                occurred_at=occurred_at,
-            )
+            event = _usage_event(organization, kind, quantity, source, occurred_at)
+            event.save(force_insert=True)
     except IntegrityError:
         return None
     organization_id = organization.id
     transaction.on_commit(lambda: _cap_check_soon(organization_id))
     return event
+
+
+def usage_record_with(
+    *rows, organization, kind: str, quantity: int, source: str, occurred_at: dt.datetime
+) -> UsageEvent:
+    """Write ``rows`` (new instances, see ``jagcall.kernel.rows.save``) and the usage they make, in one
+    statement: for a source written by that same statement (a message just sent), which cannot have been
+    recorded before, so no savepoint guards it. Runs in the caller's transaction; the cap check runs once
+    the caller commits. Returns the usage row (written only if ``quantity`` is positive)."""
+    event = _usage_event(organization, kind, quantity, source, occurred_at)
+    rows_save(*rows, *([event] if event.quantity > 0 else []))
+    if event.quantity > 0:
+        organization_id = organization.id
+        transaction.on_commit(lambda: _cap_check_soon(organization_id))
+    return event
+
+
+def _usage_event(organization, kind: str, quantity: int, source: str, occurred_at: dt.datetime) -> UsageEvent:
+    if kind not in UsageKind.values:
+        raise ValueError(f"Unknown usage kind {kind!r}")
+    return UsageEvent(
+        organization=organization,
+        kind=kind,
+        quantity=max(int(quantity), 0),
+        source=source[:100],
+        identifier=usage_identifier(kind, source),
+        occurred_at=occurred_at,
+    )
 
 
 def _cap_check_soon(organization_id) -> None:

@@ -23,7 +23,7 @@
 
 The answer is the TwiML for Twilio: an empty ``<Response/>`` or one ``<Message>``. The automatic
 reply is stored in the thread too (sender: JagCall), and metered like any text we send
-(sending.message_meter); the text received is not.
+(sending.message_store_metered); the text received is not.
 
 ``message_status_update`` (the status hook): the status moves forward only (a late "sent" after
 "delivered" is kept in the timeline but does not change the status), with Twilio's error code
@@ -54,7 +54,7 @@ from messaging.models import (
 from messaging.segments import count_segments
 from messaging.services.contacts import contact_for_number
 from messaging.services.events import announce_message
-from messaging.services.sending import message_meter
+from messaging.services.sending import message_store_metered
 from messaging.services.subscriptions import subscription_set, unsubscribe_everywhere, webhook_actor
 from telephony.models import PhoneNumber
 
@@ -115,12 +115,11 @@ def _list_do_not_call(*, phone_number: PhoneNumber, sender: str, keyword: str, m
     organization = phone_number.organization
     if do_not_call_listing(organization=organization, number=sender) is not None:
         return
-    try:
-        with transaction.atomic():
-            entry = do_not_call_add(
-                organization=organization, actor=actor, number=sender,
-                reason=DoNotCallReason.CONSENT_REVOKED, source=DoNotCallSource.SMS,
-            )  # fmt: skip
+    try:  # its refusals are raised before it writes, or once its own savepoint is rolled back
+        entry = do_not_call_add(
+            organization=organization, actor=actor, number=sender,
+            reason=DoNotCallReason.CONSENT_REVOKED, source=DoNotCallSource.SMS,
+        )  # fmt: skip
     except ApplicationError as error:
         if error.code == "already_listed":
             return
@@ -145,7 +144,8 @@ def _store_reply(conversation: Conversation, text: str, *, organization) -> None
     Twilio sends it as its answer to the webhook, without a SID we could follow: it is shown as sent
     (handed to Twilio), and no later status reaches it."""
     segments = count_segments(text)
-    message = Message.objects.create(
+    now = timezone.now()
+    message = Message(
         organization_id=conversation.organization_id,
         conversation=conversation,
         direction=Direction.OUTBOUND,
@@ -155,9 +155,13 @@ def _store_reply(conversation: Conversation, text: str, *, organization) -> None
         encoding=segments.encoding,
         sender_type=SenderType.SYSTEM,
         sender_label="Automatic reply",
+        created_at=now,
+        updated_at=now,
     )
-    MessageStatusEvent.objects.create(organization_id=conversation.organization_id, message=message, status=message.status)
-    message_meter(message, organization=organization)
+    status = MessageStatusEvent(
+        organization_id=conversation.organization_id, message=message, status=message.status, occurred_at=now
+    )
+    message_store_metered(message, status, organization=organization)
     announce_message(message, "message.sent")
 
 
@@ -220,7 +224,7 @@ def _conversation_locked(phone_number: PhoneNumber, sender: str) -> Conversation
     return conversation
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)  # an error ends the caller's transaction too: no savepoint to pay for
 def message_receive(
     *,
     phone_number: PhoneNumber,
@@ -240,29 +244,30 @@ def message_receive(
     contact = conversation.contact
     now = timezone.now()
     segments = count_segments(body or "")
-    try:
-        with transaction.atomic():
-            message = Message.objects.create(
-                organization=organization,
-                conversation=conversation,
-                direction=Direction.INBOUND,
-                body=body or "",
-                media_urls=list(media_urls or [])[:MAX_INBOUND_MEDIA],
-                twilio_sid=message_sid or None,
-                status=MessageStatus.RECEIVED,
-                segments=segments.segments,
-                encoding=segments.encoding,
-                sender_type=SenderType.CONTACT,
-                sender_label=contact.name,
-                created_at=now,
-                updated_at=now,
-            )
-    except IntegrityError:  # the same MessageSid, stored a moment ago by a concurrent delivery
-        return Received(None, EMPTY_TWIML)
-    # An inbound text has one status, "received", on the row itself: no timeline to keep.
+    message = Message(
+        organization=organization,
+        conversation=conversation,
+        direction=Direction.INBOUND,
+        body=body or "",
+        media_urls=list(media_urls or [])[:MAX_INBOUND_MEDIA],
+        twilio_sid=message_sid or None,
+        status=MessageStatus.RECEIVED,
+        segments=segments.segments,
+        encoding=segments.encoding,
+        sender_type=SenderType.CONTACT,
+        sender_label=contact.name,
+        created_at=now,
+        updated_at=now,
+    )
+    # An inbound text has one status, "received", on the row itself: no timeline to keep. The message and
+    # the conversation's move to the top are one statement.
     conversation.last_message_at = now
     conversation.unread_count += 1
-    conversation.save(update_fields=["last_message_at", "unread_count"])
+    try:
+        with transaction.atomic():
+            rows.save(message, (conversation, ["last_message_at", "unread_count"]))
+    except IntegrityError:  # the same MessageSid, stored a moment ago by a concurrent delivery
+        return Received(None, EMPTY_TWIML)
     message.conversation = conversation
     announce_message(message, "message.received")
 

@@ -11,12 +11,12 @@
    answered as the gate's ``opted_out``; any other Twilio error is answered with what it means and
    nothing is stored.
 3. The message (body encrypted), its first status, the conversation's order and the sender (the
-   actor as the audit log names it) are stored in one transaction, with its segments in billing's
-   usage ledger (``message_meter``), audited (``message.sent``, without the body or the recipient
+   actor as the audit log names it) are stored in one statement, with its segments in billing's
+   usage ledger (``message_store_metered``), audited (``message.sent``, without the body or the recipient
    in clear) and announced live and as ``message.sent``. Twilio's status callbacks may arrive
    before this commit: they wait for the row (see inbound.message_status_update).
 
-Every text we send is metered once, by ``message_meter``: the ones sent here and the automatic
+Every text we send is stored and metered once, by ``message_store_metered``: the ones sent here and the automatic
 answers to keywords sent in the SMS webhook's TwiML (inbound._store_reply). Texts received are not.
 """
 
@@ -29,7 +29,7 @@ from django.utils import timezone
 
 from accounts.principals import Kind, as_principal
 from billing.models import UsageKind
-from billing.services.usage import usage_record
+from billing.services.usage import usage_record_with
 from compliance.actors import resolve_actor
 from compliance.services import audit_record
 from jagcall.kernel.errors import ApplicationError
@@ -79,10 +79,13 @@ def clean_body(body, media_urls) -> tuple[str, list[str]]:
     return body, media
 
 
-def message_meter(message: Message, *, organization) -> None:
-    """Record the segments of ``message``, a text we sent, in the usage ledger: once (the ledger keeps one
-    row per source), in the caller's transaction, so the message and its usage are stored together."""
-    usage_record(
+def message_store_metered(message: Message, *rows, organization) -> None:
+    """Store ``message``, a text we sent (a new instance), with ``rows`` (its first status, a change of its
+    conversation: see ``jagcall.kernel.rows.save``) and its segments in billing's usage ledger, in one
+    statement of the caller's transaction: the message and its usage are stored together, once."""
+    usage_record_with(
+        message,
+        *rows,
         organization=organization,
         kind=UsageKind.SMS_SEGMENTS,
         quantity=message.segments,
@@ -174,7 +177,7 @@ def message_send(
         )
         conversation = Conversation.objects.for_org(organization).select_for_update().get(pk=conversation.pk)
         moment = timezone.now()
-        message = Message.objects.create(
+        message = Message(
             organization=organization,
             conversation=conversation,
             direction=Direction.OUTBOUND,
@@ -191,14 +194,15 @@ def message_send(
             created_at=moment,
             updated_at=moment,
         )
-        MessageStatusEvent.objects.create(organization=organization, message=message, status=status, occurred_at=moment)
-        message_meter(message, organization=organization)
         conversation.last_message_at = moment
-        fields = ["last_message_at"]
         # The loop guard counts automatic replies since a person last wrote from our side.
         conversation.consecutive_auto_replies = conversation.consecutive_auto_replies + 1 if automatic else 0
-        fields.append("consecutive_auto_replies")
-        conversation.save(update_fields=fields)
+        message_store_metered(
+            message,
+            MessageStatusEvent(organization=organization, message=message, status=status, occurred_at=moment),
+            (conversation, ["last_message_at", "consecutive_auto_replies"]),
+            organization=organization,
+        )
         message.conversation = conversation
         audit_record(
             action="message.sent",

@@ -42,7 +42,7 @@ def _subscription_locked(phone_number: PhoneNumber, recipient: str) -> Subscript
     return rows.instance(Subscription, row, using=connection.alias) if row else None
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)  # its callers' errors end their whole transaction: no savepoint to pay for
 def subscription_set(
     *,
     phone_number: PhoneNumber,
@@ -73,9 +73,8 @@ def subscription_set(
     subscription.subscribed = subscribed
     subscription.needs_review = bool(flagged and not subscribed)
     subscription.changed_at = now
-    subscription.save(update_fields=["subscribed", "needs_review", "changed_at"])
     label = resolve_actor(actor, None).label[:254]
-    change = SubscriptionChange.objects.create(
+    change = SubscriptionChange(
         organization=organization,
         subscription=subscription,
         subscribed=subscribed,
@@ -86,6 +85,7 @@ def subscription_set(
         actor_label=label,
         created_at=now,
     )
+    rows.save((subscription, ["subscribed", "needs_review", "changed_at"]), change)
     action = "sms_subscription.resubscribed" if subscribed else "sms_subscription.unsubscribed"
     audit_record(
         action=action,

@@ -21,6 +21,10 @@ pytestmark = pytest.mark.django_db
 # number (with organization and agent), dedupe record, conversation locked (with contact), message,
 # conversation updated, the number's texting settings
 SMS_BUDGET = 6
+# number, dedupe record, conversation locked, message with the conversation's update, subscription locked,
+# subscription with its change, audit chain's head (locked), audit event, confirmation with its first status
+# and its usage; a STOP also asks whether the sender is on the do-not-call list already
+KEYWORD_BUDGET = 9
 TEXTER = "+12129870188"
 
 
@@ -52,6 +56,41 @@ def test_a_returning_senders_text_stays_within_its_sql_budget_and_is_stored_whol
         (Direction.INBOUND, "Hello, is the practice open Saturday?"),
         (Direction.INBOUND, "And do you take new patients?"),
     ]
+
+
+def test_a_keyword_from_a_returning_sender_stays_within_its_sql_budget_and_is_stored_whole(
+    client, number, organization
+):
+    from billing.models import UsageEvent
+    from messaging.models import MessageStatusEvent, Subscription, SubscriptionChange
+
+    counted(client, number, "Hello, is the practice open Saturday?")
+    first_stop, _ = counted(client, number, "STOP")  # the first one also puts the sender on the do-not-call list
+    assert "you are unsubscribed" in first_stop.content.decode()
+    start, statements = counted(client, number, "START")
+    assert "you are subscribed again" in start.content.decode()
+    assert len(statements) <= KEYWORD_BUDGET, "\n\n".join(statements)
+    stop, statements = counted(client, number, " stop! ")
+    assert "you are unsubscribed" in stop.content.decode()
+    assert len(statements) <= KEYWORD_BUDGET + 1, "\n\n".join(statements)
+
+    subscription = Subscription.objects.for_org(organization).get(phone_number=number)
+    assert subscription.subscribed is False and subscription.recipient == TEXTER
+    changes = SubscriptionChange.objects.for_org(organization).filter(subscription=subscription).order_by("created_at")
+    assert [(c.subscribed, c.keyword) for c in changes] == [(False, "STOP"), (True, "START"), (False, "STOP")]
+    replies = Message.objects.for_org(organization).filter(direction=Direction.OUTBOUND).order_by("created_at")
+    assert [r.body.split(": ", 1)[1][:21] for r in replies] == [
+        "you are unsubscribed ", "you are subscribed ag", "you are unsubscribed "
+    ]
+    for reply in replies:  # each stored with its status and metered once, by its segments
+        assert list(MessageStatusEvent.objects.for_org(organization).filter(message=reply).values_list(
+            "status", flat=True)) == ["sent"]
+        usage = UsageEvent.objects.for_org(organization).get(source=f"message:{reply.id}")
+        assert (usage.kind, usage.quantity) == ("sms_segments", reply.segments)
+    conversation = Conversation.objects.for_org(organization).get(phone_number=number)
+    latest = Message.objects.for_org(organization).filter(direction=Direction.INBOUND).latest("created_at")
+    assert latest.body == " stop! "
+    assert conversation.unread_count == 4 and conversation.last_message_at == latest.created_at
 
 
 def test_the_number_lookup_brings_its_organization_and_agent_in_one_statement(
