@@ -183,7 +183,7 @@ def test_barge_in_speaks_over_the_agent_and_measures_the_clear():
     assert barge_in.barge_in and barge_in.started_at is not None
     assert len(caller.clear_delays) == 1 and 0 < caller.clear_delays[0] < 0.2, caller.clear_delays
     agent_start = caller.frames_received[0][0]
-    assert 0.4 <= barge_in.started_at - agent_start < 0.55  # after 0.4 s of the agent's audio played
+    assert 0.4 <= barge_in.started_at - agent_start < 0.6  # after 0.4 s of the agent's audio played
     assert caller.marks_echoed == ["reply"] and caller.closed_by == "server"
     assert caller.events("server.closed")
 

@@ -431,9 +431,10 @@ class MediaStreamCaller:
             await asyncio.sleep(POLL_SECONDS)
         return True
 
-    async def _speak(self, text: str, *, barge_in: bool) -> None:
+    async def _speak(self, text: str, *, barge_in: bool, audio: bytes | None = None) -> None:
         utterance = Utterance(text, barge_in)
-        audio = await asyncio.to_thread(speech.render, text)
+        if audio is None:
+            audio = await asyncio.to_thread(speech.render, text)
         self.utterances.append(utterance)
         self._outgoing.append((utterance, audio))
         await self._wait_until(lambda: utterance.ended_at is not None, 3600)
@@ -450,10 +451,12 @@ class MediaStreamCaller:
                     await asyncio.sleep(float(step.after))
                 await self._speak(step.text, barge_in=False)
             elif isinstance(step, BargeIn):
+                # Rendered before the wait, so the caller cuts in on time even when speech synthesis is slow.
+                audio = await asyncio.to_thread(speech.render, step.text)
                 wanted = int(step.after_agent_audio_seconds * 8000)
                 if not await self._wait_until(lambda: self._turn_played_bytes >= wanted, step.give_up_after):
                     self._note("gave_up_waiting", text=step.text)
-                await self._speak(step.text, barge_in=True)
+                await self._speak(step.text, barge_in=True, audio=audio)
             elif isinstance(step, Dtmf):
                 await self._send({"event": "dtmf", "sequenceNumber": self._next_sequence(),
                                   "streamSid": self.stream_sid,
