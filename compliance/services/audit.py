@@ -16,7 +16,9 @@ it is given (DRF's Request or Django's), the organization from
 ``request.organization`` when it is not given.
 
 Cost: the advisory lock, one index probe for the chain's head and one
-INSERT, in the caller's transaction. [!!] The chain's lock is held until that
+INSERT, in the caller's transaction. A second event of the same chain in the
+same transaction is one INSERT: the lock is still held, so the head is the
+event just written (``_HeadCache``). [!!] The chain's lock is held until that
 transaction ends, so other writers to the same organization's chain wait
 for it: record the event late in the service, not before slow work.
 """
@@ -27,7 +29,7 @@ import hashlib
 import logging
 import re
 
-from django.db import connections, router, transaction
+from django.db import DEFAULT_DB_ALIAS, connections, router, transaction
 from django.utils import timezone
 
 from compliance import diff
@@ -179,6 +181,58 @@ def _head_sql(organization_id) -> tuple[str, list]:
     return sql, [chain_lock_id(organization_id), *params, *params]
 
 
+class _HeadMarker:
+    """Put on the transaction's on-commit list beside an appended event.
+
+    Django drops it when the transaction ends (commit or rollback) and when a savepoint that was
+    open at the append is rolled back: so while it is on the list, the event is still in the
+    transaction and so is the chain's lock, taken in the same (sub)transaction."""
+
+    __slots__ = ()
+
+    def __call__(self) -> None:
+        return None
+
+
+class _HeadCache:
+    """The head each chain was left at by this transaction's appends, per connection."""
+
+    ATTRIBUTE = "_jagcall_audit_heads"
+
+    @staticmethod
+    def _key(organization_id) -> str | None:
+        return None if organization_id is None else str(organization_id)  # callers pass a UUID or its text
+
+    @classmethod
+    def get(cls, connection, organization_id) -> tuple[int, str] | None:
+        heads = getattr(connection, cls.ATTRIBUTE, None)
+        key = cls._key(organization_id)
+        entry = heads.get(key) if heads else None
+        if entry is None:
+            return None
+        marker, seq, hash_ = entry
+        if not any(callback is marker for _savepoints, callback, _robust in connection.run_on_commit):
+            del heads[key]  # that transaction ended, or the event was rolled back with a savepoint
+            return None
+        return seq, hash_
+
+    @classmethod
+    def forget(cls, using: str = DEFAULT_DB_ALIAS) -> None:
+        """After rows were changed behind the service's back (tests that tamper with the chain)."""
+        connections[using].__dict__.pop(cls.ATTRIBUTE, None)
+
+    @classmethod
+    def put(cls, connection, organization_id, seq: int, hash_: str) -> None:
+        marker = _HeadMarker()
+        transaction.on_commit(marker, using=connection.alias)
+        heads = connection.__dict__.setdefault(cls.ATTRIBUTE, {})
+        if len(heads) >= 32:  # a long-lived connection of a worker that served many organizations
+            live = {callback for _savepoints, callback, _robust in connection.run_on_commit}
+            for stale in [key for key, (old, _seq, _hash) in heads.items() if old not in live]:
+                del heads[stale]
+        heads[cls._key(organization_id)] = (marker, seq, hash_)
+
+
 _INSERT_FIELDS = None
 
 
@@ -216,22 +270,27 @@ def _append(
     )
     using = router.db_for_write(AuditEvent)
     connection = connections[using]
-    head_sql, head_params = _head_sql(organization_id)
     insert_sql, fields = _insert_sql()
     # savepoint=False: inside the caller's transaction this adds no round trips;
     # outside one it is a transaction of its own (the advisory lock needs one).
     with transaction.atomic(using=using, savepoint=False):
         with connection.cursor() as cursor:
-            cursor.execute(head_sql, head_params)
-            cursor.nextset()
-            row = cursor.fetchone()
-            seq, prev_hash = (int(row[0]), row[1]) if row else (0, GENESIS_HASH)
+            head = _HeadCache.get(connection, organization_id)
+            if head is not None:
+                seq, prev_hash = head
+            else:
+                head_sql, head_params = _head_sql(organization_id)
+                cursor.execute(head_sql, head_params)
+                cursor.nextset()
+                row = cursor.fetchone()
+                seq, prev_hash = (int(row[0]), row[1]) if row else (0, GENESIS_HASH)
             event.seq = seq + 1
             event.prev_hash = prev_hash
             event.occurred_at = timezone.now()  # taken under the lock: time order follows seq within a chain
             event.hash = event_hash(event)
             # A plain INSERT of the prepared values: the ORM's save() would only add compile time here.
             cursor.execute(insert_sql, [f.get_db_prep_save(getattr(event, f.attname), connection) for f in fields])
+        _HeadCache.put(connection, organization_id, event.seq, event.hash)
     event._state.adding = False
     event._state.db = using
     return event

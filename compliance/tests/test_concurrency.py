@@ -85,3 +85,56 @@ def test_processes_writing_one_chain_never_fork_it(organization):
     seqs = list(AuditEvent.objects.for_org(organization).order_by("seq").values_list("seq", flat=True))
     assert seqs == list(range(1, 81))
     assert audit_chain_verify(organization_id=organization.id).ok
+
+
+class _Undo(Exception):
+    pass
+
+
+def _write_several_per_transaction(organization_id, transactions, errors, barrier):
+    """Each transaction: an event, one rolled back with its savepoint, then two more (read from the cached head)."""
+    from accounts.models import Organization
+    from compliance.services import audit_record
+
+    try:
+        organization = Organization.objects.get(pk=organization_id)
+        barrier.wait(timeout=30)
+        for n in range(transactions):
+            with transaction.atomic():
+                audit_record(action="member.invited", organization=organization, metadata={"n": n, "step": 1})
+                try:
+                    with transaction.atomic():
+                        audit_record(action="member.removed", organization=organization, metadata={"n": n})
+                        raise _Undo
+                except _Undo:
+                    pass
+                audit_record(action="member.invited", organization=organization, metadata={"n": n, "step": 2})
+                audit_record(action="member.invited", organization=organization, metadata={"n": n, "step": 3})
+    except Exception as exc:  # reported by the test
+        errors.append(exc)
+    finally:
+        connections.close_all()
+
+
+def test_writers_of_several_events_per_transaction_never_fork_the_chain(organization):
+    """The head a transaction remembers is its own: other transactions, before and after, are read afresh."""
+    errors: list = []
+    barrier = threading.Barrier(WRITERS + 1)
+    threads = [
+        threading.Thread(target=_write_several_per_transaction, args=(organization.id, 10, errors, barrier))
+        for _ in range(WRITERS // 2)
+    ] + [
+        threading.Thread(target=_write, args=(organization.id, 10, errors, barrier)) for _ in range(WRITERS // 2)
+    ]
+    for thread in threads:
+        thread.start()
+    barrier.wait(timeout=30)
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not errors, errors
+    events = AuditEvent.objects.for_org(organization)
+    assert not events.filter(action="member.removed").exists()  # rolled back with their savepoints
+    seqs = list(events.order_by("seq").values_list("seq", flat=True))
+    assert seqs == list(range(1, (WRITERS // 2) * 10 * 3 + (WRITERS // 2) * 10 + 1))
+    report = audit_chain_verify(organization_id=organization.id)
+    assert report.ok, report.broken

@@ -247,3 +247,65 @@ def test_writing_takes_the_chains_advisory_lock(organization):
     sql = [q["sql"] for q in queries.captured_queries]
     assert any("pg_advisory_xact_lock" in s for s in sql)
     assert len(sql) == 2, sql  # lock + head in one round trip, then the insert
+
+
+def test_a_second_event_of_a_chain_in_one_transaction_is_one_insert(organization, other_organization):
+    from django.test.utils import CaptureQueriesContext
+
+    import copy
+
+    same_by_text = copy.copy(organization)
+    same_by_text.pk = str(organization.pk)  # an instance may hold its id as text: the same chain
+    with transaction.atomic():
+        first = record(organization)
+        with CaptureQueriesContext(connection) as queries:
+            second = record(same_by_text, action="member.removed")
+        sql = [q["sql"] for q in queries.captured_queries]
+        assert len(sql) == 1 and sql[0].startswith("INSERT"), sql  # the lock is held: its head is the event just written
+        with CaptureQueriesContext(connection) as queries:
+            elsewhere = record(other_organization)
+        assert len(queries.captured_queries) == 2  # another chain: its own lock and head
+    assert (second.seq, second.prev_hash) == (first.seq + 1, first.hash)
+    assert (elsewhere.seq, elsewhere.prev_hash) == (1, GENESIS_HASH)
+    for event in (first, second):
+        stored = AuditEvent.objects.unscoped("test: inspects rows directly").get(pk=event.pk)
+        assert stored.hash == event_hash(stored) and stored.prev_hash == event.prev_hash
+
+
+def test_an_event_rolled_back_with_its_savepoint_is_not_the_next_ones_head(organization):
+    first = record(organization)
+    with pytest.raises(RuntimeError):
+        with transaction.atomic():
+            record(organization, action="member.removed")
+            raise RuntimeError("the change failed")
+    after = record(organization, action="member.role_changed")
+    assert (after.seq, after.prev_hash) == (first.seq + 1, first.hash)
+    assert list(AuditEvent.objects.for_org(organization).order_by("seq").values_list("action", flat=True)) == [
+        "member.invited", "member.role_changed",
+    ]  # fmt: skip
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_new_transaction_reads_the_head_again(organization):
+    """Between two transactions of this connection another one appended: the next event follows it."""
+    import threading
+
+    from django.db import connections
+    from django.test.utils import CaptureQueriesContext
+
+    mine = record(organization)
+
+    def other_connection():
+        try:
+            record(organization, action="member.removed")
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=other_connection)
+    thread.start()
+    thread.join(timeout=30)
+    theirs = AuditEvent.objects.for_org(organization).get(action="member.removed")
+    with CaptureQueriesContext(connection) as queries:
+        after = record(organization, action="member.role_changed")
+    assert any("pg_advisory_xact_lock" in q["sql"] for q in queries.captured_queries)
+    assert (mine.seq, theirs.seq, after.seq) == (1, 2, 3) and after.prev_hash == theirs.hash
