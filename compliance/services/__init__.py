@@ -4,7 +4,7 @@
 - ``sources``: events announced by other code (security events, accounts' changes,
   back-office changes, refused requests);
 - ``retention``: the purge with its checkpoints, and the alerts of chain verification;
-- ``do_not_call``: the organization's do-not-call list (add, remove; audited).
+- ``do_not_call``: the organization's do-not-call list (add, ensure, remove; audited).
 """
 
 from compliance.services.audit import (  # noqa: F401
@@ -14,7 +14,7 @@ from compliance.services.audit import (  # noqa: F401
     audit_record_read,
     audit_snapshot,
 )
-from compliance.services.do_not_call import do_not_call_add, do_not_call_remove  # noqa: F401
+from compliance.services.do_not_call import do_not_call_add, do_not_call_ensure, do_not_call_remove  # noqa: F401
 from compliance.services.retention import (  # noqa: F401
     PurgeResult,
     audit_chain_ids,

@@ -17,7 +17,7 @@ from django.db import IntegrityError, transaction
 from accounts.principals import Kind, as_principal
 from compliance.actors import resolve_actor
 from compliance.models import DoNotCallEntry, DoNotCallReason, DoNotCallSource
-from compliance.selectors import do_not_call_lookup
+from compliance.selectors import do_not_call_listing
 from compliance.services.audit import audit_record
 from jagcall.kernel.errors import ApplicationError
 from jagcall.kernel.phone import InvalidPhoneNumber, parse_e164
@@ -41,11 +41,8 @@ def _masked(number: str) -> str:
     return f"{number[:-4][:3]}•••{number[-2:]}" if len(number) > 6 else "•••"
 
 
-@transaction.atomic
-def do_not_call_add(
-    *, organization, actor, number: str, reason: str = DoNotCallReason.REQUESTED, source: str = DoNotCallSource.PORTAL
-) -> DoNotCallEntry:
-    """Put ``number`` on the organization's do-not-call list; refused (409) when it is already there."""
+def _checked(organization, actor, number: str, reason: str, source: str):
+    """(principal, E.164 number) once the actor may add and the entry's facts are known; else ApplicationError."""
     principal = as_principal(actor, organization)
     if principal.kind not in _ADDERS_WITHOUT_ROLE:
         principal.require("product.use")
@@ -54,14 +51,11 @@ def do_not_call_add(
         raise ApplicationError(f"Choose a reason among: {', '.join(DoNotCallReason.values)}.", field="reason")
     if source not in DoNotCallSource.values:
         raise ApplicationError(f"Choose a source among: {', '.join(DoNotCallSource.values)}.", field="source")
-    existing = do_not_call_lookup(organization=organization, number=number)
-    if existing is not None:
-        raise ApplicationError(
-            f"{number} is already on the do-not-call list (since {existing.created_at:%Y-%m-%d}).",
-            code="already_listed",
-            field="number",
-            status=409,
-        )
+    return principal, number
+
+
+def _entry_create(organization, principal, number: str, reason: str, source: str) -> DoNotCallEntry | None:
+    """The new entry, audited; None when a concurrent request listed the same number a moment ago."""
     entry = DoNotCallEntry(
         organization=organization,
         number=number,
@@ -72,10 +66,8 @@ def do_not_call_add(
     try:
         with transaction.atomic():
             entry.save()
-    except IntegrityError:  # the same number added at the same moment by another request
-        raise ApplicationError(
-            f"{number} is already on the do-not-call list.", code="already_listed", field="number", status=409
-        ) from None
+    except IntegrityError:
+        return None
     audit_record(
         action="do_not_call.added",
         organization=organization,
@@ -85,6 +77,41 @@ def do_not_call_add(
         metadata={"number": _masked(number)},
     )
     return entry
+
+
+@transaction.atomic
+def do_not_call_add(
+    *, organization, actor, number: str, reason: str = DoNotCallReason.REQUESTED, source: str = DoNotCallSource.PORTAL
+) -> DoNotCallEntry:
+    """Put ``number`` on the organization's do-not-call list; refused (409) when it is already there."""
+    principal, number = _checked(organization, actor, number, reason, source)
+    existing = do_not_call_listing(organization=organization, number=number)
+    if existing is not None:
+        raise ApplicationError(
+            f"{number} is already on the do-not-call list (since {existing.created_at:%Y-%m-%d}).",
+            code="already_listed",
+            field="number",
+            status=409,
+        )
+    entry = _entry_create(organization, principal, number, reason, source)
+    if entry is None:  # the same number added at the same moment by another request
+        raise ApplicationError(
+            f"{number} is already on the do-not-call list.", code="already_listed", field="number", status=409
+        )
+    return entry
+
+
+@transaction.atomic(savepoint=False)  # its errors end the caller's transaction: no savepoint to pay for
+def do_not_call_ensure(
+    *, organization, actor, number: str, reason: str = DoNotCallReason.REQUESTED, source: str = DoNotCallSource.PORTAL
+) -> DoNotCallEntry | None:
+    """``do_not_call_add`` for whoever only needs the number listed (an SMS STOP): the new entry, or None
+    when it was listed already. Being listed is not an error here, so it costs the caller's transaction
+    nothing; a bad number or an actor without the right still raises ApplicationError."""
+    principal, number = _checked(organization, actor, number, reason, source)
+    if do_not_call_listing(organization=organization, number=number) is not None:
+        return None
+    return _entry_create(organization, principal, number, reason, source)
 
 
 @transaction.atomic

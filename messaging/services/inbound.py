@@ -40,8 +40,7 @@ from django.utils import timezone
 from twilio.twiml.messaging_response import MessagingResponse
 
 from compliance.models import DoNotCallReason, DoNotCallSource
-from compliance.selectors import do_not_call_listing
-from compliance.services import audit_record, do_not_call_add
+from compliance.services import audit_record, do_not_call_ensure
 from jagcall.kernel import rows
 from jagcall.kernel.errors import ApplicationError
 from jagcall.kernel.phone import InvalidPhoneNumber, parse_e164
@@ -113,17 +112,12 @@ def _clean_sender(from_number: str) -> str:
 def _list_do_not_call(*, phone_number: PhoneNumber, sender: str, keyword: str, message_sid: str, actor) -> None:
     """A keyword opt-out stops calls too: the sender goes on the do-not-call list (once)."""
     organization = phone_number.organization
-    if do_not_call_listing(organization=organization, number=sender) is not None:
+    entry = do_not_call_ensure(
+        organization=organization, actor=actor, number=sender,
+        reason=DoNotCallReason.CONSENT_REVOKED, source=DoNotCallSource.SMS,
+    )  # fmt: skip
+    if entry is None:  # listed already
         return
-    try:  # its refusals are raised before it writes, or once its own savepoint is rolled back
-        entry = do_not_call_add(
-            organization=organization, actor=actor, number=sender,
-            reason=DoNotCallReason.CONSENT_REVOKED, source=DoNotCallSource.SMS,
-        )  # fmt: skip
-    except ApplicationError as error:
-        if error.code == "already_listed":
-            return
-        raise
     audit_record(
         action="phone_number.opt_out_received",
         organization=organization,
