@@ -57,35 +57,40 @@ def subscription_set(
     """Set the pair's subscription; the change recorded, or None when it already was so (nothing written)."""
     organization = phone_number.organization
     subscription = _subscription_locked(phone_number, recipient)
-    if subscription is None:
-        if subscribed:
-            return None  # never unsubscribed: nothing to re-subscribe
-        try:
-            with transaction.atomic():
-                subscription = Subscription.objects.create(
-                    organization_id=phone_number.organization_id, phone_number=phone_number, recipient=recipient
-                )
-        except IntegrityError:  # a concurrent change created it: wait for it, then read what it left
-            subscription = _subscription_locked(phone_number, recipient)
-    if subscription.subscribed == subscribed:
-        return None
+    if subscription is None and subscribed:
+        return None  # never unsubscribed: nothing to re-subscribe
     now = timezone.now()
-    subscription.subscribed = subscribed
-    subscription.needs_review = bool(flagged and not subscribed)
-    subscription.changed_at = now
-    label = resolve_actor(actor, None).label[:254]
     change = SubscriptionChange(
         organization=organization,
-        subscription=subscription,
         subscribed=subscribed,
         via=via,
         keyword=keyword,
         message=message,
         flagged_for_review=flagged,
-        actor_label=label,
+        actor_label=resolve_actor(actor, None).label[:254],
         created_at=now,
     )
-    rows.save((subscription, ["subscribed", "needs_review", "changed_at"]), change)
+    needs_review = bool(flagged and not subscribed)
+    written = False
+    if subscription is None:  # the pair's first change: its row is written unsubscribed, with the change
+        change.subscription = subscription = Subscription(
+            organization_id=phone_number.organization_id, phone_number=phone_number, recipient=recipient,
+            subscribed=False, needs_review=needs_review, changed_at=now,
+        )  # fmt: skip
+        try:
+            with transaction.atomic():
+                rows.save(subscription, change)
+            written = True
+        except IntegrityError:  # a concurrent change created it: wait for it, then read what it left
+            subscription = _subscription_locked(phone_number, recipient)  # the change was not written: reused
+    if not written:
+        if subscription.subscribed == subscribed:
+            return None
+        subscription.subscribed = subscribed
+        subscription.needs_review = needs_review
+        subscription.changed_at = now
+        change.subscription = subscription
+        rows.save((subscription, ["subscribed", "needs_review", "changed_at"]), change)
     action = "sms_subscription.resubscribed" if subscribed else "sms_subscription.unsubscribed"
     audit_record(
         action=action,

@@ -25,6 +25,10 @@ SMS_BUDGET = 6
 # subscription with its change, audit chain's head (locked), audit event, confirmation with its first status
 # and its usage; a STOP also asks whether the sender is on the do-not-call list already
 KEYWORD_BUDGET = 9
+# a sender's first STOP makes the subscription row with its change in one statement, and puts the sender on
+# the do-not-call list: is it there already, the entry, its audit event and the opt-out's (the chain's head is
+# read once per request: later events of the same transaction know it)
+FIRST_STOP_BUDGET = 13
 TEXTER = "+12129870188"
 
 
@@ -35,6 +39,11 @@ def number(twilio_standin, settings, organization):
 
 
 def counted(client, number, body: str):
+    from compliance.services.audit import _HeadCache
+
+    # Each webhook request commits on its own in production; here they share the test's transaction,
+    # so the audit chain's head an earlier request appended is forgotten as its commit would.
+    _HeadCache.forget(connection.alias)
     with CaptureQueriesContext(connection) as queries:
         response = text(client, number, body, sender=TEXTER)
     statements = [q["sql"] for q in queries.captured_queries if not q["sql"].startswith(("SAVEPOINT", "RELEASE"))]
@@ -65,7 +74,8 @@ def test_a_keyword_from_a_returning_sender_stays_within_its_sql_budget_and_is_st
     from messaging.models import MessageStatusEvent, Subscription, SubscriptionChange
 
     counted(client, number, "Hello, is the practice open Saturday?")
-    first_stop, _ = counted(client, number, "STOP")  # the first one also puts the sender on the do-not-call list
+    first_stop, statements = counted(client, number, "STOP")  # the first also puts the sender on do-not-call
+    assert len(statements) <= FIRST_STOP_BUDGET, "\n\n".join(statements)
     assert "you are unsubscribed" in first_stop.content.decode()
     start, statements = counted(client, number, "START")
     assert "you are subscribed again" in start.content.decode()
