@@ -5,7 +5,7 @@
 - ``usage_send_task`` (every minute): unsent usage to Stripe meter events, batch after batch.
 - ``usage_reconcile_task`` (daily): yesterday's totals compared with Stripe's meter summaries.
 - ``past_due_restrict_task`` (hourly): past-due organizations beyond the grace period are restricted.
-- ``spend_cap_check_task`` (after each usage record) and ``spend_caps_sweep_task`` (hourly, in case a check
+- ``spend_cap_check_task`` (seconds after usage is recorded, once for a burst) and ``spend_caps_sweep_task`` (hourly, in case a check
   was lost): the cap's notices and flag.
 - ``subscriptions_sync_task`` (daily): every subscription fetched again, in case an event never came.
 """

@@ -1,7 +1,8 @@
 """The usage ledger and spend caps.
 
 Telephony records each completed call's billable minutes and messaging each text's segments here
-(``usage_record``), once per source. Each record is then checked against the owner's spend cap: at
+(``usage_record``), once per source. Each record is then checked against the owner's spend cap, by a
+task a few seconds later that covers every record made meanwhile (``_CapChecks``): at
 BILLING_CAP_WARNING_PERCENT of it owners are told once a month, at 100% they are told and the cap's flag
 is set for the month, which the pre-dial and pre-send gates read (``spend_cap_refusal``) to refuse new
 outbound calls and texts. Inbound keeps working. Raising or removing the cap clears the flag at once.
@@ -15,6 +16,8 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
+import threading
+import time
 from decimal import Decimal
 
 from celery import current_app
@@ -98,11 +101,56 @@ def _usage_event(organization, kind: str, quantity: int, source: str, occurred_a
     )
 
 
+class _CapChecks:
+    """The spend cap checks this process has queued: at most one per organization at a time.
+
+    [!!] Queuing a task cost a metered request about 5 ms (the broker's round trips and the message's
+    making), as much as the rest of an automatic SMS reply. A check reads the month's whole usage when it
+    runs, so the one queued first covers every usage committed before it runs. It is queued to run
+    BILLING_CAP_CHECK_SECONDS later, plus a margin for the worker's clock, and until then this process
+    queues no other for that organization: a burst of texts costs one check, run within seconds of the
+    first. Other processes queue their own. A check that could not be queued is not remembered, and the
+    hourly sweep catches up on any lost with its worker.
+    """
+
+    CLOCK_MARGIN = 1.0  # seconds: a worker's clock a little ahead still runs the check after the window
+    PRUNE_AT = 10_000  # organizations remembered before the ones whose check has run are forgotten
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._pending: dict[str, float] = {}  # organization -> when its queued check runs (monotonic)
+
+    def soon(self, organization_id) -> None:
+        key = str(organization_id)
+        window = float(settings.BILLING_CAP_CHECK_SECONDS)
+        now = time.monotonic()
+        if window > 0:
+            with self._lock:
+                if self._pending.get(key, 0.0) > now:
+                    return  # a check queued earlier runs after this commit
+                if len(self._pending) >= self.PRUNE_AT:
+                    self._pending = {k: due for k, due in self._pending.items() if due > now}
+                self._pending[key] = now + window
+        try:
+            if window > 0:
+                current_app.send_task(CAP_CHECK_TASK, args=[key], countdown=window + self.CLOCK_MARGIN)
+            else:
+                current_app.send_task(CAP_CHECK_TASK, args=[key])
+        except Exception:  # the broker is away: the hourly sweep checks every capped organization
+            with self._lock:
+                self._pending.pop(key, None)
+            logger.warning("could not queue the spend cap check of %s", organization_id, exc_info=True)
+
+    def forget(self) -> None:
+        with self._lock:
+            self._pending.clear()
+
+
+_cap_checks = _CapChecks()
+
+
 def _cap_check_soon(organization_id) -> None:
-    try:
-        current_app.send_task(CAP_CHECK_TASK, args=[str(organization_id)])
-    except Exception:  # the broker is away: the hourly sweep checks every capped organization
-        logger.warning("could not queue the spend cap check of %s", organization_id, exc_info=True)
+    _cap_checks.soon(organization_id)
 
 
 # --- the cap -------------------------------------------------------------------------------------

@@ -128,3 +128,34 @@ def test_the_spend_cap_warns_once_at_80_percent_and_once_when_reached(organizati
     assert spend_cap_check(organization, now=now + dt.timedelta(days=30)) == "under"
     organization.refresh_from_db()
     assert organization.spend_cap_reached_month is None
+
+
+def test_a_spend_cap_check_that_could_not_be_queued_is_asked_for_again_by_the_next_usage(
+    organization, settings, monkeypatch
+):
+    """A burst costs one queued check (the worker's side is in test_metering_worker.py); but a check the broker
+    refused is not counted as queued, so the next usage of the organization asks again."""
+    from celery import current_app
+
+    from billing.services.usage import CAP_CHECK_TASK, _cap_checks
+
+    settings.BILLING_CAP_CHECK_SECONDS = 30
+    _cap_checks.forget()
+    asked, broker_up = [], False
+
+    def send_task(name, args=None, countdown=None, **options):
+        asked.append((name, args, countdown))
+        if not broker_up:
+            raise ConnectionRefusedError("the broker is away")
+
+    monkeypatch.setattr(current_app, "send_task", send_task)
+    _cap_checks.soon(organization.id)
+    _cap_checks.soon(organization.id)
+    assert len(asked) == 2  # refused twice: nothing pending, each usage asked
+    broker_up = True
+    for _ in range(3):
+        _cap_checks.soon(organization.id)
+    assert asked[2:] == [(CAP_CHECK_TASK, [str(organization.id)], 31.0)]  # one check, run after the window
+    settings.BILLING_CAP_CHECK_SECONDS = 0  # no window: a check per usage, at once
+    _cap_checks.soon(organization.id)
+    assert asked[3:] == [(CAP_CHECK_TASK, [str(organization.id)], None)]

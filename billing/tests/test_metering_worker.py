@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from billing.models import BillingAccount, UsageEvent
 from billing.services.usage import usage_record
+from jagcall.celery import ping
 from jagcall.tests.test_celery import BASE_DIR, _stop, _worker_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -123,3 +124,55 @@ def test_a_worker_killed_mid_batch_leaves_nothing_billed_twice(tmp_path, organiz
     assert len(stripe_standin.meter_events) == 3 * BATCH  # each identifier once
     assert stripe_standin.duplicate_meter_events == accepted_at_kill - marked_at_kill  # the dead batch, refused
     assert stripe_standin.meter_total(name, customer.id) == ours
+
+
+def cap_checks_received(log_path) -> int:
+    return sum(
+        1 for line in log_path.read_text().splitlines()
+        if "billing.tasks.spend_cap_check_task[" in line and "] received" in line
+    )  # fmt: skip
+
+
+def test_a_burst_of_usage_queues_one_spend_cap_check_which_sets_the_flag_the_gates_read(
+    tmp_path, organization, owner, settings, stripe_standin
+):
+    """Each usage record asks for a check of the cap; a burst of them costs one check, run a moment after the
+    first, and that check covers the whole burst. Once it has run, the next record queues a new one."""
+    from billing.selectors import month_start
+    from billing.services.subscriptions import billing_account_ensure
+    from billing.services.usage import _cap_checks
+
+    settings.BILLING_CAP_CHECK_SECONDS = 1.0
+    _cap_checks.forget()
+    billing_account_ensure(organization)
+    BillingAccount.objects.for_org(organization).update(spend_cap_cents=5_000)  # $50 of usage charges
+    process, log_path = start_worker(tmp_path, stripe_standin, "caps")
+    try:
+        now = timezone.now()
+        # Starter includes 500 minutes, then 9 cents a minute: 20 calls of 30 minutes are $9.00, under the cap.
+        for i in range(20):
+            usage_record(organization=organization, kind="call_minutes", quantity=30, source=f"call:under-{i}",
+                         occurred_at=now)  # fmt: skip
+        # The last records take the month over the cap ($63.00): the check queued by the first covers them.
+        for i in range(12):
+            usage_record(organization=organization, kind="call_minutes", quantity=50, source=f"call:over-{i}",
+                         occurred_at=now)  # fmt: skip
+        burst_ended = time.monotonic()
+
+        def reached():
+            organization.refresh_from_db()
+            return organization.spend_cap_reached_month == month_start(now).date()
+
+        wait_until(reached, process, log_path, timeout=60)
+        # A task queued after the burst, run by the same one-at-a-time worker: once it is done, the worker
+        # has taken in every task queued before it.
+        assert ping.delay("drained").get(timeout=60) == "drained"
+        assert cap_checks_received(log_path) == 1, log_path.read_text()[-4000:]
+
+        # The window has passed: the next record queues its own check.
+        time.sleep(max(0.0, burst_ended + settings.BILLING_CAP_CHECK_SECONDS + 0.1 - time.monotonic()))
+        usage_record(organization=organization, kind="call_minutes", quantity=1, source="call:after",
+                     occurred_at=timezone.now())  # fmt: skip
+        wait_until(lambda: cap_checks_received(log_path) == 2, process, log_path, timeout=60)
+    finally:
+        _stop(process)
