@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from django.db import connection
 from django.db.models import Prefetch, Q, QuerySet
 
+from compliance.models import DoNotCallEntry
+from compliance.selectors import DoNotCallListing
 from jagcall.kernel import rows
 from messaging.models import Contact, Conversation, Message, MessageStatusEvent, NumberMessaging, Subscription
 
@@ -51,6 +53,47 @@ def subscription_state(phone_number, number: str) -> SubscriptionState | None:
         )
         row = cursor.fetchone()
     return SubscriptionState(subscribed=row[0], changed_at=row[1]) if row else None
+
+
+@dataclass(frozen=True)
+class RecipientStanding:
+    """What the pre-send gate reads of a recipient: their do-not-call entry and their subscription to the
+    sending number (each None when there is none)."""
+
+    do_not_call: DoNotCallListing | None
+    subscription: SubscriptionState | None
+
+
+def recipient_standing(*, organization, phone_number, number: str) -> RecipientStanding:
+    """``do_not_call_listing`` and ``subscription_state`` in one round trip to PostgreSQL.
+
+    [!!] Each read costs PostgreSQL a few hundredths of a millisecond, and the round trip about half a
+    millisecond of the check's one-millisecond budget (bench/sms_webhook.py): so both go in one statement,
+    each in its own LATERAL sub-select with its own LIMIT, served by its own unique index as when read
+    apart. The subscription is the sending number's organization's, as ``subscription_state`` reads it.
+    """
+    entry_matches, entry_candidate = rows.equals_any(
+        "d.number_index", _number_candidates(DoNotCallEntry, "number_index", number, organization.id)
+    )
+    pair_matches, pair_candidate = rows.equals_any(
+        "s.recipient_index", _number_candidates(Subscription, "recipient_index", number, phone_number.organization_id)
+    )
+    sql = (
+        "SELECT d.source, d.created_at, s.subscribed, s.changed_at FROM (SELECT 1) AS one "
+        f"LEFT JOIN LATERAL (SELECT d.source, d.created_at FROM {DoNotCallEntry._meta.db_table} AS d "  # noqa: S608 (the models' tables)
+        f"WHERE d.organization_id = %s AND {entry_matches} LIMIT 1) AS d ON true "
+        f"LEFT JOIN LATERAL (SELECT s.subscribed, s.changed_at FROM {Subscription._meta.db_table} AS s "
+        f"WHERE s.organization_id = %s AND s.phone_number_id = %s AND {pair_matches} LIMIT 1) AS s ON true"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            sql, [organization.id, entry_candidate, phone_number.organization_id, phone_number.pk, pair_candidate]
+        )
+        row = cursor.fetchone()
+    return RecipientStanding(
+        do_not_call=DoNotCallListing(source=row[0], created_at=row[1]) if row[0] is not None else None,
+        subscription=SubscriptionState(subscribed=row[2], changed_at=row[3]) if row[2] is not None else None,
+    )
 
 
 def contacts_for(organization, *, query: str = "") -> QuerySet:

@@ -23,7 +23,8 @@ it concerns), raised as ``SendRefused`` (422). Rules, in order:
   asked for) are not held.
 
 [!!] Rules read only; a refusal writes nothing and reaches no provider. The check makes two indexed reads
-(the do-not-call entry; the pair's subscription: ``messaging_subscription_once``), each in plain SQL.
+(the do-not-call entry; the pair's subscription: ``messaging_subscription_once``), in plain SQL and in one
+round trip (``recipient_standing``): the first rule that needs either reads both.
 The organization row it is given carries the rest (status, plan, billing standing, the month the spend
 cap was reached), and numbers are parsed once (cached), so a check stays near a millisecond with
 millions of subscriptions (bench/sms_webhook.py).
@@ -43,7 +44,7 @@ from compliance.models import DoNotCallSource
 from compliance.selectors import do_not_call_listing
 from jagcall.kernel.errors import ApplicationError
 from jagcall.kernel.phone import InvalidPhoneNumber, parse_e164
-from messaging.selectors import subscription_state
+from messaging.selectors import RecipientStanding, recipient_standing, subscription_state
 from telephony.models import PhoneNumber
 from telephony.services import dialing
 from telephony.services.dialing import Refusal
@@ -75,7 +76,7 @@ def _e164(to_number) -> str | None:
 # --- the rules (organization, to_number, sender: PhoneNumber | None, now, marketing) ----------
 
 
-def invalid_number(organization, to_number, sender, now, marketing) -> Refusal | None:
+def invalid_number(organization, to_number, sender, now, marketing, reads=None) -> Refusal | None:
     text = str(to_number or "").strip()
     e164, problem = _parsed(text)
     if e164 is None:
@@ -87,7 +88,7 @@ def invalid_number(organization, to_number, sender, now, marketing) -> Refusal |
     return None
 
 
-def no_messaging_rights(organization, to_number, sender, now, marketing) -> Refusal | None:
+def no_messaging_rights(organization, to_number, sender, now, marketing, reads=None) -> Refusal | None:
     if organization.status != OrganizationStatus.ACTIVE:
         return Refusal(
             "no_messaging_rights",
@@ -101,18 +102,18 @@ def no_messaging_rights(organization, to_number, sender, now, marketing) -> Refu
     return None
 
 
-def billing_standing(organization, to_number, sender, now, marketing) -> Refusal | None:
+def billing_standing(organization, to_number, sender, now, marketing, reads=None) -> Refusal | None:
     if getattr(organization, "billing_standing", Standing.GOOD) != Standing.RESTRICTED:
         return None
     return Refusal("billing_restricted", outbound_refusal(organization) or "Outbound texts are paused.")
 
 
-def spend_cap(organization, to_number, sender, now, marketing) -> Refusal | None:
+def spend_cap(organization, to_number, sender, now, marketing, reads=None) -> Refusal | None:
     refusal = spend_cap_refusal(organization, now=now)
     return None if refusal is None else Refusal("spend_cap_reached", refusal)
 
 
-def sender_number(organization, to_number, sender, now, marketing) -> Refusal | None:
+def sender_number(organization, to_number, sender, now, marketing, reads=None) -> Refusal | None:
     usable = (
         isinstance(sender, PhoneNumber)
         and sender.organization_id == organization.id
@@ -130,11 +131,11 @@ def sender_number(organization, to_number, sender, now, marketing) -> Refusal | 
     )
 
 
-def do_not_call(organization, to_number, sender, now, marketing) -> Refusal | None:
+def do_not_call(organization, to_number, sender, now, marketing, reads=None) -> Refusal | None:
     e164 = _e164(to_number)
     if e164 is None:
         return None
-    entry = do_not_call_listing(organization=organization, number=e164)
+    entry = reads.do_not_call() if reads is not None else do_not_call_listing(organization=organization, number=e164)
     if entry is None or entry.source == DoNotCallSource.SMS:
         return None
     return Refusal(
@@ -145,11 +146,11 @@ def do_not_call(organization, to_number, sender, now, marketing) -> Refusal | No
     )
 
 
-def opted_out(organization, to_number, sender, now, marketing) -> Refusal | None:
+def opted_out(organization, to_number, sender, now, marketing, reads=None) -> Refusal | None:
     e164 = _e164(to_number)
     if e164 is None or not isinstance(sender, PhoneNumber):
         return None
-    subscription = subscription_state(sender, e164)
+    subscription = reads.subscription() if reads is not None else subscription_state(sender, e164)
     if subscription is None or subscription.subscribed:
         return None
     return Refusal(
@@ -160,7 +161,7 @@ def opted_out(organization, to_number, sender, now, marketing) -> Refusal | None
     )
 
 
-def quiet_hours(organization, to_number, sender, now, marketing) -> Refusal | None:
+def quiet_hours(organization, to_number, sender, now, marketing, reads=None) -> Refusal | None:
     if not marketing:
         return None
     refusal = dialing.calling_hours(organization, to_number, None, now)
@@ -178,12 +179,39 @@ RULES = [
 ]  # fmt: skip
 
 
+class _Reads:
+    """What one check reads of its recipient, read once for the rules that ask (``do_not_call``,
+    ``opted_out``): both rows in one round trip when the sender is a number (``recipient_standing``)."""
+
+    def __init__(self, organization, to_number, sender):
+        self.organization, self.sender, self.e164 = organization, sender, _e164(to_number)
+        self._standing = None
+
+    def _read(self) -> RecipientStanding:
+        if self._standing is None:
+            if isinstance(self.sender, PhoneNumber):
+                self._standing = recipient_standing(
+                    organization=self.organization, phone_number=self.sender, number=self.e164
+                )
+            else:
+                listing = do_not_call_listing(organization=self.organization, number=self.e164)
+                self._standing = RecipientStanding(do_not_call=listing, subscription=None)
+        return self._standing
+
+    def do_not_call(self):
+        return self._read().do_not_call
+
+    def subscription(self):
+        return self._read().subscription
+
+
 def pre_send_check(
     *, organization, to_number, sender: PhoneNumber | None, marketing: bool = False, now: dt.datetime | None = None
 ) -> list[Refusal]:
     """Every rule's refusal (empty: the text may be sent). Reads only."""
     now = now or timezone.now()
-    return [r for rule in RULES if (r := rule(organization, to_number, sender, now, marketing)) is not None]
+    reads = _Reads(organization, to_number, sender)
+    return [r for rule in RULES if (r := rule(organization, to_number, sender, now, marketing, reads)) is not None]
 
 
 def pre_send_gate(
@@ -191,8 +219,9 @@ def pre_send_gate(
 ) -> str:
     """Raise SendRefused with the first rule that refuses; return the destination in E.164 when all pass."""
     now = now or timezone.now()
+    reads = _Reads(organization, to_number, sender)
     for rule in RULES:
-        refusal = rule(organization, to_number, sender, now, marketing)
+        refusal = rule(organization, to_number, sender, now, marketing, reads)
         if refusal is not None:
             raise SendRefused(refusal.code, refusal.message, refusal.field)
     return _e164(to_number)

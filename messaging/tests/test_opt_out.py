@@ -325,3 +325,30 @@ def test_odd_but_signed_texts_get_a_clear_answer_never_a_500(client, organizatio
     long_text = text(client, number, "STOP " * 20_000, sender="+14155550177")
     assert long_text.status_code == 200 and long_text.content == EMPTY
     assert not unsubscribed(number, "+14155550177")
+
+
+def test_the_gate_reads_the_do_not_call_list_and_the_subscription_in_one_statement(
+    client, organization, other_organization, owner, other_owner, number, second_number, django_assert_num_queries
+):
+    """Both of the check's reads go to PostgreSQL together; each still answers for its own rows only."""
+    from compliance.services import do_not_call_add
+    from telephony.tests.factories import PhoneNumberFactory
+
+    listed, clean = "+12129870155", "+12129870166"
+    text(client, number, "STOP", sender=listed)  # opted out of `number` (and listed as texted: source "sms")
+    entry = DoNotCallEntry.objects.for_org(organization).get()
+    do_not_call_remove(organization=organization, actor=owner, entry=entry)
+    do_not_call_add(organization=organization, actor=owner, number=listed)  # an owner lists it for calls and texts
+    elsewhere = PhoneNumberFactory(organization=other_organization, sms_enabled=True)
+    do_not_call_add(organization=other_organization, actor=other_owner, number=clean)  # another organization's list
+
+    with django_assert_num_queries(1):
+        assert refusal_codes(organization, number, to=listed) == ["do_not_call", "opted_out"]
+    with django_assert_num_queries(1):
+        assert refusal_codes(organization, second_number, to=listed) == ["do_not_call"]  # opted out of the other
+    with django_assert_num_queries(1):
+        assert refusal_codes(organization, number, to=clean) == []
+    with django_assert_num_queries(1):
+        assert refusal_codes(other_organization, elsewhere, to=clean) == ["do_not_call"]
+    with django_assert_num_queries(1):  # no sending number: the list alone
+        assert refusal_codes(organization, None, to=listed) == ["sender_number", "do_not_call"]

@@ -121,7 +121,9 @@ def test_sms_webhook_bench_runs_small(bench_dir):
                  r"pre-send check p95 [\d.]+ ms, recipient never changed \(no row\)",
                  r"opted_out rule alone p95 [\d.]+ ms, a row", r"opted_out rule alone p95 [\d.]+ ms, no row"):  # fmt: skip
         assert re.search(rf"^(PASS|FAIL): {line} with 10,000 subscriptions \(goal < 1 ms\)", out, re.MULTILINE), line
+    assert re.search(r"^  SQL statements per check: 1 ", out, re.MULTILINE)  # both reads in one round trip
     assert re.search(r"^ +-> +Index (Only )?Scan using \w+ on messaging_subscription", out, re.MULTILINE)
+    assert re.search(r"^ +-> +Index (Only )?Scan using \w+ on compliance_donotcallentry", out, re.MULTILINE)
     agreed = re.search(r"the gate agrees with the keyword senders' last STOP/START: (\d+) of (\d+)", out)
     assert agreed and agreed.group(1) == agreed.group(2) != "0"
     assert "MISMATCH" not in out and "WRONG" not in out and "unexpected status" not in out
