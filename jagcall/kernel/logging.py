@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextvars
 import logging
 import re
+import sys
 import uuid
 
 _request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
@@ -32,6 +33,26 @@ def current_request():
     ``request.auth`` once authentication has run.
     """
     return _request.get()
+
+
+class ConsoleHandler(logging.StreamHandler):
+    """The log lines to the process's standard error as it is at each line, not as it was at start-up.
+
+    A plain StreamHandler keeps the stream it was configured with. Where standard error is replaced for a
+    while and the replacement closed (a test runner capturing output, a command redirecting it), a thread
+    that logs afterwards wrote to the closed stream and its line was lost ("I/O operation on closed file").
+    """
+
+    def __init__(self):
+        super().__init__(stream=sys.stderr)
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:  # StreamHandler.__init__ and setStream assign it: always sys.stderr
+        pass
 
 
 class RequestIdFilter(logging.Filter):

@@ -26,7 +26,7 @@ LOGGING = {
     },
     "handlers": {
         "console": {
-            "class": "logging.StreamHandler",
+            "class": "jagcall.kernel.logging.ConsoleHandler",
             "formatter": LOG_FORMAT,
             "filters": ["request_id", "redact_secrets"],
         }
