@@ -343,10 +343,30 @@ def _webhook_view_class(view_func) -> type | None:
 
 def _webhook_refusals(request, route: str, *, increment: bool) -> dict | None:
     client = client_network(request)
-    return get_usage(
-        request, group=f"webhook-refusals:{route}", key=lambda _group, _request: client,
-        rate=_client_rate(route), increment=increment,
-    )
+    group, rate = f"webhook-refusals:{route}", _client_rate(route)
+    if not increment:
+        return _refusals_read(group, client, rate)
+    return get_usage(request, group=group, key=lambda _group, _request: client, rate=rate, increment=True)
+
+
+def _refusals_read(group: str, client: str, rate: str) -> dict | None:
+    """What ``get_usage(..., increment=False)`` answers for the counter ``get_usage(..., increment=True)`` keeps.
+
+    [!!] Every webhook delivery asks before its signature is checked. ``get_usage`` reads with an ADD of a zero
+    (a write) and then a GET, two round trips to Redis and most of a millisecond; one GET of the same key, as
+    the library makes it (django-ratelimit is pinned), answers the same. A key that is not there is a count of
+    0. Redis unreachable raises, and the caller answers 503.
+    """
+    if not getattr(settings, "RATELIMIT_ENABLE", True):
+        return None
+    from django.core.cache import caches
+    from django_ratelimit import core
+
+    limit, period = core._split_rate(rate)
+    window = core._get_window(client, period)
+    key = core._make_cache_key(group, window, rate, client, core.ALL)
+    count = caches[getattr(settings, "RATELIMIT_USE_CACHE", "default")].get(key, 0)
+    return {"count": count, "limit": limit, "should_limit": count > limit, "time_left": window - int(core.time.time())}
 
 
 def webhook_check(request, view_class) -> HttpResponse | None:

@@ -97,3 +97,25 @@ def test_when_redis_is_down_webhooks_answer_503_and_the_view_never_runs(hooks, o
     response = deliver("198.51.100.71")
     assert response.status_code == 503 and response["Retry-After"] == "30"
     assert Calls.handled == []
+
+
+def test_the_read_before_the_signature_answers_what_the_counter_holds(hooks):
+    """Each delivery reads its client's refusals with one GET; it must see exactly what the counter (the rate
+    limiter's own, incremented on each refusal) holds, window and all."""
+    from django.test import RequestFactory
+    from django_ratelimit.core import get_usage
+
+    from accounts.ratelimits import _client_rate, _refusals_read
+
+    client, group, rate = "198.51.100.72", "webhook-refusals:hooks", _client_rate("hooks")
+    request = RequestFactory().post(HOOK, REMOTE_ADDR=client)
+
+    def theirs(increment=False):
+        return get_usage(request, group=group, key=lambda _group, _request: client, rate=rate, increment=increment)
+
+    assert _refusals_read(group, client, rate)["count"] == 0  # nothing counted yet, and nothing written by asking
+    for _ in range(3):
+        theirs(increment=True)
+    assert _refusals_read(group, client, rate) == theirs() and theirs()["count"] == 3
+    assert _refusals_read("webhook-refusals:other", client, rate)["count"] == 0  # another budget
+    assert _refusals_read(group, "198.51.100.73", rate)["count"] == 0  # another client
