@@ -58,6 +58,36 @@ def _values(obj: Model, fields, connection, *, add: bool) -> list:
     return [field.get_db_prep_save(field.pre_save(obj, add), connection) for field in fields]
 
 
+def _update_sql(obj: Model, names: Sequence[str], connection) -> tuple[str, list]:
+    meta = obj._meta
+    fields = [meta.get_field(name) for name in names]
+    if obj.pk is None or not fields or any(field.primary_key or not field.concrete for field in fields):
+        raise ValueError(f"{meta.label}: update a saved row's own columns, not {list(names)!r}")
+    assignments = ", ".join(f"{connection.ops.quote_name(field.column)} = %s" for field in fields)
+    sql = (
+        f"UPDATE {connection.ops.quote_name(meta.db_table)} SET {assignments} "
+        f"WHERE {connection.ops.quote_name(meta.pk.column)} = %s"
+    )
+    return sql, [*_values(obj, fields, connection, add=False), meta.pk.get_db_prep_save(obj.pk, connection)]
+
+
+def _insert_sql(obj: Model, connection) -> tuple[str, list]:
+    meta = obj._meta
+    if obj.pk is None:
+        raise ValueError(f"{meta.label}: set the primary key before writing it with rows.save")
+    fields = meta.concrete_fields
+    columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
+    placeholders = ", ".join(["%s"] * len(fields))
+    sql = f"INSERT INTO {connection.ops.quote_name(meta.db_table)} ({columns}) VALUES ({placeholders})"
+    return sql, _values(obj, fields, connection, add=True)
+
+
+def _mark_saved(objs, using: str) -> None:
+    for obj in objs:
+        obj._state.adding = False
+        obj._state.db = using
+
+
 def save(*writes: Model | tuple[Model, Sequence[str]], using: str = "default") -> None:
     """Write rows in one statement: each of ``writes`` is a new instance (inserted, its primary key set
     beforehand) or ``(instance, ["field", ...])`` (those fields updated by primary key).
@@ -72,38 +102,40 @@ def save(*writes: Model | tuple[Model, Sequence[str]], using: str = "default") -
     connection = connections[using]
     statements, params = [], []
     for write in writes:
-        if isinstance(write, tuple):
-            obj, names = write
-            meta = obj._meta
-            fields = [meta.get_field(name) for name in names]
-            if obj.pk is None or not fields or any(field.primary_key or not field.concrete for field in fields):
-                raise ValueError(f"{meta.label}: update a saved row's own columns, not {list(names)!r}")
-            assignments = ", ".join(f"{connection.ops.quote_name(field.column)} = %s" for field in fields)
-            statements.append(
-                f"UPDATE {connection.ops.quote_name(meta.db_table)} SET {assignments} "
-                f"WHERE {connection.ops.quote_name(meta.pk.column)} = %s"
-            )
-            params += _values(obj, fields, connection, add=False)
-            params.append(meta.pk.get_db_prep_save(obj.pk, connection))
-        else:
-            obj = write
-            meta = obj._meta
-            if obj.pk is None:
-                raise ValueError(f"{meta.label}: set the primary key before writing it with rows.save")
-            fields = meta.concrete_fields
-            columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
-            placeholders = ", ".join(["%s"] * len(fields))
-            statements.append(
-                f"INSERT INTO {connection.ops.quote_name(meta.db_table)} ({columns}) VALUES ({placeholders})"
-            )
-            params += _values(obj, fields, connection, add=True)
+        sql, values = _update_sql(*write, connection) if isinstance(write, tuple) else _insert_sql(write, connection)
+        statements.append(sql)
+        params += values
     *first, last = statements
     sql = last
     if first:
         sql = "WITH " + ", ".join(f"w{i} AS ({statement})" for i, statement in enumerate(first)) + " " + last
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-    for write in writes:
-        obj = write[0] if isinstance(write, tuple) else write
-        obj._state.adding = False
-        obj._state.db = using
+    _mark_saved([write[0] if isinstance(write, tuple) else write for write in writes], using)
+
+
+def save_new(new: Model, *updates: tuple[Model, Sequence[str]], using: str = "default") -> bool:
+    """Insert ``new`` and make ``updates`` (``(instance, ["field", ...])``) in one statement, unless ``new``
+    would break one of its table's unique constraints (its row is there already): then nothing at all is
+    written, and False is returned.
+
+    [!!] For a write that may meet its own earlier copy (a text redelivered): the INSERT is ``ON CONFLICT
+    DO NOTHING`` and each update happens only if it inserted. A savepoint around a plain INSERT would do the
+    same in three round trips instead of one. A concurrent insert of the same row is waited for, as a
+    unique index waits, and then counts as there already.
+    """
+    connection = connections[using]
+    insert, params = _insert_sql(new, connection)
+    statements = [f"{insert} ON CONFLICT DO NOTHING RETURNING 1"]
+    for obj, names in updates:
+        sql, values = _update_sql(obj, names, connection)
+        statements.append(f"{sql} AND EXISTS (SELECT 1 FROM w0)")
+        params += values
+    sql = "WITH " + ", ".join(f"w{i} AS ({statement})" for i, statement in enumerate(statements))
+    sql += " SELECT count(*) FROM w0"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        inserted = cursor.fetchone()[0] == 1
+    if inserted:
+        _mark_saved([new, *(obj for obj, _names in updates)], using)
+    return inserted

@@ -1,4 +1,4 @@
-"""jagcall.kernel.rows.save: several rows, of several models, written in one statement."""
+"""jagcall.kernel.rows.save and save_new: several rows, of several models, written in one statement."""
 
 from __future__ import annotations
 
@@ -97,3 +97,31 @@ def test_what_it_cannot_write_is_refused_before_the_database_is_asked(organizati
     with CaptureQueriesContext(connection) as queries:
         rows.save()
     assert queries.captured_queries == []
+
+
+def test_save_new_writes_the_row_and_its_updates_in_one_statement_without_a_savepoint(organization):
+    conversation = make_conversation(organization)
+    message = _message(organization, conversation, twilio_sid="SM" + "2" * 32)
+    conversation.unread_count = 3
+    with CaptureQueriesContext(connection) as queries:
+        assert rows.save_new(message, (conversation, ["unread_count"])) is True
+    assert [q["sql"][:5] for q in queries.captured_queries] == ["WITH "]  # one statement, no SAVEPOINT
+    assert Message.objects.for_org(organization).get(pk=message.pk).twilio_sid == "SM" + "2" * 32
+    conversation.refresh_from_db()
+    assert conversation.unread_count == 3
+    assert message._state.adding is False and message._state.db == "default"
+
+
+def test_save_new_writes_nothing_when_the_row_is_there_already_and_the_transaction_goes_on(organization):
+    conversation = make_conversation(organization)
+    rows.save(_message(organization, conversation, twilio_sid="SM" + "3" * 32))
+    again = _message(organization, conversation, twilio_sid="SM" + "3" * 32, body="the same text, delivered again")
+    conversation.unread_count = 99
+    with transaction.atomic():
+        assert rows.save_new(again, (conversation, ["unread_count"])) is False
+        # No error was raised and no savepoint rolled back: the transaction is still usable.
+        assert Message.objects.for_org(organization).filter(twilio_sid="SM" + "3" * 32).count() == 1
+    assert not Message.objects.for_org(organization).filter(pk=again.pk).exists()
+    assert again._state.adding is True
+    conversation.refresh_from_db()
+    assert conversation.unread_count != 99  # the update waited on the insert, which did not happen

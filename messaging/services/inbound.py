@@ -35,7 +35,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from twilio.twiml.messaging_response import MessagingResponse
 
@@ -254,13 +254,11 @@ def message_receive(
         updated_at=now,
     )
     # An inbound text has one status, "received", on the row itself: no timeline to keep. The message and
-    # the conversation's move to the top are one statement.
+    # the conversation's move to the top are one statement, written only if the MessageSid is new: a
+    # concurrent delivery stored it a moment ago, or Twilio retried after its dedupe record was purged.
     conversation.last_message_at = now
     conversation.unread_count += 1
-    try:
-        with transaction.atomic():
-            rows.save(message, (conversation, ["last_message_at", "unread_count"]))
-    except IntegrityError:  # the same MessageSid, stored a moment ago by a concurrent delivery
+    if not rows.save_new(message, (conversation, ["last_message_at", "unread_count"])):
         return Received(None, EMPTY_TWIML)
     message.conversation = conversation
     announce_message(message, "message.received")

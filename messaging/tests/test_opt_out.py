@@ -352,3 +352,20 @@ def test_the_gate_reads_the_do_not_call_list_and_the_subscription_in_one_stateme
         assert refusal_codes(other_organization, elsewhere, to=clean) == ["do_not_call"]
     with django_assert_num_queries(1):  # no sending number: the list alone
         assert refusal_codes(organization, None, to=listed) == ["sender_number", "do_not_call"]
+
+
+def test_a_text_delivered_again_after_its_dedupe_record_was_purged_changes_nothing(client, organization, number):
+    """The webhook base forgets deliveries after a while; the message's own unique MessageSid still answers a
+    late retry: no second message, no unread, no second opt-out or confirmation, and no error."""
+    params = {"MessageSid": "SM" + "b" * 32}
+    first = text(client, number, "STOP", **params)
+    assert b"unsubscribed" in first.content
+    ReceivedWebhook.objects.filter(provider="twilio", organization_id=organization.id).delete()
+    conversation = Message.objects.for_org(organization).get(direction=Direction.INBOUND).conversation
+    before = (len(events(organization)), conversation.unread_count)
+    again = text(client, number, "STOP", **params)
+    assert again.status_code == 200 and again.content == EMPTY
+    conversation.refresh_from_db()
+    assert (len(events(organization)), conversation.unread_count) == before
+    assert Message.objects.for_org(organization).filter(direction=Direction.INBOUND).count() == 1
+    assert len(replies(organization)) == 1 and SubscriptionChange.objects.for_org(organization).count() == 1
