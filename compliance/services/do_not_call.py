@@ -21,6 +21,7 @@ from compliance.selectors import do_not_call_listing
 from compliance.services.audit import audit_record
 from jagcall.kernel.errors import ApplicationError
 from jagcall.kernel.phone import InvalidPhoneNumber, parse_e164
+from jagcall.kernel.rows import UNREAD
 
 # A provider's webhook (an SMS "STOP") adds numbers for the person who asked; it holds no role.
 _ADDERS_WITHOUT_ROLE = (Kind.WEBHOOK, Kind.SYSTEM)
@@ -103,13 +104,19 @@ def do_not_call_add(
 
 @transaction.atomic(savepoint=False)  # its errors end the caller's transaction: no savepoint to pay for
 def do_not_call_ensure(
-    *, organization, actor, number: str, reason: str = DoNotCallReason.REQUESTED, source: str = DoNotCallSource.PORTAL
+    *, organization, actor, number: str, reason: str = DoNotCallReason.REQUESTED, source: str = DoNotCallSource.PORTAL,
+    listed=UNREAD,
 ) -> DoNotCallEntry | None:
     """``do_not_call_add`` for whoever only needs the number listed (an SMS STOP): the new entry, or None
     when it was listed already. Being listed is not an error here, so it costs the caller's transaction
-    nothing; a bad number or an actor without the right still raises ApplicationError."""
+    nothing; a bad number or an actor without the right still raises ApplicationError.
+
+    ``listed``: whether the caller's transaction read the number on the list already (``UNREAD``: look it up
+    here). A number listed meanwhile by another request is found by the entry's unique index."""
     principal, number = _checked(organization, actor, number, reason, source)
-    if do_not_call_listing(organization=organization, number=number) is not None:
+    if listed is UNREAD:
+        listed = do_not_call_listing(organization=organization, number=number) is not None
+    if listed:
         return None
     return _entry_create(organization, principal, number, reason, source)
 

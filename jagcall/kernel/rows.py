@@ -21,6 +21,22 @@ from django.db import connections
 from django.db.models import Model
 
 
+class _Unread:
+    """``UNREAD``: what a caller passes for a row it did not read ahead (the callee reads it); ``None`` would
+    say it read and found nothing."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "UNREAD"
+
+    def __bool__(self) -> bool:
+        raise TypeError("UNREAD is neither true nor false: compare it with `is UNREAD`")
+
+
+UNREAD = _Unread()
+
+
 def columns(model: type[Model], alias: str) -> str:
     """``alias.column, ...``: every concrete field of ``model``, in the order ``instance`` reads them."""
     return ", ".join(f"{alias}.{field.column}" for field in model._meta.concrete_fields)

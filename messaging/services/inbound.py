@@ -39,7 +39,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from twilio.twiml.messaging_response import MessagingResponse
 
-from compliance.models import DoNotCallReason, DoNotCallSource
+from compliance.models import DoNotCallEntry, DoNotCallReason, DoNotCallSource
 from compliance.services import audit_record, do_not_call_ensure
 from jagcall.kernel import rows
 from jagcall.kernel.errors import ApplicationError
@@ -48,7 +48,7 @@ from messaging.errors import UNSUBSCRIBED_RECIPIENT
 from messaging.keywords import Intent, intent_of
 from messaging.models import (
     STATUS_RANK, ChangeVia, Contact, Conversation, Direction, Message, MessageStatus, MessageStatusEvent, MessagingProfile,
-    SenderType,
+    SenderType, Subscription,
 )  # fmt: skip
 from messaging.segments import count_segments
 from messaging.services.contacts import contact_for_number
@@ -109,12 +109,15 @@ def _clean_sender(from_number: str) -> str:
         ) from None  # fmt: skip
 
 
-def _list_do_not_call(*, phone_number: PhoneNumber, sender: str, keyword: str, message_sid: str, actor) -> None:
-    """A keyword opt-out stops calls too: the sender goes on the do-not-call list (once)."""
+def _list_do_not_call(
+    *, phone_number: PhoneNumber, sender: str, keyword: str, message_sid: str, actor, listed=rows.UNREAD
+) -> None:
+    """A keyword opt-out stops calls too: the sender goes on the do-not-call list (once). ``listed``: whether
+    this transaction read them there already (``UNREAD``: not asked)."""
     organization = phone_number.organization
     entry = do_not_call_ensure(
         organization=organization, actor=actor, number=sender,
-        reason=DoNotCallReason.CONSENT_REVOKED, source=DoNotCallSource.SMS,
+        reason=DoNotCallReason.CONSENT_REVOKED, source=DoNotCallSource.SMS, listed=listed,
     )  # fmt: skip
     if entry is None:  # listed already
         return
@@ -159,11 +162,25 @@ def _store_reply(conversation: Conversation, text: str, *, organization) -> None
     announce_message(message, "message.sent")
 
 
-def _returning_conversation_locked(phone_number: PhoneNumber, candidates: list[str]) -> Conversation | None:
-    """The pair's conversation with its contact, locked (FOR UPDATE of the conversation), or None.
+@dataclass
+class _Standing:
+    """Read with a keyword's conversation, in the same statement: the pair's subscription (locked; None when
+    it never changed) and whether the sender is on the do-not-call list. ``UNREAD`` where it was not asked."""
+
+    subscription: object = rows.UNREAD
+    listed: object = rows.UNREAD
+
+
+def _returning_conversation_locked(
+    phone_number: PhoneNumber, sender: str, candidates: list[str], *, subscription: bool = False,
+    listing: bool = False,
+) -> tuple[Conversation, _Standing] | None:  # fmt: skip
+    """The pair's conversation with its contact, locked (FOR UPDATE of the conversation), or None; with the
+    pair's subscription (locked too) and the sender's do-not-call listing when asked.
 
     Plain SQL in one statement (``jagcall.kernel.rows``): every inbound text asks, and the ORM's query
-    building cost more than the read.
+    building cost more than the read. A keyword's own reads (``subscription``, ``listing``) ride along in
+    LATERAL sub-selects, each by its unique index as when read alone: two round trips fewer for a STOP.
 
     [!!] The order of the lookups is fixed by the statement: the contact by its blind index first (a
     sub-select that only the unique (phone_index, organization) index can serve), then the conversation
@@ -172,38 +189,84 @@ def _returning_conversation_locked(phone_number: PhoneNumber, candidates: list[s
     a text after a few thousand texts. No condition names the organization in SQL: each one let the
     planner, on such statistics, pick an index by organization and read the whole organization. The
     contact's index value is keyed by the organization's own key, the number is the organization's,
-    and both rows' organization is checked here.
+    and both rows' organization is checked here. The keyword's sub-selects do name it: each reads one
+    row by a unique index that starts with it.
     """
+    organization_id = phone_number.organization_id
     matches, lookup = rows.equals_any("phone_index", candidates)
+    select, joins, params = [], [], []
+    if subscription:
+        pair_matches, pair = rows.equals_any(
+            "s.recipient_index",
+            Subscription._meta.get_field("recipient_index").candidates(sender, organization_id=organization_id),
+        )
+        select.append(rows.columns(Subscription, "sx"))
+        joins.append(
+            f"LEFT JOIN LATERAL (SELECT {rows.columns(Subscription, 's')} "  # noqa: S608 (the model's table)
+            f"FROM {Subscription._meta.db_table} AS s WHERE s.organization_id = %s AND s.phone_number_id = %s "
+            f"AND {pair_matches} LIMIT 1 FOR UPDATE) AS sx ON true"
+        )
+        params += [organization_id, phone_number.pk, pair]
+    if listing:
+        entry_matches, entry = rows.equals_any(
+            "d.number_index",
+            DoNotCallEntry._meta.get_field("number_index").candidates(sender, organization_id=organization_id),
+        )
+        select.append("dx.listed")
+        joins.append(
+            f"LEFT JOIN LATERAL (SELECT true AS listed FROM {DoNotCallEntry._meta.db_table} AS d "  # noqa: S608
+            f"WHERE d.organization_id = %s AND {entry_matches} LIMIT 1) AS dx ON true"
+        )
+        params += [organization_id, entry]
     sql = (
         f"SELECT {rows.columns(Conversation, 'c')}, {rows.columns(Contact, 'p')} "  # noqa: S608 (the models' tables)
         f"FROM {Conversation._meta.db_table} AS c JOIN {Contact._meta.db_table} AS p ON p.id = c.contact_id "
         f"WHERE c.contact_id = (SELECT id FROM {Contact._meta.db_table} WHERE {matches} LIMIT 1) "
         "AND c.phone_number_id = %s LIMIT 1 FOR UPDATE OF c"
     )
-    organization_id = phone_number.organization_id
+    if joins:
+        # The conversation is locked first, then the subscription, in the order every text takes them (STOPALL
+        # locks the conversation, then each number's subscription): the CTE is read before each sub-select.
+        sql = f"WITH cx AS ({sql}) SELECT cx.*, {', '.join(select)} FROM cx {' '.join(joins)}"
     with connection.cursor() as cursor:
-        cursor.execute(sql, [lookup, phone_number.pk])
+        cursor.execute(sql, [lookup, phone_number.pk, *params])
         row = cursor.fetchone()
     if row is None:
         return None
     split = rows.width(Conversation)
     conversation = rows.instance(Conversation, row[:split], using=connection.alias)
-    conversation.contact = rows.instance(Contact, row[split:], using=connection.alias)
+    rest = row[split:]
+    conversation.contact = rows.instance(Contact, rest[: rows.width(Contact)], using=connection.alias)
+    rest = rest[rows.width(Contact) :]
     if organization_id != conversation.organization_id or organization_id != conversation.contact.organization_id:
         return None
-    return conversation
+    standing = _Standing()
+    if subscription:
+        values, rest = rest[: rows.width(Subscription)], rest[rows.width(Subscription) :]
+        standing.subscription = (
+            rows.instance(Subscription, values, using=connection.alias) if values[0] is not None else None
+        )
+    if listing:
+        standing.listed = bool(rest[0])
+    return conversation, standing
 
 
-def _conversation_locked(phone_number: PhoneNumber, sender: str) -> Conversation:
-    """The conversation of (our number, ``sender``) with its contact, locked for this transaction.
+def _conversation_locked(
+    phone_number: PhoneNumber, sender: str, *, subscription: bool = False, listing: bool = False
+) -> tuple[Conversation, _Standing]:
+    """The conversation of (our number, ``sender``) with its contact, locked for this transaction, and what
+    a keyword asked of it (``_Standing``).
 
     One read when both exist (the usual case: a returning sender); else the contact and the conversation
-    are made first."""
+    are made first, and the keyword's reads are left to its services."""
     organization_id = phone_number.organization_id
     candidates = Contact._meta.get_field("phone_index").candidates(sender, organization_id=organization_id)
-    conversation = _returning_conversation_locked(phone_number, candidates)
-    if conversation is None:
+    found = _returning_conversation_locked(
+        phone_number, sender, candidates, subscription=subscription, listing=listing
+    )
+    if found is not None:
+        conversation, standing = found
+    else:
         contact, _ = contact_for_number(organization=phone_number.organization, number=sender)
         created, _ = Conversation.objects.get_or_create(
             organization_id=organization_id, phone_number=phone_number, contact=contact
@@ -214,8 +277,9 @@ def _conversation_locked(phone_number: PhoneNumber, sender: str) -> Conversation
             .select_related("contact")
             .get(pk=created.pk)
         )
+        standing = _Standing()
     conversation.phone_number = phone_number  # what the live event shows
-    return conversation
+    return conversation, standing
 
 
 @transaction.atomic(savepoint=False)  # an error ends the caller's transaction too: no savepoint to pay for
@@ -232,9 +296,17 @@ def message_receive(
     that is not a phone number."""
     organization = phone_number.organization
     sender = _clean_sender(from_number)
-    # A delivery seen before is answered by the webhook base (its event id); one racing it trips the unique
-    # MessageSid below. So no read here.
-    conversation = _conversation_locked(phone_number, sender)
+    intent, keyword = intent_of(body or "", opt_out_type=opt_out_type)
+    # A delivery seen before is answered by the webhook base (its event id); one racing it meets the unique
+    # MessageSid below. So no read here. A keyword's own reads come with the conversation's.
+    conversation, standing = _conversation_locked(
+        phone_number, sender,
+        # An opt-out's row only: a row written meanwhile by another text of the pair (the statement's snapshot
+        # is older than the conversation's lock) is an opt-out too, and its unique index tells (subscription_set).
+        # START must see it, so it reads its row after the conversation's lock; STOPALL locks every number's.
+        subscription=intent == Intent.OPT_OUT_FREE_TEXT or (intent == Intent.OPT_OUT and keyword != "STOPALL"),
+        listing=intent == Intent.OPT_OUT,
+    )  # fmt: skip
     contact = conversation.contact
     now = timezone.now()
     segments = count_segments(body or "")
@@ -263,7 +335,6 @@ def message_receive(
     message.conversation = conversation
     announce_message(message, "message.received")
 
-    intent, keyword = intent_of(body or "", opt_out_type=opt_out_type)
     twilio_replied = bool((opt_out_type or "").strip())
     actor = webhook_actor(organization)
     reply = None
@@ -277,12 +348,13 @@ def message_receive(
         else:
             changed = subscription_set(
                 phone_number=phone_number, recipient=sender, subscribed=False, via=via, actor=actor,
-                keyword=keyword, message=message, flagged=free_text,
+                keyword=keyword, message=message, flagged=free_text, locked=standing.subscription,
             ) is not None  # fmt: skip
         if not free_text:
             _list_do_not_call(
-                phone_number=phone_number, sender=sender, keyword=keyword, message_sid=message_sid, actor=actor
-            )
+                phone_number=phone_number, sender=sender, keyword=keyword, message_sid=message_sid, actor=actor,
+                listed=standing.listed,
+            )  # fmt: skip
         if changed and not twilio_replied:
             reply = opt_out_confirmation(organization, phone_number, everywhere=keyword == "STOPALL")
     elif intent == Intent.OPT_IN:

@@ -53,10 +53,14 @@ def subscription_set(
     keyword: str = "",
     message: Message | None = None,
     flagged: bool = False,
+    locked=rows.UNREAD,
 ) -> SubscriptionChange | None:
-    """Set the pair's subscription; the change recorded, or None when it already was so (nothing written)."""
+    """Set the pair's subscription; the change recorded, or None when it already was so (nothing written).
+
+    ``locked``: the pair's row as this transaction read it FOR UPDATE (None: there is none), or ``UNREAD``
+    to have it read here."""
     organization = phone_number.organization
-    subscription = _subscription_locked(phone_number, recipient)
+    subscription = _subscription_locked(phone_number, recipient) if locked is rows.UNREAD else locked
     if subscription is None and subscribed:
         return None  # never unsubscribed: nothing to re-subscribe
     now = timezone.now()
