@@ -36,6 +36,7 @@ def start_worker(tmp_path, standin, name: str):
         JAGCALL_MASTER_KEYSET_FILE=str(settings.JAGCALL_MASTER_KEYSET_FILE),
         JAGCALL_BLIND_INDEX_KEYS=settings.JAGCALL_BLIND_INDEX_KEYS,
         SECRET_KEY=settings.SECRET_KEY,
+        PYTHONUNBUFFERED="1",  # its log is read while it runs: each line written as it is logged
     )
     log_path = tmp_path / f"{name}.log"
     command = [

@@ -36,23 +36,24 @@ def current_request():
 
 
 class ConsoleHandler(logging.StreamHandler):
-    """The log lines to the process's standard error as it is at each line, not as it was at start-up.
+    """The log lines to standard error as it was when logging was configured, until that stream is closed.
 
-    A plain StreamHandler keeps the stream it was configured with. Where standard error is replaced for a
-    while and the replacement closed (a test runner capturing output, a command redirecting it), a thread
-    that logs afterwards wrote to the closed stream and its line was lost ("I/O operation on closed file").
+    A plain StreamHandler keeps writing to the stream it was configured with. Where that stream was a
+    temporary replacement of standard error, since closed (a test runner's capture), a thread that logged
+    afterwards lost its line ("I/O operation on closed file"). This one moves to the present standard error
+    then. A replacement that is still open is not followed: Celery's worker replaces standard error with a
+    proxy that logs what is written to it, and following it would loop.
     """
 
     def __init__(self):
         super().__init__(stream=sys.stderr)
 
-    @property
-    def stream(self):
-        return sys.stderr
-
-    @stream.setter
-    def stream(self, value) -> None:  # StreamHandler.__init__ and setStream assign it: always sys.stderr
-        pass
+    def emit(self, record: logging.LogRecord) -> None:
+        if getattr(self.stream, "closed", False):
+            present = sys.stderr if not getattr(sys.stderr, "closed", False) else sys.__stderr__
+            with self.lock:  # not setStream: it would flush the closed stream first
+                self.stream = present
+        super().emit(record)
 
 
 class RequestIdFilter(logging.Filter):

@@ -111,36 +111,38 @@ def test_a_record_outside_a_request_has_the_placeholder_id(json_log):
     assert record["request_id"] == "-"
 
 
-def test_the_console_writes_to_standard_error_as_it_is_at_each_line(monkeypatch):
-    """A thread that logs after the standard error it started with was replaced and closed (a test runner's
-    capture, a redirected command) writes to the present one: no line lost, no "Logging error"."""
+def test_the_console_moves_to_the_present_standard_error_once_its_own_is_closed(monkeypatch):
+    """A thread that logs after the standard error the console was configured with was replaced and closed (a
+    test runner's capture) writes to the present one: no line lost, no "Logging error". A replacement that is
+    still open is not followed (Celery's worker replaces standard error with a proxy into logging)."""
     import threading
 
     from django.utils.module_loading import import_string
 
     handler_class = import_string(settings.LOGGING["handlers"]["console"]["class"])
-    handler = handler_class()
+    configured, proxy, present = io.StringIO(), io.StringIO(), io.StringIO()
+    monkeypatch.setattr("sys.stderr", configured)
+    handler = handler_class()  # as logging is configured at start-up
     handler.setFormatter(logging.Formatter("%(message)s"))
     logger = logging.getLogger("jagcall.tests.console")
     logger.addHandler(handler)
     logger.propagate = False
     logger.setLevel(logging.INFO)
-    first, second = io.StringIO(), io.StringIO()
     reported = []
-    monkeypatch.setattr(logging, "raiseExceptions", True)
     monkeypatch.setattr(handler, "handleError", lambda record: reported.append(record.getMessage()))
     try:
-        monkeypatch.setattr("sys.stderr", first)
-        logger.info("while the first stream is standard error")
-        first_text = first.getvalue()
-        first.close()
-        monkeypatch.setattr("sys.stderr", second)
+        monkeypatch.setattr("sys.stderr", proxy)
+        logger.info("while the configured stream is open")
+        configured_text = configured.getvalue()
+        configured.close()
+        monkeypatch.setattr("sys.stderr", present)
         late = threading.Thread(target=logger.info, args=("from a thread, after it was closed",))
         late.start()
         late.join()
     finally:
         logger.removeHandler(handler)
         logger.propagate = True
-    assert first_text == "while the first stream is standard error\n"
-    assert second.getvalue() == "from a thread, after it was closed\n"
+    assert configured_text == "while the configured stream is open\n"
+    assert proxy.getvalue() == ""
+    assert present.getvalue() == "from a thread, after it was closed\n"
     assert reported == []
