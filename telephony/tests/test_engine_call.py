@@ -74,6 +74,9 @@ def test_a_caller_hears_the_disclosure_gets_an_answer_interrupts_and_is_transfer
     dial = twilio.call_twiml[answer.call_sid][-1]
     assert "<Dial" in dial and "+14155550199" in dial and phone.number in dial
     assert _wait(lambda: "stream.stopped" in _kinds(call))
+    # The transfer's turn is written once Twilio has confirmed the move, and the move itself ends the media
+    # stream: the turn may land a moment after the stream's end.
+    assert _wait(lambda: ConversationTurn.objects.for_org(organization).filter(call=call, role="tool").exists())
     kinds = _kinds(call)
     assert kinds.index("engine.disclosures_played") < kinds.index("engine.transferred")
     assert kinds.count("engine.barge_in") == 1  # one caller spoke over the agent, once

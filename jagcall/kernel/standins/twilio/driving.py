@@ -329,8 +329,10 @@ class CallDriving:
         with self._lock:
             self.call_twiml.setdefault(call.sid, []).append(twiml)
 
-    def stop_media_streams(self, timeout: float = 5.0) -> None:
-        """Hang up every live simulated Media Stream (their calls complete) and wait for them."""
+    def stop_media_streams(self, timeout: float = 15.0) -> None:
+        """Hang up every live simulated Media Stream (their calls complete) and wait for them. A stream that
+        was connecting, or whose server is slow to answer the websocket's close, can take seconds on a busy
+        machine; a stopped one returns at once."""
         with self._lock:
             callers = [caller for caller in self.media_callers.values() if not caller.done]
         for caller in callers:
