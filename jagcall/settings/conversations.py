@@ -34,6 +34,10 @@ ENGINE_BARGE_IN_HOLD_MAX_SECONDS = env("ENGINE_BARGE_IN_HOLD_MAX_SECONDS", defau
 # Agent audio is sent this far ahead of its playing: more rides out a busier server without a gap in the
 # caller's ear; a mark tells within that much what was heard, and an interruption discards that much.
 ENGINE_AUDIO_LEAD_SECONDS = env("ENGINE_AUDIO_LEAD_SECONDS", default=0.12, cast=float)
+# The caller's audio goes through the pipeline in frames this long (Twilio sends 20 ms frames; they are
+# joined). Each frame costs the same work whatever its length, so longer frames cost less CPU per call;
+# the VAD hears the caller up to a frame later.
+ENGINE_AUDIO_IN_FRAME_MS = env("ENGINE_AUDIO_IN_FRAME_MS", default=40, cast=int)
 # A caller silent this long is asked whether they are still there; after this many prompts unanswered
 # the call ends.
 ENGINE_SILENCE_TIMEOUT_SECONDS = env("ENGINE_SILENCE_TIMEOUT_SECONDS", default=10.0, cast=float)

@@ -20,7 +20,7 @@ from pipecat.audio.turn.base_turn_analyzer import EndOfTurnState
 from pipecat.audio.turn.smart_turn.base_smart_turn import BaseSmartTurn
 from pipecat.audio.turn.smart_turn.local_smart_turn_v3 import LocalSmartTurnAnalyzerV3
 from pipecat.audio.vad.silero import SileroOnnxModel, SileroVADAnalyzer
-from pipecat.audio.vad.vad_analyzer import VADAnalyzer, VADParams
+from pipecat.audio.vad.vad_analyzer import VADAnalyzer, VADParams, VADState
 
 _load_lock = threading.Lock()
 
@@ -75,6 +75,12 @@ class SharedSileroVAD(SileroVADAnalyzer):
         self._model = _SharedSileroModel()
         self._windows_since_reset = 0
         self._low_confidence_windows = 0
+
+    async def analyze_audio(self, buffer: bytes) -> VADState:
+        # [!!] On the event loop, not in Pipecat's executor thread: a 32 ms window takes Silero ~0.15 ms,
+        # and handing each frame to a thread and back cost more CPU than the model itself (0.50 ms of CPU
+        # a 40 ms frame through the executor, 0.26 ms here: docs/voice-engine.md, CPU and capacity).
+        return self._run_analyzer(buffer)
 
 
 class SharedSmartTurn(LocalSmartTurnAnalyzerV3):

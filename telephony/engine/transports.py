@@ -43,10 +43,18 @@ from pipecat.transports.base_input import BaseInputTransport
 from pipecat.transports.base_output import BaseOutputTransport
 from pipecat.transports.base_transport import BaseTransport, TransportParams
 
+
 def _audio_lead() -> float:
     from django.conf import settings
 
     return float(settings.ENGINE_AUDIO_LEAD_SECONDS)
+
+
+def _audio_in_frame_ms() -> int:
+    from django.conf import settings
+
+    return int(settings.ENGINE_AUDIO_IN_FRAME_MS)
+
 
 MARK_EVERY_MS = 100
 
@@ -105,10 +113,11 @@ class ConsumerLink:
 
 
 class LinkInputTransport(BaseInputTransport):
-    def __init__(self, link: ConsumerLink, params: TransportParams, **kwargs) -> None:
+    def __init__(self, link: ConsumerLink, params: TransportParams, *, frame_ms: int | None = None, **kwargs) -> None:
         super().__init__(params, **kwargs)
         self._link = link
         self._receive_task: asyncio.Task | None = None
+        self._frame_ms = _audio_in_frame_ms() if frame_ms is None else frame_ms
 
     async def setup(self, setup: FrameProcessorSetup):
         await super().setup(setup)
@@ -134,17 +143,49 @@ class LinkInputTransport(BaseInputTransport):
         await self._stop_receiving()
 
     async def _receive(self):
+        # [!!] The peer's audio goes on in frames of ``frame_ms`` (Twilio sends 20 ms each): every frame costs
+        # the same queues, task switches, VAD executor hop and Deepgram message whatever its length.
+        pending: list[InputAudioRawFrame] = []
+        pending_bytes = 0
         while True:
             message = await self._link.queue.get()
             if message is None:
+                await self._push_audio(pending)
                 return
             frame = await self._link.serializer.deserialize(message)
             if frame is None:
                 continue
             if isinstance(frame, InputAudioRawFrame):
-                await self.push_audio_frame(frame)
+                pending.append(frame)
+                pending_bytes += len(frame.audio)
+                if pending_bytes * 1000 >= self._frame_ms * 2 * frame.sample_rate * frame.num_channels:
+                    await self._push_audio(pending)
+                    pending, pending_bytes = [], 0
             else:
+                await self._push_audio(pending)  # what was said before a key press goes before it
+                pending, pending_bytes = [], 0
                 await self.push_frame(frame)
+
+    async def push_audio_frame(self, frame: InputAudioRawFrame):
+        # [!!] Straight on: the base transport queues each frame for a task of its own, which waits on it with
+        # a timeout armed per frame (a task and a timer every frame). ``_receive`` is already the task that
+        # keeps the consumer from waiting on the pipeline.
+        if self._params.audio_in_filter is not None:
+            await super().push_audio_frame(frame)  # a filter runs in the base transport's task
+        elif self._params.audio_in_enabled and self._params.audio_in_passthrough and not self._paused:
+            await self.push_frame(frame)
+
+    async def _push_audio(self, frames: list[InputAudioRawFrame]) -> None:
+        if not frames:
+            return
+        if len(frames) == 1:
+            await self.push_audio_frame(frames[0])
+            return
+        first = frames[0]
+        audio = b"".join(frame.audio for frame in frames)
+        await self.push_audio_frame(
+            InputAudioRawFrame(audio=audio, sample_rate=first.sample_rate, num_channels=first.num_channels)
+        )
 
 
 class LinkOutputTransport(BaseOutputTransport):
