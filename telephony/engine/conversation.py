@@ -311,6 +311,7 @@ class Conversation(LinkListener):
         self._output: LinkOutputTransport | None = None
         self._release_timer: asyncio.TimerHandle | None = None
         self._holding_tasks: set[asyncio.Task] = set()
+        self._record_tasks: set[asyncio.Task] = set()  # writes a hang-up must not cut short
         self._texts_sent = 0
         # The pipeline's clock: the observer's timestamps come from it, and so do the text channel's.
         self._clock = SystemClock()
@@ -544,6 +545,8 @@ class Conversation(LinkListener):
                 await self._runner_task
             except (asyncio.CancelledError, Exception):
                 pass
+        if self._record_tasks:
+            await asyncio.wait(list(self._record_tasks), timeout=10)
 
     async def end(self, reason: str, *, goodbye: str = ""):
         """End the conversation: say ``goodbye`` (if any), hang the call up, stop the pipeline."""
@@ -747,12 +750,31 @@ class Conversation(LinkListener):
         detail = redact(str(frame.error or "")).strip()[:300]
         await self.events({"type": "error", "message": f"A provider failed during the test: {detail or 'no details'}"})
 
+    def speech_ended(self) -> None:
+        """The output transport sent the last audio of an utterance: the disclosures' ends the caller's mute.
+
+        [!!] Called on the transport's path, before any audio after the disclosures is written: what the
+        agent says next is a turn of its own (its words and their timing), and the caller may interrupt it."""
+        if not self.disclosures_done:
+            self._disclosures_ended()
+
+    def _disclosures_ended(self) -> None:
+        self.disclosures_done = True
+        self._agent_turn = _AgentTurn()
+        task = asyncio.create_task(self._disclosures_played())
+        self._record_tasks.add(task)
+        task.add_done_callback(self._record_tasks.discard)
+
+    async def _disclosures_played(self):
+        await self._event("engine.disclosures_played", {"count": len(self.settings.disclosures)})
+        await self._record_turn(role="disclosure", text=" ".join(self.settings.disclosures))
+        # [!!] Only now: queued with the disclosures, it would be synthesized while they play, and Pipecat
+        # times its words from its audio's arrival, not its playing: they would pass as heard too early.
+        await self._first_message()
+
     async def _bot_stopped(self):
         if not self.disclosures_done:
-            self.disclosures_done = True
-            await self._event("engine.disclosures_played", {"count": len(self.settings.disclosures)})
-            await self._record_turn(role="disclosure", text=" ".join(self.settings.disclosures))
-            await self._first_message()
+            self._disclosures_ended()  # the transport did not see their end (no audio came)
         quiet = getattr(self, "_quiet", None)
         if quiet is not None:
             quiet.set()

@@ -35,6 +35,7 @@ from pipecat.frames.frames import (
     OutputTransportMessageFrame,
     OutputTransportMessageUrgentFrame,
     StartFrame,
+    TTSStoppedFrame,
     TTSTextFrame,
 )
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessorSetup
@@ -65,6 +66,8 @@ class LinkListener:
     def audio_written(self, milliseconds: float) -> None: ...
 
     def word_released(self, text: str) -> None: ...
+
+    def speech_ended(self) -> None: ...
 
     def cleared(self) -> None: ...
 
@@ -263,6 +266,8 @@ class LinkOutputTransport(BaseOutputTransport):
         if direction == FrameDirection.DOWNSTREAM:
             if isinstance(frame, TTSTextFrame):
                 self._link.listener.word_released(frame.text)
+            elif isinstance(frame, TTSStoppedFrame):
+                self._link.listener.speech_ended()  # its last audio was sent; what follows is another's
             elif isinstance(frame, OutputAudioRawFrame):
                 return  # sent: nothing after the transport reads audio (two hops a frame saved)
         await super().push_frame(frame, direction)

@@ -13,6 +13,7 @@ import time
 import pytest
 from django.db import connection
 
+from jagcall.kernel.standins import speech
 from jagcall.kernel.standins.twilio.media import BargeIn, Dtmf, Hangup, Pause, Say
 from telephony.models import Call, CallEvent, ConversationTurn
 from telephony.tests.calls_support import line
@@ -182,6 +183,33 @@ def test_the_disclosure_is_heard_whole_whatever_the_caller_says_over_it(phone, p
         ("agent", "Thanks for calling Bright Smile Dental, how can I help?"),
     ]
     assert not openai.completions  # what was said over the disclosure went nowhere
+
+
+def test_a_first_message_cut_short_after_the_disclosure_is_stored_as_heard(phone, providers, organization):
+    """The caller's mute ends with the disclosure: speaking over the first message interrupts it, and its
+    turn holds the words of the first message the caller heard, none of the disclosure's."""
+    twilio, deepgram = providers.twilio, providers.deepgram
+    disclosure_seconds = len(speech.render("You are speaking with an automated assistant.")) / 8000
+    deepgram.live_script = ["Sorry, who is this please?"]
+    twilio.media_caller_script = [
+        BargeIn("Sorry, who is this please?", after_agent_audio_seconds=disclosure_seconds + 1.0),
+        Hangup(after="agent_done", min_gap=1.5, give_up_after=30),
+    ]
+    answer = twilio.inbound_call(phone.number, "+14155550100")
+    caller = twilio.media_callers[answer.call_sid].wait(45)
+    assert caller.error is None
+    call = Call.objects.for_org(organization).get(twilio_sid=answer.call_sid)
+    assert _wait(lambda: "stream.stopped" in _kinds(call))
+
+    kinds = _kinds(call)
+    assert "engine.disclosures_played" in kinds and kinds.count("engine.barge_in") == 1
+    assert caller.clears
+    turns = list(ConversationTurn.objects.for_org(organization).filter(call=call).order_by("index"))
+    assert [t.role for t in turns[:3]] == ["disclosure", "agent", "caller"], [t.role for t in turns]
+    greeting, first = "Thanks for calling Bright Smile Dental, how can I help?", turns[1]
+    assert first.interrupted and first.text and len(first.text) < len(greeting), first.text
+    assert greeting.startswith(first.text), first.text  # before: "You are speaking with ... Thanks for"
+    assert turns[2].text == "Sorry, who is this please?"
 
 
 def test_a_reply_cut_short_keeps_its_own_latencies_and_the_next_reply_gets_its_own(phone, providers, organization):
