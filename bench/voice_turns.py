@@ -4,10 +4,11 @@
     .venv/bin/python bench/voice_turns.py --levels 1,10 --calls-memory 30
 
 What runs: the project's server (the Dockerfile's uvicorn command, production settings on
-embedded PostgreSQL + Redis) with its media-stream consumer and Pipecat pipeline; in this process,
-the provider stand-ins (Twilio, Deepgram live, OpenAI streaming, ElevenLabs streaming) with fixed
-added latencies (--stt-latency, --llm-latency, --tts-latency), and for every call a simulated
-Twilio caller on a real websocket that speaks real mu-law speech (espeak-ng, sox) in real time:
+embedded PostgreSQL + Redis) with its media-stream consumer and Pipecat pipeline; in a process of
+their own, the providers' stand-ins (Deepgram live, OpenAI streaming, ElevenLabs streaming) with fixed
+added latencies (--stt-latency, --llm-latency, --tts-latency); in this process, Twilio's stand-in and
+for every call a simulated Twilio caller on a real websocket that speaks real mu-law speech
+(espeak-ng, sox) in real time:
 
     the disclosure and the greeting play -> the caller asks a question -> the agent answers
     -> the caller interrupts it after a second -> the agent answers again -> the caller interrupts
@@ -91,21 +92,76 @@ def parse_args(argv=None):
 # --- the organization and the stand-ins ------------------------------------------------------------
 
 
-def start_standins(args):
+class _ServedElsewhere:
+    """A stand-in running in the providers' process: what the server and this script need to reach it."""
+
+    def __init__(self, base_url: str, api_key: str) -> None:
+        self.base_url, self.api_key = base_url, api_key
+
+    def stop(self) -> None:
+        pass  # the providers' process stops them all
+
+
+def _provider_standins(stt_latency: float, llm_latency: float, tts_latency: float) -> dict:
     from jagcall.kernel.standins.deepgram import DeepgramStandIn
     from jagcall.kernel.standins.elevenlabs import ElevenLabsStandIn
     from jagcall.kernel.standins.openai import OpenAIStandIn
-    from jagcall.kernel.standins.twilio import TwilioStandIn
 
-    twilio = TwilioStandIn().start()
     deepgram = DeepgramStandIn(live_script=[QUESTION, INTERRUPTION, GOODBYE]).start()
-    deepgram.live_latency = args.stt_latency
+    deepgram.live_latency = stt_latency
     openai = OpenAIStandIn(api_key="sk-bench-" + secrets.token_hex(16)).start()
-    openai.first_token_latency = args.llm_latency
+    openai.first_token_latency = llm_latency
     openai.default_reply = REPLY
     elevenlabs = ElevenLabsStandIn().start()
-    elevenlabs.tts_latency = args.tts_latency
-    return {"twilio": twilio, "deepgram": deepgram, "openai": openai, "elevenlabs": elevenlabs}
+    elevenlabs.tts_latency = tts_latency
+    return {"deepgram": deepgram, "openai": openai, "elevenlabs": elevenlabs}
+
+
+def _serve_providers(latencies: tuple[float, float, float], connection) -> None:
+    """The providers' process: Deepgram's, the LLM's and ElevenLabs' stand-ins, until told to stop."""
+    standins = _provider_standins(*latencies)
+    connection.send({name: (standin.base_url, standin.api_key) for name, standin in standins.items()})
+    connection.recv()
+    for standin in standins.values():
+        standin.stop()
+
+
+class _ProvidersProcess:
+    """[!!] The providers' stand-ins in a process of their own. In this script's process they would share
+    its interpreter with every caller's real-time audio, and at 10 calls and more their fixed latencies
+    would grow by the callers' work, which the figures would count as the server's."""
+
+    def __init__(self, args) -> None:
+        import multiprocessing
+
+        context = multiprocessing.get_context("spawn")
+        self._connection, child = context.Pipe()
+        latencies = (args.stt_latency, args.llm_latency, args.tts_latency)
+        self.process = context.Process(target=_serve_providers, args=(latencies, child), daemon=True)
+        self.process.start()
+        if not self._connection.poll(60):
+            self.process.kill()
+            raise RuntimeError("the providers' stand-ins did not start")
+        self.standins = {name: _ServedElsewhere(url, key) for name, (url, key) in self._connection.recv().items()}
+
+    def stop(self) -> None:
+        if self.process.is_alive():
+            self._connection.send("stop")
+            self.process.join(10)
+        if self.process.is_alive():
+            self.process.kill()
+
+
+HELPER_PIDS: list[int] = []  # processes whose CPU counts with this script's ("callers and stand-ins")
+
+
+def start_standins(args):
+    from jagcall.kernel.standins.twilio import TwilioStandIn
+
+    twilio = TwilioStandIn().start()  # the callers' side: it plays their audio, here
+    providers = _ProvidersProcess(args)
+    HELPER_PIDS.append(providers.process.pid)
+    return {"twilio": twilio, **providers.standins}, providers
 
 
 def provider_environment(standins) -> dict[str, str]:
@@ -298,13 +354,14 @@ def run_level(level: int, organization, twilio, server_process, args) -> dict:
     import psutil
 
     twilio.media_caller_script = conversation_script()
-    process, this_script = psutil.Process(server_process.pid), psutil.Process()
+    process = psutil.Process(server_process.pid)
+    ours = [psutil.Process(), *(psutil.Process(pid) for pid in HELPER_PIDS)]
     cpu_before, wall_before = sum(process.cpu_times()[:2]), time.perf_counter()
-    own_before = sum(this_script.cpu_times()[:2])
+    own_before = sum(sum(p.cpu_times()[:2]) for p in ours)
     callers = place_calls(twilio, level, timeout=120)
     wall = time.perf_counter() - wall_before
     cpu = sum(process.cpu_times()[:2]) - cpu_before
-    own = sum(this_script.cpu_times()[:2]) - own_before
+    own = sum(sum(p.cpu_times()[:2]) for p in ours) - own_before
     busy = sum(caller.timeline[-1].at - caller.timeline[0].at for caller in callers if caller.timeline) or wall
     time.sleep(1.0)  # the last turns are written as the streams close
     turns = stored_turns(organization, [caller.call_sid for caller in callers])
@@ -357,7 +414,7 @@ def main(argv=None) -> int:
     with scratch_database(args.data_dir, packages=packages) as facts:
         from django.db import connection
 
-        standins = start_standins(args)
+        standins, providers = start_standins(args)
         server = None
         try:
             point_this_process_at(standins, public_base_url)
@@ -392,8 +449,8 @@ def main(argv=None) -> int:
                       f"   ({len(result['clear'])} of {result['barge_ins']} barge-ins cleared)")  # fmt: skip
                 print(f"  late agent frames                  {result['late']} of {result['frames']}")
                 print(f"  server CPU per call                {result['cpu_per_call'] * 100:.2f} % of a core")
-                print(f"  cores busy: server {result['server_cores']:.2f}, callers and stand-ins (this script) "
-                      f"{result['bench_cores']:.2f}, of {os.cpu_count()}")  # fmt: skip
+                print(f"  cores busy: server {result['server_cores']:.2f}, callers and stand-ins (this script and "
+                      f"its providers' process) {result['bench_cores']:.2f}, of {os.cpu_count()}")  # fmt: skip
 
             memory = []
             if args.calls_memory:
@@ -408,6 +465,7 @@ def main(argv=None) -> int:
                 server.stop()
             for standin in standins.values():
                 standin.stop()
+            providers.stop()
 
         section("Summary")
         for key, value in facts.items():
