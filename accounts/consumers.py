@@ -89,7 +89,6 @@ def _check(scope, slug, permission, *, fresh: bool):
     return organization_access(scope, slug, permission=permission)
 
 
-
 async def _dispatch(consumer, message, dispatch):
     """Channels' dispatch, without its sweep of stale database connections before a websocket's own messages.
 
@@ -101,6 +100,22 @@ async def _dispatch(consumer, message, dispatch):
         await consumer.websocket_receive(message)
     else:
         await dispatch(message)
+
+
+def _forget_receive_buffer(consumer) -> None:
+    """Drop the channel layer's queue for a consumer that has ended.
+
+    [!!] channels_redis keeps a queue per channel it receives on and deletes it only when a receive is
+    cancelled while waiting for the lock or a message; the receive that holds the lock (a lone consumer's
+    always does) is cancelled inside its Redis read and leaves its queue, about 2 KB, for the life of the
+    process: one per call and per portal socket. Messages still queued for the channel are addressed to a
+    consumer that no longer exists.
+    """
+    buffers = getattr(getattr(consumer, "channel_layer", None), "receive_buffer", None)
+    name = getattr(consumer, "channel_name", None)
+    if isinstance(buffers, dict) and name:
+        buffers.pop(name, None)
+
 
 class OrganizationConsumer(AsyncJsonWebsocketConsumer):
     """Base of every websocket consumer under ``/ws/o/<org_slug>/...``.
@@ -125,6 +140,12 @@ class OrganizationConsumer(AsyncJsonWebsocketConsumer):
     @property
     def org_slug(self) -> str:
         return self.scope["url_route"]["kwargs"]["org_slug"]
+
+    async def __call__(self, scope, receive, send):
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            _forget_receive_buffer(self)
 
     async def dispatch(self, message):
         await _dispatch(self, message, super().dispatch)
@@ -262,6 +283,12 @@ class ProviderStreamConsumer(AsyncWebsocketConsumer):
                     f"{cls.__name__} must not override {name}(); the token check runs there. "
                     "Implement authenticate()/started()/streaming()/ended()."
                 )
+
+    async def __call__(self, scope, receive, send):
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            _forget_receive_buffer(self)
 
     async def dispatch(self, message):
         await _dispatch(self, message, super().dispatch)

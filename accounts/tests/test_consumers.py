@@ -193,3 +193,17 @@ async def test_members_hear_only_their_own_organization(
     finally:
         await ours.disconnect()
         await theirs.disconnect()
+
+
+async def test_a_closed_socket_leaves_no_receive_buffer_behind(organization, member, redis_channel_layer):
+    """channels_redis keeps a queue per channel it is asked to receive on, and drops it only when a receive
+    is cancelled while waiting; a consumer whose receive is cancelled while it holds the layer's receive
+    lock (a lone consumer always does) would leave its queue for the life of the process."""
+    before = set(redis_channel_layer.receive_buffer)
+    for _ in range(3):
+        communicator = await _subscribed(organization.slug, member)
+        await communicator.send_json_to({"type": "ping"})
+        assert await communicator.receive_json_from(timeout=5) == {"event": "pong"}
+        await communicator.disconnect()
+
+    assert set(redis_channel_layer.receive_buffer) - before == set()

@@ -11,6 +11,7 @@ from datetime import timedelta
 
 import pytest
 from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.utils import timezone
 
@@ -58,6 +59,8 @@ def _kinds(call):
 
 
 async def test_the_calls_token_opens_its_stream_which_records_start_and_stop(organization):
+    layer = get_channel_layer()
+    buffers_before = set(layer.receive_buffer)
     call = await sync_to_async(_call)(organization)
     token = await sync_to_async(stream_token_issue)(call)
     communicator = await _open(call.id)
@@ -73,6 +76,7 @@ async def test_the_calls_token_opens_its_stream_which_records_start_and_stop(org
     stored = await sync_to_async(lambda: StreamToken.objects.for_org(organization).get(call=call))()
     assert stored.token_hash == hashlib.sha256(token.encode()).hexdigest() and token not in stored.token_hash
     assert stored.used_at is not None
+    assert set(layer.receive_buffer) == buffers_before  # the ended stream's queue is gone
 
 
 @pytest.mark.parametrize("case", ["missing", "unknown", "reused", "expired", "other_call", "no_start"])
