@@ -90,6 +90,11 @@ if WEB_MAX_CONCURRENT_WEBHOOKS < 0:
 # Server-Timing on every answer (time waiting at that bound, time in Django); off: it tells clients how
 # long the server worked on their request.
 SERVER_TIMING_HEADER = env("SERVER_TIMING_HEADER", default=False, cast=bool)
+# A process that has ended a call gives the memory it freed back to the system (malloc_trim, about 2 ms in a
+# worker thread), at most once per this many seconds (jagcall/kernel/memory.py). 0: never.
+MEMORY_TRIM_INTERVAL_SECONDS = env("MEMORY_TRIM_INTERVAL_SECONDS", default=1.0, cast=float)
+if MEMORY_TRIM_INTERVAL_SECONDS < 0:
+    raise ImproperlyConfigured("MEMORY_TRIM_INTERVAL_SECONDS must be 0 (never) or more.")
 
 # --- database roles (docs/security/audit.md, "Who can change the log") ----------
 # [!!] DATABASE_URL is the application's role: web, worker and beat connect as a

@@ -82,6 +82,7 @@ from pipecat.turns.user_start.vad_user_turn_start_strategy import VADUserTurnSta
 from pipecat.turns.user_stop.turn_analyzer_user_turn_stop_strategy import TurnAnalyzerUserTurnStopStrategy
 from pipecat.turns.user_turn_strategies import UserTurnStrategies
 
+from jagcall.kernel.memory import release_free_memory_soon
 from telephony.engine import configure_logging
 from telephony.engine.analyzers import SharedSileroVAD, SharedSmartTurn
 from telephony.engine.services import llm_service, stt_service, tts_service
@@ -547,6 +548,7 @@ class Conversation(LinkListener):
                 pass
         if self._record_tasks:
             await asyncio.wait(list(self._record_tasks), timeout=10)
+        release_free_memory_soon()  # what the call allocated is free now; give it back to the system
 
     async def end(self, reason: str, *, goodbye: str = ""):
         """End the conversation: say ``goodbye`` (if any), hang the call up, stop the pipeline."""

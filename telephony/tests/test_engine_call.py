@@ -120,6 +120,22 @@ def test_keys_pressed_are_part_of_the_transcript(phone, providers, organization)
     assert [t.text for t in keypad] == ["4"]
 
 
+def test_an_ended_call_gives_the_memory_it_freed_back_to_the_system(phone, providers, organization, settings,
+                                                                     monkeypatch):
+    from jagcall.kernel import memory
+
+    if memory._malloc_trim() is None:
+        pytest.skip("this C library has no malloc_trim")
+    settings.MEMORY_TRIM_INTERVAL_SECONDS = 60
+    monkeypatch.setattr(memory, "_last_trim", float("-inf"))
+    twilio = providers.twilio
+    twilio.media_caller_script = [Pause(1.0), Hangup()]
+    began = time.monotonic()
+    answer = twilio.inbound_call(phone.number, "+14155550100")
+    twilio.media_callers[answer.call_sid].wait(30)
+    assert _wait(lambda: memory._last_trim >= began), "no malloc_trim after the call ended"
+
+
 def test_a_backchannel_holds_the_agents_voice_a_moment_and_it_goes_on_without_losing_a_word(
     phone, providers, organization
 ):
