@@ -31,7 +31,8 @@ Figures (medians and nearest-rank p95 over every answered turn of a level):
 - late frames: agent audio frames that reached the caller after the moment they should have
   started playing (each reply's first frame sets the clock), i.e. audible gaps.
 - CPU per call: the server process's CPU time over the level's wall time, per call in progress.
-- memory: the server's resident memory after each of --calls-memory sequential short calls.
+- memory: the server's resident memory after each of --calls-memory sequential short calls, read
+  --memory-settle seconds after the call ended (when the server has finished with it).
 
 Goals (issue: live conversation engine): added latency p95 < 20 ms at 10 calls and < 50 ms at
 50; end of turn p50 < 300 ms; barge-in clear < 200 ms; no late frame; memory flat; CPU per call
@@ -76,6 +77,8 @@ def parse_args(argv=None):
     parser.add_argument("--llm-latency", type=float, default=0.3, help="LLM stand-in: seconds to the first token")
     parser.add_argument("--tts-latency", type=float, default=0.15, help="ElevenLabs stand-in: seconds to first audio")
     parser.add_argument("--calls-memory", type=int, default=100, help="sequential short calls for the memory check")
+    parser.add_argument("--memory-settle", type=float, default=1.0,
+                        help="seconds after each of those calls before the server's memory is read")  # fmt: skip
     parser.add_argument("--interrupt-min-words", type=int, default=None,
                         help="words the caller must say over the agent to interrupt it (the server's "
                              "ENGINE_INTERRUPT_MIN_WORDS; 0 interrupts on voice alone, backchannels included)")
@@ -390,7 +393,7 @@ def run_level(level: int, organization, twilio, server_process, args) -> dict:
     }
 
 
-def memory_run(count: int, twilio, server_process) -> list[float]:
+def memory_run(count: int, twilio, server_process, settle: float) -> list[float]:
     import psutil
 
     process = psutil.Process(server_process.pid)
@@ -398,6 +401,7 @@ def memory_run(count: int, twilio, server_process) -> list[float]:
     samples = []
     for _ in range(count):
         place_calls(twilio, 1, timeout=30)
+        time.sleep(settle)  # the server's work after the hang-up (its memory given back) is part of the call
         samples.append(process.memory_info().rss / 2**20)
     return samples
 
@@ -455,7 +459,7 @@ def main(argv=None) -> int:
             memory = []
             if args.calls_memory:
                 section(f"Memory over {args.calls_memory} sequential calls")
-                memory = memory_run(args.calls_memory, twilio, server.process)
+                memory = memory_run(args.calls_memory, twilio, server.process, args.memory_settle)
                 tenth = max(1, len(memory) // 10)
                 first, last = statistics.mean(memory[:tenth]), statistics.mean(memory[-tenth:])
                 print(f"  server RSS: first {tenth} calls {first:.1f} MiB, last {tenth} calls {last:.1f} MiB, "
