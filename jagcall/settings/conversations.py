@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from django.core.exceptions import ImproperlyConfigured
+
 from jagcall.kernel.env import env
 
 # The caller's turn ends when Silero VAD has heard this many seconds of silence and Smart Turn v3
@@ -19,6 +21,12 @@ ENGINE_VAD_START_SECONDS = env("ENGINE_VAD_START_SECONDS", default=0.07, cast=fl
 ENGINE_VAD_CONFIDENCE = env("ENGINE_VAD_CONFIDENCE", default=0.7, cast=float)
 ENGINE_VAD_MIN_VOLUME = env("ENGINE_VAD_MIN_VOLUME", default=0.4, cast=float)
 ENGINE_TURN_STOP_TIMEOUT_SECONDS = env("ENGINE_TURN_STOP_TIMEOUT_SECONDS", default=2.0, cast=float)
+# Smart Turn's inferences (about 45 ms of a core each) run on this many threads of the web process,
+# shared by its calls: an inference waits for a free thread rather than taking a core from the event loop
+# that carries every call's audio. More answers sooner when many callers stop at once, on more cores.
+ENGINE_TURN_MODEL_THREADS = env("ENGINE_TURN_MODEL_THREADS", default=1, cast=int)
+if ENGINE_TURN_MODEL_THREADS < 1:
+    raise ImproperlyConfigured("ENGINE_TURN_MODEL_THREADS must be at least 1 (a thread runs Smart Turn for the calls).")
 # While the agent speaks, the caller interrupts it with this many words; fewer ("okay", "mm-hm") is a
 # backchannel and the agent goes on. Words come from the live transcript, so an interruption waits for
 # them (~0.5-0.8 s after the caller starts); 0 interrupts as soon as the VAD hears speech (~0.2 s),

@@ -13,9 +13,11 @@ from __future__ import annotations
 import functools
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 
 import onnxruntime
+from django.conf import settings
 from pipecat.audio.turn.base_turn_analyzer import EndOfTurnState
 from pipecat.audio.turn.smart_turn.base_smart_turn import BaseSmartTurn
 from pipecat.audio.turn.smart_turn.local_smart_turn_v3 import LocalSmartTurnAnalyzerV3
@@ -50,6 +52,16 @@ def _smart_turn_session() -> onnxruntime.InferenceSession:
     with _load_lock:
         path = _bundled("pipecat.audio.turn.smart_turn.data", "smart-turn-v3.2-cpu.onnx")
         return onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"], sess_options=_options())
+
+
+@functools.cache
+def _smart_turn_executor() -> ThreadPoolExecutor:
+    """The threads every call's Smart Turn inferences run on, ``ENGINE_TURN_MODEL_THREADS`` of them.
+
+    [!!] Pipecat gives each call a thread of its own: ten callers pausing at once ran ten inferences at
+    once, which took every core from the event loop that carries all the calls' audio
+    (docs/voice-engine.md, CPU and capacity). Here they queue for the process's few threads instead."""
+    return ThreadPoolExecutor(max_workers=settings.ENGINE_TURN_MODEL_THREADS, thread_name_prefix="smart-turn")
 
 
 def warm_up() -> None:
@@ -95,6 +107,10 @@ class SharedSmartTurn(LocalSmartTurnAnalyzerV3):
         self._log_data = False
         self._session = _smart_turn_session()
         self._on_complete = on_complete
+
+    @property
+    def _model_executor(self) -> ThreadPoolExecutor:
+        return _smart_turn_executor()  # the process's; ``self._executor`` stays None, so cleanup leaves it be
 
     async def analyze_end_of_turn(self):
         state, prediction = await super().analyze_end_of_turn()
