@@ -421,6 +421,9 @@ _TEXT_REFUSED = {
     "sender_number": "I'm sorry, I can't send texts from this line.",
     "no_messaging_rights": "I'm sorry, I can't send texts from this line.",
     "invalid_number": "I'm sorry, I can't send a text to this phone number.",
+    # the organization's own limits (its spend cap, an unpaid subscription): nothing about the caller's number
+    "spend_cap_reached": "I'm sorry, I can't send texts from this line right now.",
+    "billing_restricted": "I'm sorry, I can't send texts from this line right now.",
 }
 TEXT_REFUSED = "I'm sorry, I can't send a text to your number."
 TEXT_NOT_SENT = "I'm sorry, I couldn't send the text just now."

@@ -7,8 +7,13 @@ import re
 
 import pytest
 from asgiref.sync import async_to_sync
+from django.utils import timezone
 from pipecat.services.llm_service import FunctionCallParams
 
+from accounts.entitlements import Standing
+from accounts.services import organization_billing_update, organization_spend_cap_mark
+from billing.models import BillingAccount
+from billing.selectors import month_start
 from compliance.services import do_not_call_add
 from messaging.models import ChangeVia, Direction, Message, SenderType
 from messaging.services.subscriptions import subscription_set, webhook_actor
@@ -147,6 +152,27 @@ def test_a_caller_on_the_do_not_call_list_is_not_texted(organization, owner, twi
     assert refused.value.reason == "do_not_call" and _speakable(str(refused.value))
     assert "can't send a text to your number" in str(refused.value)
     assert twilio.messages == [] and _sent_messages(organization) == []
+
+
+@pytest.mark.parametrize("cause", ["spend_cap_reached", "billing_restricted"])
+def test_the_organizations_own_limits_refuse_the_text_without_blaming_the_callers_number(
+    organization, twilio, number, cause
+):
+    call = _ringing_call(organization, twilio, number)
+    if cause == "spend_cap_reached":
+        BillingAccount.objects.create(organization=organization, spend_cap_cents=5_000)
+        organization_spend_cap_mark(organization=organization, reached_month=month_start(timezone.now()).date())
+    else:
+        organization_billing_update(organization=organization, standing=Standing.RESTRICTED, reason="test")
+
+    with pytest.raises(ToolFailed) as refused:
+        send_text(conversation_settings(call), ADDRESS)
+
+    assert refused.value.reason == cause and _speakable(str(refused.value))
+    assert str(refused.value) == "I'm sorry, I can't send texts from this line right now."
+    assert twilio.messages == [] and _sent_messages(organization) == []
+    event = CallEvent.objects.for_org(organization).filter(call=call).latest("id")
+    assert (event.kind, event.details) == ("engine.text_refused", {"reason": cause})
 
 
 def test_a_text_twilio_does_not_take_is_said_not_sent_and_nothing_is_stored(organization, twilio, number):
