@@ -105,6 +105,14 @@ def test_voice_turns_bench_runs_one_call(bench_dir):
     assert "ERROR:" not in out
     
 
+def test_turn_burst_bench_runs_small():
+    out = run_bench("bench/turn_burst.py", "--callers", "3", "--rounds", "1", "--threads", "1,2")
+    assert "3 callers pause at once, 1 rounds" in out
+    for mode in ("thread per call", "shared 1", "shared 2"):
+        figures = r" +[\d.]+ ms" * 6
+        assert re.search(rf"^  {mode}{figures}$", out, re.MULTILINE), mode
+
+
 def test_sms_webhook_bench_runs_small(bench_dir):
     out = run_bench("bench/sms_webhook.py", "--rounds", "1", "--requests", "50", "--keywords", "20",
                     "--concurrency", "5", "--uncontended", "5", "--warmup", "20", "--subscriptions", "10000",
