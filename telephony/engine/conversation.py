@@ -113,6 +113,10 @@ PHONE_STYLE = (
     "You are speaking on the phone: answer in short spoken sentences, without lists, markdown or emoji."
 )
 MARK_TOLERANCE_MS = 40
+# The disclosures' audio goes this far ahead of its playing (the caller cannot interrupt it): more than a
+# TTS's first audio takes, so the first message, asked for when their last audio has gone, follows them
+# without a pause.
+DISCLOSURE_LEAD_SECONDS = 0.5
 # [!!] Texts the agent may send in one call: a caller cannot have it text them over and over.
 MAX_TEXTS_PER_CALL = 3
 
@@ -293,6 +297,7 @@ class Conversation(LinkListener):
         self.events = events  # async callable(dict) for a test page's own socket, or None
         self.id = settings.call_id or settings.session or str(uuid.uuid4())
         self.disclosures_done = not settings.disclosures or settings.channel == "text"
+        self._disclosures_sent = False
         self.ended = asyncio.Event()
         self.end_reason = ""
         self._turn_index = 0
@@ -507,6 +512,10 @@ class Conversation(LinkListener):
             return
         if self.settings.disclosures:
             text = " ".join(self.settings.disclosures)
+            if self._output is not None:
+                # Nothing interrupts the disclosures, so their audio can go far ahead: by the time it has
+                # played, the first message's is there to follow it without a pause (speech_ended).
+                self._output.set_lead(DISCLOSURE_LEAD_SECONDS)
             await self._task.queue_frame(TTSSpeakFrame(text, append_to_context=False))
         else:
             await self._first_message()
@@ -558,8 +567,10 @@ class Conversation(LinkListener):
         self.end_reason = reason
         if goodbye and self._task is not None and self.voice:
             self._cancel_release()
-            if self._output is not None and self._output.holding:
-                await self._output.release()  # [!!] held audio would keep the goodbye from ever playing
+            if self._output is not None:
+                if self._output.holding:
+                    await self._output.release()  # [!!] held audio would keep the goodbye from ever playing
+                self._output.set_lead(None)
             self.disclosures_done = True
             await self._task.queue_frame(TTSSpeakFrame(goodbye, append_to_context=False))
             await self._wait_until_quiet()
@@ -753,30 +764,50 @@ class Conversation(LinkListener):
         await self.events({"type": "error", "message": f"A provider failed during the test: {detail or 'no details'}"})
 
     def speech_ended(self) -> None:
-        """The output transport sent the last audio of an utterance: the disclosures' ends the caller's mute.
+        """The output transport sent the last audio of an utterance.
 
         [!!] Called on the transport's path, before any audio after the disclosures is written: what the
         agent says next is a turn of its own (its words and their timing), and the caller may interrupt it."""
-        if not self.disclosures_done:
-            self._disclosures_ended()
+        if not self.disclosures_done and not self._disclosures_sent:
+            self._disclosures_sent_out()
+
+    def _disclosures_sent_out(self) -> None:
+        """The disclosures' last audio went out (DISCLOSURE_LEAD_SECONDS before it plays, at most).
+
+        The first message is asked for now, so that its audio follows theirs without a pause; the caller
+        stays muted until theirs has played: nothing they say cuts the disclosures short."""
+        self._disclosures_sent = True
+        self._agent_turn = _AgentTurn()
+        remaining = 0.0
+        if self._output is not None:
+            self._output.set_lead(None)
+            remaining = max(0.0, self._output.plays_until - time.monotonic())
+        self._keep_recording(self._first_message())
+        # [!!] Only now: queued with the disclosures, it would be synthesized while they play, and Pipecat
+        # times its words from its audio's arrival, not its playing: they would pass as heard too early.
+        # Its turn begins here, so its words are timed from its own first audio.
+        asyncio.get_running_loop().call_later(remaining, self._disclosures_ended)
 
     def _disclosures_ended(self) -> None:
+        """The disclosures have played: the caller may speak (and interrupt what the agent says next)."""
+        if self.disclosures_done:
+            return
         self.disclosures_done = True
-        self._agent_turn = _AgentTurn()
-        task = asyncio.create_task(self._disclosures_played())
+        self._keep_recording(self._disclosures_played())
+
+    def _keep_recording(self, work) -> None:
+        task = asyncio.create_task(work)
         self._record_tasks.add(task)
         task.add_done_callback(self._record_tasks.discard)
 
     async def _disclosures_played(self):
-        await self._event("engine.disclosures_played", {"count": len(self.settings.disclosures)})
+        # The disclosure's place (the call's first turn) is taken before anything here waits.
         await self._record_turn(role="disclosure", text=" ".join(self.settings.disclosures))
-        # [!!] Only now: queued with the disclosures, it would be synthesized while they play, and Pipecat
-        # times its words from its audio's arrival, not its playing: they would pass as heard too early.
-        await self._first_message()
+        await self._event("engine.disclosures_played", {"count": len(self.settings.disclosures)})
 
     async def _bot_stopped(self):
-        if not self.disclosures_done:
-            self._disclosures_ended()  # the transport did not see their end (no audio came)
+        if not self.disclosures_done and not self._disclosures_sent:
+            self._disclosures_sent_out()  # the transport did not see their end (no audio came)
         quiet = getattr(self, "_quiet", None)
         if quiet is not None:
             quiet.set()

@@ -195,7 +195,8 @@ class LinkOutputTransport(BaseOutputTransport):
     def __init__(self, link: ConsumerLink, params: TransportParams, *, lead: float | None = None, **kwargs):
         super().__init__(params, **kwargs)
         self._link = link
-        self._lead = _audio_lead() if lead is None else lead
+        self._configured_lead = _audio_lead() if lead is None else lead
+        self._lead = self._configured_lead
         self._playhead = 0.0  # monotonic time at which the audio sent so far finishes playing
         self._since_mark_ms = 0.0
         self._mark_number = 0
@@ -208,6 +209,15 @@ class LinkOutputTransport(BaseOutputTransport):
     @property
     def holding(self) -> bool:
         return self._held_since is not None
+
+    @property
+    def plays_until(self) -> float:
+        """The monotonic time at which the audio sent so far has played (in the past: nothing is queued)."""
+        return self._playhead
+
+    def set_lead(self, seconds: float | None) -> None:
+        """Send what comes next this far ahead of its playing (None: ENGINE_AUDIO_LEAD_SECONDS again)."""
+        self._lead = self._configured_lead if seconds is None else seconds
 
     async def setup(self, setup: FrameProcessorSetup):
         await super().setup(setup)

@@ -17,6 +17,11 @@ class _Output:
     def __init__(self):
         self.holding = False
         self.calls: list[str] = []
+        self.plays_until = 0.0
+        self.leads: list[float | None] = []
+
+    def set_lead(self, seconds):
+        self.leads.append(seconds)
 
     async def hold(self):
         self.holding = True
@@ -91,3 +96,47 @@ async def test_a_hold_at_the_end_is_released_so_the_goodbye_is_heard(settings):
     assert asyncio.get_running_loop().time() - ended < 2  # not the 15 s wait for a goodbye that never plays
     assert conversation._output.calls == ["hold", "release"]
     assert [f.text for f in conversation._task.frames if isinstance(f, TTSSpeakFrame)] == [GOODBYE_TIME_LIMIT]
+
+
+async def test_the_first_message_is_asked_for_as_the_disclosures_last_audio_goes_and_they_play_out_uninterrupted(
+    settings, monkeypatch
+):
+    import dataclasses
+    import time
+
+    conversation = _conversation(settings)
+    conversation.settings = dataclasses.replace(
+        conversation.settings, disclosures=("This call is with an AI assistant.",), first_message="Hello!"
+    )
+    conversation.disclosures_done = False
+    output = conversation._output
+    output.plays_until = time.monotonic() + 0.3  # their audio went ahead; it plays for 0.3 s more
+    order = []
+
+    async def slow_record(**fields):
+        order.append(("record", fields["role"]))
+        await asyncio.sleep(0.2)  # the database on a busy server
+
+    async def slow_event(kind, details=None):
+        order.append(("event", kind))
+
+    monkeypatch.setattr(conversation, "_record_turn", slow_record)
+    monkeypatch.setattr(conversation, "_event", slow_event)
+    conversation.speech_ended()  # the disclosures' last audio went out
+    await asyncio.sleep(0.05)
+
+    (first,) = [frame for frame in conversation._task.frames if isinstance(frame, TTSSpeakFrame)]
+    assert first.text == "Hello!"  # already being synthesized: ready when the disclosures end
+    assert output.leads == [None]  # what follows goes out at the usual lead again
+    conversation.caller_voice_started()  # the caller speaks over the end of the disclosures
+    await asyncio.sleep(0.01)
+    assert not conversation.disclosures_done and output.calls == [] and order == []  # muted: not cut short
+
+    await asyncio.sleep(0.3)  # they have played
+    assert conversation.disclosures_done
+    assert order == [("record", "disclosure")]  # the call's first turn
+    await asyncio.sleep(0.3)
+    assert order == [("record", "disclosure"), ("event", "engine.disclosures_played")]
+    conversation.caller_voice_started()
+    await asyncio.sleep(0.01)
+    assert output.calls == ["hold"]  # from now on the caller's voice holds the agent's
