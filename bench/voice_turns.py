@@ -88,6 +88,8 @@ def parse_args(argv=None):
                         help="seconds of speech before the VAD says the caller speaks (ENGINE_VAD_START_SECONDS)")
     parser.add_argument("--engine", action="append", default=[], metavar="NAME=VALUE",
                         help="any other ENGINE_* setting for the server (repeatable), e.g. ENGINE_VAD_MIN_VOLUME=0.4")
+    parser.add_argument("--knowledge", action="store_true",
+                        help="the agent answers from the demo patient handbook: each turn searches it before the LLM")
     parser.add_argument("--data-dir", default=None, help="embedded servers' directory (default: a temporary one)")
     return parser.parse_args(argv)
 
@@ -206,8 +208,11 @@ def point_this_process_at(standins, public_base_url: str) -> None:
     settings.PUBLIC_BASE_URL = public_base_url
 
 
-def seed():
-    """An organization with a number at the Twilio stand-in, answered by an agent that discloses and greets."""
+def seed(*, knowledge: bool = False):
+    """An organization with a number at the Twilio stand-in, answered by an agent that discloses and greets.
+
+    With ``knowledge``, the agent answers from the demo patient handbook (indexed here, with the local
+    embedding model), so every turn's knowledge search runs before its LLM request."""
     from accounts.services import organization_create, user_create
     from telephony.models import Agent, PhoneNumber
     from telephony.services.twilio_accounts import twilio_for
@@ -225,6 +230,11 @@ def seed():
         ai_disclosure="You are speaking with an automated assistant.",
         recording_disclosure_enabled=False,
     )
+    if knowledge:
+        from knowledge.demo import demo_knowledge_base_ensure
+
+        handbook, _made = demo_knowledge_base_ensure(organization=organization, owner=owner)
+        handbook.agents.add(agent)
     access = twilio_for(organization)
     bought = access.client.api.v2010.accounts(access.account_sid).incoming_phone_numbers.create(
         phone_number=OUR_NUMBER, voice_url=public_url("twilio-hooks:voice"), status_callback=public_url("twilio-hooks:status")
@@ -422,7 +432,7 @@ def main(argv=None) -> int:
         server = None
         try:
             point_this_process_at(standins, public_base_url)
-            organization = seed()
+            organization = seed(knowledge=args.knowledge)
             data_dir = Path(os.environ["JAGCALL_DATA_DIR"])
             server = Server(database_name=connection.settings_dict["NAME"], log_path=data_dir / "bench-turns-server.log",
                             port=port, environment={**provider_environment(standins), "PUBLIC_BASE_URL": public_base_url,
@@ -476,6 +486,7 @@ def main(argv=None) -> int:
             print(f"  {key}: {value}")
         print(f"  stand-in latencies: STT final +{args.stt_latency * 1000:.0f} ms, LLM first token "
               f"{args.llm_latency * 1000:.0f} ms, TTS first byte {args.tts_latency * 1000:.0f} ms")  # fmt: skip
+        print(f"  knowledge: {'the demo patient handbook, searched every turn' if args.knowledge else 'none'}")
         from django.conf import settings
 
         words = args.interrupt_min_words if args.interrupt_min_words is not None else settings.ENGINE_INTERRUPT_MIN_WORDS

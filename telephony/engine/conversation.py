@@ -105,6 +105,7 @@ logger = logging.getLogger("jagcall.telephony.engine")
 STILL_THERE = "Are you still there?"
 GOODBYE_SILENT = "I haven't heard from you, so I'll end the call now. Goodbye."
 GOODBYE_TIME_LIMIT = "I'm sorry, we've reached the time limit for this call. Goodbye."
+SEARCHES_AHEAD = 3  # knowledge searches begun ahead of a turn's hand-over at most (the caller went on speaking)
 KNOWLEDGE_HEADER = (
     "Passages from the organization's knowledge base that may answer the caller. Answer from them when "
     "they do; never invent facts they do not give. Each is marked with its document."
@@ -206,6 +207,16 @@ class _TextOut(FrameProcessor):
         await self.push_frame(frame, direction)
 
 
+def _words(text: str) -> str:
+    """``text`` without its spacing: the caller's words, however the aggregator joined them."""
+    return "".join(text.split())
+
+
+def _swallow(future: asyncio.Future) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
 # The frames a conversation watches (Conversation.observe); every other frame passes unobserved.
 WATCHED_FRAMES = (
     VADUserStartedSpeakingFrame,
@@ -304,6 +315,10 @@ class Conversation(LinkListener):
         self._timing = _Timing()
         self._agent_turn = _AgentTurn()
         self._pending_retrieved: list[dict] = []
+        self._heard: list[str] = []  # the caller's final transcripts since their words last went to the LLM
+        self._searches: dict[str, asyncio.Future] = {}  # knowledge searches begun ahead, by their query's words
+        self._handed_over = ""  # the words of the query the last LLM request searched for
+        self._turn_complete = False  # Smart Turn judged the caller's words so far a complete turn
         self._silence_prompts = 0
         self._task: PipelineTask | None = None
         self._runner_task: asyncio.Task | None = None
@@ -555,6 +570,7 @@ class Conversation(LinkListener):
                 await self._runner_task
             except (asyncio.CancelledError, Exception):
                 pass
+        self._forget_searches()
         if self._record_tasks:
             await asyncio.wait(list(self._record_tasks), timeout=10)
         release_free_memory_soon()  # what the call allocated is free now; give it back to the system
@@ -690,6 +706,8 @@ class Conversation(LinkListener):
     def _turn_analyzed(self) -> None:
         """Smart Turn judged the caller's turn complete (called on the pipeline's path, not the observer's)."""
         self._timing.turn_analyzed = self._clock.get_time()
+        self._turn_complete = True
+        self._begin_search()
 
     async def observe(self, frame: Frame, now: int) -> None:
         timing = self._timing
@@ -697,7 +715,7 @@ class Conversation(LinkListener):
             # The VAD speaks after ENGINE_VAD_STOP_SECONDS of silence: the caller stopped that long before.
             timing.speech_stopped = now - int(django_settings.ENGINE_VAD_STOP_SECONDS * 1e9)
         elif isinstance(frame, VADUserStartedSpeakingFrame):
-            pass
+            self._turn_complete = False  # a knowledge search ahead now waits for Smart Turn's verdict
         elif isinstance(frame, UserStartedSpeakingFrame):
             self._silence_prompts = 0
         elif isinstance(frame, UserStoppedSpeakingFrame):
@@ -706,6 +724,7 @@ class Conversation(LinkListener):
             timing.awaiting_llm = True
         elif isinstance(frame, TranscriptionFrame):
             timing.transcript = now
+            self._search_ahead(frame.text)
             await self._live("caller", frame.text)
         elif isinstance(frame, InterimTranscriptionFrame):
             await self._live("caller", frame.text)
@@ -830,8 +849,12 @@ class Conversation(LinkListener):
             self._timing.turn_decided = clock()  # the turn is decided once its context goes to the LLM
         prompt = self._system_prompt()
         if self.settings.knowledge and query.strip():
+            key = _words(query)
+            ahead = self._searches.pop(key, None)
+            self._forget_searches(handed_over=key)
             try:
-                passages, _seconds = await database_sync_to_async(conversation_knowledge)(self.settings, query)
+                search = ahead if ahead is not None else self._search(query)
+                passages, _seconds = await search
             except Exception:
                 logger.exception("conversation %s: knowledge search failed", self.id)
                 passages = []
@@ -842,6 +865,47 @@ class Conversation(LinkListener):
         if messages and isinstance(messages[0], dict) and messages[0].get("role") == "system":
             messages[0]["content"] = prompt
         self._timing.retrieved = clock()
+
+    def _search(self, query: str) -> asyncio.Future:
+        return asyncio.ensure_future(database_sync_to_async(conversation_knowledge)(self.settings, query))
+
+    def _search_ahead(self, text: str) -> None:
+        """A final transcript of the caller's: search the knowledge for what they said before the hand-over.
+
+        [!!] The turn goes to the LLM only once the speech-to-text service has confirmed its final text
+        (its answer to Finalize), and the search used to start then. A final transcript is usually in
+        hand before that answer: searching for it meanwhile takes the search off the turn's path
+        (docs/voice-engine.md, An agent with knowledge). The search begins once Smart Turn has judged the
+        turn complete, not before: then it does not take the cores from Smart Turn's own inference, and a
+        caller who only paused costs no search. ``retrieve`` uses it if the turn's words are these, else
+        searches anew; so a caller who goes on speaking costs one search more, never a wrong one.
+        """
+        if not self.settings.knowledge or not text.strip():
+            return
+        if not self._heard and _words(text) == self._handed_over:
+            return  # the last turn's own final, seen after its hand-over: already searched
+        self._heard.append(text)
+        if self._turn_complete:
+            self._begin_search()
+
+    def _begin_search(self) -> None:
+        if not self._heard:
+            return
+        query = " ".join(self._heard)
+        key = _words(query)
+        if key in self._searches or len(self._searches) >= SEARCHES_AHEAD:
+            return
+        search = self._search(query)
+        search.add_done_callback(_swallow)  # one never used must not log "exception never retrieved"
+        self._searches[key] = search
+
+    def _forget_searches(self, *, handed_over: str = "") -> None:
+        """The caller's words went to the LLM (or the call ends): searches begun for other words are moot."""
+        for search in self._searches.values():
+            search.cancel()  # the search's thread finishes it; nothing waits for its answer
+        self._searches.clear()
+        self._heard = []
+        self._handed_over = handed_over
 
     # --- turns ----------------------------------------------------------------------------------------------
 

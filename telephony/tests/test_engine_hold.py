@@ -8,7 +8,7 @@ import asyncio
 from pipecat.frames.frames import TTSSpeakFrame
 
 from telephony.engine.conversation import GOODBYE_TIME_LIMIT, Conversation
-from telephony.services.conversations import ConversationSettings
+from telephony.tests.engine_support import browser_settings
 
 
 class _Output:
@@ -49,12 +49,7 @@ class _Task:
 
 
 def _conversation(settings) -> Conversation:
-    config = ConversationSettings(
-        organization_id="o", agent_id="a", agent_name="Front desk", channel="browser", system_prompt="",
-        first_message="", disclosures=(), llm_provider="openai", llm_model="m", temperature=0.5, voice_id="v",
-        stt_model="nova-3", stt_language="en", max_call_seconds=60, silence_timeout_seconds=10,
-        silence_prompts=1, voicemail_action="hang_up", voicemail_message="", tools=(), knowledge=False,
-    )  # fmt: skip
+    config = browser_settings()
     conversation = Conversation(config, link=None)
     conversation._output = _Output()
     conversation._task = _Task(conversation)
