@@ -26,10 +26,12 @@ audio frame sent.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 import uuid
 import weakref
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from channels.db import database_sync_to_async
@@ -105,6 +107,7 @@ logger = logging.getLogger("jagcall.telephony.engine")
 STILL_THERE = "Are you still there?"
 GOODBYE_SILENT = "I haven't heard from you, so I'll end the call now. Goodbye."
 GOODBYE_TIME_LIMIT = "I'm sorry, we've reached the time limit for this call. Goodbye."
+PROVIDER_REQUEST_THREADS = 8  # the process's threads for the tools' requests to Twilio (_provider_request)
 SEARCHES_AHEAD = 3  # knowledge searches begun ahead of a turn's hand-over at most (the caller went on speaking)
 KNOWLEDGE_HEADER = (
     "Passages from the organization's knowledge base that may answer the caller. Answer from them when "
@@ -205,6 +208,24 @@ class _TextOut(FrameProcessor):
         elif isinstance(frame, LLMFullResponseEndFrame):
             await self._conversation.text_done()
         await self.push_frame(frame, direction)
+
+
+@functools.cache
+def _provider_requests() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=PROVIDER_REQUEST_THREADS, thread_name_prefix="engine-provider")
+
+
+def _provider_request(service):
+    """``service`` (one that asks Twilio to act on the call: hang up, transfer, text) as a coroutine
+    function, run on the process's threads for such requests instead of its one database thread.
+
+    [!!] Outside an HTTP request, asgiref runs every ``database_sync_to_async`` call of a process on one
+    thread, in order: every call's turns, events, live transcript and knowledge searches. A request to
+    Twilio takes a few hundred milliseconds on a real line, and every other caller's database work would
+    wait for it. These services are whole in themselves (their reads, the request, their writes), so any
+    thread will do; each borrows a database connection only while it runs.
+    """
+    return database_sync_to_async(service, thread_sensitive=False, executor=_provider_requests())
 
 
 def _words(text: str) -> str:
@@ -591,7 +612,7 @@ class Conversation(LinkListener):
             await self._task.queue_frame(TTSSpeakFrame(goodbye, append_to_context=False))
             await self._wait_until_quiet()
         if self.settings.is_call:
-            await database_sync_to_async(call_end)(self.settings, reason=reason)
+            await _provider_request(call_end)(self.settings, reason=reason)
         if self._task is not None:
             await self._task.queue_frame(EndFrame())
 
@@ -1022,7 +1043,7 @@ class Conversation(LinkListener):
             return
         name = target.get("description") or ("a phone number" if target.get("number") else "a team member")
         try:
-            said = await database_sync_to_async(call_transfer)(self.settings, target)
+            said = await _provider_request(call_transfer)(self.settings, target)
         except ToolFailed as failure:
             await self._record_turn(
                 role="tool", text=str(failure), tool={"name": "transfer_call", "ok": False, "target": name}
@@ -1050,7 +1071,7 @@ class Conversation(LinkListener):
         else:
             self._texts_sent += 1  # taken before the send: calls the LLM makes at once count against each other
             try:
-                said = await database_sync_to_async(text_the_caller)(self.settings, body)
+                said = await _provider_request(text_the_caller)(self.settings, body)
             except ToolFailed as error:
                 self._texts_sent -= 1
                 failure = error
