@@ -46,6 +46,12 @@ ENGINE_AUDIO_LEAD_SECONDS = env("ENGINE_AUDIO_LEAD_SECONDS", default=0.12, cast=
 # joined). Each frame costs the same work whatever its length, so longer frames cost less CPU per call;
 # the VAD hears the caller up to a frame later.
 ENGINE_AUDIO_IN_FRAME_MS = env("ENGINE_AUDIO_IN_FRAME_MS", default=40, cast=int)
+# The agent's audio is sent on a grid of this many milliseconds shared by the process's calls (each frame
+# still at most ENGINE_AUDIO_LEAD_SECONDS ahead of its playing, and at most this much less): the calls'
+# frames go out together, in one wake-up of the event loop. 0 sends each frame the moment its lead allows.
+ENGINE_AUDIO_OUT_ALIGN_MS = env("ENGINE_AUDIO_OUT_ALIGN_MS", default=20.0, cast=float)
+if not 0 <= ENGINE_AUDIO_OUT_ALIGN_MS < ENGINE_AUDIO_LEAD_SECONDS * 1000:
+    raise ImproperlyConfigured("ENGINE_AUDIO_OUT_ALIGN_MS must be 0 or more, and less than the audio lead.")
 # A caller silent this long is asked whether they are still there; after this many prompts unanswered
 # the call ends.
 ENGINE_SILENCE_TIMEOUT_SECONDS = env("ENGINE_SILENCE_TIMEOUT_SECONDS", default=10.0, cast=float)

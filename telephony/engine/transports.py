@@ -21,6 +21,7 @@ nothing is lost; an interruption (the caller took the turn) drops it.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -49,6 +50,12 @@ def _audio_lead() -> float:
     from django.conf import settings
 
     return float(settings.ENGINE_AUDIO_LEAD_SECONDS)
+
+
+def _audio_out_align() -> float:
+    from django.conf import settings
+
+    return float(settings.ENGINE_AUDIO_OUT_ALIGN_MS) / 1000
 
 
 def _audio_in_frame_ms() -> int:
@@ -196,6 +203,7 @@ class LinkOutputTransport(BaseOutputTransport):
         super().__init__(params, **kwargs)
         self._link = link
         self._configured_lead = _audio_lead() if lead is None else lead
+        self._align = _audio_out_align()
         self._lead = self._configured_lead
         self._playhead = 0.0  # monotonic time at which the audio sent so far finishes playing
         self._since_mark_ms = 0.0
@@ -324,8 +332,15 @@ class LinkOutputTransport(BaseOutputTransport):
         await self._link.send(f'{{"event":"mark","streamSid":"{self._link.stream_sid}","mark":{{"name":"{name}"}}}}')
 
     async def _keep_lead(self):
-        """Until the audio sent plays out within ``lead`` seconds."""
-        wait = self._playhead - self._lead - time.monotonic()
+        """Until the audio sent plays out within ``lead`` seconds.
+
+        [!!] Woken on the process's ``align`` grid (ENGINE_AUDIO_OUT_ALIGN_MS), at most that much later: every
+        call speaking wakes at the same moments, and the event loop sends all their frames in one go instead
+        of waking for each call's frame apart (a wake-up of the loop costs more than the frame's work)."""
+        due = self._playhead - self._lead
+        if self._align > 0:
+            due = math.ceil(due / self._align) * self._align
+        wait = due - time.monotonic()
         if wait > 0:
             await asyncio.sleep(wait)
 
