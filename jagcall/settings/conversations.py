@@ -46,6 +46,12 @@ ENGINE_AUDIO_LEAD_SECONDS = env("ENGINE_AUDIO_LEAD_SECONDS", default=0.12, cast=
 # joined). Each frame costs the same work whatever its length, so longer frames cost less CPU per call;
 # the VAD hears the caller up to a frame later.
 ENGINE_AUDIO_IN_FRAME_MS = env("ENGINE_AUDIO_IN_FRAME_MS", default=40, cast=int)
+# Silero scores the calls' audio windows together: a window waits up to this long for other calls' windows
+# (not at all when every call speaking to the process has one waiting). One run of the model for many
+# windows costs little more than a run for one; 0 scores each window on its own, at once.
+ENGINE_VAD_BATCH_MS = env("ENGINE_VAD_BATCH_MS", default=10.0, cast=float)
+if ENGINE_VAD_BATCH_MS < 0:
+    raise ImproperlyConfigured("ENGINE_VAD_BATCH_MS must be 0 (no batching) or more.")
 # The agent's audio is sent on a grid of this many milliseconds shared by the process's calls (each frame
 # still at most ENGINE_AUDIO_LEAD_SECONDS ahead of its playing, and at most this much less): the calls'
 # frames go out together, in one wake-up of the event loop. 0 sends each frame the moment its lead allows.

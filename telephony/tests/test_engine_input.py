@@ -17,6 +17,7 @@ from pipecat.frames.frames import InputAudioRawFrame, InputDTMFFrame
 from pipecat.serializers.twilio import TwilioFrameSerializer
 from pipecat.transports.base_transport import TransportParams
 
+from telephony.engine import analyzers
 from telephony.engine.analyzers import SharedSileroVAD, SharedSmartTurn, _smart_turn_executor
 from telephony.engine.transports import ConsumerLink, LinkInputTransport
 
@@ -76,20 +77,22 @@ async def test_audio_joined_so_far_goes_on_before_a_key_press_and_keeps_its_orde
     assert len(set(decoded.tolist())) == 1 and decoded[0] != np.frombuffer(frames[0].audio, dtype=np.int16)[0]
 
 
-async def test_the_vad_hears_the_caller_on_the_event_loop_not_in_a_thread():
+async def test_the_vad_hears_the_caller_on_the_event_loop_not_in_a_thread(monkeypatch):
+    session = analyzers._vad_session()
+    threads = []
+
+    class Watched:
+        def run(self, *args, **kwargs):
+            threads.append(threading.current_thread())
+            return session.run(*args, **kwargs)
+
+    monkeypatch.setattr(analyzers, "_vad_session", lambda: Watched())
     vad = SharedSileroVAD(params=VADParams())
     vad.set_sample_rate(8000)
-    threads = []
-    confidence = vad.voice_confidence
-
-    def recording(buffer):
-        threads.append(threading.current_thread())
-        return confidence(buffer)
-
-    vad.voice_confidence = recording
     speech = (np.sin(np.arange(320) / 8000 * 2 * np.pi * 220) * 8000).astype(np.int16).tobytes()
     for _ in range(10):
         await vad.analyze_audio(speech)
+    await vad.cleanup()
     assert len(threads) == 12  # 400 ms of audio: twelve 32 ms windows, the rest kept for the next frame
     assert set(threads) == {threading.main_thread()}
 
