@@ -29,6 +29,7 @@ from importlib import import_module
 
 from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer, AsyncWebsocketConsumer
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -285,10 +286,22 @@ class ProviderStreamConsumer(AsyncWebsocketConsumer):
                 )
 
     async def __call__(self, scope, receive, send):
+        """The server's messages, one after another, and no channel layer.
+
+        [!!] Channels' consumer also listens on a channel of the channel layer, and for that waits on two
+        tasks at once, making a new task for every message it receives: a call's stream sends fifty a
+        second, each one a task, a wait on two and more turns of the event loop. Nothing addresses a
+        provider's stream through the channel layer (it joins no group, and its channel is never given
+        out), so it reads the server's messages in order, as Channels does when there is no layer.
+        """
+        self.scope = scope
+        self.channel_layer = None
+        self.base_send = send
         try:
-            await super().__call__(scope, receive, send)
-        finally:
-            _forget_receive_buffer(self)
+            while True:
+                await self.dispatch(await receive())
+        except StopConsumer:
+            pass
 
     async def dispatch(self, message):
         await _dispatch(self, message, super().dispatch)

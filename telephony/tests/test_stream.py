@@ -268,6 +268,39 @@ async def test_media_messages_do_not_each_sweep_database_connections(organizatio
     assert await sync_to_async(_kinds)(call) == ["stream.started", "in-progress", "engine.unavailable", "stream.stopped"]
 
 
+async def test_media_messages_are_read_in_order_without_a_task_each_or_a_channel_of_the_layer(organization):
+    """Channels' consumer listens on the channel layer too, and makes a task for every message it receives so
+    as to wait on both; a call's stream takes its 50 messages a second straight from the server instead."""
+    import asyncio
+
+    layer = get_channel_layer()
+    channels_before = set(layer.receive_buffer)
+    loop = asyncio.get_running_loop()
+    made = []
+    factory = loop.get_task_factory()
+
+    def counting(loop, coro, **kwargs):
+        made.append(getattr(coro, "__qualname__", repr(coro)))
+        return factory(loop, coro, **kwargs) if factory else asyncio.Task(coro, loop=loop, **kwargs)
+
+    call = await sync_to_async(_call)(organization)
+    token = await sync_to_async(stream_token_issue)(call)
+    communicator = await _open(call.id)
+    await communicator.send_to(text_data=_start(token))
+    loop.set_task_factory(counting)
+    try:
+        for _ in range(100):
+            await communicator.send_to(text_data=json.dumps({"event": "media", "media": {"payload": "//8="}}))
+        await communicator.send_to(text_data=json.dumps({"event": "stop", "stop": {"callSid": call.twilio_sid}}))
+        assert await _closed_with(communicator, 1000)
+    finally:
+        loop.set_task_factory(factory)
+    await communicator.disconnect()
+    assert len(made) < 20, f"{len(made)} tasks for 101 messages: {sorted(set(made))}"
+    assert set(layer.receive_buffer) == channels_before  # no channel was made for the stream
+    assert await sync_to_async(_kinds)(call) == ["stream.started", "in-progress", "engine.unavailable", "stream.stopped"]
+
+
 @pytest.mark.parametrize(("answered_by", "carried"), [("machine_end_beep", True), ("human", True),
                                                       ("robot", False), ('"/><Hangup/><x a="', False), ("", False)])  # fmt: skip
 def test_the_stream_carries_only_twilios_own_answered_by_values(organization, settings, answered_by, carried):
